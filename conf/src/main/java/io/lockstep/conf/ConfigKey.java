@@ -1,0 +1,111 @@
+package io.lockstep.conf;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import java.util.Objects;
+import java.util.function.Predicate;
+
+/**
+ * One configuration key, declared once: its name, type, unit, default, one-line doc and check.
+ *
+ * @param <T> the Java type of the value
+ */
+public final class ConfigKey<T> {
+  /** How a value of this key is read from HOCON. */
+  @FunctionalInterface
+  interface Reader<T> {
+    T read(Config config, String path);
+  }
+
+  private final String name;
+  private final String type;
+  private final String unit;
+  private final String defaultValue;
+  private final String doc;
+  private final Reader<T> reader;
+  private final Predicate<T> check;
+  private final String checkDoc;
+
+  ConfigKey(
+      String name,
+      String type,
+      String unit,
+      String defaultValue,
+      String doc,
+      Reader<T> reader,
+      Predicate<T> check,
+      String checkDoc) {
+    this.name = Objects.requireNonNull(name);
+    this.type = type;
+    this.unit = unit;
+    this.defaultValue = defaultValue;
+    this.doc = doc;
+    this.reader = reader;
+    this.check = check;
+    this.checkDoc = checkDoc;
+  }
+
+  /** The full HOCON path, e.g. {@code lockstep.train.batch-size}. */
+  public String name() {
+    return name;
+  }
+
+  /** The value's type as users write it: int, double, string, duration, bytes, enum values. */
+  public String type() {
+    return type;
+  }
+
+  /** The unit, or an empty string where the value has none. */
+  public String unit() {
+    return unit;
+  }
+
+  /** The default, as HOCON text. */
+  public String defaultValue() {
+    return defaultValue;
+  }
+
+  /** One line that says what the key does. */
+  public String doc() {
+    return doc;
+  }
+
+  /** The constraint a value must satisfy, in words. */
+  public String checkDoc() {
+    return checkDoc;
+  }
+
+  /**
+   * Reads and checks this key's value.
+   *
+   * @throws ConfigurationException naming the key, the value and the fix when the value is
+   *     malformed or out of range
+   */
+  T read(Config config) {
+    final T value;
+    try {
+      value = reader.read(config, name);
+    } catch (ConfigException.WrongType | ConfigException.BadValue e) {
+      throw new ConfigurationException(
+          name
+              + "="
+              + render(config)
+              + " is not a valid "
+              + type
+              + "; set it to "
+              + checkDoc
+              + " (default "
+              + defaultValue
+              + ")");
+    }
+    if (!check.test(value)) {
+      throw new ConfigurationException(
+          name + "=" + render(config) + " must be " + checkDoc + " (default " + defaultValue + ")");
+    }
+    return value;
+  }
+
+  private String render(Config config) {
+    return config.getValue(name).render(com.typesafe.config.ConfigRenderOptions.concise());
+  }
+}

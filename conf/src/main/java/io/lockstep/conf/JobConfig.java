@@ -1,0 +1,277 @@
+package io.lockstep.conf;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigParseOptions;
+import com.typesafe.config.ConfigSyntax;
+import com.typesafe.config.ConfigValueFactory;
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+/**
+ * The immutable, validated configuration of one training job. The driver builds it once and ships
+ * it to every executor, so it holds only plain values.
+ *
+ * @param jobName the job's name
+ * @param modelName the model to train
+ * @param dataDir where the dataset lives (a folder or Hadoop URI)
+ * @param dataMean normalization mean
+ * @param dataStd normalization standard deviation
+ * @param workers number of data-parallel workers
+ * @param epochs passes over the training set
+ * @param batchSize global batch per step
+ * @param maxStepsPerEpoch cap on steps per epoch, 0 for none
+ * @param seed seed of weights and shuffles
+ * @param optimizer update rule
+ * @param learningRate learning rate
+ * @param momentum momentum for momentum/nesterov
+ * @param weightDecay L2 coefficient
+ * @param workerThreads OpenMP threads per worker
+ * @param evalBatchSize evaluation batch
+ * @param sparkMaster Spark master URL, empty for local mode
+ * @param runDir run directory, empty for a generated one
+ * @param transport worker-server transport
+ * @param psHost parameter server address
+ * @param psPort parameter server UDP port
+ * @param stepTimeout longest wait for one step's gradients or result
+ * @param connectTimeout longest wait for peers to connect
+ * @param chunkBytes gradient chunk payload
+ * @param termLengthBytes Aeron term length
+ */
+public record JobConfig(
+    String jobName,
+    String modelName,
+    String dataDir,
+    double dataMean,
+    double dataStd,
+    int workers,
+    int epochs,
+    int batchSize,
+    int maxStepsPerEpoch,
+    long seed,
+    Optimizer optimizer,
+    double learningRate,
+    double momentum,
+    double weightDecay,
+    int workerThreads,
+    int evalBatchSize,
+    String sparkMaster,
+    String runDir,
+    Transport transport,
+    String psHost,
+    int psPort,
+    Duration stepTimeout,
+    Duration connectTimeout,
+    long chunkBytes,
+    long termLengthBytes)
+    implements Serializable {
+
+  private static final String ROOT = "lockstep";
+
+  /**
+   * Reads a job from layered HOCON: later layers override earlier ones, the declared defaults come
+   * last.
+   *
+   * @param layers job file first, overrides after it
+   * @return the validated configuration
+   * @throws ConfigurationException on an unknown key, a malformed value or a value out of range
+   */
+  public static JobConfig load(Config... layers) {
+    Config merged = ConfigFactory.empty();
+    for (int i = layers.length - 1; i >= 0; i--) {
+      merged = merged.withFallback(layers[i]);
+    }
+    rejectUnknownKeys(merged);
+    final Config config = merged.withFallback(defaults()).resolve();
+    final JobConfig job =
+        new JobConfig(
+            Keys.JOB_NAME.read(config),
+            Keys.MODEL_NAME.read(config),
+            Keys.DATA_DIR.read(config),
+            Keys.DATA_MEAN.read(config),
+            Keys.DATA_STD.read(config),
+            Keys.WORKERS.read(config),
+            Keys.EPOCHS.read(config),
+            Keys.BATCH_SIZE.read(config),
+            Keys.MAX_STEPS.read(config),
+            Keys.SEED.read(config),
+            Keys.OPTIMIZER.read(config),
+            Keys.LEARNING_RATE.read(config),
+            Keys.MOMENTUM.read(config),
+            Keys.WEIGHT_DECAY.read(config),
+            Keys.WORKER_THREADS.read(config),
+            Keys.EVAL_BATCH_SIZE.read(config),
+            Keys.SPARK_MASTER.read(config),
+            Keys.RUN_DIR.read(config),
+            Keys.TRANSPORT.read(config),
+            Keys.PS_HOST.read(config),
+            Keys.PS_PORT.read(config),
+            Keys.STEP_TIMEOUT.read(config),
+            Keys.CONNECT_TIMEOUT.read(config),
+            Keys.CHUNK_BYTES.read(config),
+            Keys.TERM_LENGTH_BYTES.read(config));
+    job.checkConsistency();
+    return job;
+  }
+
+  /**
+   * Parses HOCON text, such as a job file or one {@code KEY=VALUE} override.
+   *
+   * @param text HOCON source
+   * @param origin where the text came from, for error messages
+   * @return the parsed layer
+   * @throws ConfigurationException when the text is not valid HOCON
+   */
+  public static Config parse(String text, String origin) {
+    try {
+      return ConfigFactory.parseString(
+          text,
+          ConfigParseOptions.defaults().setSyntax(ConfigSyntax.CONF).setOriginDescription(origin));
+    } catch (ConfigException e) {
+      throw new ConfigurationException(origin + ": " + e.getMessage());
+    }
+  }
+
+  /**
+   * Builds a layer of {@code KEY=VALUE} overrides, each value taken as the literal text a user
+   * typed (a number, duration, size or path), never parsed as HOCON.
+   *
+   * @param overrides key to value text, in order
+   * @return a layer for {@link #load}
+   */
+  public static Config overrides(Map<String, String> overrides) {
+    Config layer = ConfigFactory.empty();
+    for (Map.Entry<String, String> e : overrides.entrySet()) {
+      try {
+        layer =
+            layer.withValue(e.getKey(), ConfigValueFactory.fromAnyRef(e.getValue(), "override"));
+      } catch (ConfigException.BadPath bad) {
+        throw new ConfigurationException(
+            "override key '"
+                + e.getKey()
+                + "' is not a key path; `bin/lockstep config` lists the keys");
+      }
+    }
+    return layer;
+  }
+
+  /**
+   * Returns a copy with the named keys replaced, for programmatic overrides.
+   *
+   * @param overrides key to value text
+   * @return the validated configuration
+   */
+  public JobConfig with(Map<String, String> overrides) {
+    return load(toConfig(), overrides(overrides));
+  }
+
+  /** Steps of one epoch for a training set of {@code samples}, after the max-steps cap. */
+  public int stepsPerEpoch(int samples) {
+    final int full = (samples + batchSize - 1) / batchSize;
+    return maxStepsPerEpoch == 0 ? full : Math.min(full, maxStepsPerEpoch);
+  }
+
+  /**
+   * This configuration as HOCON, every key explicit.
+   *
+   * @return a config that {@link #load} turns back into an equal record
+   */
+  public Config toConfig() {
+    final StringBuilder text = new StringBuilder();
+    final Object[] values = {
+      quote(jobName),
+      quote(modelName),
+      quote(dataDir),
+      dataMean,
+      dataStd,
+      workers,
+      epochs,
+      batchSize,
+      maxStepsPerEpoch,
+      seed,
+      Keys.lowerName(optimizer),
+      learningRate,
+      momentum,
+      weightDecay,
+      workerThreads,
+      evalBatchSize,
+      quote(sparkMaster),
+      quote(runDir),
+      Keys.lowerName(transport),
+      quote(psHost),
+      psPort,
+      stepTimeout.toNanos() + "ns",
+      connectTimeout.toNanos() + "ns",
+      chunkBytes,
+      termLengthBytes
+    };
+    for (int i = 0; i < values.length; i++) {
+      text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
+    }
+    return parse(text.toString(), "job config");
+  }
+
+  private void checkConsistency() {
+    if (batchSize < workers) {
+      throw new ConfigurationException(
+          Keys.BATCH_SIZE.name()
+              + "="
+              + batchSize
+              + " must be >= "
+              + Keys.WORKERS.name()
+              + "="
+              + workers
+              + " so every worker gets samples; raise the batch or use fewer workers");
+    }
+    if (Long.bitCount(termLengthBytes) != 1) {
+      throw new ConfigurationException(
+          Keys.TERM_LENGTH_BYTES.name() + "=" + termLengthBytes + " must be a power of two");
+    }
+    if (chunkBytes % Float.BYTES != 0 || chunkBytes > termLengthBytes / 8 - 64) {
+      throw new ConfigurationException(
+          Keys.CHUNK_BYTES.name()
+              + "="
+              + chunkBytes
+              + " must be a multiple of 4 and at most "
+              + Keys.TERM_LENGTH_BYTES.name()
+              + "/8 - 64 = "
+              + (termLengthBytes / 8 - 64)
+              + " (Aeron's largest message, less the frame header)");
+    }
+  }
+
+  private static String quote(String s) {
+    return ConfigFactory.empty()
+        .withValue("v", ConfigValueFactory.fromAnyRef(s))
+        .getValue("v")
+        .render(com.typesafe.config.ConfigRenderOptions.concise());
+  }
+
+  private static Config defaults() {
+    final StringBuilder text = new StringBuilder();
+    for (ConfigKey<?> key : Keys.ALL) {
+      text.append(key.name()).append(" = ").append(key.defaultValue()).append('\n');
+    }
+    return ConfigFactory.parseString(text.toString());
+  }
+
+  private static void rejectUnknownKeys(Config config) {
+    final Set<String> known =
+        Keys.ALL.stream().map(ConfigKey::name).collect(Collectors.toCollection(TreeSet::new));
+    for (Map.Entry<String, ?> entry : config.entrySet()) {
+      final String key = entry.getKey();
+      if (!known.contains(key)) {
+        throw new ConfigurationException(
+            "unknown configuration key "
+                + key
+                + (key.startsWith(ROOT + ".") ? "" : " (every key starts with lockstep.)")
+                + "; `bin/lockstep config` lists the keys");
+      }
+    }
+  }
+}

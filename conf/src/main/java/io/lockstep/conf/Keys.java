@@ -1,0 +1,333 @@
+package io.lockstep.conf;
+
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Every configuration key of Lockstep, each declared exactly once. {@code bin/lockstep config}
+ * prints this table; {@link JobConfig#load} reads and validates against it.
+ */
+public final class Keys {
+  /** The job's name, as shown in the summary and the Spark UI. */
+  public static final ConfigKey<String> JOB_NAME =
+      string("lockstep.job.name", "fashion-mnist-lenet", "the job's name, used in run directories");
+
+  /** Which model the job trains. */
+  public static final ConfigKey<String> MODEL_NAME =
+      string("lockstep.model.name", "lenet", "model to train; `bin/lockstep models` lists them");
+
+  /** Where the dataset lives. */
+  public static final ConfigKey<String> DATA_DIR =
+      string(
+          "lockstep.data.dir",
+          "/usr/share/datasets/fashion-mnist",
+          "folder or Hadoop URI (file://, hdfs://) holding the IDX files");
+
+  /** Normalization mean. */
+  public static final ConfigKey<Double> DATA_MEAN =
+      decimal(
+          "lockstep.data.mean", 0.2860, "", "pixel mean subtracted after scaling to [0,1]", 0, 1);
+
+  /** Normalization standard deviation. */
+  public static final ConfigKey<Double> DATA_STD =
+      positive("lockstep.data.std", 0.3530, "", "pixel std divided by after subtracting the mean");
+
+  /** Number of data-parallel workers. */
+  public static final ConfigKey<Integer> WORKERS =
+      integer(
+          "lockstep.train.workers", 2, "", "data-parallel workers (Spark barrier tasks)", 1, 4096);
+
+  /** Epochs to train. */
+  public static final ConfigKey<Integer> EPOCHS =
+      integer("lockstep.train.epochs", 1, "", "passes over the training set", 1, 100_000);
+
+  /** The global batch, split across workers. */
+  public static final ConfigKey<Integer> BATCH_SIZE =
+      integer(
+          "lockstep.train.batch-size",
+          128,
+          "samples",
+          "global batch per step, split across the workers",
+          1,
+          1 << 20);
+
+  /** Cap on the steps of each epoch. */
+  public static final ConfigKey<Integer> MAX_STEPS =
+      integer(
+          "lockstep.train.max-steps",
+          0,
+          "steps",
+          "cap on the steps of each epoch; 0 trains whole epochs",
+          0,
+          Integer.MAX_VALUE);
+
+  /** Seed of weights and shuffles. */
+  public static final ConfigKey<Long> SEED =
+      new ConfigKey<>(
+          "lockstep.train.seed",
+          "long",
+          "",
+          "0",
+          "seed of the initial weights and of every epoch's shuffle",
+          (c, p) -> c.getLong(p),
+          v -> true,
+          "any integer");
+
+  /** Optimizer name. */
+  public static final ConfigKey<Optimizer> OPTIMIZER =
+      enumeration(
+          "lockstep.optimizer.name",
+          Optimizer.class,
+          Optimizer.MOMENTUM,
+          "update rule applied to the averaged gradient");
+
+  /** Learning rate. */
+  public static final ConfigKey<Double> LEARNING_RATE =
+      positive("lockstep.optimizer.learning-rate", 0.05, "", "learning rate of the update rule");
+
+  /** Momentum for momentum and Nesterov. */
+  public static final ConfigKey<Double> MOMENTUM =
+      decimal(
+          "lockstep.optimizer.momentum",
+          0.9,
+          "",
+          "momentum of the momentum and nesterov rules",
+          0,
+          0.999999);
+
+  /** L2 weight decay. */
+  public static final ConfigKey<Double> WEIGHT_DECAY =
+      decimal(
+          "lockstep.optimizer.weight-decay",
+          0.0,
+          "",
+          "L2 weight decay coefficient added to the gradient",
+          0,
+          1);
+
+  /** Intra-op threads per worker. */
+  public static final ConfigKey<Integer> WORKER_THREADS =
+      integer(
+          "lockstep.worker.threads",
+          1,
+          "threads",
+          "OpenMP threads per worker; workers x threads should not exceed a host's cores",
+          1,
+          1024);
+
+  /** Evaluation batch. */
+  public static final ConfigKey<Integer> EVAL_BATCH_SIZE =
+      integer(
+          "lockstep.eval.batch-size",
+          1000,
+          "samples",
+          "batch used to evaluate the test set",
+          1,
+          1 << 20);
+
+  /** Spark master. */
+  public static final ConfigKey<String> SPARK_MASTER =
+      string(
+          "lockstep.spark.master",
+          "",
+          "Spark master URL; empty runs Spark local mode with one thread per worker");
+
+  /** Run directory. */
+  public static final ConfigKey<String> RUN_DIR =
+      string(
+          "lockstep.run.dir",
+          "",
+          "folder for summary.json and model.zip; empty means runs/<job>-<timestamp>");
+
+  /** Transport between workers and the parameter server. */
+  public static final ConfigKey<Transport> TRANSPORT =
+      enumeration(
+          "lockstep.ps.transport",
+          Transport.class,
+          Transport.IPC,
+          "ipc when every worker shares the server's host, udp across hosts");
+
+  /** Address the parameter server binds to for UDP. */
+  public static final ConfigKey<String> PS_HOST =
+      string(
+          "lockstep.ps.host",
+          "127.0.0.1",
+          "address the parameter server binds and workers reach it at (udp transport)");
+
+  /** UDP port of the parameter server. */
+  public static final ConfigKey<Integer> PS_PORT =
+      integer(
+          "lockstep.ps.port",
+          40123,
+          "",
+          "UDP port for gradients; the next port carries results (udp transport)",
+          1024,
+          65534);
+
+  /** Step timeout. */
+  public static final ConfigKey<Duration> STEP_TIMEOUT =
+      duration(
+          "lockstep.ps.step-timeout",
+          "120s",
+          "longest wait for every worker's gradient of one step, and for its result");
+
+  /** Connect timeout. */
+  public static final ConfigKey<Duration> CONNECT_TIMEOUT =
+      duration(
+          "lockstep.ps.connect-timeout", "60s", "longest wait for workers and server to connect");
+
+  /** Gradient chunk size. */
+  public static final ConfigKey<Long> CHUNK_BYTES =
+      bytes(
+          "lockstep.ps.chunk-size",
+          "1MiB",
+          "payload of one gradient message; at most term-length/8 and a multiple of 4",
+          4096,
+          16L << 20);
+
+  /** Aeron term length. */
+  public static final ConfigKey<Long> TERM_LENGTH_BYTES =
+      bytes(
+          "lockstep.ps.term-length",
+          "16MiB",
+          "Aeron term buffer length, a power of two; the largest message is a term/8",
+          64L << 10,
+          1L << 30);
+
+  static final List<ConfigKey<?>> ALL =
+      List.of(
+          JOB_NAME,
+          MODEL_NAME,
+          DATA_DIR,
+          DATA_MEAN,
+          DATA_STD,
+          WORKERS,
+          EPOCHS,
+          BATCH_SIZE,
+          MAX_STEPS,
+          SEED,
+          OPTIMIZER,
+          LEARNING_RATE,
+          MOMENTUM,
+          WEIGHT_DECAY,
+          WORKER_THREADS,
+          EVAL_BATCH_SIZE,
+          SPARK_MASTER,
+          RUN_DIR,
+          TRANSPORT,
+          PS_HOST,
+          PS_PORT,
+          STEP_TIMEOUT,
+          CONNECT_TIMEOUT,
+          CHUNK_BYTES,
+          TERM_LENGTH_BYTES);
+
+  private Keys() {}
+
+  /**
+   * Every declared key, in declaration order.
+   *
+   * @return an immutable list
+   */
+  public static List<ConfigKey<?>> all() {
+    return ALL;
+  }
+
+  private static ConfigKey<String> string(String name, String def, String doc) {
+    return new ConfigKey<>(
+        name, "string", "", '"' + def + '"', doc, (c, p) -> c.getString(p), v -> true, "a string");
+  }
+
+  private static ConfigKey<Integer> integer(
+      String name, int def, String unit, String doc, int min, int max) {
+    return new ConfigKey<>(
+        name,
+        "int",
+        unit,
+        Integer.toString(def),
+        doc,
+        (c, p) -> c.getInt(p),
+        v -> v >= min && v <= max,
+        "an integer in [" + min + ", " + max + "]");
+  }
+
+  private static ConfigKey<Double> decimal(
+      String name, double def, String unit, String doc, double min, double max) {
+    return new ConfigKey<>(
+        name,
+        "double",
+        unit,
+        Double.toString(def),
+        doc,
+        (c, p) -> c.getDouble(p),
+        v -> v >= min && v <= max,
+        "a number in [" + min + ", " + max + "]");
+  }
+
+  private static ConfigKey<Double> positive(String name, double def, String unit, String doc) {
+    return new ConfigKey<>(
+        name,
+        "double",
+        unit,
+        Double.toString(def),
+        doc,
+        (c, p) -> c.getDouble(p),
+        v -> v > 0 && Double.isFinite(v),
+        "a finite number > 0");
+  }
+
+  private static ConfigKey<Duration> duration(String name, String def, String doc) {
+    return new ConfigKey<>(
+        name,
+        "duration",
+        "time",
+        def,
+        doc,
+        (c, p) -> c.getDuration(p),
+        v -> !v.isNegative() && !v.isZero(),
+        "a duration > 0 such as 30s or 2m");
+  }
+
+  private static ConfigKey<Long> bytes(String name, String def, String doc, long min, long max) {
+    return new ConfigKey<>(
+        name,
+        "bytes",
+        "bytes",
+        def,
+        doc,
+        (c, p) -> c.getBytes(p),
+        v -> v >= min && v <= max,
+        "a size in [" + min + ", " + max + "] bytes such as 1MiB");
+  }
+
+  private static <E extends Enum<E>> ConfigKey<E> enumeration(
+      String name, Class<E> type, E def, String doc) {
+    final String values =
+        String.join(
+            "|",
+            Arrays.stream(type.getEnumConstants()).map(Keys::lowerName).toArray(String[]::new));
+    return new ConfigKey<>(
+        name,
+        values,
+        "",
+        lowerName(def),
+        doc,
+        (c, p) -> {
+          final String text = c.getString(p);
+          for (E e : type.getEnumConstants()) {
+            if (lowerName(e).equals(text.trim().toLowerCase(Locale.ROOT))) {
+              return e;
+            }
+          }
+          throw new com.typesafe.config.ConfigException.BadValue(p, "unknown value " + text);
+        },
+        v -> true,
+        "one of " + values);
+  }
+
+  static String lowerName(Enum<?> e) {
+    return e.name().toLowerCase(Locale.ROOT);
+  }
+}

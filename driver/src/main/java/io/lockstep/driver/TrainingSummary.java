@@ -1,0 +1,67 @@
+package io.lockstep.driver;
+
+import java.util.List;
+
+/**
+ * What a finished run reports; written to {@code summary.json} with these field names in
+ * snake_case.
+ *
+ * @param job the job's name
+ * @param model the model's name
+ * @param workers data-parallel workers
+ * @param batchSize global batch
+ * @param epochs epochs trained
+ * @param steps optimizer steps in all
+ * @param parameters trainable parameters
+ * @param seed the seed
+ * @param testAccuracy accuracy on the test set after the last epoch
+ * @param imagesPerSecond training samples per second of the training stages
+ * @param wallSeconds the run's whole wall time, start-up and evaluation included
+ * @param trainSeconds the wall time of the training stages
+ * @param sparkMaster the Spark master the run used
+ * @param transport the worker-server transport
+ * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
+ * @param rejectedFrames frames the server dropped
+ * @param history one entry per epoch
+ */
+public record TrainingSummary(
+    String job,
+    String model,
+    int workers,
+    int batchSize,
+    int epochs,
+    long steps,
+    long parameters,
+    long seed,
+    double testAccuracy,
+    double imagesPerSecond,
+    double wallSeconds,
+    double trainSeconds,
+    String sparkMaster,
+    String transport,
+    Phases phaseSeconds,
+    long rejectedFrames,
+    List<Epoch> history) {
+
+  /**
+   * Mean seconds per worker in each phase of a step.
+   *
+   * @param data assembling batches
+   * @param compute forward and backward
+   * @param sync exchanging gradients, including waiting for the slowest worker
+   * @param apply the optimizer step
+   */
+  public record Phases(double data, double compute, double sync, double apply) {}
+
+  /**
+   * One epoch.
+   *
+   * @param epoch the epoch, from 1
+   * @param steps its steps
+   * @param trainLoss mean training loss over its samples
+   * @param testAccuracy accuracy on the test set after it
+   * @param seconds wall time of its training stage
+   */
+  public record Epoch(
+      int epoch, int steps, double trainLoss, double testAccuracy, double seconds) {}
+}

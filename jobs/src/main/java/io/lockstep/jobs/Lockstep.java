@@ -1,0 +1,213 @@
+package io.lockstep.jobs;
+
+import com.typesafe.config.Config;
+import io.lockstep.conf.ConfigKey;
+import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
+import io.lockstep.driver.TrainingDriver;
+import io.lockstep.driver.TrainingSummary;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The {@code lockstep} command line: {@code train} and {@code config}. */
+@Command(
+    name = "lockstep",
+    mixinStandardHelpOptions = true,
+    version = "lockstep 0.1.0",
+    description = "Data-parallel training of convolutional networks on Apache Spark.",
+    subcommands = {Lockstep.Train.class, Lockstep.PrintConfig.class})
+public final class Lockstep implements Runnable {
+  private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
+
+  /** The jobs shipped in this jar. */
+  static final List<String> JOBS = List.of("fashion-mnist-lenet");
+
+  @Override
+  public void run() {
+    CommandLine.usage(this, System.out);
+  }
+
+  /**
+   * Runs the command line and exits with its status.
+   *
+   * @param args the arguments
+   */
+  public static void main(String[] args) {
+    System.exit(execute(args));
+  }
+
+  /**
+   * Runs the command line.
+   *
+   * @param args the arguments
+   * @return 0 on success, 1 on a failed run, 2 on bad usage or configuration
+   */
+  public static int execute(String... args) {
+    final CommandLine cli = new CommandLine(new Lockstep());
+    cli.setExecutionExceptionHandler(
+        (e, commandLine, parseResult) -> {
+          final Throwable root = rootCause(e);
+          commandLine.getErr().println("lockstep: " + message(root));
+          return e instanceof ConfigurationException ? 2 : 1;
+        });
+    return cli.execute(args);
+  }
+
+  private static Throwable rootCause(Throwable e) {
+    Throwable cause = e;
+    while (cause.getCause() != null
+        && cause.getCause() != cause
+        && !(cause instanceof ConfigurationException)) {
+      cause = cause.getCause();
+    }
+    return cause;
+  }
+
+  private static String message(Throwable e) {
+    final String message = e.getMessage();
+    return message == null ? e.getClass().getName() : message.lines().findFirst().orElse(message);
+  }
+
+  /** Reads a job: a name shipped in the jar, or a HOCON file. */
+  static Config jobLayer(String job) {
+    if (job.endsWith(".conf")) {
+      final Path file = Path.of(job);
+      if (!Files.isRegularFile(file)) {
+        throw new ConfigurationException(job + ": no such job file");
+      }
+      try {
+        return JobConfig.parse(Files.readString(file, StandardCharsets.UTF_8), job);
+      } catch (IOException e) {
+        throw new ConfigurationException(job + ": cannot read (" + e.getMessage() + ")");
+      }
+    }
+    try (InputStream in = Lockstep.class.getResourceAsStream(JOB_RESOURCES + job + ".conf")) {
+      if (in == null) {
+        throw new ConfigurationException(
+            "no job named '" + job + "'; use one of " + JOBS + " or a FILE.conf");
+      }
+      return JobConfig.parse(new String(in.readAllBytes(), StandardCharsets.UTF_8), job);
+    } catch (IOException e) {
+      throw new ConfigurationException(job + ": cannot read the job (" + e.getMessage() + ")");
+    }
+  }
+
+  /** {@code lockstep train}. */
+  @Command(name = "train", description = "Train a job (a shipped job's name or a FILE.conf).")
+  static final class Train implements Callable<Integer> {
+    @Parameters(
+        index = "0",
+        arity = "0..1",
+        defaultValue = "fashion-mnist-lenet",
+        description = "job name or FILE.conf (default: ${DEFAULT-VALUE})")
+    String job;
+
+    @Option(names = "--workers", description = "data-parallel workers")
+    Integer workers;
+
+    @Option(names = "--epochs", description = "passes over the training set")
+    Integer epochs;
+
+    @Option(names = "--batch-size", description = "global batch, split across workers")
+    Integer batchSize;
+
+    @Option(names = "--seed", description = "seed of weights and shuffles")
+    Long seed;
+
+    @Option(names = "--max-steps", description = "cap on the steps of each epoch")
+    Integer maxSteps;
+
+    @Option(names = "--optimizer", description = "sgd|momentum|nesterov|adam|adagrad|rmsprop")
+    String optimizer;
+
+    @Option(names = "--learning-rate", description = "learning rate")
+    Double learningRate;
+
+    @Option(names = "--data-dir", description = "folder or Hadoop URI with the dataset")
+    String dataDir;
+
+    @Option(names = "--run-dir", description = "where summary.json and model.zip go")
+    String runDir;
+
+    @Option(names = "--set", description = "any configuration key: --set KEY=VALUE (repeatable)")
+    List<String> sets = List.of();
+
+    @Override
+    public Integer call() {
+      final Map<String, String> overrides = new LinkedHashMap<>();
+      put(overrides, Keys.WORKERS, workers);
+      put(overrides, Keys.EPOCHS, epochs);
+      put(overrides, Keys.BATCH_SIZE, batchSize);
+      put(overrides, Keys.SEED, seed);
+      put(overrides, Keys.MAX_STEPS, maxSteps);
+      put(overrides, Keys.OPTIMIZER, optimizer);
+      put(overrides, Keys.LEARNING_RATE, learningRate);
+      put(overrides, Keys.DATA_DIR, dataDir);
+      put(overrides, Keys.RUN_DIR, runDir);
+      for (String set : sets) {
+        final int eq = set.indexOf('=');
+        if (eq <= 0) {
+          throw new ConfigurationException("--set " + set + ": expected KEY=VALUE");
+        }
+        overrides.put(set.substring(0, eq).trim(), set.substring(eq + 1).trim());
+      }
+      final JobConfig config = JobConfig.load(jobLayer(job), JobConfig.overrides(overrides));
+      final Path run =
+          config.runDir().isEmpty()
+              ? Path.of(
+                  "runs",
+                  config.jobName()
+                      + "-"
+                      + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
+              : Path.of(config.runDir());
+      final TrainingSummary summary = TrainingDriver.train(config, run);
+      System.out.printf(
+          "%s: test accuracy %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
+          summary.job(),
+          summary.testAccuracy(),
+          summary.epochs(),
+          summary.imagesPerSecond(),
+          summary.wallSeconds(),
+          run);
+      return 0;
+    }
+
+    private static void put(Map<String, String> overrides, ConfigKey<?> key, Object value) {
+      if (value != null) {
+        overrides.put(key.name(), value.toString());
+      }
+    }
+  }
+
+  /** {@code lockstep config}. */
+  @Command(name = "config", description = "Print every configuration key with default, unit, doc.")
+  static final class PrintConfig implements Callable<Integer> {
+    @Override
+    public Integer call() {
+      for (ConfigKey<?> key : Keys.all()) {
+        System.out.printf(
+            "%-32s %-12s default %-36s %s%s%n",
+            key.name(),
+            key.type(),
+            key.defaultValue(),
+            key.doc(),
+            key.unit().isEmpty() ? "" : " [" + key.unit() + "]");
+      }
+      return 0;
+    }
+  }
+}

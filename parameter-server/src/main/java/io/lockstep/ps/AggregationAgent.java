@@ -1,0 +1,285 @@
+package io.lockstep.ps;
+
+import io.aeron.FragmentAssembler;
+import io.aeron.Publication;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.FragmentHandler;
+import io.aeron.logbuffer.Header;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.BufferUtil;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The server's duty cycle: receives gradient chunks, keeps each worker's contribution, and once a
+ * chunk is complete adds the contributions in rank order and publishes the sum to every worker.
+ * Single-threaded: all state below is written by the agent thread only; {@link #stepsCompleted} and
+ * the failure are published for readers on other threads.
+ */
+final class AggregationAgent implements Agent, FragmentHandler {
+  private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
+  private static final int FRAGMENT_LIMIT = 64;
+  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+
+  private final ServerAddress address;
+  private final Subscription subscription;
+  private final FramePublisher results;
+  private final FragmentAssembler assembler = new FragmentAssembler(this);
+  private final NanoClock clock;
+  private final long stepTimeoutNs;
+  private final ChunkLayout layout;
+  private final int chunkCount;
+  private final UnsafeBuffer[] contributions;
+  private final UnsafeBuffer sum;
+  private final boolean[] received;
+  private final int[] chunkArrivals;
+  private final int[] samples;
+  private final AtomicLong stepsCompleted = new AtomicLong();
+  private final AtomicLong rejectedFrames = new AtomicLong();
+  private volatile String failure;
+
+  private long step;
+  private int chunksCompleted;
+  private long stepDeadlineNs = Long.MAX_VALUE;
+
+  AggregationAgent(
+      ServerAddress address,
+      Subscription subscription,
+      Publication publication,
+      NanoClock clock,
+      long stepTimeoutNs) {
+    this.address = address;
+    this.subscription = subscription;
+    this.clock = clock;
+    this.stepTimeoutNs = stepTimeoutNs;
+    this.results =
+        new FramePublisher(
+            publication,
+            clock,
+            new BackoffIdleStrategy(),
+            stepTimeoutNs,
+            () -> {},
+            "parameter server");
+    this.layout = address.layout();
+    this.chunkCount = layout.chunkCount();
+    final int vectorBytes = address.parameterCount() * Float.BYTES;
+    this.contributions = new UnsafeBuffer[address.workers()];
+    for (int rank = 0; rank < contributions.length; rank++) {
+      contributions[rank] = new UnsafeBuffer(allocate(vectorBytes));
+    }
+    this.sum = new UnsafeBuffer(allocate(vectorBytes));
+    this.received = new boolean[address.workers() * chunkCount];
+    this.chunkArrivals = new int[chunkCount];
+    this.samples = new int[address.workers()];
+    Arrays.fill(samples, -1);
+  }
+
+  private static ByteBuffer allocate(int bytes) {
+    return BufferUtil.allocateDirectAligned(bytes, 64);
+  }
+
+  @Override
+  public String roleName() {
+    return "lockstep-ps";
+  }
+
+  @Override
+  public int doWork() {
+    if (failure != null) {
+      return 0;
+    }
+    final int work = subscription.poll(assembler, FRAGMENT_LIMIT);
+    if (stepDeadlineNs != Long.MAX_VALUE && clock.nanoTime() - stepDeadlineNs > 0) {
+      failStep();
+    }
+    return work;
+  }
+
+  @Override
+  public void onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+    final String problem = problem(buffer, offset, length);
+    if (problem != null) {
+      final long rejected = rejectedFrames.incrementAndGet();
+      LOG.debug("rejected frame #{} at step {}: {}", rejected, step, problem);
+      return;
+    }
+    final int rank = Frame.rank(buffer, offset);
+    if (Frame.type(buffer, offset) == Frame.TYPE_ABORT) {
+      abort(
+          "worker "
+              + rank
+              + " failed at step "
+              + Frame.step(buffer, offset)
+              + ": "
+              + text(buffer, offset));
+      return;
+    }
+    final int chunk = Frame.chunkIndex(buffer, offset);
+    if (stepDeadlineNs == Long.MAX_VALUE) {
+      stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
+    }
+    samples[rank] = Frame.samples(buffer, offset);
+    received[rank * chunkCount + chunk] = true;
+    contributions[rank].putBytes(
+        layout.offsetBytes(chunk), buffer, offset + Frame.HEADER_LENGTH, layout.lengthBytes(chunk));
+    if (++chunkArrivals[chunk] == address.workers()) {
+      completeChunk(chunk);
+    }
+  }
+
+  private static String text(DirectBuffer buffer, int offset) {
+    return buffer.getStringWithoutLengthUtf8(
+        offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
+  }
+
+  private String problem(DirectBuffer buffer, int offset, int length) {
+    final String header = Frame.headerProblem(buffer, offset, length);
+    if (header != null) {
+      return header;
+    }
+    if (Frame.jobId(buffer, offset) != address.jobId()) {
+      return "frame of job " + Frame.jobId(buffer, offset);
+    }
+    final int rank = Frame.rank(buffer, offset);
+    if (rank < 0 || rank >= address.workers()) {
+      return "unknown rank " + rank;
+    }
+    if (Frame.type(buffer, offset) == Frame.TYPE_ABORT) {
+      return null;
+    }
+    if (Frame.type(buffer, offset) != Frame.TYPE_GRADIENT) {
+      return "not a gradient frame";
+    }
+    final long frameStep = Frame.step(buffer, offset);
+    if (frameStep != step) {
+      return "rank " + rank + " sent step " + frameStep + " while the server is at step " + step;
+    }
+    if (Frame.parameterCount(buffer, offset) != address.parameterCount()
+        || Frame.chunkCount(buffer, offset) != chunkCount) {
+      return "rank " + rank + " has a model of " + Frame.parameterCount(buffer, offset) + " floats";
+    }
+    final int chunk = Frame.chunkIndex(buffer, offset);
+    if (chunk < 0 || chunk >= chunkCount) {
+      return "chunk " + chunk + " out of range";
+    }
+    if (Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
+      return "chunk " + chunk + " has the wrong length";
+    }
+    if (received[rank * chunkCount + chunk]) {
+      return "duplicate chunk " + chunk + " from rank " + rank;
+    }
+    final int frameSamples = Frame.samples(buffer, offset);
+    if (frameSamples < 0 || (samples[rank] >= 0 && samples[rank] != frameSamples)) {
+      return "rank " + rank + " changed its sample count within step " + step;
+    }
+    return null;
+  }
+
+  private void completeChunk(int chunk) {
+    int totalSamples = 0;
+    for (int s : samples) {
+      totalSamples += s;
+    }
+    final int first = layout.offsetBytes(chunk);
+    final int end = first + layout.lengthBytes(chunk);
+    final int workers = contributions.length;
+    for (int i = first; i < end; i += Float.BYTES) {
+      float acc = contributions[0].getFloat(i, ORDER);
+      for (int rank = 1; rank < workers; rank++) {
+        acc += contributions[rank].getFloat(i, ORDER);
+      }
+      sum.putFloat(i, acc, ORDER);
+    }
+    Frame.encode(
+        results.header(),
+        Frame.TYPE_RESULT,
+        -1,
+        address.jobId(),
+        step,
+        chunk,
+        chunkCount,
+        totalSamples,
+        end - first,
+        address.parameterCount());
+    results.send(sum, first, end - first, step);
+    if (++chunksCompleted == chunkCount) {
+      LOG.debug("step {} complete: {} samples", step, totalSamples);
+      step++;
+      chunksCompleted = 0;
+      stepDeadlineNs = Long.MAX_VALUE;
+      Arrays.fill(received, false);
+      Arrays.fill(chunkArrivals, 0);
+      Arrays.fill(samples, -1);
+      stepsCompleted.lazySet(step);
+    }
+  }
+
+  private void failStep() {
+    final List<Integer> missing = new ArrayList<>();
+    for (int rank = 0; rank < contributions.length; rank++) {
+      for (int chunk = 0; chunk < chunkCount; chunk++) {
+        if (!received[rank * chunkCount + chunk]) {
+          missing.add(rank);
+          break;
+        }
+      }
+    }
+    abort(
+        "step "
+            + step
+            + ": no complete gradient from workers "
+            + missing
+            + " after "
+            + stepTimeoutNs / 1_000_000_000.0
+            + " s; see their executor logs or raise lockstep.ps.step-timeout");
+  }
+
+  /** Records the failure and tells every worker; later frames are ignored. */
+  void abort(String reason) {
+    if (failure != null) {
+      return;
+    }
+    failure = reason;
+    LOG.error("parameter server: {}", reason);
+    final byte[] text = reason.getBytes(StandardCharsets.UTF_8);
+    Frame.encode(
+        results.header(),
+        Frame.TYPE_ABORT,
+        -1,
+        address.jobId(),
+        step,
+        0,
+        0,
+        0,
+        text.length,
+        address.parameterCount());
+    try {
+      results.send(new UnsafeBuffer(text), 0, text.length, step);
+    } catch (ParameterServerException e) {
+      LOG.warn("could not tell the workers that step {} failed: {}", step, e.getMessage());
+    }
+  }
+
+  long stepsCompleted() {
+    return stepsCompleted.get();
+  }
+
+  long rejectedFrames() {
+    return rejectedFrames.get();
+  }
+
+  String failure() {
+    return failure;
+  }
+}

@@ -1,0 +1,145 @@
+package io.lockstep.ps;
+
+import java.nio.ByteOrder;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+
+/**
+ * Flyweight over one Lockstep frame: a fixed header followed by a payload of little-endian floats
+ * (gradient and result chunks) or UTF-8 text (abort).
+ *
+ * <pre>
+ *   0                   1                   2                   3
+ *   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *  +-------------------------------+---------------+---------------+
+ *  |         magic 0x4C53          |    version    |     type      |  0
+ *  +-------------------------------+---------------+---------------+
+ *  |                             rank                              |  4
+ *  +---------------------------------------------------------------+
+ *  |                            job id                             |  8
+ *  |                                                               |
+ *  +---------------------------------------------------------------+
+ *  |                             step                              | 16
+ *  |                                                               |
+ *  +---------------------------------------------------------------+
+ *  |                          chunk index                          | 24
+ *  +---------------------------------------------------------------+
+ *  |                          chunk count                          | 28
+ *  +---------------------------------------------------------------+
+ *  |                         sample count                          | 32
+ *  +---------------------------------------------------------------+
+ *  |                     payload length (bytes)                    | 36
+ *  +---------------------------------------------------------------+
+ *  |                   parameter count (floats)                    | 40
+ *  +---------------------------------------------------------------+
+ *  |                           reserved                            | 44
+ *  +---------------------------------------------------------------+
+ *  |                         payload ...                           | 48
+ * </pre>
+ *
+ * All integers are little-endian. The header is 8-byte aligned so payload floats are aligned.
+ */
+final class Frame {
+  static final short MAGIC = 0x4C53;
+  static final byte VERSION = 1;
+
+  static final byte TYPE_GRADIENT = 1;
+  static final byte TYPE_RESULT = 2;
+  static final byte TYPE_ABORT = 3;
+
+  static final int MAGIC_OFFSET = 0;
+  static final int VERSION_OFFSET = 2;
+  static final int TYPE_OFFSET = 3;
+  static final int RANK_OFFSET = 4;
+  static final int JOB_ID_OFFSET = 8;
+  static final int STEP_OFFSET = 16;
+  static final int CHUNK_INDEX_OFFSET = 24;
+  static final int CHUNK_COUNT_OFFSET = 28;
+  static final int SAMPLES_OFFSET = 32;
+  static final int PAYLOAD_LENGTH_OFFSET = 36;
+  static final int PARAMETER_COUNT_OFFSET = 40;
+  static final int HEADER_LENGTH = 48;
+
+  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+
+  private Frame() {}
+
+  static void encode(
+      MutableDirectBuffer buffer,
+      byte type,
+      int rank,
+      long jobId,
+      long step,
+      int chunkIndex,
+      int chunkCount,
+      int samples,
+      int payloadLength,
+      int parameterCount) {
+    buffer.putShort(MAGIC_OFFSET, MAGIC, ORDER);
+    buffer.putByte(VERSION_OFFSET, VERSION);
+    buffer.putByte(TYPE_OFFSET, type);
+    buffer.putInt(RANK_OFFSET, rank, ORDER);
+    buffer.putLong(JOB_ID_OFFSET, jobId, ORDER);
+    buffer.putLong(STEP_OFFSET, step, ORDER);
+    buffer.putInt(CHUNK_INDEX_OFFSET, chunkIndex, ORDER);
+    buffer.putInt(CHUNK_COUNT_OFFSET, chunkCount, ORDER);
+    buffer.putInt(SAMPLES_OFFSET, samples, ORDER);
+    buffer.putInt(PAYLOAD_LENGTH_OFFSET, payloadLength, ORDER);
+    buffer.putInt(PARAMETER_COUNT_OFFSET, parameterCount, ORDER);
+    buffer.putInt(PARAMETER_COUNT_OFFSET + 4, 0, ORDER);
+  }
+
+  /** Returns null when the header is well formed for a frame of {@code length} bytes. */
+  static String headerProblem(DirectBuffer buffer, int offset, int length) {
+    if (length < HEADER_LENGTH) {
+      return "short frame";
+    }
+    if (buffer.getShort(offset + MAGIC_OFFSET, ORDER) != MAGIC) {
+      return "bad magic";
+    }
+    if (buffer.getByte(offset + VERSION_OFFSET) != VERSION) {
+      return "unsupported version";
+    }
+    final int payloadLength = payloadLength(buffer, offset);
+    if (payloadLength < 0 || payloadLength != length - HEADER_LENGTH) {
+      return "payload length mismatch";
+    }
+    return null;
+  }
+
+  static byte type(DirectBuffer buffer, int offset) {
+    return buffer.getByte(offset + TYPE_OFFSET);
+  }
+
+  static int rank(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + RANK_OFFSET, ORDER);
+  }
+
+  static long jobId(DirectBuffer buffer, int offset) {
+    return buffer.getLong(offset + JOB_ID_OFFSET, ORDER);
+  }
+
+  static long step(DirectBuffer buffer, int offset) {
+    return buffer.getLong(offset + STEP_OFFSET, ORDER);
+  }
+
+  static int chunkIndex(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + CHUNK_INDEX_OFFSET, ORDER);
+  }
+
+  static int chunkCount(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + CHUNK_COUNT_OFFSET, ORDER);
+  }
+
+  static int samples(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + SAMPLES_OFFSET, ORDER);
+  }
+
+  static int payloadLength(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + PAYLOAD_LENGTH_OFFSET, ORDER);
+  }
+
+  static int parameterCount(DirectBuffer buffer, int offset) {
+    return buffer.getInt(offset + PARAMETER_COUNT_OFFSET, ORDER);
+  }
+}

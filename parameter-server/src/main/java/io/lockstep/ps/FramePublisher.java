@@ -1,0 +1,80 @@
+package io.lockstep.ps;
+
+import io.aeron.Publication;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Offers frames to one publication, header and payload gathered without copying, retrying
+ * back-pressure against a deadline. While it waits it runs {@code onBackPressure}, so a peer that
+ * both sends and receives keeps draining its inbound stream and two peers never block each other.
+ */
+final class FramePublisher {
+  private final Publication publication;
+  private final UnsafeBuffer header = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH]);
+  private final NanoClock clock;
+  private final IdleStrategy idle;
+  private final long timeoutNs;
+  private final Runnable onBackPressure;
+  private final String role;
+
+  FramePublisher(
+      Publication publication,
+      NanoClock clock,
+      IdleStrategy idle,
+      long timeoutNs,
+      Runnable onBackPressure,
+      String role) {
+    this.publication = publication;
+    this.clock = clock;
+    this.idle = idle;
+    this.timeoutNs = timeoutNs;
+    this.onBackPressure = onBackPressure;
+    this.role = role;
+  }
+
+  UnsafeBuffer header() {
+    return header;
+  }
+
+  /** Sends the header last encoded into {@link #header()} followed by the payload bytes. */
+  void send(DirectBuffer payload, int payloadOffset, int payloadLength, long step) {
+    final long deadlineNs = clock.nanoTime() + timeoutNs;
+    idle.reset();
+    while (true) {
+      final long result =
+          publication.offer(header, 0, Frame.HEADER_LENGTH, payload, payloadOffset, payloadLength);
+      if (result > 0) {
+        return;
+      }
+      if (result == Publication.CLOSED || result == Publication.MAX_POSITION_EXCEEDED) {
+        throw new ParameterServerException(
+            role
+                + ": step "
+                + step
+                + ": stream "
+                + publication.streamId()
+                + " on "
+                + publication.channel()
+                + (result == Publication.CLOSED ? " is closed" : " reached its maximum position"));
+      }
+      if (clock.nanoTime() - deadlineNs > 0) {
+        throw new ParameterServerException(
+            role
+                + ": step "
+                + step
+                + ": could not send for "
+                + timeoutNs / 1_000_000
+                + " ms ("
+                + (result == Publication.NOT_CONNECTED ? "no receiver connected" : "back-pressured")
+                + " on stream "
+                + publication.streamId()
+                + "); check that every peer is alive or raise lockstep.ps.step-timeout");
+      }
+      onBackPressure.run();
+      idle.idle();
+    }
+  }
+}

@@ -1,0 +1,17 @@
+package io.lockstep.worker;
+
+import java.io.Serializable;
+
+/**
+ * Everything that defines a replica between two epochs: the network's configuration, its flat
+ * parameters, the optimizer's flat state, and the iteration and epoch counters schedules read.
+ *
+ * @param configurationJson Deeplearning4j's JSON of the network configuration
+ * @param parameters the flat parameter vector
+ * @param updaterState the flat optimizer state (empty for plain SGD)
+ * @param iteration the number of steps applied so far
+ * @param epoch the number of epochs completed
+ */
+public record ModelState(
+    String configurationJson, float[] parameters, float[] updaterState, int iteration, int epoch)
+    implements Serializable {}
