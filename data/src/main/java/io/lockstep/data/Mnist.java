@@ -35,13 +35,13 @@ public final class Mnist {
    */
   public static LabeledImages load(String directory, Split split) {
     final Configuration hadoop = new Configuration();
-    final IdxFile images =
-        IdxFile.read(find(directory, split.prefix + "-images-idx3-ubyte", hadoop), hadoop);
-    final IdxFile labels =
-        IdxFile.read(find(directory, split.prefix + "-labels-idx1-ubyte", hadoop), hadoop);
+    final Path imagesPath = find(directory, split.prefix + "-images-idx3-ubyte", hadoop);
+    final IdxFile images = IdxFile.read(imagesPath, hadoop);
+    final Path labelsPath = find(directory, split.prefix + "-labels-idx1-ubyte", hadoop);
+    final IdxFile labels = IdxFile.read(labelsPath, hadoop);
     if (images.dimensions().length != 3) {
       throw new DataException(
-          directory
+          imagesPath
               + ": "
               + split.prefix
               + " images have "
@@ -50,7 +50,7 @@ public final class Mnist {
     }
     if (labels.dimensions().length != 1 || labels.dimensions()[0] != images.dimensions()[0]) {
       throw new DataException(
-          directory
+          labelsPath
               + ": "
               + images.dimensions()[0]
               + " "
@@ -63,7 +63,7 @@ public final class Mnist {
     for (int i = 0; i < y.length; i++) {
       if ((y[i] & 0xff) >= CLASSES) {
         throw new DataException(
-            directory
+            labelsPath
                 + ": "
                 + split.prefix
                 + " label "

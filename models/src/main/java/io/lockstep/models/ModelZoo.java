@@ -5,18 +5,21 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.WorkspaceMode;
-import org.deeplearning4j.nn.conf.distribution.UniformDistribution;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
-import org.deeplearning4j.nn.weights.WeightInitDistribution;
+import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
+import org.deeplearning4j.nn.weights.WeightInit;
 import org.nd4j.linalg.activations.Activation;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.AdaGrad;
 import org.nd4j.linalg.learning.config.Adam;
 import org.nd4j.linalg.learning.config.IUpdater;
@@ -83,6 +86,7 @@ public final class ModelZoo {
         new NeuralNetConfiguration.Builder()
             .seed(job.seed())
             .updater(updater(job))
+            .weightInit(WeightInit.ZERO)
             .trainingWorkspaceMode(WorkspaceMode.ENABLED)
             .inferenceWorkspaceMode(WorkspaceMode.ENABLED);
     if (job.weightDecay() > 0) {
@@ -95,53 +99,66 @@ public final class ModelZoo {
   }
 
   /**
+   * Draws every weight and bias uniform in +-1/sqrt(fan-in), PyTorch's default for convolution and
+   * linear layers, from a generator seeded by {@code seed} alone. Deeplearning4j's own
+   * initialization draws from ND4J's native generator, which M2.1 does not reproduce from a seed
+   * (two networks built from one configuration differ), so a job's replicas and reruns could not
+   * start from the same weights without this.
+   *
+   * @param network an initialized network
+   * @param seed the job's seed
+   */
+  public static void initialize(MultiLayerNetwork network, long seed) {
+    final SplittableRandom random = new SplittableRandom(seed);
+    for (int i = 0; i < network.getnLayers(); i++) {
+      final Map<String, INDArray> params = network.getLayer(i).paramTable();
+      final INDArray weights = params.get("W");
+      if (weights == null) {
+        continue;
+      }
+      final long[] shape = weights.shape();
+      // convolution weights are [out, in, kh, kw]; dense weights are [in, out]
+      final long fanIn = shape.length == 4 ? shape[1] * shape[2] * shape[3] : shape[0];
+      final double bound = 1.0 / Math.sqrt(fanIn);
+      for (String name : new String[] {"W", "b"}) {
+        final INDArray param = params.get(name);
+        if (param != null) {
+          final float[] values = new float[(int) param.length()];
+          for (int v = 0; v < values.length; v++) {
+            values[v] = (float) ((random.nextDouble() * 2 - 1) * bound);
+          }
+          param.assign(Nd4j.create(values, param.shape(), param.ordering()));
+        }
+      }
+    }
+  }
+
+  /**
    * The seeds' LeNet: conv 5x5x20, max-pool 2, conv 5x5x50, max-pool 2, dense 500 ReLU, softmax.
-   * Weights start uniform in +-1/sqrt(fan-in), PyTorch's default for these layers, so the two
-   * frameworks start from the same distribution.
+   * Weights are drawn by {@link #initialize}.
    */
   private static MultiLayerConfiguration lenet(NeuralNetConfiguration.Builder base, Spec spec) {
     return base.list()
-        .layer(
-            new ConvolutionLayer.Builder(5, 5)
-                .nOut(20)
-                .activation(Activation.RELU)
-                .weightInit(uniformFanIn(spec.channels() * 25))
-                .build())
+        .layer(new ConvolutionLayer.Builder(5, 5).nOut(20).activation(Activation.RELU).build())
         .layer(
             new SubsamplingLayer.Builder(SubsamplingLayer.PoolingType.MAX)
                 .kernelSize(2, 2)
                 .stride(2, 2)
                 .build())
-        .layer(
-            new ConvolutionLayer.Builder(5, 5)
-                .nOut(50)
-                .activation(Activation.RELU)
-                .weightInit(uniformFanIn(20 * 25))
-                .build())
+        .layer(new ConvolutionLayer.Builder(5, 5).nOut(50).activation(Activation.RELU).build())
         .layer(
             new SubsamplingLayer.Builder(SubsamplingLayer.PoolingType.MAX)
                 .kernelSize(2, 2)
                 .stride(2, 2)
                 .build())
-        .layer(
-            new DenseLayer.Builder()
-                .nOut(500)
-                .activation(Activation.RELU)
-                .weightInit(uniformFanIn(800))
-                .build())
+        .layer(new DenseLayer.Builder().nOut(500).activation(Activation.RELU).build())
         .layer(
             new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
                 .nOut(spec.classes())
                 .activation(Activation.SOFTMAX)
-                .weightInit(uniformFanIn(500))
                 .build())
         .setInputType(InputType.convolutionalFlat(spec.height(), spec.width(), spec.channels()))
         .build();
-  }
-
-  private static WeightInitDistribution uniformFanIn(int fanIn) {
-    final double bound = 1.0 / Math.sqrt(fanIn);
-    return new WeightInitDistribution(new UniformDistribution(-bound, bound));
   }
 
   static IUpdater updater(JobConfig job) {

@@ -1,5 +1,6 @@
 package io.lockstep.worker;
 
+import io.lockstep.models.ModelZoo;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.zip.CRC32;
@@ -46,7 +47,8 @@ public final class Replica {
   }
 
   /**
-   * A fresh replica, initialized from the configuration's seed.
+   * A fresh replica, its weights drawn from the configuration's seed by {@link
+   * ModelZoo#initialize}.
    *
    * @param configuration the network
    * @return the replica
@@ -54,6 +56,7 @@ public final class Replica {
   public static Replica create(MultiLayerConfiguration configuration) {
     final MultiLayerNetwork network = new MultiLayerNetwork(configuration);
     network.init();
+    ModelZoo.initialize(network, network.getDefaultConfiguration().getSeed());
     network.getUpdater(true);
     return new Replica(network, configuration.toJson());
   }

@@ -1,0 +1,297 @@
+package io.lockstep.conf;
+
+import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class JobConfigTest {
+
+  private static Config job(String text) {
+    return JobConfig.parse(text, "job");
+  }
+
+  private static ConfigurationException rejected(Config... layers) {
+    return assertThrows(ConfigurationException.class, () -> JobConfig.load(layers));
+  }
+
+  private static void assertMentions(String message, String... parts) {
+    for (String part : parts) {
+      assertTrue(message.contains(part), () -> "'" + message + "' should mention '" + part + "'");
+    }
+  }
+
+  @Test
+  void shouldLoadDeclaredDefaultsWhenNoLayerIsGiven() {
+    final JobConfig job = JobConfig.load();
+
+    assertAll(
+        () -> assertEquals(2, job.workers()),
+        () -> assertEquals(128, job.batchSize()),
+        () -> assertEquals(Optimizer.MOMENTUM, job.optimizer()),
+        () -> assertEquals(0, job.maxStepsPerEpoch()),
+        () -> assertEquals(Transport.IPC, job.transport()),
+        () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
+        () -> assertEquals(1L << 20, job.chunkBytes()),
+        () -> assertEquals(16L << 20, job.termLengthBytes()),
+        () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
+  }
+
+  @Test
+  void shouldLetLaterLayersOverrideEarlierOnes() {
+    final JobConfig job =
+        JobConfig.load(
+            job("lockstep.train.workers = 3\nlockstep.train.epochs = 5"),
+            JobConfig.overrides(Map.of("lockstep.train.workers", "4")));
+
+    assertEquals(4, job.workers());
+    assertEquals(5, job.epochs(), "a key the later layer leaves alone keeps the earlier value");
+  }
+
+  @Test
+  void shouldRejectUnknownKeyNamingIt() {
+    final ConfigurationException e = rejected(job("lockstep.train.wokers = 3"));
+
+    assertMentions(e.getMessage(), "lockstep.train.wokers");
+  }
+
+  @Test
+  void shouldRejectUnknownOverrideKeyNamingIt() {
+    final ConfigurationException e =
+        rejected(JobConfig.overrides(Map.of("lockstep.train.wokers", "3")));
+
+    assertMentions(e.getMessage(), "lockstep.train.wokers");
+  }
+
+  @Test
+  void shouldRejectMalformedValueNamingKeyValueAndRange() {
+    final ConfigurationException e = rejected(job("lockstep.train.workers=abc"));
+
+    assertMentions(e.getMessage(), "lockstep.train.workers", "abc", "[1, 4096]");
+  }
+
+  @Test
+  void shouldRejectMalformedOverrideValueNamingKeyValueAndRange() {
+    final ConfigurationException e =
+        rejected(JobConfig.overrides(Map.of("lockstep.train.workers", "abc")));
+
+    assertMentions(e.getMessage(), "lockstep.train.workers", "abc", "[1, 4096]");
+  }
+
+  @Test
+  void shouldRejectOutOfRangeValueNamingKeyValueAndRange() {
+    final ConfigurationException e = rejected(job("lockstep.train.workers=0"));
+
+    assertMentions(e.getMessage(), "lockstep.train.workers=0", "[1, 4096]");
+  }
+
+  @Test
+  void shouldRejectOutOfRangeOverrideValueNamingKeyValueAndRange() {
+    final ConfigurationException e =
+        rejected(JobConfig.overrides(Map.of("lockstep.train.workers", "0")));
+
+    assertMentions(e.getMessage(), "lockstep.train.workers", "0", "[1, 4096]");
+  }
+
+  @Test
+  void shouldRejectUnknownOptimizerListingAllowedValues() {
+    final ConfigurationException e = rejected(job("lockstep.optimizer.name = adamw"));
+
+    assertMentions(
+        e.getMessage(),
+        "lockstep.optimizer.name",
+        "adamw",
+        "sgd|momentum|nesterov|adam|adagrad|rmsprop");
+  }
+
+  @Test
+  void shouldReadOptimizerNameCaseInsensitively() {
+    assertEquals(
+        Optimizer.NESTEROV, JobConfig.load(job("lockstep.optimizer.name = Nesterov")).optimizer());
+  }
+
+  @Test
+  void shouldRejectBatchSmallerThanWorkersNamingBothKeys() {
+    final ConfigurationException e =
+        rejected(job("lockstep.train.workers = 8\nlockstep.train.batch-size = 4"));
+
+    assertMentions(e.getMessage(), "lockstep.train.batch-size=4", "lockstep.train.workers=8");
+  }
+
+  @Test
+  void shouldAcceptBatchEqualToWorkers() {
+    final JobConfig job =
+        JobConfig.load(job("lockstep.train.workers = 8\nlockstep.train.batch-size = 8"));
+
+    assertEquals(8, job.batchSize());
+  }
+
+  @Test
+  void shouldRejectChunkLargerThanTermLengthOverEight() {
+    final ConfigurationException e =
+        rejected(job("lockstep.ps.term-length = 64KiB\nlockstep.ps.chunk-size = 16KiB"));
+
+    assertMentions(e.getMessage(), "lockstep.ps.chunk-size=16384", "lockstep.ps.term-length");
+  }
+
+  @Test
+  void shouldAcceptLargestChunkThatFitsInOneAeronMessage() {
+    final long term = 64L << 10;
+    final long largest = term / 8 - 64;
+
+    final JobConfig job =
+        JobConfig.load(
+            job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + largest));
+    assertEquals(largest, job.chunkBytes());
+
+    rejected(
+        job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + (largest + 4)));
+  }
+
+  @Test
+  void shouldRejectChunkThatIsNotWholeFloats() {
+    final ConfigurationException e = rejected(job("lockstep.ps.chunk-size = 4098"));
+
+    assertMentions(e.getMessage(), "lockstep.ps.chunk-size=4098", "multiple of 4");
+  }
+
+  @Test
+  void shouldRejectTermLengthThatIsNotPowerOfTwo() {
+    final ConfigurationException e = rejected(job("lockstep.ps.term-length = 100000"));
+
+    assertMentions(e.getMessage(), "lockstep.ps.term-length=100000", "power of two");
+  }
+
+  @Test
+  void shouldRejectZeroDuration() {
+    final ConfigurationException e = rejected(job("lockstep.ps.step-timeout = 0s"));
+
+    assertMentions(e.getMessage(), "lockstep.ps.step-timeout", "> 0");
+  }
+
+  @Test
+  void shouldPassPathWithSchemeAndPortThroughOverridesIntact() {
+    final JobConfig job =
+        JobConfig.load(JobConfig.overrides(Map.of("lockstep.data.dir", "hdfs://nn:8020/data")));
+
+    assertEquals("hdfs://nn:8020/data", job.dataDir());
+  }
+
+  @Test
+  void shouldTakeOverrideValuesLiterallyNotAsHocon() {
+    final JobConfig job =
+        JobConfig.load(
+            JobConfig.overrides(
+                Map.of(
+                    "lockstep.run.dir", "runs/a # not a comment, ${HOME}",
+                    "lockstep.ps.step-timeout", "2m",
+                    "lockstep.ps.chunk-size", "512KiB")));
+
+    assertEquals("runs/a # not a comment, ${HOME}", job.runDir());
+    assertEquals(Duration.ofMinutes(2), job.stepTimeout());
+    assertEquals(512L << 10, job.chunkBytes());
+  }
+
+  @Test
+  void shouldRejectOverrideKeyThatIsNotAPath() {
+    final ConfigurationException e =
+        assertThrows(
+            ConfigurationException.class,
+            () -> JobConfig.overrides(Map.of("lockstep..workers", "3")));
+
+    assertMentions(e.getMessage(), "lockstep..workers");
+  }
+
+  @Test
+  void shouldRejectInvalidHoconNamingItsOrigin() {
+    final ConfigurationException e =
+        assertThrows(
+            ConfigurationException.class, () -> JobConfig.parse("lockstep { train", "jobs/x.conf"));
+
+    assertMentions(e.getMessage(), "jobs/x.conf");
+  }
+
+  @Test
+  void shouldRoundTripDefaultsThroughToConfig() {
+    final JobConfig job = JobConfig.load();
+
+    assertEquals(job, JobConfig.load(job.toConfig()));
+  }
+
+  @Test
+  void shouldRoundTripEveryKeyThroughToConfig() {
+    final Map<String, String> values = new LinkedHashMap<>();
+    values.put("lockstep.job.name", "my \"quoted\" job");
+    values.put("lockstep.model.name", "mlp");
+    values.put("lockstep.data.dir", "hdfs://nn:8020/data");
+    values.put("lockstep.data.mean", "0.1307");
+    values.put("lockstep.data.std", "0.3081");
+    values.put("lockstep.train.workers", "3");
+    values.put("lockstep.train.epochs", "7");
+    values.put("lockstep.train.batch-size", "96");
+    values.put("lockstep.train.max-steps", "11");
+    values.put("lockstep.train.seed", "-42");
+    values.put("lockstep.optimizer.name", "adam");
+    values.put("lockstep.optimizer.learning-rate", "1e-4");
+    values.put("lockstep.optimizer.momentum", "0.5");
+    values.put("lockstep.optimizer.weight-decay", "0.0005");
+    values.put("lockstep.worker.threads", "4");
+    values.put("lockstep.eval.batch-size", "500");
+    values.put("lockstep.spark.master", "spark://host:7077");
+    values.put("lockstep.run.dir", "/tmp/run ${x}");
+    values.put("lockstep.ps.transport", "udp");
+    values.put("lockstep.ps.host", "10.0.0.5");
+    values.put("lockstep.ps.port", "40200");
+    values.put("lockstep.ps.step-timeout", "1500ms");
+    values.put("lockstep.ps.connect-timeout", "3m");
+    values.put("lockstep.ps.chunk-size", "64KiB");
+    values.put("lockstep.ps.term-length", "4MiB");
+    final JobConfig job = JobConfig.load(JobConfig.overrides(values));
+
+    final JobConfig again = JobConfig.load(job.toConfig());
+
+    assertEquals(job, again);
+    assertAll(
+        () -> assertEquals("my \"quoted\" job", again.jobName()),
+        () -> assertEquals(-42L, again.seed()),
+        () -> assertEquals(1e-4, again.learningRate()),
+        () -> assertEquals(Optimizer.ADAM, again.optimizer()),
+        () -> assertEquals(Transport.UDP, again.transport()),
+        () -> assertEquals(Duration.ofMillis(1500), again.stepTimeout()),
+        () -> assertEquals(4L << 20, again.termLengthBytes()),
+        () -> assertEquals("/tmp/run ${x}", again.runDir()));
+    assertNotEquals(JobConfig.load(), job);
+  }
+
+  @Test
+  void shouldReplaceNamedKeysWithWith() {
+    final JobConfig job = JobConfig.load(job("lockstep.train.epochs = 3"));
+
+    final JobConfig changed = job.with(Map.of("lockstep.train.batch-size", "64"));
+
+    assertEquals(64, changed.batchSize());
+    assertEquals(3, changed.epochs());
+  }
+
+  @Test
+  void shouldCountStepsPerEpochRoundingUp() {
+    assertEquals(469, JobConfig.load().stepsPerEpoch(60_000));
+    assertEquals(1, JobConfig.load().stepsPerEpoch(128));
+    assertEquals(2, JobConfig.load().stepsPerEpoch(129));
+  }
+
+  @Test
+  void shouldCapStepsPerEpochAtMaxSteps() {
+    final JobConfig capped = JobConfig.load(job("lockstep.train.max-steps = 20"));
+
+    assertEquals(20, capped.stepsPerEpoch(60_000));
+    assertEquals(3, capped.stepsPerEpoch(300), "a cap above the epoch's steps changes nothing");
+  }
+}

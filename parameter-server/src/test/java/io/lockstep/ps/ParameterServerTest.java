@@ -1,0 +1,252 @@
+package io.lockstep.ps;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.Transport;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The parameter server against real Aeron media drivers, workers on threads. */
+@Timeout(120)
+class ParameterServerTest {
+  private static final long JOB_ID = 0x5EED;
+  private final ExecutorService threads = Executors.newCachedThreadPool();
+
+  @AfterEach
+  void stopThreads() {
+    threads.shutdownNow();
+  }
+
+  private static ServerAddress address(
+      Transport transport, int workers, int parameters, int chunkBytes) {
+    return new ServerAddress(
+        transport,
+        "/dev/shm/lockstep-test-" + UUID.randomUUID(),
+        "127.0.0.1",
+        41000 + (int) (Math.random() * 2000) * 2,
+        16 << 20,
+        chunkBytes,
+        JOB_ID,
+        workers,
+        parameters);
+  }
+
+  private static ParameterServer launch(ServerAddress address, Duration stepTimeout) {
+    return ParameterServer.launch(
+        new ParameterServer.Context().address(address).stepTimeout(stepTimeout));
+  }
+
+  private static GradientExchange connect(ServerAddress address, int rank) {
+    return GradientExchange.connect(
+        new GradientExchange.Context()
+            .address(address)
+            .rank(rank)
+            .workerHost("127.0.0.1")
+            .stepTimeout(Duration.ofSeconds(30))
+            .connectTimeout(Duration.ofSeconds(30)));
+  }
+
+  private static UnsafeBuffer vector(float[] values) {
+    final ByteBuffer bytes =
+        ByteBuffer.allocateDirect(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    bytes.asFloatBuffer().put(values);
+    return new UnsafeBuffer(bytes);
+  }
+
+  private static float[] floats(UnsafeBuffer buffer) {
+    final float[] values = new float[buffer.capacity() / Float.BYTES];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = buffer.getFloat(i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
+    }
+    return values;
+  }
+
+  /** Runs {@code steps} exchanges on every rank; rank r's step-s gradient is f(r, s, i). */
+  private List<float[]> runWorkers(ServerAddress address, int steps, int[] samples)
+      throws Exception {
+    final List<Future<float[]>> results = new ArrayList<>();
+    for (int rank = 0; rank < address.workers(); rank++) {
+      final int r = rank;
+      results.add(
+          threads.submit(
+              () -> {
+                try (GradientExchange exchange = connect(address, r)) {
+                  float[] last = null;
+                  for (int step = 0; step < steps; step++) {
+                    final float[] g = new float[address.parameterCount()];
+                    for (int i = 0; i < g.length; i++) {
+                      g[i] = contribution(r, step, i);
+                    }
+                    final UnsafeBuffer buffer = vector(g);
+                    final int total = exchange.exchange(step, buffer, samples[r]);
+                    assertEquals(sum(samples), total);
+                    last = floats(buffer);
+                  }
+                  return last;
+                }
+              }));
+    }
+    final List<float[]> out = new ArrayList<>();
+    for (Future<float[]> f : results) {
+      out.add(f.get());
+    }
+    return out;
+  }
+
+  private static float contribution(int rank, int step, int i) {
+    return (rank + 1) * 0.5f + step * 0.25f + (i % 97) * 1e-3f;
+  }
+
+  private static int sum(int[] values) {
+    int s = 0;
+    for (int v : values) {
+      s += v;
+    }
+    return s;
+  }
+
+  @Test
+  void shouldGiveEveryWorkerTheRankOrderedSumOverIpc() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 3, 10_000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
+      final List<float[]> results = runWorkers(address, 3, new int[] {43, 43, 42});
+      final float[] expected = new float[address.parameterCount()];
+      for (int i = 0; i < expected.length; i++) {
+        float acc = contribution(0, 2, i);
+        for (int rank = 1; rank < 3; rank++) {
+          acc += contribution(rank, 2, i);
+        }
+        expected[i] = acc;
+      }
+      for (float[] result : results) {
+        assertArrayEquals(expected, result, 0f);
+      }
+      assertEquals(3, server.stepsCompleted());
+      assertEquals(0, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
+
+  @Test
+  void shouldPassResNet18SizedGradientLargerThanAeronsLargestMessage() throws Exception {
+    // 11,173,962 floats = 44.7 MB; with a 16 MiB term Aeron's largest message is 2 MiB.
+    final ServerAddress address = address(Transport.IPC, 2, 11_173_962, 1 << 20);
+    assertTrue(address.parameterCount() * 4L > (16 << 20) / 8);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(60))) {
+      final List<float[]> results = runWorkers(address, 1, new int[] {64, 64});
+      for (float[] result : results) {
+        assertEquals(result.length, address.parameterCount());
+        for (int i = 0; i < result.length; i += 999_983) {
+          assertEquals(contribution(0, 0, i) + contribution(1, 0, i), result[i], 0f);
+        }
+        assertEquals(
+            contribution(0, 0, result.length - 1) + contribution(1, 0, result.length - 1),
+            result[result.length - 1],
+            0f);
+      }
+      assertEquals(1, server.stepsCompleted());
+    }
+  }
+
+  @Test
+  void shouldSynchronizeOverUdp() throws Exception {
+    final ServerAddress address = address(Transport.UDP, 2, 50_000, 16 << 10);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
+      final List<float[]> results = runWorkers(address, 2, new int[] {10, 0});
+      assertArrayEquals(results.get(0), results.get(1), 0f);
+      assertEquals(contribution(0, 1, 5) + contribution(1, 1, 5), results.get(0)[5], 0f);
+      assertEquals(2, server.stepsCompleted());
+    }
+  }
+
+  @Test
+  void shouldNameTheMissingRankAndStepWhenAWorkerNeverSends() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofMillis(500))) {
+      final Future<?> lonely =
+          threads.submit(
+              () -> {
+                try (GradientExchange exchange = connect(address, 0)) {
+                  return exchange.exchange(0, vector(new float[1000]), 1);
+                }
+              });
+      final Exception e = assertThrows(Exception.class, lonely::get);
+      assertTrue(e.getMessage().contains("step 0"), e.getMessage());
+      assertTrue(e.getMessage().contains("[1]"), e.getMessage());
+      final ParameterServerException failure =
+          assertThrows(ParameterServerException.class, server::checkHealthy);
+      assertTrue(failure.getMessage().contains("lockstep.ps.step-timeout"), failure.getMessage());
+    }
+  }
+
+  @Test
+  void shouldRejectFramesOfAnotherJobAndNeverSumThem() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    final ServerAddress foreign =
+        new ServerAddress(
+            address.transport(),
+            address.aeronDirectory(),
+            address.host(),
+            address.port(),
+            address.termLengthBytes(),
+            address.chunkBytes(),
+            JOB_ID + 1,
+            address.workers(),
+            address.parameterCount());
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30));
+        GradientExchange intruder = connect(foreign, 1)) {
+      final Future<?> ignored =
+          threads.submit(() -> intruder.exchange(0, vector(new float[1000]), 1000));
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (server.rejectedFrames() == 0 && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
+      assertTrue(server.rejectedFrames() > 0);
+      ignored.cancel(true);
+      final List<float[]> results = runWorkers(address, 1, new int[] {1, 1});
+      assertEquals(contribution(0, 0, 7) + contribution(1, 0, 7), results.get(1)[7], 0f);
+    }
+  }
+
+  @Test
+  void shouldAbortEveryWorkerWhenOneReportsAFailure() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(60));
+        GradientExchange failing = connect(address, 1)) {
+      final Future<?> waiting =
+          threads.submit(
+              () -> {
+                try (GradientExchange exchange = connect(address, 0)) {
+                  return exchange.exchange(0, vector(new float[1000]), 1);
+                }
+              });
+      failing.abort(0, "out of memory");
+      final Exception e = assertThrows(Exception.class, waiting::get);
+      assertTrue(
+          e.getMessage().contains("worker 1 failed at step 0: out of memory"), e.getMessage());
+      assertThrows(ParameterServerException.class, server::checkHealthy);
+    }
+  }
+
+  @Test
+  void shouldRejectAChunkSizeAboveAeronsLargestMessage() {
+    final IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> address(Transport.IPC, 2, 1000, 4 << 20));
+    assertTrue(e.getMessage().contains("termLengthBytes/8"), e.getMessage());
+  }
+}
