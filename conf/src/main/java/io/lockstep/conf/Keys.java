@@ -183,7 +183,7 @@ public final class Keys {
       bytes(
           "lockstep.ps.chunk-size",
           "1MiB",
-          "payload of one gradient message; at most term-length/8 and a multiple of 4",
+          "payload of one gradient message: a multiple of 4, at most term-length/8 - 64 (frame header)",
           4096,
           16L << 20);
 
