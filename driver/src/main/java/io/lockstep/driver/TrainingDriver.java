@@ -252,39 +252,39 @@ public final class TrainingDriver {
 
   /** Writes model.zip and summary.json, each through a temporary file and an atomic rename. */
   private static void writeRun(Path runDir, Replica replica, TrainingSummary summary) {
+    final String json =
+        new GsonBuilder()
+            .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
+            .serializeSpecialFloatingPointValues()
+            .setPrettyPrinting()
+            .create()
+            .toJson(summary);
     try {
       Files.createDirectories(runDir);
-      final Path modelTmp = Files.createTempFile(runDir, ".model", ".zip.tmp");
-      try {
-        ModelSerializer.writeModel(replica.network(), modelTmp.toFile(), true);
-        Files.move(
-            modelTmp,
-            runDir.resolve("model.zip"),
-            StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
-      } finally {
-        Files.deleteIfExists(modelTmp);
-      }
-      final String json =
-          new GsonBuilder()
-              .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
-              .serializeSpecialFloatingPointValues()
-              .setPrettyPrinting()
-              .create()
-              .toJson(summary);
-      final Path summaryTmp = Files.createTempFile(runDir, ".summary", ".json.tmp");
-      try {
-        Files.writeString(summaryTmp, json + "\n", StandardCharsets.UTF_8);
-        Files.move(
-            summaryTmp,
-            runDir.resolve("summary.json"),
-            StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
-      } finally {
-        Files.deleteIfExists(summaryTmp);
-      }
+      writeAtomically(
+          runDir.resolve("model.zip"),
+          tmp -> ModelSerializer.writeModel(replica.network(), tmp.toFile(), true));
+      writeAtomically(
+          runDir.resolve("summary.json"),
+          tmp -> Files.writeString(tmp, json + "\n", StandardCharsets.UTF_8));
     } catch (IOException e) {
       throw new UncheckedIOException(runDir + ": cannot write the run (" + e.getMessage() + ")", e);
     }
+  }
+
+  /** Writes through a temporary file beside {@code target}, so a reader never sees half a file. */
+  private static void writeAtomically(Path target, FileWriter writer) throws IOException {
+    final Path tmp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
+    try {
+      writer.write(tmp);
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  @FunctionalInterface
+  private interface FileWriter {
+    void write(Path file) throws IOException;
   }
 }
