@@ -42,6 +42,17 @@ import java.util.stream.Collectors;
  * @param connectTimeout longest wait for peers to connect
  * @param chunkBytes gradient chunk payload
  * @param termLengthBytes Aeron term length
+ * @param schedule learning-rate schedule
+ * @param scheduleStepSize epochs between decays of the step schedule
+ * @param scheduleGamma decay factor of the step schedule
+ * @param scheduleMinLearningRate final learning rate of the cosine schedule
+ * @param warmupSteps steps of linear warm-up
+ * @param scaleLearningRate whether the linear scaling rule applies
+ * @param referenceBatchSize batch the learning rate is given for
+ * @param clipNorm largest global L2 norm of the mean gradient, 0 for no clipping
+ * @param batchNormRunningStats how replicas update BatchNorm's running statistics
+ * @param checkpointEverySteps checkpoint interval in steps, 0 for epoch ends only
+ * @param checkpointAtEpochEnd whether every epoch end writes a checkpoint
  */
 public record JobConfig(
     String jobName,
@@ -68,7 +79,18 @@ public record JobConfig(
     Duration stepTimeout,
     Duration connectTimeout,
     long chunkBytes,
-    long termLengthBytes)
+    long termLengthBytes,
+    Schedule schedule,
+    int scheduleStepSize,
+    double scheduleGamma,
+    double scheduleMinLearningRate,
+    int warmupSteps,
+    boolean scaleLearningRate,
+    int referenceBatchSize,
+    double clipNorm,
+    RunningStats batchNormRunningStats,
+    int checkpointEverySteps,
+    boolean checkpointAtEpochEnd)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -114,7 +136,18 @@ public record JobConfig(
             Keys.STEP_TIMEOUT.read(config),
             Keys.CONNECT_TIMEOUT.read(config),
             Keys.CHUNK_BYTES.read(config),
-            Keys.TERM_LENGTH_BYTES.read(config));
+            Keys.TERM_LENGTH_BYTES.read(config),
+            Keys.SCHEDULE.read(config),
+            Keys.SCHEDULE_STEP_SIZE.read(config),
+            Keys.SCHEDULE_GAMMA.read(config),
+            Keys.SCHEDULE_MIN_LEARNING_RATE.read(config),
+            Keys.WARMUP_STEPS.read(config),
+            Keys.SCALE_LEARNING_RATE.read(config),
+            Keys.REFERENCE_BATCH_SIZE.read(config),
+            Keys.CLIP_NORM.read(config),
+            Keys.BATCHNORM_RUNNING_STATS.read(config),
+            Keys.CHECKPOINT_EVERY_STEPS.read(config),
+            Keys.CHECKPOINT_AT_EPOCH_END.read(config));
     job.checkConsistency();
     return job;
   }
@@ -177,11 +210,30 @@ public record JobConfig(
   }
 
   /**
+   * The learning rate the schedule starts from: the configured one, times batch-size /
+   * reference-batch-size when the linear scaling rule is on.
+   *
+   * @return the base learning rate
+   */
+  public double baseLearningRate() {
+    return scaleLearningRate ? learningRate * batchSize / referenceBatchSize : learningRate;
+  }
+
+  /**
    * This configuration as HOCON, every key explicit.
    *
    * @return a config that {@link #load} turns back into an equal record
    */
   public Config toConfig() {
+    return parse(render(), "job config");
+  }
+
+  /**
+   * This configuration as HOCON text, one {@code key = value} line per key.
+   *
+   * @return text that {@link #parse} and {@link #load} turn back into an equal record
+   */
+  public String render() {
     final StringBuilder text = new StringBuilder();
     final Object[] values = {
       quote(jobName),
@@ -208,12 +260,23 @@ public record JobConfig(
       stepTimeout.toNanos() + "ns",
       connectTimeout.toNanos() + "ns",
       chunkBytes,
-      termLengthBytes
+      termLengthBytes,
+      Keys.lowerName(schedule),
+      scheduleStepSize,
+      scheduleGamma,
+      scheduleMinLearningRate,
+      warmupSteps,
+      scaleLearningRate,
+      referenceBatchSize,
+      clipNorm,
+      Keys.lowerName(batchNormRunningStats),
+      checkpointEverySteps,
+      checkpointAtEpochEnd
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
     }
-    return parse(text.toString(), "job config");
+    return text.toString();
   }
 
   private void checkConsistency() {

@@ -196,6 +196,106 @@ public final class Keys {
           64L << 10,
           1L << 30);
 
+  /** Learning-rate schedule. */
+  public static final ConfigKey<Schedule> SCHEDULE =
+      enumeration(
+          "lockstep.schedule.name",
+          Schedule.class,
+          Schedule.CONSTANT,
+          "learning rate over training: constant, step (StepLR) or cosine, after any warm-up");
+
+  /** StepLR's step size. */
+  public static final ConfigKey<Integer> SCHEDULE_STEP_SIZE =
+      integer(
+          "lockstep.schedule.step-size",
+          1,
+          "epochs",
+          "step schedule: epochs between two multiplications by gamma",
+          1,
+          1_000_000);
+
+  /** StepLR's gamma. */
+  public static final ConfigKey<Double> SCHEDULE_GAMMA =
+      decimal(
+          "lockstep.schedule.gamma",
+          0.1,
+          "",
+          "step schedule: factor applied every step-size epochs",
+          1e-9,
+          1);
+
+  /** Cosine's floor. */
+  public static final ConfigKey<Double> SCHEDULE_MIN_LEARNING_RATE =
+      decimal(
+          "lockstep.schedule.min-learning-rate",
+          0.0,
+          "",
+          "cosine schedule: learning rate reached at the last step (eta_min)",
+          0,
+          1e9);
+
+  /** Linear warm-up. */
+  public static final ConfigKey<Integer> WARMUP_STEPS =
+      integer(
+          "lockstep.schedule.warmup-steps",
+          0,
+          "steps",
+          "linear warm-up: step s < warmup uses (s+1)/warmup of the scheduled rate; 0 for none",
+          0,
+          Integer.MAX_VALUE);
+
+  /** Goyal et al.'s linear scaling rule. */
+  public static final ConfigKey<Boolean> SCALE_LEARNING_RATE =
+      bool(
+          "lockstep.optimizer.scale-learning-rate",
+          false,
+          "linear scaling rule: multiply the learning rate by batch-size / reference-batch-size");
+
+  /** The batch the base learning rate was tuned for. */
+  public static final ConfigKey<Integer> REFERENCE_BATCH_SIZE =
+      integer(
+          "lockstep.optimizer.reference-batch-size",
+          256,
+          "samples",
+          "batch the learning rate is given for, when scale-learning-rate is on",
+          1,
+          1 << 20);
+
+  /** Gradient clipping. */
+  public static final ConfigKey<Double> CLIP_NORM =
+      decimal(
+          "lockstep.optimizer.clip-norm",
+          0.0,
+          "",
+          "clip the global L2 norm of the mean gradient to this (clip_grad_norm_); 0 for none",
+          0,
+          1e9);
+
+  /** BatchNorm running statistics across replicas. */
+  public static final ConfigKey<RunningStats> BATCHNORM_RUNNING_STATS =
+      enumeration(
+          "lockstep.batchnorm.running-stats",
+          RunningStats.class,
+          RunningStats.RANK0,
+          "BatchNorm running mean/variance from rank 0's slice (as DDP) or every slice, weighted");
+
+  /** Checkpoint interval. */
+  public static final ConfigKey<Integer> CHECKPOINT_EVERY_STEPS =
+      integer(
+          "lockstep.checkpoint.every-steps",
+          0,
+          "steps",
+          "also write checkpoint.zip every this many steps; 0 for epoch ends only",
+          0,
+          Integer.MAX_VALUE);
+
+  /** Checkpoint at epoch ends. */
+  public static final ConfigKey<Boolean> CHECKPOINT_AT_EPOCH_END =
+      bool(
+          "lockstep.checkpoint.at-epoch-end",
+          true,
+          "write checkpoint.zip at the end of every epoch");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -222,7 +322,18 @@ public final class Keys {
           STEP_TIMEOUT,
           CONNECT_TIMEOUT,
           CHUNK_BYTES,
-          TERM_LENGTH_BYTES);
+          TERM_LENGTH_BYTES,
+          SCHEDULE,
+          SCHEDULE_STEP_SIZE,
+          SCHEDULE_GAMMA,
+          SCHEDULE_MIN_LEARNING_RATE,
+          WARMUP_STEPS,
+          SCALE_LEARNING_RATE,
+          REFERENCE_BATCH_SIZE,
+          CLIP_NORM,
+          BATCHNORM_RUNNING_STATS,
+          CHECKPOINT_EVERY_STEPS,
+          CHECKPOINT_AT_EPOCH_END);
 
   private Keys() {}
 
@@ -238,6 +349,18 @@ public final class Keys {
   private static ConfigKey<String> string(String name, String def, String doc) {
     return new ConfigKey<>(
         name, "string", "", '"' + def + '"', doc, (c, p) -> c.getString(p), v -> true, "a string");
+  }
+
+  private static ConfigKey<Boolean> bool(String name, boolean def, String doc) {
+    return new ConfigKey<>(
+        name,
+        "boolean",
+        "",
+        Boolean.toString(def),
+        doc,
+        (c, p) -> c.getBoolean(p),
+        v -> true,
+        "true or false");
   }
 
   private static ConfigKey<Integer> integer(

@@ -1,19 +1,20 @@
 package io.lockstep.driver;
 
-import com.google.gson.FieldNamingPolicy;
-import com.google.gson.GsonBuilder;
+import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
+import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
-import io.lockstep.worker.EpochReport;
-import io.lockstep.worker.EpochTask;
 import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
+import io.lockstep.worker.StageReport;
+import io.lockstep.worker.StageTask;
 import io.lockstep.worker.Worker;
 import java.io.IOException;
 import java.io.Serializable;
@@ -21,7 +22,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -30,6 +30,7 @@ import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.util.ModelSerializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -39,31 +40,88 @@ import scala.reflect.ClassTag;
 import scala.reflect.ClassTag$;
 
 /**
- * The Spark application: plans epochs, starts the parameter server, runs the workers as one barrier
- * stage per epoch, checks that the replicas agree, evaluates, and writes the run directory ({@code
- * model.zip} with its optimizer state, {@code summary.json}).
+ * The Spark application: plans the run, starts the parameter server, runs the workers as barrier
+ * stages (one per epoch, or one per checkpoint interval), checks that the replicas agree,
+ * evaluates, and writes the run directory: {@code job.conf}, {@code metrics.jsonl} (a line per
+ * step), {@code checkpoint.zip} (see {@link Checkpoint}), {@code model.zip}, {@code best-model.zip}
+ * (the best test accuracy so far) and {@code summary.json}.
  */
 public final class TrainingDriver {
   private static final Logger LOG = LoggerFactory.getLogger(TrainingDriver.class);
 
+  /** The job file a run directory keeps, for {@code --resume}. */
+  public static final String JOB_FILE = "job.conf";
+
+  /** One line per step: see {@link StepMetrics}. */
+  public static final String METRICS_FILE = "metrics.jsonl";
+
+  /** The model after the last step. */
+  public static final String MODEL_FILE = "model.zip";
+
+  /** The model after the epoch with the best test accuracy. */
+  public static final String BEST_MODEL_FILE = "best-model.zip";
+
+  /** The run's summary. */
+  public static final String SUMMARY_FILE = "summary.json";
+
   private TrainingDriver() {}
 
   /**
-   * Trains the job to the end.
+   * Trains the job to the end, from the start or from the run directory's checkpoint.
    *
    * @param job the validated job
-   * @param runDir where the model and summary go; created if missing
+   * @param runDir where the run's files go; created if missing
+   * @param resume whether to continue from {@code runDir/checkpoint.zip}
    * @return the summary, also written to {@code runDir/summary.json}
    */
-  public static TrainingSummary train(JobConfig job, Path runDir) {
+  public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
     final long startNs = System.nanoTime();
     Worker.configureThreads(job.workerThreads());
     final LabeledImages test = Mnist.load(job.dataDir(), Mnist.Split.TEST);
     final int trainSamples = Mnist.load(job.dataDir(), Mnist.Split.TRAIN).count();
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
-    final Replica initial = Replica.create(ModelZoo.configuration(job));
-    ModelState state = initial.snapshot();
+    final long totalSteps = (long) job.epochs() * stepsPerEpoch;
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
+    final Replica initial = Replica.create(configuration);
     final int parameters = initial.parameterCount();
+    final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
+    final Progress start;
+    ModelState state;
+    if (checkpoint == null) {
+      start =
+          new Progress(
+              job.modelName(),
+              job.seed(),
+              job.batchSize(),
+              job.workers(),
+              0,
+              0,
+              0,
+              0,
+              0,
+              0,
+              0,
+              0,
+              0,
+              new long[4],
+              List.of(),
+              Double.NaN,
+              0);
+      state = initial.snapshot();
+    } else {
+      start = checkpoint.progress();
+      checkResumable(job, start, parameters, checkpoint.parameters().length, runDir);
+      state = checkpoint.state(configuration.toJson());
+    }
+    try {
+      Files.createDirectories(runDir);
+    } catch (IOException e) {
+      throw new UncheckedIOException(runDir + ": cannot create the run directory", e);
+    }
+    RunFiles.writeText(runDir.resolve(JOB_FILE), job.render());
+    final Path metricsFile = runDir.resolve(METRICS_FILE);
+    final List<String> metrics =
+        resume ? metricsBefore(metricsFile, start.iteration()) : new ArrayList<>();
     final long jobId = new SecureRandom().nextLong();
     final ServerAddress address =
         new ServerAddress(
@@ -80,7 +138,7 @@ public final class TrainingDriver {
         job.sparkMaster().isEmpty() ? "local[" + job.workers() + "]" : job.sparkMaster();
     LOG.info(
         "training {}: model {} ({} parameters), {} workers on {}, global batch {}, {} epochs of {}"
-            + " steps",
+            + " steps{}",
         job.jobName(),
         job.modelName(),
         parameters,
@@ -88,65 +146,143 @@ public final class TrainingDriver {
         master,
         job.batchSize(),
         job.epochs(),
-        stepsPerEpoch);
-    final List<TrainingSummary.Epoch> history = new ArrayList<>();
+        stepsPerEpoch,
+        checkpoint == null
+            ? ""
+            : ", resuming at epoch " + (start.epoch() + 1) + " step " + start.step());
+    final List<TrainingSummary.Epoch> history = new ArrayList<>(start.history());
     final Evaluator evaluator =
         new Evaluator(test, job.dataMean(), job.dataStd(), job.evalBatchSize());
-    double trainSeconds = 0;
-    long samples = 0;
-    final long[] phaseNs = new long[4];
-    double accuracy = Double.NaN;
+    double trainSeconds = start.trainSeconds();
+    long samples = start.samples();
+    final long[] phaseNs = start.phaseNs().clone();
+    double accuracy =
+        history.isEmpty() ? Double.NaN : history.get(history.size() - 1).testAccuracy();
+    double bestAccuracy = start.bestAccuracy();
+    int bestEpoch = start.bestEpoch();
     final long rejected;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         ParameterServer server =
             ParameterServer.launch(
                 new ParameterServer.Context().address(address).stepTimeout(job.stepTimeout()))) {
-      for (int epoch = 0; epoch < job.epochs(); epoch++) {
-        final EpochTask task =
-            new EpochTask(job, state, address, epoch, (long) epoch * stepsPerEpoch, stepsPerEpoch);
-        spark.setJobDescription(job.jobName() + ": epoch " + (epoch + 1) + "/" + job.epochs());
-        final long epochStartNs = System.nanoTime();
-        final List<EpochReport> reports;
-        try {
-          reports = runBarrierStage(spark, task);
-        } catch (RuntimeException e) {
-          // The server names the worker and step that failed; Spark's barrier error does not.
+      for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
+        final boolean resumed = epoch == start.epoch();
+        int step = resumed ? start.step() : 0;
+        double epochLossSum = resumed ? start.epochLossSum() : 0;
+        long epochSamples = resumed ? start.epochSamples() : 0;
+        double epochSeconds = resumed ? start.epochSeconds() : 0;
+        while (step < stepsPerEpoch) {
+          final int to = stageEnd(job, epoch, stepsPerEpoch, step);
+          final StageTask task = new StageTask(job, state, address, epoch, stepsPerEpoch, step, to);
+          spark.setJobDescription(
+              job.jobName()
+                  + ": epoch "
+                  + (epoch + 1)
+                  + "/"
+                  + job.epochs()
+                  + ", steps "
+                  + (step + 1)
+                  + "-"
+                  + to
+                  + "/"
+                  + stepsPerEpoch);
+          final long stageStartNs = System.nanoTime();
+          final List<StageReport> reports;
+          try {
+            reports = runBarrierStage(spark, task);
+          } catch (RuntimeException e) {
+            // The server names the worker and step that failed; Spark's barrier error does not.
+            server.checkHealthy();
+            throw e;
+          }
+          final double seconds = (System.nanoTime() - stageStartNs) / 1e9;
           server.checkHealthy();
-          throw e;
-        }
-        final double seconds = (System.nanoTime() - epochStartNs) / 1e9;
-        server.checkHealthy();
-        checkReplicasAgree(reports, epoch);
-        final EpochReport lead = reports.get(0);
-        state = lead.state();
-        long epochSamples = 0;
-        double lossSum = 0;
-        for (EpochReport report : reports) {
-          epochSamples += report.samples();
-          lossSum += report.lossSum();
-          phaseNs[0] += report.dataNs();
-          phaseNs[1] += report.computeNs();
-          phaseNs[2] += report.syncNs();
-          phaseNs[3] += report.applyNs();
+          checkReplicasAgree(reports, task);
+          state = reports.get(0).state();
+          for (StageReport report : reports) {
+            epochSamples += report.samples();
+            epochLossSum += report.lossSum();
+            phaseNs[0] += report.dataNs();
+            phaseNs[1] += report.computeNs();
+            phaseNs[2] += report.syncNs();
+            phaseNs[3] += report.applyNs();
+          }
+          metrics.addAll(stepLines(task, reports));
+          RunFiles.writeLines(metricsFile, metrics);
+          epochSeconds += seconds;
+          step = to;
+          if (step < stepsPerEpoch) {
+            Checkpoint.write(
+                runDir.resolve(Checkpoint.FILE),
+                Replica.restore(state),
+                new Progress(
+                    job.modelName(),
+                    job.seed(),
+                    job.batchSize(),
+                    job.workers(),
+                    epoch,
+                    step,
+                    state.iteration(),
+                    state.epoch(),
+                    samples,
+                    trainSeconds,
+                    epochLossSum,
+                    epochSamples,
+                    epochSeconds,
+                    phaseNs.clone(),
+                    List.copyOf(history),
+                    bestAccuracy,
+                    bestEpoch));
+          }
         }
         samples += epochSamples;
-        trainSeconds += seconds;
-        accuracy = evaluator.accuracy(Replica.restore(state).network());
+        trainSeconds += epochSeconds;
+        final Replica trained = Replica.restore(state);
+        accuracy = evaluator.accuracy(trained.network());
+        final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
         history.add(
-            new TrainingSummary.Epoch(
-                epoch + 1, stepsPerEpoch, lossSum / epochSamples, accuracy, seconds));
+            new TrainingSummary.Epoch(epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
+        if (!(accuracy <= bestAccuracy)) {
+          bestAccuracy = accuracy;
+          bestEpoch = epoch + 1;
+          writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
+        }
+        if (job.checkpointAtEpochEnd() || epoch + 1 == job.epochs()) {
+          Checkpoint.write(
+              runDir.resolve(Checkpoint.FILE),
+              trained,
+              new Progress(
+                  job.modelName(),
+                  job.seed(),
+                  job.batchSize(),
+                  job.workers(),
+                  epoch + 1,
+                  0,
+                  state.iteration(),
+                  state.epoch(),
+                  samples,
+                  trainSeconds,
+                  0,
+                  0,
+                  0,
+                  phaseNs.clone(),
+                  List.copyOf(history),
+                  bestAccuracy,
+                  bestEpoch));
+        }
         LOG.info(
             String.format(
                 "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s, %.0f images/s",
                 epoch + 1,
                 job.epochs(),
-                lossSum / epochSamples,
+                trainLoss,
                 accuracy,
-                seconds,
-                epochSamples / seconds));
+                epochSeconds,
+                epochSamples / epochSeconds));
       }
       rejected = server.rejectedFrames();
     }
+    final Replica last = Replica.restore(state);
     final double workers = job.workers() * 1e9;
     final TrainingSummary summary =
         new TrainingSummary(
@@ -155,10 +291,12 @@ public final class TrainingDriver {
             job.workers(),
             job.batchSize(),
             job.epochs(),
-            (long) job.epochs() * stepsPerEpoch,
+            state.iteration(),
             parameters,
             job.seed(),
             accuracy,
+            bestAccuracy,
+            bestEpoch,
             samples / trainSeconds,
             (System.nanoTime() - startNs) / 1e9,
             trainSeconds,
@@ -170,9 +308,138 @@ public final class TrainingDriver {
                 phaseNs[2] / workers,
                 phaseNs[3] / workers),
             rejected,
+            String.format("%08x", last.parametersCrc()),
+            checkpoint == null ? 0 : start.iteration(),
             List.copyOf(history));
-    writeRun(runDir, Replica.restore(state), summary);
+    writeModel(runDir.resolve(MODEL_FILE), last);
+    RunFiles.writeText(
+        runDir.resolve(SUMMARY_FILE),
+        RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary) + "\n");
     return summary;
+  }
+
+  /**
+   * Where the stage starting at {@code step} ends: the epoch's end, or the next global step that is
+   * a multiple of the checkpoint interval.
+   */
+  static int stageEnd(JobConfig job, int epoch, int stepsPerEpoch, int step) {
+    final int every = job.checkpointEverySteps();
+    if (every == 0) {
+      return stepsPerEpoch;
+    }
+    final long global = (long) epoch * stepsPerEpoch + step;
+    final long next = (global / every + 1) * every;
+    return (int) Math.min(stepsPerEpoch, step + (next - global));
+  }
+
+  private static void checkResumable(
+      JobConfig job, Progress saved, int parameters, int savedParameters, Path runDir) {
+    final String where = runDir.resolve(Checkpoint.FILE) + ": ";
+    if (!saved.model().equals(job.modelName()) || savedParameters != parameters) {
+      throw new ConfigurationException(
+          where
+              + "holds model "
+              + saved.model()
+              + " ("
+              + savedParameters
+              + " parameters), the job"
+              + " asks for "
+              + job.modelName()
+              + " ("
+              + parameters
+              + "); resume with the same"
+              + " "
+              + Keys.MODEL_NAME.name());
+    }
+    if (saved.seed() != job.seed() || saved.batchSize() != job.batchSize()) {
+      throw new ConfigurationException(
+          where
+              + "was trained with "
+              + Keys.SEED.name()
+              + "="
+              + saved.seed()
+              + " and "
+              + Keys.BATCH_SIZE.name()
+              + "="
+              + saved.batchSize()
+              + "; a resumed run keeps its"
+              + " data order and global batch, so drop the overrides of those keys");
+    }
+    if (saved.epoch() >= job.epochs()) {
+      throw new ConfigurationException(
+          where
+              + "the run has already trained "
+              + saved.epoch()
+              + " epochs; ask for more with"
+              + " --epochs N (N > "
+              + saved.epoch()
+              + ")");
+    }
+    if (saved.workers() != job.workers()) {
+      LOG.warn(
+          "resuming with {} workers, the checkpoint was written by {}: same trajectory within"
+              + " float rounding, not bit for bit",
+          job.workers(),
+          saved.workers());
+    }
+  }
+
+  /** The metrics lines of steps before {@code globalStep}; a resumed run rewrites the rest. */
+  private static List<String> metricsBefore(Path file, int globalStep) {
+    final List<String> kept = new ArrayList<>();
+    if (!Files.isRegularFile(file)) {
+      return kept;
+    }
+    try {
+      for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        if (!line.isBlank()
+            && RunFiles.JSON.fromJson(line, StepMetrics.class).step() <= globalStep) {
+          kept.add(line);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException(
+          file
+              + ": cannot read the run's metrics ("
+              + e.getMessage()
+              + "); move it away to resume"
+              + " without the earlier steps' lines",
+          e);
+    }
+    return kept;
+  }
+
+  private static List<String> stepLines(StageTask task, List<StageReport> reports) {
+    final List<String> lines = new ArrayList<>();
+    for (int i = 0; i < task.steps(); i++) {
+      double lossSum = 0;
+      int samples = 0;
+      for (StageReport report : reports) {
+        lossSum += report.stepLossSums()[i];
+        samples += report.stepSamples()[i];
+      }
+      final StageReport lead = reports.get(0);
+      lines.add(
+          RunFiles.JSON.toJson(
+              new StepMetrics(
+                  task.firstGlobalStep() + i + 1,
+                  task.epoch() + 1,
+                  samples,
+                  lossSum / samples,
+                  lead.learningRates()[i],
+                  lead.gradientNorms()[i])));
+    }
+    return lines;
+  }
+
+  private static void writeModel(Path target, Replica replica) {
+    try {
+      RunFiles.writeAtomically(
+          target, tmp -> ModelSerializer.writeModel(replica.network(), tmp.toFile(), true));
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          target + ": cannot write the model (" + e.getMessage() + ")", e);
+    }
   }
 
   private static SparkConf sparkConf(JobConfig job, String master) {
@@ -190,11 +457,11 @@ public final class TrainingDriver {
     return base.resolve("lockstep-" + Long.toHexString(jobId)).toString();
   }
 
-  private static List<EpochReport> runBarrierStage(JavaSparkContext spark, EpochTask task) {
+  private static List<StageReport> runBarrierStage(JavaSparkContext spark, StageTask task) {
     final int workers = task.job().workers();
-    final Function1<scala.collection.Iterator<Integer>, scala.collection.Iterator<EpochReport>>
+    final Function1<scala.collection.Iterator<Integer>, scala.collection.Iterator<StageReport>>
         train = new WorkerFunction(task);
-    final ClassTag<EpochReport> tag = ClassTag$.MODULE$.apply(EpochReport.class);
+    final ClassTag<StageReport> tag = ClassTag$.MODULE$.apply(StageReport.class);
     final Object collected =
         spark
             .parallelize(IntStream.range(0, workers).boxed().toList(), workers)
@@ -202,43 +469,45 @@ public final class TrainingDriver {
             .barrier()
             .mapPartitions(train, false, tag)
             .collect();
-    final List<EpochReport> reports = new ArrayList<>(Arrays.asList((EpochReport[]) collected));
+    final List<StageReport> reports = new ArrayList<>(Arrays.asList((StageReport[]) collected));
     reports.sort((a, b) -> Integer.compare(a.rank(), b.rank()));
     return reports;
   }
 
-  /** The body of one barrier task: runs {@link Worker#runEpoch} as the partition's rank. */
+  /** The body of one barrier task: runs {@link Worker#runStage} as the partition's rank. */
   private static final class WorkerFunction
       extends scala.runtime.AbstractFunction1<
-          scala.collection.Iterator<Integer>, scala.collection.Iterator<EpochReport>>
+          scala.collection.Iterator<Integer>, scala.collection.Iterator<StageReport>>
       implements Serializable {
     private static final long serialVersionUID = 1L;
-    private final EpochTask task;
+    private final StageTask task;
 
-    WorkerFunction(EpochTask task) {
+    WorkerFunction(StageTask task) {
       this.task = task;
     }
 
     @Override
-    public scala.collection.Iterator<EpochReport> apply(scala.collection.Iterator<Integer> ranks) {
+    public scala.collection.Iterator<StageReport> apply(scala.collection.Iterator<Integer> ranks) {
       final BarrierTaskContext context = BarrierTaskContext.get();
       final int rank = context.partitionId();
       final String address = context.getTaskInfos()[rank].address();
       final String host =
           address.contains(":") ? address.substring(0, address.lastIndexOf(':')) : address;
-      final EpochReport report =
-          Worker.runEpoch(task, rank, task.job().transport() == Transport.UDP ? host : null);
+      final StageReport report =
+          Worker.runStage(task, rank, task.job().transport() == Transport.UDP ? host : null);
       return CollectionConverters.asScala(List.of(report).iterator());
     }
   }
 
-  private static void checkReplicasAgree(List<EpochReport> reports, int epoch) {
+  private static void checkReplicasAgree(List<StageReport> reports, StageTask task) {
     final long expected = reports.get(0).parametersCrc();
-    for (EpochReport report : reports) {
+    for (StageReport report : reports) {
       if (report.parametersCrc() != expected) {
         throw new IllegalStateException(
             "epoch "
-                + (epoch + 1)
+                + (task.epoch() + 1)
+                + " step "
+                + task.toStep()
                 + ": replica of rank "
                 + report.rank()
                 + " differs from rank 0 (parameter CRC "
@@ -248,43 +517,5 @@ public final class TrainingDriver {
                 + "); the workers did not apply identical steps");
       }
     }
-  }
-
-  /** Writes model.zip and summary.json, each through a temporary file and an atomic rename. */
-  private static void writeRun(Path runDir, Replica replica, TrainingSummary summary) {
-    final String json =
-        new GsonBuilder()
-            .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
-            .serializeSpecialFloatingPointValues()
-            .setPrettyPrinting()
-            .create()
-            .toJson(summary);
-    try {
-      Files.createDirectories(runDir);
-      writeAtomically(
-          runDir.resolve("model.zip"),
-          tmp -> ModelSerializer.writeModel(replica.network(), tmp.toFile(), true));
-      writeAtomically(
-          runDir.resolve("summary.json"),
-          tmp -> Files.writeString(tmp, json + "\n", StandardCharsets.UTF_8));
-    } catch (IOException e) {
-      throw new UncheckedIOException(runDir + ": cannot write the run (" + e.getMessage() + ")", e);
-    }
-  }
-
-  /** Writes through a temporary file beside {@code target}, so a reader never sees half a file. */
-  private static void writeAtomically(Path target, FileWriter writer) throws IOException {
-    final Path tmp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
-    try {
-      writer.write(tmp);
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-  }
-
-  @FunctionalInterface
-  private interface FileWriter {
-    void write(Path file) throws IOException;
   }
 }

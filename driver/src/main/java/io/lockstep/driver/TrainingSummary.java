@@ -15,6 +15,8 @@ import java.util.List;
  * @param parameters trainable parameters
  * @param seed the seed
  * @param testAccuracy accuracy on the test set after the last epoch
+ * @param bestTestAccuracy the best test accuracy after any epoch (the model in best-model.zip)
+ * @param bestEpoch the epoch, from 1, of the best test accuracy
  * @param imagesPerSecond training samples per second of the training stages
  * @param wallSeconds the run's whole wall time, start-up and evaluation included
  * @param trainSeconds the wall time of the training stages
@@ -22,6 +24,9 @@ import java.util.List;
  * @param transport the worker-server transport
  * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
  * @param rejectedFrames frames the server dropped
+ * @param parametersCrc32 CRC-32 of the final parameters' bytes: equal exactly when two runs end
+ *     with the same bits
+ * @param resumedFromStep the global step the run resumed from, 0 when it started fresh
  * @param history one entry per epoch
  */
 public record TrainingSummary(
@@ -34,6 +39,8 @@ public record TrainingSummary(
     long parameters,
     long seed,
     double testAccuracy,
+    double bestTestAccuracy,
+    int bestEpoch,
     double imagesPerSecond,
     double wallSeconds,
     double trainSeconds,
@@ -41,6 +48,8 @@ public record TrainingSummary(
     String transport,
     Phases phaseSeconds,
     long rejectedFrames,
+    String parametersCrc32,
+    long resumedFromStep,
     List<Epoch> history) {
 
   /**

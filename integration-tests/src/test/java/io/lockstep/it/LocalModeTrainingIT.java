@@ -7,6 +7,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
+import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.jobs.Lockstep;
@@ -14,14 +15,20 @@ import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Replica;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
-import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
+import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
  * The whole system in Spark local mode: the driver, a real Aeron media driver and parameter server,
@@ -40,7 +47,9 @@ class LocalModeTrainingIT {
       throws Exception {
     final TrainingSummary summary =
         TrainingDriver.train(
-            job(Map.of("lockstep.train.workers", "2", "lockstep.train.max-steps", "250")), run);
+            job(Map.of("lockstep.train.workers", "2", "lockstep.train.max-steps", "250")),
+            run,
+            false);
     assertTrue(summary.testAccuracy() >= 0.80, "test accuracy " + summary.testAccuracy());
     assertEquals(250, summary.steps());
     assertEquals(0, summary.rejectedFrames());
@@ -60,37 +69,198 @@ class LocalModeTrainingIT {
       assertTrue(json.contains(field), field + " missing from " + json);
     }
     // the saved model carries its optimizer state, so training can continue from it
-    final MultiLayerNetwork saved =
-        ModelSerializer.restoreMultiLayerNetwork(run.resolve("model.zip").toFile(), true);
+    final ComputationGraph saved =
+        ModelSerializer.restoreComputationGraph(run.resolve("model.zip").toFile(), true);
     assertEquals(saved.numParams(), saved.getUpdater().getStateViewArray().length());
+    // one epoch: the best model is the last one, and the checkpoint holds it too
+    assertEquals(summary.testAccuracy(), summary.bestTestAccuracy());
+    assertEquals(
+        parameters(run),
+        ModelSerializer.restoreComputationGraph(run.resolve("best-model.zip").toFile(), false)
+            .params());
+    assertEquals(
+        parameters(run),
+        ModelSerializer.restoreComputationGraph(run.resolve("checkpoint.zip").toFile(), false)
+            .params());
+    final List<String> metrics = Files.readAllLines(run.resolve("metrics.jsonl"));
+    assertEquals(250, metrics.size());
+    assertTrue(metrics.get(249).startsWith("{\"step\":250,\"epoch\":1,\"samples\":128,"));
   }
 
   @Test
-  void shouldHoldTheSameParametersWithOneAndTwoWorkersAsSingleProcessFit(@TempDir Path runs)
+  void shouldMatchOneWorkerAndFitWithThreeWorkersFromTheCommandLine(@TempDir Path runs)
       throws Exception {
-    final int steps = 20;
-    final Map<String, String> common =
-        Map.of("lockstep.train.max-steps", Integer.toString(steps), "lockstep.train.seed", "7");
-    final JobConfig one = job(common).with(Map.of("lockstep.train.workers", "1"));
-    final JobConfig two = job(common).with(Map.of("lockstep.train.workers", "2"));
-    TrainingDriver.train(one, runs.resolve("one"));
-    TrainingDriver.train(two, runs.resolve("two"));
-    final INDArray oneWorker = parameters(runs.resolve("one"));
-    final INDArray twoWorkers = parameters(runs.resolve("two"));
+    final int steps = 30;
+    for (String optimizer : new String[] {"momentum", "adam"}) {
+      final Path three = runs.resolve(optimizer + "-3");
+      final Path one = runs.resolve(optimizer + "-1");
+      for (Path run : new Path[] {three, one}) {
+        assertEquals(
+            0,
+            Lockstep.execute(
+                "train",
+                "--workers",
+                run == three ? "3" : "1",
+                "--batch-size",
+                "120",
+                "--max-steps",
+                Integer.toString(steps),
+                "--optimizer",
+                optimizer,
+                "--seed",
+                "7",
+                "--run-dir",
+                run.toString()));
+      }
+      final RunComparison comparison = RunComparison.of(three, one, 1e-5);
+      if (optimizer.equals("momentum")) {
+        assertTrue(comparison.maxRelativeDifference() <= 1e-5, comparison.describe());
+      } else {
+        assertTrue(
+            comparison.beyondTolerance() <= comparison.parameters() / 10_000,
+            comparison.describe());
+        assertTrue(comparison.maxLossDifference() <= 1e-4, comparison.describe());
+      }
+      assertEquals(steps, comparison.steps());
 
-    // single process, Deeplearning4j's own fit() on each whole global batch, same sample order
-    final MultiLayerNetwork reference = Replica.create(ModelZoo.configuration(two)).network();
-    final LabeledImages train = Mnist.load(DATA, Mnist.Split.TRAIN);
-    final EpochPlan plan = EpochPlan.of(7, 0, train.count(), 128, 2);
-    for (int step = 0; step < steps; step++) {
-      final int[] batch = plan.batch(step);
-      reference.fit(features(train, batch), labels(train, batch));
+      // single process, Deeplearning4j's own fit() on each whole global batch, same sample order
+      final JobConfig job =
+          job(
+              Map.of(
+                  "lockstep.optimizer.name", optimizer,
+                  "lockstep.train.batch-size", "120",
+                  "lockstep.train.seed", "7"));
+      final ComputationGraph reference =
+          Replica.create(ModelZoo.configuration(job, job.stepsPerEpoch(60_000))).network();
+      final LabeledImages train = Mnist.load(DATA, Mnist.Split.TRAIN);
+      final EpochPlan plan = EpochPlan.of(7, 0, train.count(), 120, 3);
+      for (int step = 0; step < steps; step++) {
+        final int[] batch = plan.batch(step);
+        reference.fit(new DataSet(features(train, batch), labels(train, batch)));
+      }
+      final INDArray ours = parameters(three);
+      final INDArray difference = Transforms.abs(ours.sub(reference.params()));
+      final double bound = 1e-5 * reference.params().amaxNumber().doubleValue();
+      if (optimizer.equals("momentum")) {
+        assertTrue(difference.maxNumber().doubleValue() <= bound, "3 workers vs fit()");
+      } else {
+        final long beyond = difference.gt(bound).castTo(DataType.INT).sumNumber().longValue();
+        assertTrue(beyond <= ours.length() / 10_000, beyond + " parameters beyond 1e-5 of fit()");
+      }
     }
+    // two identical 3-worker runs: bit for bit
+    final Path again = runs.resolve("momentum-3-again");
+    assertEquals(
+        0,
+        Lockstep.execute(
+            "train",
+            "--workers",
+            "3",
+            "--batch-size",
+            "120",
+            "--max-steps",
+            Integer.toString(steps),
+            "--optimizer",
+            "momentum",
+            "--seed",
+            "7",
+            "--run-dir",
+            again.toString()));
+    final RunComparison rerun = RunComparison.of(again, runs.resolve("momentum-3"), 1e-5);
+    assertTrue(rerun.identical(), rerun.describe());
+    assertEquals(0.0, rerun.maxLossDifference());
+  }
 
-    final double workers = relative(twoWorkers, oneWorker);
-    final double fit = relative(twoWorkers, reference.params());
-    assertTrue(workers <= 1e-5, "1 vs 2 workers: " + workers);
-    assertTrue(fit <= 1e-5, "2 workers vs fit(): " + fit);
+  @Test
+  void shouldResumeBitIdenticallyFromAnEpochEnd(@TempDir Path runs) {
+    final Path straight = runs.resolve("straight");
+    final Path resumed = runs.resolve("resumed");
+    final String[] common = {"--workers", "2", "--max-steps", "40", "--seed", "3"};
+    assertEquals(
+        0, Lockstep.execute(concat(common, "--epochs", "2", "--run-dir", straight.toString())));
+    assertEquals(
+        0, Lockstep.execute(concat(common, "--epochs", "1", "--run-dir", resumed.toString())));
+    assertEquals(0, Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "2"));
+    final RunComparison comparison = RunComparison.of(resumed, straight, 1e-5);
+    assertTrue(comparison.identical(), comparison.describe());
+    assertEquals(80, comparison.steps());
+    assertEquals(0.0, comparison.maxLossDifference());
+    // nothing left to train, a changed seed, a missing run: clear errors, exit 2
+    assertEquals(2, Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "2"));
+    assertEquals(
+        2,
+        Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "3", "--seed", "4"));
+    assertEquals(2, Lockstep.execute("train", "--resume", runs.resolve("none").toString()));
+  }
+
+  @Test
+  void shouldResumeBitIdenticallyAfterTheProcessIsKilledMidEpoch(@TempDir Path runs)
+      throws Exception {
+    final Path straight = runs.resolve("straight");
+    final Path killed = runs.resolve("killed");
+    final String[] job = {
+      "--workers",
+      "2",
+      "--max-steps",
+      "60",
+      "--epochs",
+      "1",
+      "--seed",
+      "5",
+      "--set",
+      "lockstep.checkpoint.every-steps=10"
+    };
+    final Process process = launch(concat(job, "--run-dir", killed.toString()));
+    try {
+      final Path metrics = killed.resolve("metrics.jsonl");
+      final long deadline = System.nanoTime() + 300_000_000_000L;
+      while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 20)) {
+        assertTrue(process.isAlive(), "training ended before it could be killed");
+        assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
+        Thread.sleep(100);
+      }
+    } finally {
+      process.destroyForcibly().waitFor();
+    }
+    assertTrue(Files.isRegularFile(killed.resolve("checkpoint.zip")));
+    assertTrue(!Files.exists(killed.resolve("summary.json")), "killed before the end");
+    assertEquals(0, Lockstep.execute("train", "--resume", killed.toString()));
+    assertEquals(0, Lockstep.execute(concat(job, "--run-dir", straight.toString())));
+    final RunComparison comparison = RunComparison.of(killed, straight, 1e-5);
+    assertTrue(comparison.identical(), comparison.describe());
+    assertEquals(60, comparison.steps());
+    assertEquals(0.0, comparison.maxLossDifference());
+  }
+
+  /** Starts {@code lockstep train ARGS} in a JVM of its own, so it can be killed. */
+  private static Process launch(String... args) throws Exception {
+    final List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.add("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
+    command.add("--add-opens=java.base/java.nio=ALL-UNNAMED");
+    command.add("--add-opens=java.base/sun.nio.ch=ALL-UNNAMED");
+    command.add("--add-opens=java.base/java.lang=ALL-UNNAMED");
+    command.add("--add-opens=java.base/java.util=ALL-UNNAMED");
+    command.add("--add-opens=java.base/java.lang.invoke=ALL-UNNAMED");
+    final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
+    if (cache != null) {
+      command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
+    }
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(Lockstep.class.getName());
+    command.addAll(Arrays.asList(args));
+    return new ProcessBuilder(command)
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .start();
+  }
+
+  private static String[] concat(String[] first, String... more) {
+    final List<String> all = new ArrayList<>(List.of("train"));
+    all.addAll(Arrays.asList(first));
+    all.addAll(Arrays.asList(more));
+    return all.toArray(String[]::new);
   }
 
   @Test
@@ -102,12 +272,8 @@ class LocalModeTrainingIT {
   }
 
   private static INDArray parameters(Path run) throws Exception {
-    return ModelSerializer.restoreMultiLayerNetwork(run.resolve("model.zip").toFile(), false)
+    return ModelSerializer.restoreComputationGraph(run.resolve("model.zip").toFile(), false)
         .params();
-  }
-
-  private static double relative(INDArray a, INDArray b) {
-    return a.sub(b).amaxNumber().doubleValue() / b.amaxNumber().doubleValue();
   }
 
   private static INDArray features(LabeledImages images, int[] indices) {

@@ -5,6 +5,7 @@ import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import java.io.IOException;
@@ -23,13 +24,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** The {@code lockstep} command line: {@code train} and {@code config}. */
+/** The {@code lockstep} command line: {@code train}, {@code compare} and {@code config}. */
 @Command(
     name = "lockstep",
     mixinStandardHelpOptions = true,
     version = "lockstep 0.1.0",
     description = "Data-parallel training of convolutional networks on Apache Spark.",
-    subcommands = {Lockstep.Train.class, Lockstep.PrintConfig.class})
+    subcommands = {Lockstep.Train.class, Lockstep.Compare.class, Lockstep.PrintConfig.class})
 public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
 
@@ -109,12 +110,19 @@ public final class Lockstep implements Runnable {
   /** {@code lockstep train}. */
   @Command(name = "train", description = "Train a job (a shipped job's name or a FILE.conf).")
   static final class Train implements Callable<Integer> {
+    private static final String DEFAULT_JOB = "fashion-mnist-lenet";
+
     @Parameters(
         index = "0",
         arity = "0..1",
-        defaultValue = "fashion-mnist-lenet",
-        description = "job name or FILE.conf (default: ${DEFAULT-VALUE})")
+        description = "job name or FILE.conf (default: " + DEFAULT_JOB + ")")
     String job;
+
+    @Option(
+        names = "--resume",
+        paramLabel = "RUN_DIR",
+        description = "continue the run in RUN_DIR from its checkpoint.zip (flags may extend it)")
+    String resume;
 
     @Option(names = "--workers", description = "data-parallel workers")
     Integer workers;
@@ -165,7 +173,31 @@ public final class Lockstep implements Runnable {
         }
         overrides.put(set.substring(0, eq).trim(), set.substring(eq + 1).trim());
       }
-      final JobConfig config = JobConfig.load(jobLayer(job), JobConfig.overrides(overrides));
+      final Config base;
+      if (resume == null) {
+        base = jobLayer(job == null ? DEFAULT_JOB : job);
+      } else {
+        if (job != null) {
+          throw new ConfigurationException(
+              "give a job or --resume RUN_DIR, not both: a resumed run keeps its job");
+        }
+        if (runDir != null && !Path.of(runDir).equals(Path.of(resume))) {
+          throw new ConfigurationException(
+              "--run-dir "
+                  + runDir
+                  + " differs from --resume "
+                  + resume
+                  + "; a run resumes in place");
+        }
+        final Path saved = Path.of(resume, TrainingDriver.JOB_FILE);
+        if (!Files.isRegularFile(saved)) {
+          throw new ConfigurationException(
+              resume + ": not a run directory (no " + TrainingDriver.JOB_FILE + ")");
+        }
+        base = jobLayer(saved.toString());
+        overrides.put(Keys.RUN_DIR.name(), resume);
+      }
+      final JobConfig config = JobConfig.load(base, JobConfig.overrides(overrides));
       final Path run =
           config.runDir().isEmpty()
               ? Path.of(
@@ -174,7 +206,7 @@ public final class Lockstep implements Runnable {
                       + "-"
                       + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
               : Path.of(config.runDir());
-      final TrainingSummary summary = TrainingDriver.train(config, run);
+      final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
       System.out.printf(
           "%s: test accuracy %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
           summary.job(),
@@ -190,6 +222,30 @@ public final class Lockstep implements Runnable {
       if (value != null) {
         overrides.put(key.name(), value.toString());
       }
+    }
+  }
+
+  /** {@code lockstep compare}. */
+  @Command(
+      name = "compare",
+      description = "How far two runs' final parameters and per-step losses are apart.")
+  static final class Compare implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "RUN_A", description = "the run under test")
+    Path a;
+
+    @Parameters(index = "1", paramLabel = "RUN_B", description = "the reference run")
+    Path b;
+
+    @Option(
+        names = "--tolerance",
+        defaultValue = "1e-5",
+        description = "relative tolerance counted against max |b| (default: ${DEFAULT-VALUE})")
+    double tolerance;
+
+    @Override
+    public Integer call() {
+      System.out.print(RunComparison.of(a, b, tolerance).describe());
+      return 0;
     }
   }
 

@@ -7,15 +7,21 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
-import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration.GraphBuilder;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.WorkspaceMode;
+import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.inputs.InputType;
+import org.deeplearning4j.nn.conf.layers.ActivationLayer;
+import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
+import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
-import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
+import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.weights.WeightInit;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -27,6 +33,7 @@ import org.nd4j.linalg.learning.config.Nesterovs;
 import org.nd4j.linalg.learning.config.RmsProp;
 import org.nd4j.linalg.learning.config.Sgd;
 import org.nd4j.linalg.lossfunctions.LossFunctions;
+import org.nd4j.linalg.schedule.ISchedule;
 
 /** The models a job can train, by name, built as Deeplearning4j configurations. */
 public final class ModelZoo {
@@ -42,9 +49,14 @@ public final class ModelZoo {
   public record Spec(String name, int channels, int height, int width, int classes) {}
 
   private static final Map<String, Spec> SPECS = new TreeMap<>();
+  private static final String INPUT = "input";
+
+  /** PyTorch's RMSprop alpha; Deeplearning4j's default decay is 0.95. */
+  private static final double PYTORCH_RMSPROP_ALPHA = 0.99;
 
   static {
     SPECS.put("lenet", new Spec("lenet", 1, 28, 28, 10));
+    SPECS.put("resnet-mini", new Spec("resnet-mini", 1, 28, 28, 10));
   }
 
   private ModelZoo() {}
@@ -75,17 +87,18 @@ public final class ModelZoo {
   }
 
   /**
-   * Builds the job's model with its optimizer, weight decay and seed.
+   * Builds the job's model with its optimizer, schedule, weight decay and seed.
    *
    * @param job the job
+   * @param totalSteps the steps of the whole run, for schedules that span it
    * @return a configuration; every worker builds the same one
    */
-  public static MultiLayerConfiguration configuration(JobConfig job) {
+  public static ComputationGraphConfiguration configuration(JobConfig job, long totalSteps) {
     final Spec spec = spec(job.modelName());
     final NeuralNetConfiguration.Builder base =
         new NeuralNetConfiguration.Builder()
             .seed(job.seed())
-            .updater(updater(job))
+            .updater(updater(job, LearningRateSchedule.of(job, totalSteps)))
             .weightInit(WeightInit.ZERO)
             .trainingWorkspaceMode(WorkspaceMode.ENABLED)
             .inferenceWorkspaceMode(WorkspaceMode.ENABLED);
@@ -94,6 +107,7 @@ public final class ModelZoo {
     }
     return switch (spec.name()) {
       case "lenet" -> lenet(base, spec);
+      case "resnet-mini" -> resnetMini(base, spec);
       default -> throw new IllegalStateException("no builder for " + spec.name());
     };
   }
@@ -108,10 +122,10 @@ public final class ModelZoo {
    * @param network an initialized network
    * @param seed the job's seed
    */
-  public static void initialize(MultiLayerNetwork network, long seed) {
+  public static void initialize(ComputationGraph network, long seed) {
     final SplittableRandom random = new SplittableRandom(seed);
-    for (int i = 0; i < network.getnLayers(); i++) {
-      final Map<String, INDArray> params = network.getLayer(i).paramTable();
+    for (Layer layer : network.getLayers()) {
+      final Map<String, INDArray> params = layer.paramTable();
       final INDArray weights = params.get("W");
       if (weights == null) {
         continue;
@@ -137,39 +151,130 @@ public final class ModelZoo {
    * The seeds' LeNet: conv 5x5x20, max-pool 2, conv 5x5x50, max-pool 2, dense 500 ReLU, softmax.
    * Weights are drawn by {@link #initialize}.
    */
-  private static MultiLayerConfiguration lenet(NeuralNetConfiguration.Builder base, Spec spec) {
-    return base.list()
-        .layer(new ConvolutionLayer.Builder(5, 5).nOut(20).activation(Activation.RELU).build())
-        .layer(
-            new SubsamplingLayer.Builder(SubsamplingLayer.PoolingType.MAX)
-                .kernelSize(2, 2)
-                .stride(2, 2)
-                .build())
-        .layer(new ConvolutionLayer.Builder(5, 5).nOut(50).activation(Activation.RELU).build())
-        .layer(
-            new SubsamplingLayer.Builder(SubsamplingLayer.PoolingType.MAX)
-                .kernelSize(2, 2)
-                .stride(2, 2)
-                .build())
-        .layer(new DenseLayer.Builder().nOut(500).activation(Activation.RELU).build())
-        .layer(
-            new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
-                .nOut(spec.classes())
-                .activation(Activation.SOFTMAX)
-                .build())
-        .setInputType(InputType.convolutionalFlat(spec.height(), spec.width(), spec.channels()))
+  private static ComputationGraphConfiguration lenet(
+      NeuralNetConfiguration.Builder base, Spec spec) {
+    final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
+    String last = INPUT;
+    last = add(graph, "conv1", conv(5, 1, 0, 20, true, Activation.RELU), last);
+    last = add(graph, "pool1", maxPool(), last);
+    last = add(graph, "conv2", conv(5, 1, 0, 50, true, Activation.RELU), last);
+    last = add(graph, "pool2", maxPool(), last);
+    last = add(graph, "fc1", new DenseLayer.Builder().nOut(500).activation(Activation.RELU), last);
+    last = add(graph, "output", softmax(spec), last);
+    return finish(graph, spec, last);
+  }
+
+  /**
+   * A small residual network with BatchNorm for 28x28 images: a 3x3 stem of 16 channels, two basic
+   * blocks (16 channels at 14x14, 32 at 7x7), each entered at stride 2 through a 1x1 projection
+   * shortcut, global average pooling and a softmax layer. Convolutions before BatchNorm have no
+   * bias, as in torchvision's ResNets.
+   */
+  private static ComputationGraphConfiguration resnetMini(
+      NeuralNetConfiguration.Builder base, Spec spec) {
+    final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
+    String last = INPUT;
+    last = add(graph, "stem", conv(3, 1, 1, 16, false, Activation.IDENTITY), last);
+    last = add(graph, "stem_bn", new BatchNormalization.Builder(), last);
+    last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
+    last = basicBlock(graph, "block1", last, 16, 2, true);
+    last = basicBlock(graph, "block2", last, 32, 2, true);
+    last =
+        add(
+            graph,
+            "pool",
+            new GlobalPoolingLayer.Builder(org.deeplearning4j.nn.conf.layers.PoolingType.AVG),
+            last);
+    last = add(graph, "output", softmax(spec), last);
+    return finish(graph, spec, last);
+  }
+
+  /** conv-BN-ReLU-conv-BN, plus the input (or its 1x1 projection), then ReLU. */
+  private static String basicBlock(
+      GraphBuilder graph, String name, String input, int channels, int stride, boolean project) {
+    String last = input;
+    last =
+        add(graph, name + "_conv1", conv(3, stride, 1, channels, false, Activation.IDENTITY), last);
+    last = add(graph, name + "_bn1", new BatchNormalization.Builder(), last);
+    last =
+        add(
+            graph,
+            name + "_relu1",
+            new ActivationLayer.Builder().activation(Activation.RELU),
+            last);
+    last = add(graph, name + "_conv2", conv(3, 1, 1, channels, false, Activation.IDENTITY), last);
+    last = add(graph, name + "_bn2", new BatchNormalization.Builder(), last);
+    String shortcut = input;
+    if (project) {
+      shortcut =
+          add(
+              graph,
+              name + "_proj",
+              conv(1, stride, 0, channels, false, Activation.IDENTITY),
+              input);
+      shortcut = add(graph, name + "_proj_bn", new BatchNormalization.Builder(), shortcut);
+    }
+    graph.addVertex(name + "_add", new ElementWiseVertex(ElementWiseVertex.Op.Add), last, shortcut);
+    return add(
+        graph,
+        name + "_relu2",
+        new ActivationLayer.Builder().activation(Activation.RELU),
+        name + "_add");
+  }
+
+  private static ConvolutionLayer.Builder conv(
+      int kernel, int stride, int padding, int channels, boolean bias, Activation activation) {
+    return new ConvolutionLayer.Builder(kernel, kernel)
+        .stride(stride, stride)
+        .padding(padding, padding)
+        .nOut(channels)
+        .hasBias(bias)
+        .activation(activation);
+  }
+
+  private static SubsamplingLayer.Builder maxPool() {
+    return new SubsamplingLayer.Builder(SubsamplingLayer.PoolingType.MAX)
+        .kernelSize(2, 2)
+        .stride(2, 2);
+  }
+
+  private static OutputLayer.Builder softmax(Spec spec) {
+    return new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
+        .nOut(spec.classes())
+        .activation(Activation.SOFTMAX);
+  }
+
+  private static String add(
+      GraphBuilder graph,
+      String name,
+      org.deeplearning4j.nn.conf.layers.Layer.Builder<?> layer,
+      String input) {
+    graph.addLayer(name, layer.build(), input);
+    return name;
+  }
+
+  private static ComputationGraphConfiguration finish(
+      GraphBuilder graph, Spec spec, String output) {
+    return graph
+        .setOutputs(output)
+        .setInputTypes(InputType.convolutionalFlat(spec.height(), spec.width(), spec.channels()))
         .build();
   }
 
-  static IUpdater updater(JobConfig job) {
-    final double lr = job.learningRate();
+  static IUpdater updater(JobConfig job, ISchedule schedule) {
+    final Momentum momentum = new Momentum(job.baseLearningRate(), job.momentum());
+    momentum.setLearningRateSchedule(schedule);
     return switch (job.optimizer()) {
-      case SGD -> new Sgd(lr);
-      case MOMENTUM -> new Momentum(lr, job.momentum());
-      case NESTEROV -> new Nesterovs(lr, job.momentum());
-      case ADAM -> new Adam(lr);
-      case ADAGRAD -> new AdaGrad(lr);
-      case RMSPROP -> new RmsProp(lr);
+      case SGD -> new Sgd(schedule);
+      case MOMENTUM -> momentum;
+      case NESTEROV -> new Nesterovs(schedule, job.momentum());
+      case ADAM -> new Adam(schedule);
+      case ADAGRAD -> new ScheduledAdaGrad(schedule, AdaGrad.DEFAULT_ADAGRAD_EPSILON);
+      case RMSPROP -> {
+        final RmsProp rmsProp = new RmsProp(schedule);
+        rmsProp.setRmsDecay(PYTORCH_RMSPROP_ALPHA);
+        yield rmsProp;
+      }
     };
   }
 }

@@ -1,7 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.data.LabeledImages;
-import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
+import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** Classification accuracy of a network on a labeled set, normalized as in training. */
@@ -30,14 +30,14 @@ public final class Evaluator {
    * @param network the network, in inference mode
    * @return accuracy in [0, 1]
    */
-  public double accuracy(MultiLayerNetwork network) {
+  public double accuracy(ComputationGraph network) {
     long correct = 0;
     for (int from = 0; from < images.count(); from += batchSize) {
       final int[] indices = new int[Math.min(batchSize, images.count() - from)];
       for (int i = 0; i < indices.length; i++) {
         indices[i] = from + i;
       }
-      final INDArray predicted = network.output(batches.features(indices), false).argMax(1);
+      final INDArray predicted = network.outputSingle(false, batches.features(indices)).argMax(1);
       for (int i = 0; i < indices.length; i++) {
         if (predicted.getInt(i) == (images.labels()[indices[i]] & 0xff)) {
           correct++;

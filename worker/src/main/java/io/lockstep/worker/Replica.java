@@ -3,13 +3,15 @@ package io.lockstep.worker;
 import io.lockstep.models.ModelZoo;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.zip.CRC32;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.deeplearning4j.nn.api.Layer;
-import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
+import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -21,17 +23,31 @@ import org.nd4j.linalg.factory.Nd4j;
  * computeGradients} leaves the sum over this replica's samples in {@link #gradientBuffer()}, the
  * caller replaces it with the sum over the global batch, and {@code applyUpdate} divides by the
  * global batch size inside the updater, applies the optimizer and subtracts the step.
+ *
+ * <p>Running statistics (BatchNorm's mean and variance) travel in the same buffer: Deeplearning4j
+ * stores their update {@code (1 - decay) * (running - batch statistic)} as their "gradient" and
+ * applies it undivided. Each replica scales its own by its share (1 on rank 0 and 0 elsewhere, or
+ * its slice's fraction of the global batch), so the exchanged sum is one update that every replica
+ * applies identically: the statistics never drift apart.
  */
 public final class Replica {
-  private final MultiLayerNetwork network;
+  /** PyTorch's {@code clip_grad_norm_} adds this to the norm before dividing. */
+  private static final double CLIP_EPSILON = 1e-6;
+
+  private final ComputationGraph network;
   private final Gradient gradient;
   private final UnsafeBuffer gradientBuffer;
+  private final List<INDArray> trainable;
+  private final List<INDArray> runningStatistics;
   private final String configurationJson;
   private double lastLoss;
+  private double lastGradientNorm;
 
-  private Replica(MultiLayerNetwork network, String configurationJson) {
+  private Replica(ComputationGraph network, String configurationJson) {
     this.network = network;
     this.configurationJson = configurationJson;
+    this.trainable = new ArrayList<>();
+    this.runningStatistics = new ArrayList<>();
     final INDArray view = network.getGradientsViewArray();
     if (view.dataType() != DataType.FLOAT || view.length() > Integer.MAX_VALUE / Float.BYTES) {
       throw new IllegalStateException(
@@ -40,7 +56,7 @@ public final class Replica {
               + " x "
               + view.length());
     }
-    this.gradient = viewsOf(network);
+    this.gradient = viewsOf(network, trainable, runningStatistics);
     this.gradientBuffer =
         new UnsafeBuffer(
             view.data().address() + view.offset() * Float.BYTES, (int) view.length() * Float.BYTES);
@@ -53,10 +69,10 @@ public final class Replica {
    * @param configuration the network
    * @return the replica
    */
-  public static Replica create(MultiLayerConfiguration configuration) {
-    final MultiLayerNetwork network = new MultiLayerNetwork(configuration);
+  public static Replica create(ComputationGraphConfiguration configuration) {
+    final ComputationGraph network = new ComputationGraph(configuration);
     network.init();
-    ModelZoo.initialize(network, network.getDefaultConfiguration().getSeed());
+    ModelZoo.initialize(network, network.getConfiguration().getDefaultConfiguration().getSeed());
     network.getUpdater(true);
     return new Replica(network, configuration.toJson());
   }
@@ -68,8 +84,8 @@ public final class Replica {
    * @return the replica
    */
   public static Replica restore(ModelState state) {
-    final MultiLayerNetwork network =
-        new MultiLayerNetwork(MultiLayerConfiguration.fromJson(state.configurationJson()));
+    final ComputationGraph network =
+        new ComputationGraph(ComputationGraphConfiguration.fromJson(state.configurationJson()));
     network.init(
         Nd4j.create(state.parameters(), new long[] {1, state.parameters().length}, 'c'), false);
     final INDArray updaterView = network.getUpdater(true).getStateViewArray();
@@ -83,25 +99,34 @@ public final class Replica {
       }
       updaterView.assign(Nd4j.create(state.updaterState(), updaterView.shape(), 'c'));
     }
-    network.setIterationCount(state.iteration());
-    network.setEpochCount(state.epoch());
+    network.getConfiguration().setIterationCount(state.iteration());
+    network.getConfiguration().setEpochCount(state.epoch());
     return new Replica(network, state.configurationJson());
   }
 
-  private static Gradient viewsOf(MultiLayerNetwork network) {
+  /**
+   * The per-parameter views of the flat gradient, keyed as Deeplearning4j's graph keys them; the
+   * views of parameters the updater does not divide by the batch (running statistics) are added to
+   * {@code runningStatistics}, the others to {@code trainable}.
+   */
+  private static Gradient viewsOf(
+      ComputationGraph network, List<INDArray> trainable, List<INDArray> runningStatistics) {
     final Gradient gradient = new DefaultGradient(network.getGradientsViewArray());
-    for (int i = 0; i < network.getnLayers(); i++) {
-      final Layer layer = network.getLayer(i);
+    for (Layer layer : network.getLayers()) {
       if (layer.numParams() == 0) {
         continue;
       }
-      final String prefix = i + "_";
+      final String prefix = layer.conf().getLayer().getLayerName() + "_";
       layer
           .conf()
           .getLayer()
           .initializer()
           .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
-          .forEach((name, view) -> gradient.setGradientFor(prefix + name, view));
+          .forEach(
+              (name, view) -> {
+                gradient.setGradientFor(prefix + name, view);
+                (layer.updaterDivideByMinibatch(name) ? trainable : runningStatistics).add(view);
+              });
     }
     return gradient;
   }
@@ -130,35 +155,71 @@ public final class Replica {
   }
 
   /**
-   * Runs forward and backward; leaves the gradient summed over the batch's samples in the buffer.
-   * An empty batch leaves zeros.
+   * @return whether the model carries running statistics (BatchNorm) in its gradient
+   */
+  public boolean hasRunningStatistics() {
+    return !runningStatistics.isEmpty();
+  }
+
+  /**
+   * @return the L2 norm of the mean gradient of the last step, before clipping
+   */
+  public double lastGradientNorm() {
+    return lastGradientNorm;
+  }
+
+  /**
+   * Runs forward and backward; leaves the gradient summed over the batch's samples in the buffer,
+   * and this slice's running-statistics update scaled by its share. An empty batch leaves zeros.
    *
    * @param features {@code [n, inputs]}, or null for an empty batch
    * @param labels {@code [n, classes]}, or null for an empty batch
+   * @param statisticsShare this slice's weight in the running-statistics update of the step; the
+   *     shares of one step's slices add up to 1
    */
-  public void computeGradients(INDArray features, INDArray labels) {
+  public void computeGradients(INDArray features, INDArray labels, double statisticsShare) {
     if (features == null) {
       network.getGradientsViewArray().assign(0);
       lastLoss = 0;
       return;
     }
-    network.setInput(features);
+    network.setInputs(features);
     network.setLabels(labels);
     network.computeGradientAndScore();
     lastLoss = network.score();
     network.clearLayerMaskArrays();
+    if (statisticsShare != 1) {
+      for (INDArray view : runningStatistics) {
+        view.muli(statisticsShare);
+      }
+    }
   }
 
   /**
-   * Applies one optimizer step from the gradient sum in the buffer.
+   * Applies one optimizer step from the gradient sum in the buffer, as Deeplearning4j's {@code
+   * fit()} would for one batch of {@code globalBatchSize} samples, after clipping the mean
+   * gradient's global L2 norm (running statistics excluded) as PyTorch's {@code clip_grad_norm_}
+   * does.
    *
    * @param globalBatchSize the samples behind the sum; the updater divides by it
+   * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
-  public void applyUpdate(int globalBatchSize) {
+  public void applyUpdate(int globalBatchSize, double clipNorm) {
+    double squares = 0;
+    for (INDArray view : trainable) {
+      final double norm = view.norm2Number().doubleValue();
+      squares += norm * norm;
+    }
+    lastGradientNorm = Math.sqrt(squares) / Math.max(1, globalBatchSize);
+    if (clipNorm > 0 && lastGradientNorm > clipNorm) {
+      final double scale = clipNorm / (lastGradientNorm + CLIP_EPSILON);
+      for (INDArray view : trainable) {
+        view.muli(scale);
+      }
+    }
     network
         .getUpdater()
         .update(
-            network,
             gradient,
             network.getIterationCount(),
             network.getEpochCount(),
@@ -166,7 +227,26 @@ public final class Replica {
             LayerWorkspaceMgr.noWorkspaces());
     final INDArray parameters = network.params();
     parameters.subi(network.getGradientsViewArray().reshape(parameters.shape()));
-    network.setIterationCount(network.getIterationCount() + 1);
+    network.getConfiguration().setIterationCount(network.getIterationCount() + 1);
+  }
+
+  /**
+   * The learning rate the optimizer applies at the next step.
+   *
+   * @return the scheduled rate
+   */
+  public double learningRate() {
+    for (Layer layer : network.getLayers()) {
+      if (layer.numParams() > 0) {
+        final String parameter = layer.paramTable().keySet().iterator().next();
+        return layer
+            .conf()
+            .getLayer()
+            .getUpdaterByParam(parameter)
+            .getLearningRate(network.getIterationCount(), network.getEpochCount());
+      }
+    }
+    return 0;
   }
 
   /** Marks the end of an epoch, for epoch-based schedules. */
@@ -177,7 +257,7 @@ public final class Replica {
   /**
    * @return the network, for evaluation
    */
-  public MultiLayerNetwork network() {
+  public ComputationGraph network() {
     return network;
   }
 

@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.RunningStats;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
@@ -18,30 +19,37 @@ public final class Worker {
   private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
   private static final int PROGRESS_EVERY_STEPS = 50;
 
+  private static LabeledImages cachedTrain;
+  private static String cachedTrainDir;
+
   private Worker() {}
 
   /**
-   * Runs one epoch on this rank.
+   * Runs one stage on this rank.
    *
-   * @param task the epoch's plan and starting replica
+   * @param task the stage's steps and starting replica
    * @param rank this worker's rank
    * @param workerHost this host's address, as the server can reach it (UDP only)
-   * @return timings, loss and the resulting replica's checksum (and snapshot on rank 0)
+   * @return timings, per-step losses and the resulting replica's checksum (and snapshot on rank 0)
    */
-  public static EpochReport runEpoch(EpochTask task, int rank, String workerHost) {
+  public static StageReport runStage(StageTask task, int rank, String workerHost) {
     final JobConfig job = task.job();
     configureThreads(job.workerThreads());
-    final LabeledImages train = Mnist.load(job.dataDir(), Mnist.Split.TRAIN);
+    final LabeledImages train = trainingSet(job.dataDir());
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     final Replica replica = Replica.restore(task.state());
+    final int steps = task.steps();
+    final double[] lossSums = new double[steps];
+    final int[] stepSamples = new int[steps];
+    final double[] learningRates = new double[steps];
+    final double[] gradientNorms = new double[steps];
     long dataNs = 0;
     long computeNs = 0;
     long syncNs = 0;
     long applyNs = 0;
     long samples = 0;
-    double lossSum = 0;
     try (GradientExchange exchange =
         GradientExchange.connect(
             new GradientExchange.Context()
@@ -50,58 +58,89 @@ public final class Worker {
                 .workerHost(workerHost)
                 .stepTimeout(job.stepTimeout())
                 .connectTimeout(job.connectTimeout()))) {
-      final long epochStartNs = System.nanoTime();
-      int step = 0;
+      final long startNs = System.nanoTime();
+      int i = 0;
       try {
-        for (; step < task.steps(); step++) {
+        for (; i < steps; i++) {
+          final int step = task.fromStep() + i;
           final long t0 = System.nanoTime();
           final int[] slice = plan.slice(step, rank);
           final boolean empty = slice.length == 0;
           final var features = empty ? null : batches.features(slice);
           final var labels = empty ? null : batches.labels(slice);
           final long t1 = System.nanoTime();
-          replica.computeGradients(features, labels);
+          replica.computeGradients(features, labels, statisticsShare(job, plan, step, rank));
           final long t2 = System.nanoTime();
           final int total =
-              exchange.exchange(task.firstStep() + step, replica.gradientBuffer(), slice.length);
+              exchange.exchange(task.firstGlobalStep() + i, replica.gradientBuffer(), slice.length);
           final long t3 = System.nanoTime();
-          replica.applyUpdate(total);
+          learningRates[i] = replica.learningRate();
+          replica.applyUpdate(total, job.clipNorm());
           final long t4 = System.nanoTime();
           dataNs += t1 - t0;
           computeNs += t2 - t1;
           syncNs += t3 - t2;
           applyNs += t4 - t3;
           samples += slice.length;
-          lossSum += replica.lastLoss() * slice.length;
-          if (rank == 0 && ((step + 1) % PROGRESS_EVERY_STEPS == 0 || step + 1 == task.steps())) {
-            final double seconds = (System.nanoTime() - epochStartNs) / 1e9;
+          lossSums[i] = replica.lastLoss() * slice.length;
+          stepSamples[i] = slice.length;
+          gradientNorms[i] = replica.lastGradientNorm();
+          if (rank == 0 && ((step + 1) % PROGRESS_EVERY_STEPS == 0 || i + 1 == steps)) {
+            final double seconds = (System.nanoTime() - startNs) / 1e9;
             LOG.info(
                 String.format(
                     "epoch %d step %d/%d loss %.4f %.0f images/s",
                     task.epoch() + 1,
                     step + 1,
-                    task.steps(),
+                    task.stepsPerEpoch(),
                     replica.lastLoss(),
-                    (step + 1) * (double) job.batchSize() / seconds));
+                    (i + 1) * (double) job.batchSize() / seconds));
           }
         }
       } catch (RuntimeException e) {
-        exchange.abort(task.firstStep() + step, e.getMessage());
+        exchange.abort(task.firstGlobalStep() + i, e.getMessage());
         throw e;
       }
     }
-    replica.endEpoch();
-    return new EpochReport(
+    if (task.endsEpoch()) {
+      replica.endEpoch();
+    }
+    return new StageReport(
         rank,
-        task.steps(),
         samples,
-        lossSum,
+        lossSums,
+        stepSamples,
+        learningRates,
+        gradientNorms,
         dataNs,
         computeNs,
         syncNs,
         applyNs,
         replica.parametersCrc(),
         rank == 0 ? replica.snapshot() : null);
+  }
+
+  /**
+   * This rank's weight in the step's update of running statistics: see {@link RunningStats}. Rank 0
+   * always has samples, because the first ranks get the remainder of a batch.
+   */
+  static double statisticsShare(JobConfig job, EpochPlan plan, int step, int rank) {
+    return switch (job.batchNormRunningStats()) {
+      case RANK0 -> rank == 0 ? 1 : 0;
+      case AVERAGE -> (double) plan.slice(step, rank).length / plan.batchSamples(step);
+    };
+  }
+
+  /**
+   * The training set, decoded once per JVM and directory: an executor runs many stages, and the
+   * workers of Spark local mode share one JVM.
+   */
+  private static synchronized LabeledImages trainingSet(String dataDir) {
+    if (cachedTrain == null || !cachedTrainDir.equals(dataDir)) {
+      cachedTrain = Mnist.load(dataDir, Mnist.Split.TRAIN);
+      cachedTrainDir = dataDir;
+    }
+    return cachedTrain;
   }
 
   /**

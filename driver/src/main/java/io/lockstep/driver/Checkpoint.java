@@ -1,0 +1,139 @@
+package io.lockstep.driver;
+
+import com.google.gson.Gson;
+import io.lockstep.conf.ConfigurationException;
+import io.lockstep.worker.ModelState;
+import io.lockstep.worker.Replica;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.util.ModelSerializer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * Where a run stands between two stages, in {@code checkpoint.zip}: a Deeplearning4j {@code
+ * ModelSerializer} zip (configuration, parameters, optimizer state — loadable by any Deeplearning4j
+ * program) plus a {@value #ENTRY} entry with the run's position and history. The shuffle needs no
+ * stored generator state: an epoch's order is a pure function of (seed, epoch), so (epoch, step) is
+ * the whole position in the data.
+ *
+ * @param progress the run's position and history
+ * @param parameters the flat parameters
+ * @param updaterState the flat optimizer state
+ */
+public record Checkpoint(Progress progress, float[] parameters, float[] updaterState) {
+  /** The zip entry (under {@code objects/}) holding the progress as JSON. */
+  static final String ENTRY = "lockstep-progress";
+
+  /** The file name inside a run directory. */
+  public static final String FILE = "checkpoint.zip";
+
+  /**
+   * The run's position and what it has measured so far.
+   *
+   * @param model the model's name
+   * @param seed the job's seed
+   * @param batchSize the global batch
+   * @param workers the workers that wrote it
+   * @param epoch the epoch to continue in, from 0
+   * @param step the step of that epoch to continue at, from 0
+   * @param iteration the optimizer steps applied so far (the global step)
+   * @param epochCount the epochs completed, as the schedules count them
+   * @param samples the training samples of the epochs completed
+   * @param trainSeconds the training time of the epochs completed
+   * @param epochLossSum the current epoch's loss summed over its samples so far
+   * @param epochSamples the current epoch's samples so far
+   * @param epochSeconds the current epoch's training time so far
+   * @param phaseNs per phase (data, compute, sync, apply), nanoseconds summed over workers
+   * @param history the epochs completed
+   * @param bestAccuracy the best test accuracy so far, NaN before the first epoch ends
+   * @param bestEpoch the epoch (from 1) of the best accuracy, 0 before the first
+   */
+  public record Progress(
+      String model,
+      long seed,
+      int batchSize,
+      int workers,
+      int epoch,
+      int step,
+      int iteration,
+      int epochCount,
+      long samples,
+      double trainSeconds,
+      double epochLossSum,
+      long epochSamples,
+      double epochSeconds,
+      long[] phaseNs,
+      List<TrainingSummary.Epoch> history,
+      double bestAccuracy,
+      int bestEpoch) {}
+
+  /**
+   * Writes a checkpoint atomically: a temporary file beside the target, flushed to disk, renamed
+   * over the previous checkpoint. A crash leaves the previous checkpoint whole.
+   *
+   * @param target the checkpoint file
+   * @param replica the replica to save
+   * @param progress the run's position
+   */
+  static void write(Path target, Replica replica, Progress progress) {
+    final String json = new Gson().toJson(progress);
+    try {
+      RunFiles.writeAtomically(
+          target,
+          tmp -> {
+            ModelSerializer.writeModel(replica.network(), tmp.toFile(), true);
+            ModelSerializer.addObjectToFile(tmp.toFile(), ENTRY, json);
+            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+              channel.force(true);
+            }
+          });
+    } catch (IOException e) {
+      throw new UncheckedIOException(target + ": cannot write the checkpoint (" + e + ")", e);
+    }
+  }
+
+  /**
+   * Reads a checkpoint.
+   *
+   * @param file the checkpoint file
+   * @return its contents
+   * @throws ConfigurationException naming the file when it is missing or not a checkpoint
+   */
+  public static Checkpoint read(Path file) {
+    if (!Files.isRegularFile(file)) {
+      throw new ConfigurationException(
+          file + ": no checkpoint; --resume takes a run directory that holds " + FILE);
+    }
+    try {
+      final ComputationGraph network = ModelSerializer.restoreComputationGraph(file.toFile(), true);
+      final String json = ModelSerializer.getObjectFromFile(file.toFile(), ENTRY);
+      final Progress progress = new Gson().fromJson(json, Progress.class);
+      final INDArray updater =
+          network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
+      return new Checkpoint(
+          progress,
+          network.params().toFloatVector(),
+          updater == null ? new float[0] : updater.toFloatVector());
+    } catch (IOException | RuntimeException e) {
+      throw new ConfigurationException(
+          file + ": not a readable Lockstep checkpoint (" + e.getMessage() + ")");
+    }
+  }
+
+  /**
+   * The replica state to continue from, under the (possibly re-planned) configuration.
+   *
+   * @param configurationJson the configuration of the resumed job
+   * @return the state
+   */
+  ModelState state(String configurationJson) {
+    return new ModelState(
+        configurationJson, parameters, updaterState, progress.iteration(), progress.epochCount());
+  }
+}

@@ -1,0 +1,80 @@
+package io.lockstep.driver;
+
+import com.google.gson.FieldNamingPolicy;
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+
+/** The files of a run directory, each replaced atomically. */
+final class RunFiles {
+  /** Gson as the run's JSON files use it: snake_case field names, NaN allowed. */
+  static final Gson JSON =
+      new GsonBuilder()
+          .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
+          .serializeSpecialFloatingPointValues()
+          .create();
+
+  private RunFiles() {}
+
+  /**
+   * Writes through a temporary file beside {@code target} and an atomic rename, so a reader never
+   * sees half a file and a crash leaves the previous version.
+   *
+   * @param target the file to replace
+   * @param writer fills the temporary file
+   * @throws IOException when writing or renaming fails
+   */
+  static void writeAtomically(Path target, FileWriter writer) throws IOException {
+    final Path tmp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
+    try {
+      writer.write(tmp);
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  /**
+   * Replaces a text file atomically.
+   *
+   * @param target the file
+   * @param text its new contents
+   */
+  static void writeText(Path target, String text) {
+    try {
+      writeAtomically(target, tmp -> Files.writeString(tmp, text, StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new UncheckedIOException(target + ": cannot write (" + e.getMessage() + ")", e);
+    }
+  }
+
+  /**
+   * Replaces a JSON-lines file atomically with {@code lines}, one per line.
+   *
+   * @param target the file
+   * @param lines the lines, without line ends
+   */
+  static void writeLines(Path target, List<String> lines) {
+    final StringBuilder text = new StringBuilder();
+    for (String line : lines) {
+      text.append(line).append('\n');
+    }
+    writeText(target, text.toString());
+  }
+
+  /** Fills a temporary file. */
+  @FunctionalInterface
+  interface FileWriter {
+    /**
+     * @param file the temporary file to fill
+     * @throws IOException when writing fails
+     */
+    void write(Path file) throws IOException;
+  }
+}

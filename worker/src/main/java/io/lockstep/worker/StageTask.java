@@ -1,0 +1,49 @@
+package io.lockstep.worker;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.ps.ServerAddress;
+import java.io.Serializable;
+
+/**
+ * One barrier stage: every worker trains steps {@code [fromStep, toStep)} of one epoch. Plain
+ * values shipped from the driver to the executors.
+ *
+ * @param job the job
+ * @param state the replica every worker starts the stage from
+ * @param server the parameter server to synchronize through
+ * @param epoch the epoch, from 0
+ * @param stepsPerEpoch the steps of every epoch; global step = epoch x stepsPerEpoch + step
+ * @param fromStep the first step of the epoch to train
+ * @param toStep one past the last step; the stage ends the epoch when it equals stepsPerEpoch
+ */
+public record StageTask(
+    JobConfig job,
+    ModelState state,
+    ServerAddress server,
+    int epoch,
+    int stepsPerEpoch,
+    int fromStep,
+    int toStep)
+    implements Serializable {
+
+  /**
+   * @return the number of steps the stage trains
+   */
+  public int steps() {
+    return toStep - fromStep;
+  }
+
+  /**
+   * @return the global step number of the stage's first step
+   */
+  public long firstGlobalStep() {
+    return (long) epoch * stepsPerEpoch + fromStep;
+  }
+
+  /**
+   * @return whether the stage trains the epoch's last step
+   */
+  public boolean endsEpoch() {
+    return toStep == stepsPerEpoch;
+  }
+}

@@ -1,0 +1,329 @@
+package io.lockstep.worker;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Optimizer;
+import io.lockstep.conf.RunningStats;
+import io.lockstep.conf.Transport;
+import io.lockstep.data.EpochPlan;
+import io.lockstep.data.LabeledImages;
+import io.lockstep.data.Mnist;
+import io.lockstep.models.ModelZoo;
+import io.lockstep.ps.GradientExchange;
+import io.lockstep.ps.ParameterServer;
+import io.lockstep.ps.ServerAddress;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.dataset.DataSet;
+
+/**
+ * Synchronous data parallelism against single-process training: N workers on threads, each with its
+ * own replica and a real Aeron exchange through a real parameter server, against one process
+ * training on the whole global batch with the same sample order — Deeplearning4j's own {@code
+ * fit()} for models without BatchNorm (and for one worker), gradient accumulation over the same
+ * slices for BatchNorm models (the documented rule: batch statistics per slice, running statistics
+ * from rank 0). Real Fashion-MNIST; 20 steps of a global batch of 22 over 427 samples, so three and
+ * four workers get uneven slices and the last batch has 9 samples.
+ *
+ * <p>Every case also checks that the workers equal one process adding the same slices' gradient
+ * sums in rank order, to the last bit of every parameter: all that separates them from {@code
+ * fit()} is the rounding of Deeplearning4j's forward and backward passes on a slice instead of the
+ * whole batch. That rounding can flip a discrete decision (a max-pooling tie, a ReLU at zero) and
+ * momentum then carries the difference: with learning rate 0.05 and batches of 22, LeNet with
+ * momentum on two workers ended 3.7% of max |parameter| away from {@code fit()} after 20 steps
+ * while matching the accumulated sums exactly. The SGD family therefore runs at 0.01 here.
+ */
+@Timeout(600)
+class DataParallelExactnessTest {
+  private static final int BATCH = 22;
+  private static final int SAMPLES = 427;
+  private static final int STEPS = 20;
+  private static final long SEED = 11;
+  private static final double BOUND = 1e-5;
+
+  private static final ExecutorService THREADS = Executors.newCachedThreadPool();
+  private static LabeledImages train;
+
+  @BeforeAll
+  static void loadData() {
+    Worker.configureThreads(1);
+    train = Mnist.load("/usr/share/datasets/fashion-mnist", Mnist.Split.TRAIN);
+  }
+
+  @AfterAll
+  static void stopThreads() {
+    THREADS.shutdownNow();
+  }
+
+  /** The parameters and per-step losses of a trajectory. */
+  record Trajectory(float[] parameters, double[] losses, long crc) {}
+
+  static JobConfig job(String model, Optimizer optimizer, int workers) {
+    final double lr =
+        switch (optimizer) {
+          case SGD, MOMENTUM, NESTEROV -> 0.01;
+          case ADAM, RMSPROP -> 0.001;
+          case ADAGRAD -> 0.01;
+        };
+    return JobConfig.load()
+        .with(
+            Map.of(
+                "lockstep.model.name", model,
+                "lockstep.optimizer.name", optimizer.name().toLowerCase(java.util.Locale.ROOT),
+                "lockstep.optimizer.learning-rate", Double.toString(lr),
+                "lockstep.optimizer.weight-decay", "1e-4",
+                "lockstep.train.batch-size", Integer.toString(BATCH),
+                "lockstep.train.workers", Integer.toString(workers),
+                "lockstep.train.seed", Long.toString(SEED)));
+  }
+
+  static Stream<Arguments> matrix() {
+    final List<Arguments> cases = new ArrayList<>();
+    for (String model : List.of("lenet", "resnet-mini")) {
+      for (Optimizer optimizer : Optimizer.values()) {
+        for (int workers = 1; workers <= 4; workers++) {
+          cases.add(Arguments.of(model, optimizer, workers));
+        }
+      }
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{0} {1} x{2}")
+  @MethodSource("matrix")
+  void shouldEqualSingleProcessTraining(String model, Optimizer optimizer, int workers)
+      throws Exception {
+    final JobConfig job = job(model, optimizer, workers);
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
+    final String what = model + " " + optimizer + " x" + workers;
+    final Trajectory ours = distributed(job, configuration);
+    // the exchange itself adds nothing: the same sums as one process adding the slices in order
+    final Trajectory accumulated = accumulated(job, configuration);
+    assertEquals(
+        0.0, relativeDifference(ours.parameters(), accumulated.parameters()), what + " vs sums");
+    assertArrayEquals(accumulated.losses(), ours.losses(), 1e-12, what + " losses vs sums");
+    final boolean batchNorm = Replica.create(configuration.clone()).hasRunningStatistics();
+    final Trajectory reference = batchNorm && workers > 1 ? accumulated : fit(job, configuration);
+    final float max = maxAbs(reference.parameters());
+    int above = 0;
+    double largest = 0;
+    for (int i = 0; i < max(ours.parameters().length, reference.parameters().length); i++) {
+      final double difference = Math.abs(ours.parameters()[i] - reference.parameters()[i]);
+      largest = Math.max(largest, difference / max);
+      if (difference > BOUND * max) {
+        above++;
+      }
+    }
+    switch (optimizer) {
+      case SGD, MOMENTUM, NESTEROV ->
+          assertTrue(largest <= BOUND, what + ": max |difference| / max |parameter| = " + largest);
+      case ADAM, ADAGRAD, RMSPROP -> {
+        final double fraction = (double) above / reference.parameters().length;
+        assertTrue(
+            fraction <= 1e-4,
+            what + ": " + above + " parameters (" + fraction * 100 + "%) differ by > 1e-5 x max");
+        for (int s = 0; s < STEPS; s++) {
+          final double relative =
+              Math.abs(ours.losses()[s] - reference.losses()[s]) / Math.abs(reference.losses()[s]);
+          assertTrue(relative <= 1e-4, what + ": loss of step " + s + " differs by " + relative);
+        }
+      }
+    }
+  }
+
+  @Test
+  void shouldBeBitIdenticalFromRunToRun() throws Exception {
+    final JobConfig job = job("lenet", Optimizer.ADAM, 3);
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
+    final Trajectory first = distributed(job, configuration);
+    final Trajectory second = distributed(job, configuration);
+    assertEquals(first.crc(), second.crc());
+    assertArrayEquals(first.parameters(), second.parameters());
+    assertArrayEquals(first.losses(), second.losses());
+  }
+
+  @Test
+  void shouldApplyTheChosenRunningStatisticsRuleIdenticallyOnEveryReplica() throws Exception {
+    final List<Trajectory> outcomes = new ArrayList<>();
+    for (RunningStats rule : RunningStats.values()) {
+      final JobConfig job =
+          job("resnet-mini", Optimizer.MOMENTUM, 3)
+              .with(
+                  Map.of(
+                      "lockstep.batchnorm.running-stats",
+                      rule.name().toLowerCase(java.util.Locale.ROOT)));
+      final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
+      // distributed() asserts that every rank ends with the same bits, statistics included
+      final Trajectory ours = distributed(job, configuration);
+      final Trajectory reference = accumulated(job, configuration);
+      final double difference = relativeDifference(ours.parameters(), reference.parameters());
+      assertTrue(difference <= BOUND, rule + ": " + difference);
+      outcomes.add(ours);
+    }
+    assertTrue(
+        outcomes.get(0).crc() != outcomes.get(1).crc(),
+        "rank-0 and averaged running statistics must give different models");
+  }
+
+  /** N workers on threads, each exchanging through a real parameter server over Aeron IPC. */
+  static Trajectory distributed(JobConfig job, ComputationGraphConfiguration configuration)
+      throws Exception {
+    final int workers = job.workers();
+    final ModelState start = Replica.create(configuration.clone()).snapshot();
+    final ServerAddress address =
+        new ServerAddress(
+            Transport.IPC,
+            "/dev/shm/lockstep-test-" + UUID.randomUUID(),
+            "127.0.0.1",
+            40123,
+            16 << 20,
+            1 << 20,
+            SEED,
+            workers,
+            start.parameters().length);
+    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, workers);
+    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    try (ParameterServer server =
+        ParameterServer.launch(
+            new ParameterServer.Context().address(address).stepTimeout(Duration.ofSeconds(60)))) {
+      final List<Future<Object[]>> futures = new ArrayList<>();
+      for (int r = 0; r < workers; r++) {
+        final int rank = r;
+        futures.add(
+            THREADS.submit(
+                () -> {
+                  final Replica replica = Replica.restore(start);
+                  final double[] lossSums = new double[STEPS];
+                  try (GradientExchange exchange =
+                      GradientExchange.connect(
+                          new GradientExchange.Context()
+                              .address(address)
+                              .rank(rank)
+                              .stepTimeout(Duration.ofSeconds(60))
+                              .connectTimeout(Duration.ofSeconds(60)))) {
+                    for (int step = 0; step < STEPS; step++) {
+                      final int[] slice = plan.slice(step, rank);
+                      replica.computeGradients(
+                          slice.length == 0 ? null : batches.features(slice),
+                          slice.length == 0 ? null : batches.labels(slice),
+                          Worker.statisticsShare(job, plan, step, rank));
+                      final int total =
+                          exchange.exchange(step, replica.gradientBuffer(), slice.length);
+                      replica.applyUpdate(total, job.clipNorm());
+                      lossSums[step] = replica.lastLoss() * slice.length;
+                    }
+                  }
+                  return new Object[] {replica, lossSums};
+                }));
+      }
+      final double[] losses = new double[STEPS];
+      Replica lead = null;
+      for (Future<Object[]> future : futures) {
+        final Object[] result = future.get();
+        final Replica replica = (Replica) result[0];
+        if (lead == null) {
+          lead = replica;
+        }
+        assertEquals(lead.parametersCrc(), replica.parametersCrc(), "replicas must agree");
+        final double[] sums = (double[]) result[1];
+        for (int s = 0; s < STEPS; s++) {
+          losses[s] += sums[s] / plan.batchSamples(s);
+        }
+      }
+      return new Trajectory(lead.network().params().toFloatVector(), losses, lead.parametersCrc());
+    }
+  }
+
+  /** Deeplearning4j's own fit() on every whole global batch. */
+  static Trajectory fit(JobConfig job, ComputationGraphConfiguration configuration) {
+    final ComputationGraph network = new ComputationGraph(configuration.clone());
+    network.init(Replica.create(configuration.clone()).network().params().dup(), false);
+    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.workers());
+    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    final double[] losses = new double[STEPS];
+    for (int step = 0; step < STEPS; step++) {
+      final int[] batch = plan.batch(step);
+      final DataSet data = new DataSet(batches.features(batch), batches.labels(batch));
+      network.setInputs(data.getFeatures());
+      network.setLabels(data.getLabels());
+      network.computeGradientAndScore();
+      losses[step] = network.score();
+      network.fit(data);
+    }
+    return new Trajectory(network.params().toFloatVector(), losses, 0);
+  }
+
+  /**
+   * One process, one replica: the slices' gradient sums accumulated in rank order, then one update
+   * — the same rule as the workers, without any parameter server.
+   */
+  static Trajectory accumulated(JobConfig job, ComputationGraphConfiguration configuration) {
+    final Replica replica = Replica.create(configuration.clone());
+    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.workers());
+    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    final UnsafeBuffer buffer = replica.gradientBuffer();
+    final float[] sum = new float[buffer.capacity() / Float.BYTES];
+    final double[] losses = new double[STEPS];
+    for (int step = 0; step < STEPS; step++) {
+      java.util.Arrays.fill(sum, 0f);
+      for (int rank = 0; rank < job.workers(); rank++) {
+        final int[] slice = plan.slice(step, rank);
+        replica.computeGradients(
+            slice.length == 0 ? null : batches.features(slice),
+            slice.length == 0 ? null : batches.labels(slice),
+            Worker.statisticsShare(job, plan, step, rank));
+        for (int i = 0; i < sum.length; i++) {
+          sum[i] += buffer.getFloat(i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
+        }
+        losses[step] += replica.lastLoss() * slice.length / plan.batchSamples(step);
+      }
+      for (int i = 0; i < sum.length; i++) {
+        buffer.putFloat(i * Float.BYTES, sum[i], ByteOrder.LITTLE_ENDIAN);
+      }
+      replica.applyUpdate(plan.batchSamples(step), job.clipNorm());
+    }
+    return new Trajectory(replica.network().params().toFloatVector(), losses, 0);
+  }
+
+  private static int max(int a, int b) {
+    assertEquals(a, b, "parameter counts");
+    return a;
+  }
+
+  private static float maxAbs(float[] values) {
+    float max = 0;
+    for (float v : values) {
+      max = Math.max(max, Math.abs(v));
+    }
+    return max;
+  }
+
+  static double relativeDifference(float[] ours, float[] theirs) {
+    double largest = 0;
+    for (int i = 0; i < ours.length; i++) {
+      largest = Math.max(largest, Math.abs(ours[i] - theirs[i]));
+    }
+    return largest / maxAbs(theirs);
+  }
+}
