@@ -28,7 +28,7 @@ import java.util.stream.Collectors;
  * @param maxStepsPerEpoch cap on steps per epoch, 0 for none
  * @param seed seed of weights and shuffles
  * @param optimizer update rule
- * @param learningRate learning rate
+ * @param learningRate learning rate, 0 for the optimizer's usual one
  * @param momentum momentum for momentum/nesterov
  * @param weightDecay L2 coefficient
  * @param workerThreads OpenMP threads per worker
@@ -210,13 +210,14 @@ public record JobConfig(
   }
 
   /**
-   * The learning rate the schedule starts from: the configured one, times batch-size /
-   * reference-batch-size when the linear scaling rule is on.
+   * The learning rate the schedule starts from: the configured one (or the optimizer's usual one
+   * when it is 0), times batch-size / reference-batch-size when the linear scaling rule is on.
    *
    * @return the base learning rate
    */
   public double baseLearningRate() {
-    return scaleLearningRate ? learningRate * batchSize / referenceBatchSize : learningRate;
+    final double rate = learningRate > 0 ? learningRate : optimizer.usualLearningRate();
+    return scaleLearningRate ? rate * batchSize / referenceBatchSize : rate;
   }
 
   /**

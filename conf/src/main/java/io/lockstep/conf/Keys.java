@@ -85,7 +85,14 @@ public final class Keys {
 
   /** Learning rate. */
   public static final ConfigKey<Double> LEARNING_RATE =
-      positive("lockstep.optimizer.learning-rate", 0.05, "", "learning rate of the update rule");
+      decimal(
+          "lockstep.optimizer.learning-rate",
+          0.0,
+          "",
+          "learning rate; 0 takes the rule's usual one: 0.05 for sgd, momentum and nesterov,"
+              + " 0.001 for adam, 0.01 for adagrad and rmsprop",
+          0,
+          1e6);
 
   /** Momentum for momentum and Nesterov. */
   public static final ConfigKey<Double> MOMENTUM =

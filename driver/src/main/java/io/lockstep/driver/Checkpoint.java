@@ -1,6 +1,5 @@
 package io.lockstep.driver;
 
-import com.google.gson.Gson;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
@@ -82,7 +81,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * @param progress the run's position
    */
   static void write(Path target, Replica replica, Progress progress) {
-    final String json = new Gson().toJson(progress);
+    final String json = RunFiles.JSON.toJson(progress);
     try {
       RunFiles.writeAtomically(
           target,
@@ -113,7 +112,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
     try {
       final ComputationGraph network = ModelSerializer.restoreComputationGraph(file.toFile(), true);
       final String json = ModelSerializer.getObjectFromFile(file.toFile(), ENTRY);
-      final Progress progress = new Gson().fromJson(json, Progress.class);
+      final Progress progress = RunFiles.JSON.fromJson(json, Progress.class);
       final INDArray updater =
           network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
       return new Checkpoint(

@@ -164,7 +164,10 @@ public final class TrainingDriver {
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         ParameterServer server =
             ParameterServer.launch(
-                new ParameterServer.Context().address(address).stepTimeout(job.stepTimeout()))) {
+                new ParameterServer.Context()
+                    .address(address)
+                    .stepTimeout(job.stepTimeout())
+                    .firstStep(start.iteration()))) {
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
         int step = resumed ? start.step() : 0;

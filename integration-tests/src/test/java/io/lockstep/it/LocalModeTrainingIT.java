@@ -12,6 +12,7 @@ import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.jobs.Lockstep;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.Batches;
 import io.lockstep.worker.Replica;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +28,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
-import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
@@ -113,6 +113,7 @@ class LocalModeTrainingIT {
                 run.toString()));
       }
       final RunComparison comparison = RunComparison.of(three, one, 1e-5);
+      System.out.print(optimizer + ", 3 workers vs 1:\n" + comparison.describe());
       if (optimizer.equals("momentum")) {
         assertTrue(comparison.maxRelativeDifference() <= 1e-5, comparison.describe());
       } else {
@@ -133,10 +134,11 @@ class LocalModeTrainingIT {
       final ComputationGraph reference =
           Replica.create(ModelZoo.configuration(job, job.stepsPerEpoch(60_000))).network();
       final LabeledImages train = Mnist.load(DATA, Mnist.Split.TRAIN);
+      final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
       final EpochPlan plan = EpochPlan.of(7, 0, train.count(), 120, 3);
       for (int step = 0; step < steps; step++) {
         final int[] batch = plan.batch(step);
-        reference.fit(new DataSet(features(train, batch), labels(train, batch)));
+        reference.fit(new DataSet(batches.features(batch), batches.labels(batch)));
       }
       final INDArray ours = parameters(three);
       final INDArray difference = Transforms.abs(ours.sub(reference.params()));
@@ -210,17 +212,28 @@ class LocalModeTrainingIT {
       "--set",
       "lockstep.checkpoint.every-steps=10"
     };
-    final Process process = launch(concat(job, "--run-dir", killed.toString()));
+    final List<Path> shmBefore = aeronDirectories();
+    final Process process =
+        launch(concat(job, "--run-dir", killed.toString()), runs.resolve("killed.log"));
     try {
       final Path metrics = killed.resolve("metrics.jsonl");
       final long deadline = System.nanoTime() + 300_000_000_000L;
       while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 20)) {
-        assertTrue(process.isAlive(), "training ended before it could be killed");
+        assertTrue(
+            process.isAlive(),
+            "training ended before it could be killed: "
+                + Files.readString(runs.resolve("killed.log")));
         assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
         Thread.sleep(100);
       }
     } finally {
       process.destroyForcibly().waitFor();
+      // a killed JVM cannot remove its Aeron directory
+      for (Path directory : aeronDirectories()) {
+        if (!shmBefore.contains(directory)) {
+          deleteRecursively(directory);
+        }
+      }
     }
     assertTrue(Files.isRegularFile(killed.resolve("checkpoint.zip")));
     assertTrue(!Files.exists(killed.resolve("summary.json")), "killed before the end");
@@ -232,8 +245,22 @@ class LocalModeTrainingIT {
     assertEquals(0.0, comparison.maxLossDifference());
   }
 
+  private static List<Path> aeronDirectories() throws Exception {
+    try (var listing = Files.list(Path.of("/dev/shm"))) {
+      return listing.filter(p -> p.getFileName().toString().startsWith("lockstep-")).toList();
+    }
+  }
+
+  private static void deleteRecursively(Path directory) throws Exception {
+    try (var walk = Files.walk(directory)) {
+      for (Path path : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(path);
+      }
+    }
+  }
+
   /** Starts {@code lockstep train ARGS} in a JVM of its own, so it can be killed. */
-  private static Process launch(String... args) throws Exception {
+  private static Process launch(String[] args, Path log) throws Exception {
     final List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
@@ -252,7 +279,7 @@ class LocalModeTrainingIT {
     command.addAll(Arrays.asList(args));
     return new ProcessBuilder(command)
         .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectOutput(log.toFile())
         .start();
   }
 
@@ -274,25 +301,5 @@ class LocalModeTrainingIT {
   private static INDArray parameters(Path run) throws Exception {
     return ModelSerializer.restoreComputationGraph(run.resolve("model.zip").toFile(), false)
         .params();
-  }
-
-  private static INDArray features(LabeledImages images, int[] indices) {
-    final int size = images.imageBytes();
-    final float[] x = new float[indices.length * size];
-    for (int i = 0; i < indices.length; i++) {
-      for (int p = 0; p < size; p++) {
-        x[i * size + p] =
-            ((images.pixels()[indices[i] * size + p] & 0xff) / 255f - 0.2860f) / 0.3530f;
-      }
-    }
-    return Nd4j.create(x, new long[] {indices.length, size}, 'c');
-  }
-
-  private static INDArray labels(LabeledImages images, int[] indices) {
-    final INDArray y = Nd4j.zeros(indices.length, 10);
-    for (int i = 0; i < indices.length; i++) {
-      y.putScalar(i, images.labels()[indices[i]] & 0xff, 1f);
-    }
-    return y;
   }
 }

@@ -58,8 +58,10 @@ final class AggregationAgent implements Agent, FragmentHandler {
       Subscription subscription,
       Publication publication,
       NanoClock clock,
-      long stepTimeoutNs) {
+      long stepTimeoutNs,
+      long firstStep) {
     this.address = address;
+    this.step = firstStep;
     this.subscription = subscription;
     this.clock = clock;
     this.stepTimeoutNs = stepTimeoutNs;

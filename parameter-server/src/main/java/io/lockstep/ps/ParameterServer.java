@@ -34,6 +34,7 @@ public final class ParameterServer implements AutoCloseable {
   public static final class Context {
     private ServerAddress address;
     private Duration stepTimeout = Duration.ofSeconds(120);
+    private long firstStep;
     private NanoClock clock = SystemNanoClock.INSTANCE;
 
     /**
@@ -55,6 +56,21 @@ public final class ParameterServer implements AutoCloseable {
      */
     public Context stepTimeout(Duration stepTimeout) {
       this.stepTimeout = stepTimeout;
+      return this;
+    }
+
+    /**
+     * The global step the workers start at: 0 for a new run, the checkpoint's step for a resumed
+     * one. Frames of any other step are rejected as stale or early.
+     *
+     * @param firstStep a step number >= 0
+     * @return this
+     */
+    public Context firstStep(long firstStep) {
+      if (firstStep < 0) {
+        throw new IllegalArgumentException("first step " + firstStep + " < 0");
+      }
+      this.firstStep = firstStep;
       return this;
     }
 
@@ -110,7 +126,12 @@ public final class ParameterServer implements AutoCloseable {
               address.resultPublicationChannel(), ServerAddress.RESULT_STREAM_ID);
       final AggregationAgent agent =
           new AggregationAgent(
-              address, gradients, results, context.clock, context.stepTimeout.toNanos());
+              address,
+              gradients,
+              results,
+              context.clock,
+              context.stepTimeout.toNanos(),
+              context.firstStep);
       final AgentRunner runner =
           new AgentRunner(
               new BackoffIdleStrategy(),
@@ -158,9 +179,10 @@ public final class ParameterServer implements AutoCloseable {
   }
 
   /**
-   * Steps whose result has been sent to every worker.
+   * The global step the server sums next: its first step plus the steps whose result has been sent
+   * to every worker.
    *
-   * @return the count, starting at 0
+   * @return the step
    */
   public long stepsCompleted() {
     return agent.stepsCompleted();

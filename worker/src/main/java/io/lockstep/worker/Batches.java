@@ -5,20 +5,32 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /** Turns dataset indices into normalized feature and one-hot label arrays. */
-final class Batches {
+public final class Batches {
   private final LabeledImages images;
   private final float scale;
   private final float shift;
 
-  Batches(LabeledImages images, double mean, double std) {
+  /**
+   * Creates the batch maker.
+   *
+   * @param images the dataset
+   * @param mean normalization mean, after scaling pixels to [0, 1]
+   * @param std normalization standard deviation
+   */
+  public Batches(LabeledImages images, double mean, double std) {
     this.images = images;
     // (x / 255 - mean) / std as one multiply-add per pixel
     this.scale = (float) (1.0 / (255.0 * std));
     this.shift = (float) (-mean / std);
   }
 
-  /** Features as {@code [n, channels * height * width]}, channel-major per image. */
-  INDArray features(int[] indices) {
+  /**
+   * Features as {@code [n, channels * height * width]}, channel-major per image.
+   *
+   * @param indices the samples
+   * @return (x / 255 - mean) / std per pixel
+   */
+  public INDArray features(int[] indices) {
     final int size = images.imageBytes();
     final byte[] pixels = images.pixels();
     final float[] x = new float[indices.length * size];
@@ -32,8 +44,13 @@ final class Batches {
     return Nd4j.create(x, new long[] {indices.length, size}, 'c');
   }
 
-  /** Labels as one-hot {@code [n, classes]}. */
-  INDArray labels(int[] indices) {
+  /**
+   * Labels as one-hot {@code [n, classes]}.
+   *
+   * @param indices the samples
+   * @return one row per sample
+   */
+  public INDArray labels(int[] indices) {
     final int classes = images.classes();
     final float[] y = new float[indices.length * classes];
     for (int i = 0; i < indices.length; i++) {
