@@ -36,8 +36,11 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * The run's position and what it has measured so far.
    *
    * @param model the model's name
+   * @param optimizer the optimizer's name
    * @param seed the job's seed
    * @param batchSize the global batch
+   * @param stepsPerEpoch the steps of every epoch
+   * @param totalSteps the steps of the whole run as planned when it was written
    * @param workers the workers that wrote it
    * @param epoch the epoch to continue in, from 0
    * @param step the step of that epoch to continue at, from 0
@@ -55,8 +58,11 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    */
   public record Progress(
       String model,
+      String optimizer,
       long seed,
       int batchSize,
+      int stepsPerEpoch,
+      long totalSteps,
       int workers,
       int epoch,
       int step,

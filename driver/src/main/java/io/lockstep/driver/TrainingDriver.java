@@ -3,6 +3,7 @@ package io.lockstep.driver;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Schedule;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
@@ -91,8 +92,11 @@ public final class TrainingDriver {
       start =
           new Progress(
               job.modelName(),
+              job.optimizer().name(),
               job.seed(),
               job.batchSize(),
+              stepsPerEpoch,
+              totalSteps,
               job.workers(),
               0,
               0,
@@ -110,8 +114,17 @@ public final class TrainingDriver {
       state = initial.snapshot();
     } else {
       start = checkpoint.progress();
-      checkResumable(job, start, parameters, checkpoint.parameters().length, runDir);
+      checkResumable(job, start, parameters, checkpoint.parameters().length, runDir, stepsPerEpoch);
       state = checkpoint.state(configuration.toJson());
+      try {
+        Replica.restore(state);
+      } catch (RuntimeException e) {
+        throw new ConfigurationException(
+            runDir.resolve(Checkpoint.FILE)
+                + ": its optimizer state does not fit the job ("
+                + e.getMessage()
+                + "); resume with the run's own settings");
+      }
     }
     try {
       Files.createDirectories(runDir);
@@ -220,8 +233,11 @@ public final class TrainingDriver {
                 Replica.restore(state),
                 new Progress(
                     job.modelName(),
+                    job.optimizer().name(),
                     job.seed(),
                     job.batchSize(),
+                    stepsPerEpoch,
+                    totalSteps,
                     job.workers(),
                     epoch,
                     step,
@@ -250,14 +266,21 @@ public final class TrainingDriver {
           bestEpoch = epoch + 1;
           writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
         }
-        if (job.checkpointAtEpochEnd() || epoch + 1 == job.epochs()) {
+        final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
+        final int every = job.checkpointEverySteps();
+        if (job.checkpointAtEpochEnd()
+            || epoch + 1 == job.epochs()
+            || (every > 0 && globalStep % every == 0)) {
           Checkpoint.write(
               runDir.resolve(Checkpoint.FILE),
               trained,
               new Progress(
                   job.modelName(),
+                  job.optimizer().name(),
                   job.seed(),
                   job.batchSize(),
+                  stepsPerEpoch,
+                  totalSteps,
                   job.workers(),
                   epoch + 1,
                   0,
@@ -336,47 +359,63 @@ public final class TrainingDriver {
   }
 
   private static void checkResumable(
-      JobConfig job, Progress saved, int parameters, int savedParameters, Path runDir) {
+      JobConfig job,
+      Progress saved,
+      int parameters,
+      int savedParameters,
+      Path runDir,
+      int stepsPerEpoch) {
     final String where = runDir.resolve(Checkpoint.FILE) + ": ";
     if (!saved.model().equals(job.modelName()) || savedParameters != parameters) {
       throw new ConfigurationException(
-          where
-              + "holds model "
-              + saved.model()
-              + " ("
-              + savedParameters
-              + " parameters), the job"
-              + " asks for "
-              + job.modelName()
-              + " ("
-              + parameters
-              + "); resume with the same"
-              + " "
-              + Keys.MODEL_NAME.name());
+          String.format(
+              "%sholds model %s (%d parameters), the job asks for %s (%d); resume with the same %s",
+              where,
+              saved.model(),
+              savedParameters,
+              job.modelName(),
+              parameters,
+              Keys.MODEL_NAME.name()));
     }
-    if (saved.seed() != job.seed() || saved.batchSize() != job.batchSize()) {
+    if (saved.seed() != job.seed()
+        || saved.batchSize() != job.batchSize()
+        || saved.stepsPerEpoch() != stepsPerEpoch
+        || !saved.optimizer().equals(job.optimizer().name())) {
       throw new ConfigurationException(
-          where
-              + "was trained with "
-              + Keys.SEED.name()
-              + "="
-              + saved.seed()
-              + " and "
-              + Keys.BATCH_SIZE.name()
-              + "="
-              + saved.batchSize()
-              + "; a resumed run keeps its"
-              + " data order and global batch, so drop the overrides of those keys");
+          String.format(
+              "%swas trained with %s=%d, %s=%d, %s=%s and %d steps per epoch; a resumed run keeps"
+                  + " its data order, global batch, epoch length and optimizer, so drop the"
+                  + " overrides of %s, %s, %s, %s and %s",
+              where,
+              Keys.SEED.name(),
+              saved.seed(),
+              Keys.BATCH_SIZE.name(),
+              saved.batchSize(),
+              Keys.OPTIMIZER.name(),
+              saved.optimizer().toLowerCase(java.util.Locale.ROOT),
+              saved.stepsPerEpoch(),
+              Keys.SEED.name(),
+              Keys.BATCH_SIZE.name(),
+              Keys.MAX_STEPS.name(),
+              Keys.DATA_DIR.name(),
+              Keys.OPTIMIZER.name()));
     }
-    if (saved.epoch() >= job.epochs()) {
+    final boolean finished = Files.isRegularFile(runDir.resolve(MODEL_FILE));
+    if (saved.epoch() > job.epochs() || (saved.epoch() == job.epochs() && finished)) {
       throw new ConfigurationException(
-          where
-              + "the run has already trained "
-              + saved.epoch()
-              + " epochs; ask for more with"
-              + " --epochs N (N > "
-              + saved.epoch()
-              + ")");
+          String.format(
+              "%sthe run has already trained %d epochs; ask for more with --epochs N (N > %d)",
+              where, saved.epoch(), saved.epoch()));
+    }
+    if (job.schedule() == Schedule.COSINE
+        && saved.totalSteps() != (long) job.epochs() * stepsPerEpoch) {
+      LOG.warn(
+          "the cosine schedule spans the run's steps: {} when the checkpoint was written, {} now;"
+              + " the rate from here follows the new length, so this run will not equal one"
+              + " started with --epochs {}",
+          saved.totalSteps(),
+          (long) job.epochs() * stepsPerEpoch,
+          job.epochs());
     }
     if (saved.workers() != job.workers()) {
       LOG.warn(

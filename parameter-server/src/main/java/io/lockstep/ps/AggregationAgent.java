@@ -62,6 +62,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
       long firstStep) {
     this.address = address;
     this.step = firstStep;
+    this.stepsCompleted.set(firstStep);
     this.subscription = subscription;
     this.clock = clock;
     this.stepTimeoutNs = stepTimeoutNs;
