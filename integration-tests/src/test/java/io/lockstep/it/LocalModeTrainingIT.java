@@ -187,12 +187,21 @@ class LocalModeTrainingIT {
     assertTrue(comparison.identical(), comparison.describe());
     assertEquals(80, comparison.steps());
     assertEquals(0.0, comparison.maxLossDifference());
-    // nothing left to train, a changed seed, a missing run: clear errors, exit 2
+    // nothing left to train, a changed seed, a missing run, a changed epoch length or optimizer:
+    // one-line errors, exit 2
     assertEquals(2, Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "2"));
     assertEquals(
         2,
         Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "3", "--seed", "4"));
     assertEquals(2, Lockstep.execute("train", "--resume", runs.resolve("none").toString()));
+    assertEquals(
+        2,
+        Lockstep.execute(
+            "train", "--resume", resumed.toString(), "--epochs", "3", "--max-steps", "30"));
+    assertEquals(
+        2,
+        Lockstep.execute(
+            "train", "--resume", resumed.toString(), "--epochs", "3", "--optimizer", "adam"));
   }
 
   @Test
