@@ -89,19 +89,14 @@ public final class TrainingDriver {
     final Progress start;
     ModelState state;
     if (checkpoint == null) {
+      state = initial.snapshot();
       start =
-          new Progress(
-              job.modelName(),
-              job.optimizer().name(),
-              job.seed(),
-              job.batchSize(),
+          progress(
+              job,
               stepsPerEpoch,
-              totalSteps,
-              job.workers(),
               0,
               0,
-              0,
-              0,
+              state,
               0,
               0,
               0,
@@ -111,7 +106,6 @@ public final class TrainingDriver {
               List.of(),
               Double.NaN,
               0);
-      state = initial.snapshot();
     } else {
       start = checkpoint.progress();
       checkResumable(job, start, parameters, checkpoint.parameters().length, runDir, stepsPerEpoch);
@@ -231,18 +225,12 @@ public final class TrainingDriver {
             Checkpoint.write(
                 runDir.resolve(Checkpoint.FILE),
                 Replica.restore(state),
-                new Progress(
-                    job.modelName(),
-                    job.optimizer().name(),
-                    job.seed(),
-                    job.batchSize(),
+                progress(
+                    job,
                     stepsPerEpoch,
-                    totalSteps,
-                    job.workers(),
                     epoch,
                     step,
-                    state.iteration(),
-                    state.epoch(),
+                    state,
                     samples,
                     trainSeconds,
                     epochLossSum,
@@ -274,18 +262,12 @@ public final class TrainingDriver {
           Checkpoint.write(
               runDir.resolve(Checkpoint.FILE),
               trained,
-              new Progress(
-                  job.modelName(),
-                  job.optimizer().name(),
-                  job.seed(),
-                  job.batchSize(),
+              progress(
+                  job,
                   stepsPerEpoch,
-                  totalSteps,
-                  job.workers(),
                   epoch + 1,
                   0,
-                  state.iteration(),
-                  state.epoch(),
+                  state,
                   samples,
                   trainSeconds,
                   0,
@@ -342,6 +324,45 @@ public final class TrainingDriver {
         runDir.resolve(SUMMARY_FILE),
         RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary) + "\n");
     return summary;
+  }
+
+  /** The run's position after {@code state}, for a checkpoint; the job's fields filled in. */
+  private static Progress progress(
+      JobConfig job,
+      int stepsPerEpoch,
+      int epoch,
+      int step,
+      ModelState state,
+      long samples,
+      double trainSeconds,
+      double epochLossSum,
+      long epochSamples,
+      double epochSeconds,
+      long[] phaseNs,
+      List<TrainingSummary.Epoch> history,
+      double bestAccuracy,
+      int bestEpoch) {
+    return new Progress(
+        job.modelName(),
+        job.optimizer().name(),
+        job.seed(),
+        job.batchSize(),
+        stepsPerEpoch,
+        (long) job.epochs() * stepsPerEpoch,
+        job.workers(),
+        epoch,
+        step,
+        state.iteration(),
+        state.epoch(),
+        samples,
+        trainSeconds,
+        epochLossSum,
+        epochSamples,
+        epochSeconds,
+        phaseNs,
+        history,
+        bestAccuracy,
+        bestEpoch);
   }
 
   /**
