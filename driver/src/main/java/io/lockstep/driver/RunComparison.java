@@ -2,7 +2,6 @@ package io.lockstep.driver;
 
 import io.lockstep.conf.ConfigurationException;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -120,10 +119,7 @@ public record RunComparison(
   private static List<StepMetrics> metrics(Path run) {
     final Path file = run.resolve(TrainingDriver.METRICS_FILE);
     try {
-      return Files.readAllLines(file, StandardCharsets.UTF_8).stream()
-          .filter(line -> !line.isBlank())
-          .map(line -> RunFiles.JSON.fromJson(line, StepMetrics.class))
-          .toList();
+      return StepMetrics.read(file);
     } catch (IOException | RuntimeException e) {
       throw new ConfigurationException(
           file + ": cannot read the run's metrics (" + e.getMessage() + ")");

@@ -20,7 +20,6 @@ import io.lockstep.worker.Worker;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -454,10 +453,9 @@ public final class TrainingDriver {
       return kept;
     }
     try {
-      for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-        if (!line.isBlank()
-            && RunFiles.JSON.fromJson(line, StepMetrics.class).step() <= globalStep) {
-          kept.add(line);
+      for (StepMetrics step : StepMetrics.read(file)) {
+        if (step.step() <= globalStep) {
+          kept.add(RunFiles.JSON.toJson(step));
         }
       }
     } catch (IOException | RuntimeException e) {

@@ -75,15 +75,11 @@ public final class LearningRateSchedule implements ISchedule {
 
   @Override
   public LearningRateSchedule clone() {
-    final LearningRateSchedule copy = new LearningRateSchedule();
-    copy.kind = kind;
-    copy.base = base;
-    copy.stepSize = stepSize;
-    copy.gamma = gamma;
-    copy.minimum = minimum;
-    copy.warmupSteps = warmupSteps;
-    copy.totalSteps = totalSteps;
-    return copy;
+    try {
+      return (LearningRateSchedule) super.clone(); // every field is a value
+    } catch (CloneNotSupportedException e) {
+      throw new AssertionError(e);
+    }
   }
 
   /**

@@ -69,7 +69,8 @@ public final class Worker {
           final var features = empty ? null : batches.features(slice);
           final var labels = empty ? null : batches.labels(slice);
           final long t1 = System.nanoTime();
-          replica.computeGradients(features, labels, statisticsShare(job, plan, step, rank));
+          replica.computeGradients(
+              features, labels, statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
           final long t2 = System.nanoTime();
           final int total =
               exchange.exchange(task.firstGlobalStep() + i, replica.gradientBuffer(), slice.length);
@@ -123,11 +124,17 @@ public final class Worker {
   /**
    * This rank's weight in the step's update of running statistics: see {@link RunningStats}. Rank 0
    * always has samples, because the first ranks get the remainder of a batch.
+   *
+   * @param job the job, for its rule
+   * @param rank the worker
+   * @param sliceSamples the samples of this worker's slice of the step
+   * @param batchSamples the samples of the step's global batch
+   * @return the weight, in [0, 1]
    */
-  static double statisticsShare(JobConfig job, EpochPlan plan, int step, int rank) {
+  static double statisticsShare(JobConfig job, int rank, int sliceSamples, int batchSamples) {
     return switch (job.batchNormRunningStats()) {
       case RANK0 -> rank == 0 ? 1 : 0;
-      case AVERAGE -> (double) plan.slice(step, rank).length / plan.batchSamples(step);
+      case AVERAGE -> (double) sliceSamples / batchSamples;
     };
   }
 

@@ -227,7 +227,7 @@ class DataParallelExactnessTest {
                       replica.computeGradients(
                           slice.length == 0 ? null : batches.features(slice),
                           slice.length == 0 ? null : batches.labels(slice),
-                          Worker.statisticsShare(job, plan, step, rank));
+                          Worker.statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
                       final int total =
                           exchange.exchange(step, replica.gradientBuffer(), slice.length);
                       replica.applyUpdate(total, job.clipNorm());
@@ -292,7 +292,7 @@ class DataParallelExactnessTest {
         replica.computeGradients(
             slice.length == 0 ? null : batches.features(slice),
             slice.length == 0 ? null : batches.labels(slice),
-            Worker.statisticsShare(job, plan, step, rank));
+            Worker.statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
         for (int i = 0; i < sum.length; i++) {
           sum[i] += buffer.getFloat(i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
         }
