@@ -24,8 +24,11 @@ import org.slf4j.LoggerFactory;
 /**
  * The server's duty cycle: receives gradient chunks, keeps each worker's contribution, and once a
  * chunk is complete adds the contributions in rank order and publishes the sum to every worker.
- * Single-threaded: all state below is written by the agent thread only; {@link #stepsCompleted} and
- * the failure are published for readers on other threads.
+ * Before the gradient, a step may hold rounds of statistics (SyncBatchNorm's per-channel sums),
+ * summed the same way one round at a time; they reuse the contribution buffers, which no gradient
+ * chunk of the step can reach before the last round's sum has gone out. Single-threaded: all state
+ * below is written by the agent thread only; {@link #stepsCompleted} and the failure are published
+ * for readers on other threads.
  */
 final class AggregationAgent implements Agent, FragmentHandler {
   private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
@@ -49,8 +52,14 @@ final class AggregationAgent implements Agent, FragmentHandler {
   private final AtomicLong rejectedFrames = new AtomicLong();
   private volatile String failure;
 
+  private final boolean[] statisticsReceived;
+
   private long step;
   private int chunksCompleted;
+  private int gradientFrames;
+  private int statisticsRound;
+  private int statisticsArrivals;
+  private int statisticsBytes = -1;
   private long stepDeadlineNs = Long.MAX_VALUE;
 
   AggregationAgent(
@@ -86,6 +95,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
     this.chunkArrivals = new int[chunkCount];
     this.samples = new int[address.workers()];
     Arrays.fill(samples, -1);
+    this.statisticsReceived = new boolean[address.workers()];
   }
 
   private static ByteBuffer allocate(int bytes) {
@@ -128,10 +138,15 @@ final class AggregationAgent implements Agent, FragmentHandler {
               + text(buffer, offset));
       return;
     }
-    final int chunk = Frame.chunkIndex(buffer, offset);
     if (stepDeadlineNs == Long.MAX_VALUE) {
       stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
     }
+    if (Frame.type(buffer, offset) == Frame.TYPE_STATISTICS) {
+      onStatistics(rank, buffer, offset);
+      return;
+    }
+    final int chunk = Frame.chunkIndex(buffer, offset);
+    gradientFrames++;
     samples[rank] = Frame.samples(buffer, offset);
     received[rank * chunkCount + chunk] = true;
     contributions[rank].putBytes(
@@ -158,19 +173,36 @@ final class AggregationAgent implements Agent, FragmentHandler {
     if (rank < 0 || rank >= address.workers()) {
       return "unknown rank " + rank;
     }
-    if (Frame.type(buffer, offset) == Frame.TYPE_ABORT) {
+    final byte type = Frame.type(buffer, offset);
+    if (type == Frame.TYPE_ABORT) {
       return null;
     }
-    if (Frame.type(buffer, offset) != Frame.TYPE_GRADIENT) {
-      return "not a gradient frame";
+    if (type != Frame.TYPE_GRADIENT && type != Frame.TYPE_STATISTICS) {
+      return "not a gradient or statistics frame";
     }
     final long frameStep = Frame.step(buffer, offset);
     if (frameStep != step) {
       return "rank " + rank + " sent step " + frameStep + " while the server is at step " + step;
     }
-    if (Frame.parameterCount(buffer, offset) != address.parameterCount()
-        || Frame.chunkCount(buffer, offset) != chunkCount) {
+    if (Frame.parameterCount(buffer, offset) != address.parameterCount()) {
       return "rank " + rank + " has a model of " + Frame.parameterCount(buffer, offset) + " floats";
+    }
+    if (type == Frame.TYPE_STATISTICS) {
+      return statisticsProblem(rank, buffer, offset);
+    }
+    if (statisticsArrivals > 0) {
+      return "rank "
+          + rank
+          + " sent its gradient while statistics round "
+          + statisticsRound
+          + " is open";
+    }
+    if (Frame.chunkCount(buffer, offset) != chunkCount) {
+      return "rank "
+          + rank
+          + " cut its gradient into "
+          + Frame.chunkCount(buffer, offset)
+          + " chunks";
     }
     final int chunk = Frame.chunkIndex(buffer, offset);
     if (chunk < 0 || chunk >= chunkCount) {
@@ -189,13 +221,68 @@ final class AggregationAgent implements Agent, FragmentHandler {
     return null;
   }
 
-  private void completeChunk(int chunk) {
-    int totalSamples = 0;
-    for (int s : samples) {
-      totalSamples += s;
+  private String statisticsProblem(int rank, DirectBuffer buffer, int offset) {
+    if (gradientFrames > 0) {
+      return "rank " + rank + " sent statistics after the gradient of step " + step;
     }
-    final int first = layout.offsetBytes(chunk);
-    final int end = first + layout.lengthBytes(chunk);
+    final int round = Frame.chunkIndex(buffer, offset);
+    if (round != statisticsRound) {
+      return "rank "
+          + rank
+          + " sent statistics round "
+          + round
+          + " while the server is at round "
+          + statisticsRound;
+    }
+    final int bytes = Frame.payloadLength(buffer, offset);
+    if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sum.capacity()) {
+      return "rank " + rank + " sent statistics of " + bytes + " bytes";
+    }
+    if (statisticsBytes >= 0 && bytes != statisticsBytes) {
+      return "rank "
+          + rank
+          + " sent "
+          + bytes / Float.BYTES
+          + " statistics in round "
+          + round
+          + ", others sent "
+          + statisticsBytes / Float.BYTES;
+    }
+    if (statisticsReceived[rank]) {
+      return "duplicate statistics round " + round + " from rank " + rank;
+    }
+    return null;
+  }
+
+  private void onStatistics(int rank, DirectBuffer buffer, int offset) {
+    statisticsBytes = Frame.payloadLength(buffer, offset);
+    statisticsReceived[rank] = true;
+    contributions[rank].putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
+    if (++statisticsArrivals < contributions.length) {
+      return;
+    }
+    sumContributions(0, statisticsBytes);
+    Frame.encode(
+        results.header(),
+        Frame.TYPE_STATISTICS_RESULT,
+        -1,
+        address.jobId(),
+        step,
+        statisticsRound,
+        1,
+        0,
+        statisticsBytes,
+        address.parameterCount());
+    results.send(sum, 0, statisticsBytes, step);
+    statisticsRound++;
+    statisticsArrivals = 0;
+    statisticsBytes = -1;
+    Arrays.fill(statisticsReceived, false);
+    stepDeadlineNs = Long.MAX_VALUE;
+  }
+
+  /** Adds the contributions' bytes {@code [first, end)} in rank order into {@link #sum}. */
+  private void sumContributions(int first, int end) {
     final int workers = contributions.length;
     for (int i = first; i < end; i += Float.BYTES) {
       float acc = contributions[0].getFloat(i, ORDER);
@@ -204,6 +291,16 @@ final class AggregationAgent implements Agent, FragmentHandler {
       }
       sum.putFloat(i, acc, ORDER);
     }
+  }
+
+  private void completeChunk(int chunk) {
+    int totalSamples = 0;
+    for (int s : samples) {
+      totalSamples += s;
+    }
+    final int first = layout.offsetBytes(chunk);
+    final int end = first + layout.lengthBytes(chunk);
+    sumContributions(first, end);
     Frame.encode(
         results.header(),
         Frame.TYPE_RESULT,
@@ -220,6 +317,8 @@ final class AggregationAgent implements Agent, FragmentHandler {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       step++;
       chunksCompleted = 0;
+      gradientFrames = 0;
+      statisticsRound = 0;
       stepDeadlineNs = Long.MAX_VALUE;
       Arrays.fill(received, false);
       Arrays.fill(chunkArrivals, 0);
@@ -229,6 +328,25 @@ final class AggregationAgent implements Agent, FragmentHandler {
   }
 
   private void failStep() {
+    if (statisticsArrivals > 0) {
+      final List<Integer> missing = new ArrayList<>();
+      for (int rank = 0; rank < contributions.length; rank++) {
+        if (!statisticsReceived[rank]) {
+          missing.add(rank);
+        }
+      }
+      abort(
+          "step "
+              + step
+              + ": no statistics (SyncBatchNorm round "
+              + statisticsRound
+              + ") from workers "
+              + missing
+              + " after "
+              + stepTimeoutNs / 1_000_000_000.0
+              + " s; see their executor logs or raise lockstep.ps.step-timeout");
+      return;
+    }
     final List<Integer> missing = new ArrayList<>();
     for (int rank = 0; rank < contributions.length; rank++) {
       for (int chunk = 0; chunk < chunkCount; chunk++) {

@@ -6,7 +6,7 @@ import org.agrona.MutableDirectBuffer;
 
 /**
  * Flyweight over one Lockstep frame: a fixed header followed by a payload of little-endian floats
- * (gradient and result chunks) or UTF-8 text (abort).
+ * (gradient and result chunks, statistics and their sums) or UTF-8 text (abort).
  *
  * <pre>
  *   0                   1                   2                   3
@@ -38,6 +38,10 @@ import org.agrona.MutableDirectBuffer;
  * </pre>
  *
  * All integers are little-endian. The header is 8-byte aligned so payload floats are aligned.
+ *
+ * <p>Statistics frames carry a small vector that the server sums over the workers within a step,
+ * before the gradient (SyncBatchNorm's per-channel sums): the chunk index field holds the round,
+ * counted from 0 within the step, and the chunk count is 1.
  */
 final class Frame {
   static final short MAGIC = 0x4C53;
@@ -46,6 +50,8 @@ final class Frame {
   static final byte TYPE_GRADIENT = 1;
   static final byte TYPE_RESULT = 2;
   static final byte TYPE_ABORT = 3;
+  static final byte TYPE_STATISTICS = 4;
+  static final byte TYPE_STATISTICS_RESULT = 5;
 
   static final int MAGIC_OFFSET = 0;
   static final int VERSION_OFFSET = 2;

@@ -118,6 +118,9 @@ public final class GradientExchange implements AutoCloseable {
 
   private UnsafeBuffer target;
   private long step;
+  private int statisticsRound = -1;
+  private int statisticsBytes;
+  private boolean statisticsReceived;
   private int chunksReceived;
   private int totalSamples;
   private String abortReason;
@@ -291,6 +294,77 @@ public final class GradientExchange implements AutoCloseable {
     return totalSamples;
   }
 
+  /**
+   * Sums a small vector over all workers within a step, before its gradient: SyncBatchNorm's
+   * per-channel statistics. Every worker must make the same rounds with the same lengths, in the
+   * same order; the server adds them in rank order, so the sum is reproducible.
+   *
+   * @param step the step the gradient exchange that follows will carry
+   * @param round the round within the step, counted from 0
+   * @param values {@code length} little-endian floats from offset 0; overwritten with the sum
+   * @param length the number of floats, at most the parameter count and one chunk
+   * @throws ParameterServerException when the server aborts or the sum misses its deadline
+   */
+  public void reduceStatistics(long step, int round, UnsafeBuffer values, int length) {
+    final int bytes = length * Float.BYTES;
+    if (length <= 0 || bytes > address.chunkBytes() || length > address.parameterCount()) {
+      throw new IllegalArgumentException(
+          "statistics of "
+              + length
+              + " floats; at most "
+              + Math.min(address.chunkBytes() / Float.BYTES, address.parameterCount())
+              + " fit in one round");
+    }
+    this.target = values;
+    this.step = step;
+    this.statisticsRound = round;
+    this.statisticsBytes = bytes;
+    this.statisticsReceived = false;
+    Frame.encode(
+        publisher.header(),
+        Frame.TYPE_STATISTICS,
+        rank,
+        address.jobId(),
+        step,
+        round,
+        1,
+        0,
+        bytes,
+        address.parameterCount());
+    publisher.send(values, 0, bytes, step);
+    final long deadlineNs = clock.nanoTime() + stepTimeoutNs;
+    idle.reset();
+    try {
+      while (!statisticsReceived) {
+        if (pollResults() == 0) {
+          if (clock.nanoTime() - deadlineNs > 0) {
+            throw new ParameterServerException(
+                "worker "
+                    + rank
+                    + ": step "
+                    + step
+                    + ": no sum of statistics round "
+                    + round
+                    + " from the parameter server after "
+                    + stepTimeoutNs / 1_000_000_000.0
+                    + " s; another worker may have stalled, see the driver log or raise"
+                    + " lockstep.ps.step-timeout");
+          }
+          if (Thread.currentThread().isInterrupted()) {
+            throw new ParameterServerException(
+                "worker " + rank + ": step " + step + ": interrupted while waiting for statistics");
+          }
+          idle.idle();
+        } else {
+          idle.reset();
+        }
+      }
+    } finally {
+      statisticsRound = -1;
+      target = null;
+    }
+  }
+
   private int pollResults() {
     final int work = results.poll(assembler, 64);
     if (abortReason != null) {
@@ -312,7 +386,19 @@ public final class GradientExchange implements AutoCloseable {
       return;
     }
     final int chunk = Frame.chunkIndex(buffer, offset);
+    if (type == Frame.TYPE_STATISTICS_RESULT) {
+      if (statisticsRound >= 0
+          && chunk == statisticsRound
+          && Frame.step(buffer, offset) == step
+          && Frame.payloadLength(buffer, offset) == statisticsBytes
+          && !statisticsReceived) {
+        statisticsReceived = true;
+        target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
+      }
+      return;
+    }
     if (type != Frame.TYPE_RESULT
+        || statisticsRound >= 0
         || target == null
         || Frame.step(buffer, offset) != step
         || chunk < 0

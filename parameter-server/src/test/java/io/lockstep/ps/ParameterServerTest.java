@@ -194,6 +194,73 @@ class ParameterServerTest {
   }
 
   @Test
+  void shouldSumStatisticsRoundsInRankOrderBeforeTheGradient() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 3, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
+      final List<Future<float[][]>> results = new ArrayList<>();
+      for (int rank = 0; rank < 3; rank++) {
+        final int r = rank;
+        results.add(
+            threads.submit(
+                () -> {
+                  try (GradientExchange exchange = connect(address, r)) {
+                    final float[][] out = new float[4][];
+                    for (int step = 0; step < 2; step++) {
+                      final UnsafeBuffer small = vector(new float[] {r + 0.1f, r * step + 1f});
+                      exchange.reduceStatistics(step, 0, small, 2);
+                      final UnsafeBuffer wide = vector(new float[] {1f, 2f, r, 4f, 5f});
+                      exchange.reduceStatistics(step, 1, wide, 5);
+                      final UnsafeBuffer gradient = vector(new float[1000]);
+                      gradient.putFloat(0, r, ByteOrder.LITTLE_ENDIAN);
+                      exchange.exchange(step, gradient, 1);
+                      out[2 * step] = floats(small);
+                      out[2 * step + 1] = floats(wide);
+                    }
+                    return out;
+                  }
+                }));
+      }
+      for (Future<float[][]> result : results) {
+        final float[][] sums = result.get();
+        assertArrayEquals(new float[] {(0.1f + 1.1f) + 2.1f, 3f}, sums[0], 0f);
+        assertArrayEquals(new float[] {3f, 6f, 3f, 12f, 15f}, sums[1], 0f);
+        assertArrayEquals(new float[] {(0.1f + 1.1f) + 2.1f, 6f}, sums[2], 0f);
+      }
+      assertEquals(2, server.stepsCompleted());
+      assertEquals(0, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
+
+  @Test
+  void shouldRejectStatisticsOfAnotherLengthAndNameTheRound() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofMillis(800))) {
+      final List<Future<?>> workers = new ArrayList<>();
+      for (int rank = 0; rank < 2; rank++) {
+        final int length = 3 + rank;
+        final int r = rank;
+        workers.add(
+            threads.submit(
+                () -> {
+                  try (GradientExchange exchange = connect(address, r)) {
+                    exchange.reduceStatistics(0, 0, vector(new float[length]), length);
+                  }
+                  return null;
+                }));
+      }
+      for (Future<?> worker : workers) {
+        final Exception e = assertThrows(Exception.class, worker::get);
+        assertTrue(e.getMessage().contains("round 0"), e.getMessage());
+      }
+      assertEquals(1, server.rejectedFrames());
+      final ParameterServerException failure =
+          assertThrows(ParameterServerException.class, server::checkHealthy);
+      assertTrue(failure.getMessage().contains("SyncBatchNorm round 0"), failure.getMessage());
+    }
+  }
+
+  @Test
   void shouldRejectFramesOfAnotherJobAndNeverSumThem() throws Exception {
     final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
     final ServerAddress foreign =
