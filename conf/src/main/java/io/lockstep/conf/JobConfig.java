@@ -53,6 +53,7 @@ import java.util.stream.Collectors;
  * @param batchNormRunningStats how replicas update BatchNorm's running statistics
  * @param checkpointEverySteps checkpoint interval in steps, 0 for epoch ends only
  * @param checkpointAtEpochEnd whether every epoch end writes a checkpoint
+ * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
  */
 public record JobConfig(
     String jobName,
@@ -90,7 +91,8 @@ public record JobConfig(
     double clipNorm,
     RunningStats batchNormRunningStats,
     int checkpointEverySteps,
-    boolean checkpointAtEpochEnd)
+    boolean checkpointAtEpochEnd,
+    boolean batchNormSync)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -147,7 +149,8 @@ public record JobConfig(
             Keys.CLIP_NORM.read(config),
             Keys.BATCHNORM_RUNNING_STATS.read(config),
             Keys.CHECKPOINT_EVERY_STEPS.read(config),
-            Keys.CHECKPOINT_AT_EPOCH_END.read(config));
+            Keys.CHECKPOINT_AT_EPOCH_END.read(config),
+            Keys.BATCHNORM_SYNC.read(config));
     job.checkConsistency();
     return job;
   }
@@ -272,7 +275,8 @@ public record JobConfig(
       clipNorm,
       Keys.lowerName(batchNormRunningStats),
       checkpointEverySteps,
-      checkpointAtEpochEnd
+      checkpointAtEpochEnd,
+      batchNormSync
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');

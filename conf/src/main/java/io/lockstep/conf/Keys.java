@@ -286,6 +286,14 @@ public final class Keys {
           RunningStats.RANK0,
           "BatchNorm running mean/variance from rank 0's slice (as DDP) or every slice, weighted");
 
+  /** Synchronized batch statistics. */
+  public static final ConfigKey<Boolean> BATCHNORM_SYNC =
+      bool(
+          "lockstep.batchnorm.sync",
+          false,
+          "SyncBatchNorm: normalize with the mean and variance of the global batch, summed over"
+              + " workers, instead of each worker's slice");
+
   /** Checkpoint interval. */
   public static final ConfigKey<Integer> CHECKPOINT_EVERY_STEPS =
       integer(
@@ -340,7 +348,8 @@ public final class Keys {
           CLIP_NORM,
           BATCHNORM_RUNNING_STATS,
           CHECKPOINT_EVERY_STEPS,
-          CHECKPOINT_AT_EPOCH_END);
+          CHECKPOINT_AT_EPOCH_END,
+          BATCHNORM_SYNC);
 
   private Keys() {}
 

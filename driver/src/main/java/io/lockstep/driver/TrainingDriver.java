@@ -83,6 +83,13 @@ public final class TrainingDriver {
     final long totalSteps = (long) job.epochs() * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
     final Replica initial = Replica.create(configuration);
+    if (job.batchNormSync() && !initial.hasSynchronizedStatistics()) {
+      throw new ConfigurationException(
+          Keys.BATCHNORM_SYNC.name()
+              + "=true, but model "
+              + job.modelName()
+              + " has no BatchNorm layers; remove the setting or choose a model with BatchNorm");
+    }
     final int parameters = initial.parameterCount();
     final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
     final Progress start;

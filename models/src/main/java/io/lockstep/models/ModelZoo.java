@@ -107,7 +107,7 @@ public final class ModelZoo {
     }
     return switch (spec.name()) {
       case "lenet" -> lenet(base, spec);
-      case "resnet-mini" -> resnetMini(base, spec);
+      case "resnet-mini" -> resnetMini(base, spec, job.batchNormSync());
       default -> throw new IllegalStateException("no builder for " + spec.name());
     };
   }
@@ -168,17 +168,18 @@ public final class ModelZoo {
    * A small residual network with BatchNorm for 28x28 images: a 3x3 stem of 16 channels, two basic
    * blocks (16 channels at 14x14, 32 at 7x7), each entered at stride 2 through a 1x1 projection
    * shortcut, global average pooling and a softmax layer. Convolutions before BatchNorm have no
-   * bias, as in torchvision's ResNets.
+   * bias, as in torchvision's ResNets. With {@code sync}, BatchNorm normalizes with the global
+   * batch's statistics.
    */
   private static ComputationGraphConfiguration resnetMini(
-      NeuralNetConfiguration.Builder base, Spec spec) {
+      NeuralNetConfiguration.Builder base, Spec spec, boolean sync) {
     final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
     String last = INPUT;
     last = add(graph, "stem", conv(3, 1, 1, 16, false, Activation.IDENTITY), last);
-    last = add(graph, "stem_bn", new BatchNormalization.Builder(), last);
+    last = add(graph, "stem_bn", batchNorm(sync), last);
     last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
-    last = basicBlock(graph, "block1", last, 16, 2, true);
-    last = basicBlock(graph, "block2", last, 32, 2, true);
+    last = basicBlock(graph, "block1", last, 16, 2, sync);
+    last = basicBlock(graph, "block2", last, 32, 2, sync);
     last =
         add(
             graph,
@@ -189,13 +190,13 @@ public final class ModelZoo {
     return finish(graph, spec, last);
   }
 
-  /** conv-BN-ReLU-conv-BN, plus the input (or its 1x1 projection), then ReLU. */
+  /** conv-BN-ReLU-conv-BN, plus the input's 1x1 projection, then ReLU. */
   private static String basicBlock(
-      GraphBuilder graph, String name, String input, int channels, int stride, boolean project) {
+      GraphBuilder graph, String name, String input, int channels, int stride, boolean sync) {
     String last = input;
     last =
         add(graph, name + "_conv1", conv(3, stride, 1, channels, false, Activation.IDENTITY), last);
-    last = add(graph, name + "_bn1", new BatchNormalization.Builder(), last);
+    last = add(graph, name + "_bn1", batchNorm(sync), last);
     last =
         add(
             graph,
@@ -203,17 +204,10 @@ public final class ModelZoo {
             new ActivationLayer.Builder().activation(Activation.RELU),
             last);
     last = add(graph, name + "_conv2", conv(3, 1, 1, channels, false, Activation.IDENTITY), last);
-    last = add(graph, name + "_bn2", new BatchNormalization.Builder(), last);
-    String shortcut = input;
-    if (project) {
-      shortcut =
-          add(
-              graph,
-              name + "_proj",
-              conv(1, stride, 0, channels, false, Activation.IDENTITY),
-              input);
-      shortcut = add(graph, name + "_proj_bn", new BatchNormalization.Builder(), shortcut);
-    }
+    last = add(graph, name + "_bn2", batchNorm(sync), last);
+    String shortcut =
+        add(graph, name + "_proj", conv(1, stride, 0, channels, false, Activation.IDENTITY), input);
+    shortcut = add(graph, name + "_proj_bn", batchNorm(sync), shortcut);
     graph.addVertex(name + "_add", new ElementWiseVertex(ElementWiseVertex.Op.Add), last, shortcut);
     return add(
         graph,
@@ -244,12 +238,24 @@ public final class ModelZoo {
         .activation(Activation.SOFTMAX);
   }
 
+  private static BatchNormalization batchNorm(boolean sync) {
+    return sync ? new SyncBatchNormalization() : new BatchNormalization.Builder().build();
+  }
+
   private static String add(
       GraphBuilder graph,
       String name,
       org.deeplearning4j.nn.conf.layers.Layer.Builder<?> layer,
       String input) {
-    graph.addLayer(name, layer.build(), input);
+    return add(graph, name, layer.build(), input);
+  }
+
+  private static String add(
+      GraphBuilder graph,
+      String name,
+      org.deeplearning4j.nn.conf.layers.Layer layer,
+      String input) {
+    graph.addLayer(name, layer, input);
     return name;
   }
 

@@ -1,6 +1,8 @@
 package io.lockstep.worker;
 
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.StatisticsReducer;
+import io.lockstep.models.SyncBatchNormLayer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -12,6 +14,7 @@ import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.graph.vertex.GraphVertex;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -29,6 +32,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * applies it undivided. Each replica scales its own by its share (1 on rank 0 and 0 elsewhere, or
  * its slice's fraction of the global batch), so the exchanged sum is one update that every replica
  * applies identically: the statistics never drift apart.
+ *
+ * <p>SyncBatchNorm layers sum their batch statistics over the replicas through a {@link
+ * StatisticsReducer} during the forward and backward pass; a replica with an empty slice still
+ * takes part, with zeros, in every round.
  */
 public final class Replica {
   /** PyTorch's {@code clip_grad_norm_} adds this to the norm before dividing. */
@@ -40,6 +47,8 @@ public final class Replica {
   private final List<INDArray> trainable;
   private final List<INDArray> runningStatistics;
   private final String configurationJson;
+  private final List<SyncBatchNormLayer> synchronizedLayers;
+  private StatisticsReducer reducer;
   private double lastLoss;
   private double lastGradientNorm;
 
@@ -57,6 +66,14 @@ public final class Replica {
               + view.length());
     }
     this.gradient = viewsOf(network, trainable, runningStatistics);
+    this.synchronizedLayers = new ArrayList<>();
+    final GraphVertex[] vertices = network.getVertices();
+    for (int index : network.topologicalSortOrder()) {
+      if (vertices[index].hasLayer()
+          && vertices[index].getLayer() instanceof SyncBatchNormLayer layer) {
+        synchronizedLayers.add(layer);
+      }
+    }
     this.gradientBuffer =
         new UnsafeBuffer(
             view.data().address() + view.offset() * Float.BYTES, (int) view.length() * Float.BYTES);
@@ -162,6 +179,25 @@ public final class Replica {
   }
 
   /**
+   * @return whether the model has SyncBatchNorm layers, which need {@link #synchronizeStatistics}
+   */
+  public boolean hasSynchronizedStatistics() {
+    return !synchronizedLayers.isEmpty();
+  }
+
+  /**
+   * Sums the SyncBatchNorm layers' batch statistics over the replicas with {@code reducer}.
+   *
+   * @param reducer the step's reducer, or null for statistics of the local batch only
+   */
+  public void synchronizeStatistics(StatisticsReducer reducer) {
+    this.reducer = reducer;
+    for (SyncBatchNormLayer layer : synchronizedLayers) {
+      layer.reducer(reducer);
+    }
+  }
+
+  /**
    * @return the L2 norm of the mean gradient of the last step, before clipping
    */
   public double lastGradientNorm() {
@@ -181,6 +217,7 @@ public final class Replica {
     if (features == null) {
       network.getGradientsViewArray().assign(0);
       lastLoss = 0;
+      contributeNoStatistics();
       return;
     }
     network.setInputs(features);
@@ -192,6 +229,24 @@ public final class Replica {
       for (INDArray view : runningStatistics) {
         view.muli(statisticsShare);
       }
+    }
+  }
+
+  /**
+   * Takes part in the step's statistics rounds with zero sums, in the order a forward and backward
+   * pass would make them: per layer the mean's and the variance's rounds, in topological order,
+   * then the backward round, in reverse.
+   */
+  private void contributeNoStatistics() {
+    if (reducer == null) {
+      return;
+    }
+    for (SyncBatchNormLayer layer : synchronizedLayers) {
+      reducer.sum(new float[layer.channels()]);
+      reducer.sum(new float[2 * layer.channels()]);
+    }
+    for (int i = synchronizedLayers.size() - 1; i >= 0; i--) {
+      reducer.sum(new float[2 * synchronizedLayers.get(i).channels()]);
     }
   }
 

@@ -58,6 +58,10 @@ public final class Worker {
                 .workerHost(workerHost)
                 .stepTimeout(job.stepTimeout())
                 .connectTimeout(job.connectTimeout()))) {
+      final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
+      if (replica.hasSynchronizedStatistics()) {
+        replica.synchronizeStatistics(statistics);
+      }
       final long startNs = System.nanoTime();
       int i = 0;
       try {
@@ -69,6 +73,7 @@ public final class Worker {
           final var features = empty ? null : batches.features(slice);
           final var labels = empty ? null : batches.labels(slice);
           final long t1 = System.nanoTime();
+          statistics.beginStep(task.firstGlobalStep() + i, plan.batchSamples(step));
           replica.computeGradients(
               features, labels, statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
           final long t2 = System.nanoTime();

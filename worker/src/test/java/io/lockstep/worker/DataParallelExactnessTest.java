@@ -152,6 +152,70 @@ class DataParallelExactnessTest {
     }
   }
 
+  /**
+   * SyncBatchNorm: N workers normalizing with the global batch's statistics train as one process
+   * with Deeplearning4j's BatchNorm on the whole batch, and per-slice statistics do not. 47 samples
+   * leave a third batch of 3, so with four workers rank 3 has an empty slice and takes part in the
+   * statistics rounds with zeros.
+   *
+   * <p>Three steps (two for Adam), not twenty: with BatchNorm on batches of 22 this model amplifies
+   * rounding step after step. Measured: SyncBatchNorm on two workers against one process with
+   * Deeplearning4j's BatchNorm differs by 1.5e-6 of max |parameter| after three momentum steps,
+   * 2.7e-5 after five and 5e-4 after ten, while per-slice statistics differ by 6e-3 after three;
+   * with Adam, which turns a rounding difference in a near-zero gradient into a full step, 1 of
+   * 20,314 parameters differs by more than 1e-5 x max after two steps, 29 after three and 3,586
+   * after five — and one process with SyncBatchNorm against one with BatchNorm, nothing exchanged,
+   * drifts the same way (17,747 after twenty). So the bound is checked before rounding has been
+   * amplified.
+   */
+  @ParameterizedTest(name = "resnet-mini sync {0} x{1} over {2} samples")
+  @MethodSource("synchronizedCases")
+  void shouldEqualSingleProcessBatchNormWithSynchronizedStatistics(
+      Optimizer optimizer, int workers, int samples) throws Exception {
+    final int steps = optimizer == Optimizer.ADAM ? 2 : 3;
+    final JobConfig plain = job("resnet-mini", optimizer, workers);
+    final JobConfig sync = plain.with(Map.of("lockstep.batchnorm.sync", "true"));
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(sync, steps);
+    assertTrue(Replica.create(configuration.clone()).hasSynchronizedStatistics());
+    final Trajectory ours = distributed(sync, configuration, samples, steps);
+    final Trajectory reference = fit(plain, ModelZoo.configuration(plain, steps), samples, steps);
+    final String what = "sync " + optimizer + " x" + workers;
+    final float max = maxAbs(reference.parameters());
+    int above = 0;
+    double largest = 0;
+    for (int i = 0; i < max(ours.parameters().length, reference.parameters().length); i++) {
+      final double difference = Math.abs(ours.parameters()[i] - reference.parameters()[i]);
+      largest = Math.max(largest, difference / max);
+      if (difference > BOUND * max) {
+        above++;
+      }
+    }
+    if (optimizer == Optimizer.ADAM) {
+      assertTrue(above <= 1e-4 * ours.parameters().length, what + ": " + above + " parameters");
+    } else {
+      assertTrue(largest <= BOUND, what + ": max |difference| / max |parameter| = " + largest);
+    }
+    for (int s = 0; s < steps; s++) {
+      final double relative =
+          Math.abs(ours.losses()[s] - reference.losses()[s]) / Math.abs(reference.losses()[s]);
+      assertTrue(relative <= 1e-4, what + ": loss of step " + s + " differs by " + relative);
+    }
+    final Trajectory perSlice =
+        distributed(plain, ModelZoo.configuration(plain, steps), samples, steps);
+    final double perSliceDifference =
+        relativeDifference(perSlice.parameters(), reference.parameters());
+    assertTrue(
+        perSliceDifference > 100 * BOUND,
+        what + ": per-slice statistics should differ, by " + perSliceDifference);
+  }
+
+  static Stream<Arguments> synchronizedCases() {
+    return Stream.of(
+        Arguments.of(Optimizer.MOMENTUM, 2, SAMPLES),
+        Arguments.of(Optimizer.ADAM, 3, SAMPLES),
+        Arguments.of(Optimizer.MOMENTUM, 4, 2 * BATCH + 3));
+  }
+
   @Test
   void shouldBeBitIdenticalFromRunToRun() throws Exception {
     final JobConfig job = job("lenet", Optimizer.ADAM, 3);
@@ -186,8 +250,14 @@ class DataParallelExactnessTest {
         "rank-0 and averaged running statistics must give different models");
   }
 
-  /** N workers on threads, each exchanging through a real parameter server over Aeron IPC. */
   static Trajectory distributed(JobConfig job, ComputationGraphConfiguration configuration)
+      throws Exception {
+    return distributed(job, configuration, SAMPLES, STEPS);
+  }
+
+  /** N workers on threads, each exchanging through a real parameter server over Aeron IPC. */
+  static Trajectory distributed(
+      JobConfig job, ComputationGraphConfiguration configuration, int samples, int steps)
       throws Exception {
     final int workers = job.workers();
     final ModelState start = Replica.create(configuration.clone()).snapshot();
@@ -202,7 +272,7 @@ class DataParallelExactnessTest {
             SEED,
             workers,
             start.parameters().length);
-    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, workers);
+    final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, workers);
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     try (ParameterServer server =
         ParameterServer.launch(
@@ -214,7 +284,7 @@ class DataParallelExactnessTest {
             THREADS.submit(
                 () -> {
                   final Replica replica = Replica.restore(start);
-                  final double[] lossSums = new double[STEPS];
+                  final double[] lossSums = new double[steps];
                   try (GradientExchange exchange =
                       GradientExchange.connect(
                           new GradientExchange.Context()
@@ -222,8 +292,11 @@ class DataParallelExactnessTest {
                               .rank(rank)
                               .stepTimeout(Duration.ofSeconds(60))
                               .connectTimeout(Duration.ofSeconds(60)))) {
-                    for (int step = 0; step < STEPS; step++) {
+                    final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
+                    replica.synchronizeStatistics(statistics);
+                    for (int step = 0; step < steps; step++) {
                       final int[] slice = plan.slice(step, rank);
+                      statistics.beginStep(step, plan.batchSamples(step));
                       replica.computeGradients(
                           slice.length == 0 ? null : batches.features(slice),
                           slice.length == 0 ? null : batches.labels(slice),
@@ -237,7 +310,7 @@ class DataParallelExactnessTest {
                   return new Object[] {replica, lossSums};
                 }));
       }
-      final double[] losses = new double[STEPS];
+      final double[] losses = new double[steps];
       Replica lead = null;
       for (Future<Object[]> future : futures) {
         final Object[] result = future.get();
@@ -247,7 +320,7 @@ class DataParallelExactnessTest {
         }
         assertEquals(lead.parametersCrc(), replica.parametersCrc(), "replicas must agree");
         final double[] sums = (double[]) result[1];
-        for (int s = 0; s < STEPS; s++) {
+        for (int s = 0; s < steps; s++) {
           losses[s] += sums[s] / plan.batchSamples(s);
         }
       }
@@ -255,14 +328,19 @@ class DataParallelExactnessTest {
     }
   }
 
-  /** Deeplearning4j's own fit() on every whole global batch. */
   static Trajectory fit(JobConfig job, ComputationGraphConfiguration configuration) {
+    return fit(job, configuration, SAMPLES, STEPS);
+  }
+
+  /** Deeplearning4j's own fit() on every whole global batch. */
+  static Trajectory fit(
+      JobConfig job, ComputationGraphConfiguration configuration, int samples, int steps) {
     final ComputationGraph network = new ComputationGraph(configuration.clone());
     network.init(Replica.create(configuration.clone()).network().params().dup(), false);
-    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.workers());
+    final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
-    final double[] losses = new double[STEPS];
-    for (int step = 0; step < STEPS; step++) {
+    final double[] losses = new double[steps];
+    for (int step = 0; step < steps; step++) {
       final int[] batch = plan.batch(step);
       final DataSet data = new DataSet(batches.features(batch), batches.labels(batch));
       network.setInputs(data.getFeatures());
@@ -274,18 +352,23 @@ class DataParallelExactnessTest {
     return new Trajectory(network.params().toFloatVector(), losses, 0);
   }
 
+  static Trajectory accumulated(JobConfig job, ComputationGraphConfiguration configuration) {
+    return accumulated(job, configuration, SAMPLES, STEPS);
+  }
+
   /**
    * One process, one replica: the slices' gradient sums accumulated in rank order, then one update
    * — the same rule as the workers, without any parameter server.
    */
-  static Trajectory accumulated(JobConfig job, ComputationGraphConfiguration configuration) {
+  static Trajectory accumulated(
+      JobConfig job, ComputationGraphConfiguration configuration, int samples, int steps) {
     final Replica replica = Replica.create(configuration.clone());
-    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.workers());
+    final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     final UnsafeBuffer buffer = replica.gradientBuffer();
     final float[] sum = new float[buffer.capacity() / Float.BYTES];
-    final double[] losses = new double[STEPS];
-    for (int step = 0; step < STEPS; step++) {
+    final double[] losses = new double[steps];
+    for (int step = 0; step < steps; step++) {
       java.util.Arrays.fill(sum, 0f);
       for (int rank = 0; rank < job.workers(); rank++) {
         final int[] slice = plan.slice(step, rank);
