@@ -189,8 +189,10 @@ public final class Keys {
   public static final ConfigKey<Long> CHUNK_BYTES =
       bytes(
           "lockstep.ps.chunk-size",
-          "1MiB",
-          "payload of one gradient message: a multiple of 4, at most term-length/8 - 64 (frame header)",
+          "65424",
+          "payload of one gradient message: a multiple of 4, at most term-length/8 - 48; the"
+              + " default is the largest that Aeron delivers unfragmented (MTU 65504), without a"
+              + " reassembly copy",
           4096,
           16L << 20);
 

@@ -39,7 +39,7 @@ class JobConfigTest {
         () -> assertEquals(0, job.maxStepsPerEpoch()),
         () -> assertEquals(Transport.IPC, job.transport()),
         () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
-        () -> assertEquals(1L << 20, job.chunkBytes()),
+        () -> assertEquals(65_424L, job.chunkBytes()),
         () -> assertEquals(16L << 20, job.termLengthBytes()),
         () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
   }

@@ -5,9 +5,11 @@ import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Transport;
 import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
+import io.lockstep.ps.SyncBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -17,6 +19,7 @@ import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -30,7 +33,12 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     version = "lockstep 0.1.0",
     description = "Data-parallel training of convolutional networks on Apache Spark.",
-    subcommands = {Lockstep.Train.class, Lockstep.Compare.class, Lockstep.PrintConfig.class})
+    subcommands = {
+      Lockstep.Train.class,
+      Lockstep.Compare.class,
+      Lockstep.PrintConfig.class,
+      Lockstep.Bench.class
+    })
 public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
 
@@ -245,6 +253,74 @@ public final class Lockstep implements Runnable {
     @Override
     public Integer call() {
       System.out.print(RunComparison.of(a, b, tolerance).describe());
+      return 0;
+    }
+  }
+
+  /** {@code lockstep bench}. */
+  @Command(
+      name = "bench",
+      description = "Benchmarks that print figures.",
+      subcommands = {Lockstep.BenchSync.class})
+  static final class Bench implements Runnable {
+    @Override
+    public void run() {
+      throw new ConfigurationException("bench needs a benchmark: lockstep bench sync --help");
+    }
+  }
+
+  /** {@code lockstep bench sync}. */
+  @Command(
+      name = "sync",
+      description =
+          "Time one gradient synchronization through the parameter server; prints median_ms.")
+  static final class BenchSync implements Callable<Integer> {
+    @Option(names = "--params", defaultValue = "11173962", description = "floats per gradient")
+    int parameters;
+
+    @Option(names = "--workers", defaultValue = "2", description = "workers (threads)")
+    int workers;
+
+    @Option(names = "--iterations", defaultValue = "20", description = "timed iterations")
+    int iterations;
+
+    @Option(names = "--warmup", defaultValue = "3", description = "untimed iterations first")
+    int warmup;
+
+    @Option(names = "--transport", defaultValue = "ipc", description = "ipc|udp (127.0.0.1)")
+    String transport;
+
+    @Option(
+        names = "--chunk-bytes",
+        defaultValue = "65424",
+        description = "payload of one chunk (default: the largest unfragmented at MTU 65504)")
+    int chunkBytes;
+
+    @Option(
+        names = "--term-length",
+        defaultValue = "16777216",
+        description = "Aeron term length, bytes")
+    int termLength;
+
+    @Override
+    public Integer call() throws Exception {
+      final Transport chosen =
+          switch (transport.toLowerCase(Locale.ROOT)) {
+            case "ipc" -> Transport.IPC;
+            case "udp" -> Transport.UDP;
+            default ->
+                throw new ConfigurationException(
+                    "--transport " + transport + ": expected ipc or udp");
+          };
+      final SyncBenchmark.Settings settings;
+      try {
+        settings =
+            new SyncBenchmark.Settings(
+                parameters, workers, iterations, warmup, chosen, chunkBytes, termLength);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigurationException(e.getMessage());
+      }
+      System.out.println(SyncBenchmark.run(settings).line());
       return 0;
     }
   }

@@ -152,7 +152,7 @@ class SyncBatchNormalizationTest {
       }
       final double difference = relativeDifference(total, expected);
       System.err.println(
-              + difference
+          +difference
               + " local "
               + relativeDifference(gradient(network(resnet(true)), data[0], data[1]), expected));
       assertTrue(difference <= 1e-5, "gradient differs by " + difference + " of its largest value");

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
+import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.NanoClock;
@@ -33,7 +34,13 @@ import org.slf4j.LoggerFactory;
 final class AggregationAgent implements Agent, FragmentHandler {
   private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
   private static final int FRAGMENT_LIMIT = 64;
-  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+  private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
+
+  static {
+    if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+      throw new IllegalStateException("the parameter server needs a little-endian machine");
+    }
+  }
 
   private final ServerAddress address;
   private final Subscription subscription;
@@ -43,8 +50,12 @@ final class AggregationAgent implements Agent, FragmentHandler {
   private final long stepTimeoutNs;
   private final ChunkLayout layout;
   private final int chunkCount;
-  private final UnsafeBuffer[] contributions;
-  private final UnsafeBuffer sum;
+
+  /** Each worker's contribution, on the heap so the sum is a loop the JIT vectorizes. */
+  private final float[][] contributions;
+
+  private final float[] sum;
+  private final UnsafeBuffer sumBuffer;
   private final boolean[] received;
   private final int[] chunkArrivals;
   private final int[] samples;
@@ -86,11 +97,9 @@ final class AggregationAgent implements Agent, FragmentHandler {
     this.layout = address.layout();
     this.chunkCount = layout.chunkCount();
     final int vectorBytes = address.parameterCount() * Float.BYTES;
-    this.contributions = new UnsafeBuffer[address.workers()];
-    for (int rank = 0; rank < contributions.length; rank++) {
-      contributions[rank] = new UnsafeBuffer(allocate(vectorBytes));
-    }
-    this.sum = new UnsafeBuffer(allocate(vectorBytes));
+    this.contributions = new float[address.workers()][address.parameterCount()];
+    this.sum = new float[address.parameterCount()];
+    this.sumBuffer = new UnsafeBuffer(allocate(vectorBytes));
     this.received = new boolean[address.workers() * chunkCount];
     this.chunkArrivals = new int[chunkCount];
     this.samples = new int[address.workers()];
@@ -149,8 +158,12 @@ final class AggregationAgent implements Agent, FragmentHandler {
     gradientFrames++;
     samples[rank] = Frame.samples(buffer, offset);
     received[rank * chunkCount + chunk] = true;
-    contributions[rank].putBytes(
-        layout.offsetBytes(chunk), buffer, offset + Frame.HEADER_LENGTH, layout.lengthBytes(chunk));
+    copy(
+        buffer,
+        offset + Frame.HEADER_LENGTH,
+        contributions[rank],
+        layout.offsetBytes(chunk),
+        layout.lengthBytes(chunk));
     if (++chunkArrivals[chunk] == address.workers()) {
       completeChunk(chunk);
     }
@@ -235,7 +248,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
           + statisticsRound;
     }
     final int bytes = Frame.payloadLength(buffer, offset);
-    if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sum.capacity()) {
+    if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sumBuffer.capacity()) {
       return "rank " + rank + " sent statistics of " + bytes + " bytes";
     }
     if (statisticsBytes >= 0 && bytes != statisticsBytes) {
@@ -257,7 +270,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
   private void onStatistics(int rank, DirectBuffer buffer, int offset) {
     statisticsBytes = Frame.payloadLength(buffer, offset);
     statisticsReceived[rank] = true;
-    contributions[rank].putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
+    copy(buffer, offset + Frame.HEADER_LENGTH, contributions[rank], 0, statisticsBytes);
     if (++statisticsArrivals < contributions.length) {
       return;
     }
@@ -273,7 +286,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
         0,
         statisticsBytes,
         address.parameterCount());
-    results.send(sum, 0, statisticsBytes, step);
+    results.send(sumBuffer, 0, statisticsBytes, step);
     statisticsRound++;
     statisticsArrivals = 0;
     statisticsBytes = -1;
@@ -281,16 +294,32 @@ final class AggregationAgent implements Agent, FragmentHandler {
     stepDeadlineNs = Long.MAX_VALUE;
   }
 
-  /** Adds the contributions' bytes {@code [first, end)} in rank order into {@link #sum}. */
+  /**
+   * Adds the contributions' bytes {@code [first, end)} in rank order, one rank at a time over the
+   * range (the same additions in the same order as element by element), into {@link #sumBuffer}.
+   */
   private void sumContributions(int first, int end) {
-    final int workers = contributions.length;
-    for (int i = first; i < end; i += Float.BYTES) {
-      float acc = contributions[0].getFloat(i, ORDER);
-      for (int rank = 1; rank < workers; rank++) {
-        acc += contributions[rank].getFloat(i, ORDER);
+    final int from = first / Float.BYTES;
+    final int to = end / Float.BYTES;
+    System.arraycopy(contributions[0], from, sum, from, to - from);
+    for (int rank = 1; rank < contributions.length; rank++) {
+      final float[] contribution = contributions[rank];
+      for (int i = from; i < to; i++) {
+        sum[i] += contribution[i];
       }
-      sum.putFloat(i, acc, ORDER);
     }
+    UnsafeApi.copyMemory(
+        sum,
+        FLOAT_ARRAY_BASE + first,
+        sumBuffer.byteArray(),
+        sumBuffer.addressOffset() + first,
+        end - first);
+  }
+
+  /** Copies little-endian floats from a frame into a float array (this JVM is little-endian). */
+  private static void copy(DirectBuffer from, int fromByte, float[] to, int toByte, int bytes) {
+    UnsafeApi.copyMemory(
+        from.byteArray(), from.addressOffset() + fromByte, to, FLOAT_ARRAY_BASE + toByte, bytes);
   }
 
   private void completeChunk(int chunk) {
@@ -312,7 +341,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
         totalSamples,
         end - first,
         address.parameterCount());
-    results.send(sum, first, end - first, step);
+    results.send(sumBuffer, first, end - first, step);
     if (++chunksCompleted == chunkCount) {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       step++;

@@ -32,6 +32,19 @@ public record ServerAddress(
   static final int GRADIENT_STREAM_ID = 1001;
   static final int RESULT_STREAM_ID = 1002;
 
+  /** Aeron's largest MTU: a UDP datagram's payload, rounded down to its 32-byte frame alignment. */
+  static final int MAX_MTU = 65504;
+
+  /** Aeron's data frame header, in front of every fragment. */
+  static final int DATA_HEADER_LENGTH = 32;
+
+  /**
+   * The largest chunk that travels as one unfragmented Aeron message with the largest MTU: the
+   * receiver hands it over in place, with no reassembly copy.
+   */
+  public static final int UNFRAGMENTED_CHUNK_BYTES =
+      MAX_MTU - DATA_HEADER_LENGTH - Frame.HEADER_LENGTH;
+
   /** Checks the values that would otherwise fail deep inside Aeron. */
   public ServerAddress {
     if (Integer.bitCount(termLengthBytes) != 1 || termLengthBytes < 64 * 1024) {
@@ -53,25 +66,41 @@ public record ServerAddress(
     }
   }
 
+  /**
+   * @return the streams' MTU: the largest Aeron allows, within an eighth of the term
+   */
+  int mtu() {
+    return Math.min(MAX_MTU, termLengthBytes / 8);
+  }
+
   ChunkLayout layout() {
     return new ChunkLayout(parameterCount, chunkBytes / Float.BYTES);
   }
 
   String gradientChannel() {
     return transport == Transport.IPC
-        ? "aeron:ipc?term-length=" + termLengthBytes
-        : "aeron:udp?endpoint=" + host + ":" + port + "|term-length=" + termLengthBytes;
+        ? "aeron:ipc?term-length=" + termLengthBytes + "|mtu=" + mtu()
+        : "aeron:udp?endpoint="
+            + host
+            + ":"
+            + port
+            + "|term-length="
+            + termLengthBytes
+            + "|mtu="
+            + mtu();
   }
 
   String resultPublicationChannel() {
     return transport == Transport.IPC
-        ? "aeron:ipc?term-length=" + termLengthBytes
+        ? "aeron:ipc?term-length=" + termLengthBytes + "|mtu=" + mtu()
         : "aeron:udp?control="
             + host
             + ":"
             + (port + 1)
             + "|control-mode=dynamic|fc=min|term-length="
-            + termLengthBytes;
+            + termLengthBytes
+            + "|mtu="
+            + mtu();
   }
 
   String resultSubscriptionChannel(String workerHost) {

@@ -1,0 +1,220 @@
+package io.lockstep.ps;
+
+import io.lockstep.conf.Transport;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.UUID;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.agrona.BufferUtil;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Times one synchronization of a flat gradient: N workers, on threads of this JVM, each send a
+ * vector of ones through a real parameter server and wait for the sum. Measured as PyTorch's {@code
+ * allreduce_bench.py} measures gloo: all workers start together, an iteration takes as long as its
+ * slowest worker, and the result is checked.
+ */
+public final class SyncBenchmark {
+  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+
+  /**
+   * What to time.
+   *
+   * @param parameters floats per gradient
+   * @param workers workers (threads)
+   * @param iterations timed iterations
+   * @param warmup untimed iterations first
+   * @param transport IPC or UDP on 127.0.0.1
+   * @param chunkBytes payload of one chunk
+   * @param termLengthBytes Aeron term length
+   */
+  public record Settings(
+      int parameters,
+      int workers,
+      int iterations,
+      int warmup,
+      Transport transport,
+      int chunkBytes,
+      int termLengthBytes) {
+    /** Checks the counts; the address checks the rest. */
+    public Settings {
+      if (parameters <= 0 || workers <= 0 || iterations <= 0 || warmup < 0) {
+        throw new IllegalArgumentException(
+            "--params, --workers and --iterations must be > 0 and --warmup >= 0; got "
+                + parameters
+                + ", "
+                + workers
+                + ", "
+                + iterations
+                + ", "
+                + warmup);
+      }
+      try {
+        address(transport, termLengthBytes, chunkBytes, workers, parameters);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--chunk-bytes/--term-length: " + e.getMessage(), e);
+      }
+    }
+
+    /**
+     * @return a fresh address for one run of these settings
+     */
+    ServerAddress address() {
+      return address(transport, termLengthBytes, chunkBytes, workers, parameters);
+    }
+
+    private static ServerAddress address(
+        Transport transport, int termLengthBytes, int chunkBytes, int workers, int parameters) {
+      return new ServerAddress(
+          transport,
+          "/dev/shm/lockstep-bench-" + UUID.randomUUID(),
+          "127.0.0.1",
+          42000 + (int) (Math.random() * 4000) * 2,
+          termLengthBytes,
+          chunkBytes,
+          0xBE7C4,
+          workers,
+          parameters);
+    }
+  }
+
+  /**
+   * Per-iteration times of a benchmark.
+   *
+   * @param settings what was timed
+   * @param millis each timed iteration's slowest worker, in milliseconds
+   */
+  public record Result(Settings settings, double[] millis) {
+    /**
+     * @param quantile in [0, 1]
+     * @return the nearest-rank quantile of the iteration times, in milliseconds
+     */
+    public double quantileMillis(double quantile) {
+      final double[] sorted = millis.clone();
+      Arrays.sort(sorted);
+      final int index = (int) Math.ceil(quantile * sorted.length) - 1;
+      return sorted[Math.max(0, Math.min(sorted.length - 1, index))];
+    }
+
+    /**
+     * @return the median time, in milliseconds
+     */
+    public double medianMillis() {
+      final double[] sorted = millis.clone();
+      Arrays.sort(sorted);
+      final int n = sorted.length;
+      return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    /**
+     * @return one line: sizes, where the workers run, median/min/p90/max and bandwidth
+     */
+    public String line() {
+      final long bytes = (long) settings.parameters() * Float.BYTES;
+      final double median = medianMillis();
+      return String.format(
+          Locale.ROOT,
+          "sync lockstep workers=%d (threads in one JVM, server in the same JVM) params=%d"
+              + " bytes=%d (%.2f MB) transport=%s shards=1 chunk_bytes=%d:"
+              + " median_ms=%.3f min_ms=%.3f p90_ms=%.3f max_ms=%.3f GB/s=%.2f (n=%d)",
+          settings.workers(),
+          settings.parameters(),
+          bytes,
+          bytes / 1e6,
+          settings.transport().name().toLowerCase(Locale.ROOT),
+          settings.chunkBytes(),
+          median,
+          quantileMillis(0),
+          quantileMillis(0.9),
+          quantileMillis(1),
+          bytes / (median / 1e3) / 1e9,
+          millis.length);
+    }
+  }
+
+  private SyncBenchmark() {}
+
+  /**
+   * Runs the benchmark.
+   *
+   * @param settings what to time
+   * @return the timed iterations
+   * @throws Exception when a worker fails or a sum is wrong
+   */
+  public static Result run(Settings settings) throws Exception {
+    final ServerAddress address = settings.address();
+    final int total = settings.warmup() + settings.iterations();
+    final long[][] nanos = new long[settings.workers()][total];
+    final CyclicBarrier start = new CyclicBarrier(settings.workers());
+    final ExecutorService threads = Executors.newFixedThreadPool(settings.workers());
+    try (ParameterServer server =
+        ParameterServer.launch(
+            new ParameterServer.Context().address(address).stepTimeout(Duration.ofSeconds(60)))) {
+      final List<Future<?>> workers = new ArrayList<>();
+      for (int r = 0; r < settings.workers(); r++) {
+        final int rank = r;
+        workers.add(
+            threads.submit(
+                () -> {
+                  worker(address, rank, total, start, nanos[rank]);
+                  return null;
+                }));
+      }
+      for (Future<?> worker : workers) {
+        worker.get();
+      }
+      server.checkHealthy();
+    } finally {
+      threads.shutdownNow();
+      threads.awaitTermination(10, TimeUnit.SECONDS);
+    }
+    final double[] millis = new double[settings.iterations()];
+    for (int i = 0; i < millis.length; i++) {
+      long slowest = 0;
+      for (long[] worker : nanos) {
+        slowest = Math.max(slowest, worker[settings.warmup() + i]);
+      }
+      millis[i] = slowest / 1e6;
+    }
+    return new Result(settings, millis);
+  }
+
+  private static void worker(
+      ServerAddress address, int rank, int iterations, CyclicBarrier start, long[] nanos)
+      throws Exception {
+    final int bytes = address.parameterCount() * Float.BYTES;
+    final UnsafeBuffer gradient = new UnsafeBuffer(BufferUtil.allocateDirectAligned(bytes, 64));
+    try (GradientExchange exchange =
+        GradientExchange.connect(
+            new GradientExchange.Context()
+                .address(address)
+                .rank(rank)
+                .workerHost("127.0.0.1")
+                .stepTimeout(Duration.ofSeconds(60))
+                .connectTimeout(Duration.ofSeconds(60)))) {
+      for (int i = 0; i < iterations; i++) {
+        for (int offset = 0; offset < bytes; offset += Float.BYTES) {
+          gradient.putFloat(offset, 1f, ORDER);
+        }
+        start.await();
+        final long t0 = System.nanoTime();
+        exchange.exchange(i, gradient, 1);
+        nanos[i] = System.nanoTime() - t0;
+        final float expected = address.workers();
+        if (gradient.getFloat(0, ORDER) != expected
+            || gradient.getFloat(bytes - Float.BYTES, ORDER) != expected) {
+          throw new IllegalStateException(
+              "worker " + rank + ": iteration " + i + " summed to the wrong value");
+        }
+      }
+    }
+  }
+}
