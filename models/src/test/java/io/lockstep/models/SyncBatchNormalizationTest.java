@@ -151,10 +151,6 @@ class SyncBatchNormalizationTest {
         }
       }
       final double difference = relativeDifference(total, expected);
-      System.err.println(
-          +difference
-              + " local "
-              + relativeDifference(gradient(network(resnet(true)), data[0], data[1]), expected));
       assertTrue(difference <= 1e-5, "gradient differs by " + difference + " of its largest value");
     } finally {
       threads.shutdownNow();
