@@ -190,7 +190,7 @@ public final class Keys {
       bytes(
           "lockstep.ps.chunk-size",
           "65424",
-          "payload of one gradient message: a multiple of 4, at most term-length/8 - 48; the"
+          "payload of one gradient message: a multiple of 4, at most term-length/8 - 64; the"
               + " default is the largest that Aeron delivers unfragmented (MTU 65504), without a"
               + " reassembly copy",
           4096,
