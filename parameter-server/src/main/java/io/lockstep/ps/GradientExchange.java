@@ -11,6 +11,8 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -263,34 +265,10 @@ public final class GradientExchange implements AutoCloseable {
       publisher.send(gradient, layout.offsetBytes(chunk), layout.lengthBytes(chunk), step);
       pollResults();
     }
-    final long deadlineNs = clock.nanoTime() + stepTimeoutNs;
-    idle.reset();
-    while (chunksReceived < chunkCount) {
-      if (pollResults() == 0) {
-        if (clock.nanoTime() - deadlineNs > 0) {
-          throw new ParameterServerException(
-              "worker "
-                  + rank
-                  + ": step "
-                  + step
-                  + ": no result from the parameter server after "
-                  + stepTimeoutNs / 1_000_000_000.0
-                  + " s ("
-                  + chunksReceived
-                  + "/"
-                  + chunkCount
-                  + " chunks); another worker may have stalled, see the driver log or raise"
-                  + " lockstep.ps.step-timeout");
-        }
-        if (Thread.currentThread().isInterrupted()) {
-          throw new ParameterServerException(
-              "worker " + rank + ": step " + step + ": interrupted while waiting for the result");
-        }
-        idle.idle();
-      } else {
-        idle.reset();
-      }
-    }
+    awaitServer(
+        () -> chunksReceived == chunkCount,
+        "result",
+        () -> " (" + chunksReceived + "/" + chunkCount + " chunks)");
     return totalSamples;
   }
 
@@ -332,36 +310,49 @@ public final class GradientExchange implements AutoCloseable {
         bytes,
         address.parameterCount());
     publisher.send(values, 0, bytes, step);
-    final long deadlineNs = clock.nanoTime() + stepTimeoutNs;
-    idle.reset();
     try {
-      while (!statisticsReceived) {
-        if (pollResults() == 0) {
-          if (clock.nanoTime() - deadlineNs > 0) {
-            throw new ParameterServerException(
-                "worker "
-                    + rank
-                    + ": step "
-                    + step
-                    + ": no sum of statistics round "
-                    + round
-                    + " from the parameter server after "
-                    + stepTimeoutNs / 1_000_000_000.0
-                    + " s; another worker may have stalled, see the driver log or raise"
-                    + " lockstep.ps.step-timeout");
-          }
-          if (Thread.currentThread().isInterrupted()) {
-            throw new ParameterServerException(
-                "worker " + rank + ": step " + step + ": interrupted while waiting for statistics");
-          }
-          idle.idle();
-        } else {
-          idle.reset();
-        }
-      }
+      awaitServer(() -> statisticsReceived, "sum of statistics round " + round, () -> "");
     } finally {
       statisticsRound = -1;
       target = null;
+    }
+  }
+
+  /**
+   * Polls the results until {@code done}, within the step timeout.
+   *
+   * @param done whether what this worker waits for has arrived
+   * @param what what it waits for, for the timeout's message
+   * @param progress how much of it arrived, for the timeout's message
+   */
+  private void awaitServer(BooleanSupplier done, String what, Supplier<String> progress) {
+    final long deadlineNs = clock.nanoTime() + stepTimeoutNs;
+    idle.reset();
+    while (!done.getAsBoolean()) {
+      if (pollResults() == 0) {
+        if (clock.nanoTime() - deadlineNs > 0) {
+          throw new ParameterServerException(
+              "worker "
+                  + rank
+                  + ": step "
+                  + step
+                  + ": no "
+                  + what
+                  + " from the parameter server after "
+                  + stepTimeoutNs / 1_000_000_000.0
+                  + " s"
+                  + progress.get()
+                  + "; another worker may have stalled, see the driver log or raise"
+                  + " lockstep.ps.step-timeout");
+        }
+        if (Thread.currentThread().isInterrupted()) {
+          throw new ParameterServerException(
+              "worker " + rank + ": step " + step + ": interrupted while waiting for the " + what);
+        }
+        idle.idle();
+      } else {
+        idle.reset();
+      }
     }
   }
 
