@@ -300,17 +300,32 @@ public record JobConfig(
       throw new ConfigurationException(
           Keys.TERM_LENGTH_BYTES.name() + "=" + termLengthBytes + " must be a power of two");
     }
-    if (chunkBytes % Float.BYTES != 0 || chunkBytes > termLengthBytes / 8 - 64) {
+    final long largestChunk = largestChunkBytes(termLengthBytes);
+    if (chunkBytes % Float.BYTES != 0 || chunkBytes > largestChunk) {
       throw new ConfigurationException(
           Keys.CHUNK_BYTES.name()
               + "="
               + chunkBytes
               + " must be a multiple of 4 and at most "
+              + largestChunk
+              + " with "
               + Keys.TERM_LENGTH_BYTES.name()
-              + "/8 - 64 = "
-              + (termLengthBytes / 8 - 64)
-              + " (Aeron's largest message, less the frame header)");
+              + "="
+              + termLengthBytes
+              + " (one unfragmented Aeron frame: min(65504, term-length/8) - 80 bytes of headers)");
     }
+  }
+
+  /**
+   * The largest gradient chunk that travels as one unfragmented Aeron frame: the MTU (65504 at
+   * most, an eighth of the term at most) less Aeron's 32-byte frame header and Lockstep's 48-byte
+   * one. The parameter server reads chunks in place in the term, so they must not be fragmented.
+   *
+   * @param termLengthBytes the Aeron term length
+   * @return the largest chunk payload, in bytes
+   */
+  public static long largestChunkBytes(long termLengthBytes) {
+    return Math.min(65_504L, termLengthBytes / 8) - 80;
   }
 
   private static String quote(String s) {

@@ -190,18 +190,21 @@ public final class Keys {
       bytes(
           "lockstep.ps.chunk-size",
           "65424",
-          "payload of one gradient message: a multiple of 4, at most term-length/8 - 64; the"
-              + " default is the largest that Aeron delivers unfragmented (MTU 65504), without a"
-              + " reassembly copy",
+          "payload of one gradient message: a multiple of 4, at most min(65504, term-length/8) -"
+              + " 80, so it travels as one unfragmented Aeron frame that the server reads in place"
+              + " in the term; the default is the largest",
           4096,
-          16L << 20);
+          65_424L);
 
   /** Aeron term length. */
   public static final ConfigKey<Long> TERM_LENGTH_BYTES =
       bytes(
           "lockstep.ps.term-length",
-          "16MiB",
-          "Aeron term buffer length, a power of two; the largest message is a term/8",
+          "1MiB",
+          "Aeron term buffer length, a power of two; a publisher runs at most half a term ahead of"
+              + " its receiver, so a small term keeps the chunks in flight in the CPU cache (1MiB"
+              + " synchronizes 44.7 MB about 1.3x faster here than 16MiB); at least 512KiB for the"
+              + " default chunk size",
           64L << 10,
           1L << 30);
 
@@ -440,7 +443,12 @@ public final class Keys {
         doc,
         (c, p) -> c.getBytes(p),
         v -> v >= min && v <= max,
-        "a size in [" + min + ", " + max + "] bytes such as 1MiB");
+        "a size in ["
+            + min
+            + ", "
+            + max
+            + "] bytes such as "
+            + (min >= 1 << 20 ? "16MiB" : "32KiB"));
   }
 
   private static <E extends Enum<E>> ConfigKey<E> enumeration(

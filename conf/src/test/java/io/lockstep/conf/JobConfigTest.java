@@ -40,7 +40,7 @@ class JobConfigTest {
         () -> assertEquals(Transport.IPC, job.transport()),
         () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
         () -> assertEquals(65_424L, job.chunkBytes()),
-        () -> assertEquals(16L << 20, job.termLengthBytes()),
+        () -> assertEquals(1L << 20, job.termLengthBytes()),
         () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
   }
 
@@ -144,7 +144,7 @@ class JobConfigTest {
   @Test
   void shouldAcceptLargestChunkThatFitsInOneAeronMessage() {
     final long term = 64L << 10;
-    final long largest = term / 8 - 64;
+    final long largest = term / 8 - 80;
 
     final JobConfig job =
         JobConfig.load(
@@ -192,11 +192,11 @@ class JobConfigTest {
                 Map.of(
                     "lockstep.run.dir", "runs/a # not a comment, ${HOME}",
                     "lockstep.ps.step-timeout", "2m",
-                    "lockstep.ps.chunk-size", "512KiB")));
+                    "lockstep.ps.chunk-size", "32KiB")));
 
     assertEquals("runs/a # not a comment, ${HOME}", job.runDir());
     assertEquals(Duration.ofMinutes(2), job.stepTimeout());
-    assertEquals(512L << 10, job.chunkBytes());
+    assertEquals(32L << 10, job.chunkBytes());
   }
 
   @Test
@@ -251,7 +251,7 @@ class JobConfigTest {
     values.put("lockstep.ps.port", "40200");
     values.put("lockstep.ps.step-timeout", "1500ms");
     values.put("lockstep.ps.connect-timeout", "3m");
-    values.put("lockstep.ps.chunk-size", "64KiB");
+    values.put("lockstep.ps.chunk-size", "32KiB");
     values.put("lockstep.ps.term-length", "4MiB");
     final JobConfig job = JobConfig.load(JobConfig.overrides(values));
 

@@ -298,7 +298,7 @@ public final class Lockstep implements Runnable {
 
     @Option(
         names = "--term-length",
-        defaultValue = "16777216",
+        defaultValue = "1048576",
         description = "Aeron term length, bytes")
     int termLength;
 

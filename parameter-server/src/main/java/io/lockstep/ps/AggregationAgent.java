@@ -1,18 +1,17 @@
 package io.lockstep.ps;
 
-import io.aeron.FragmentAssembler;
+import io.aeron.Image;
 import io.aeron.Publication;
 import io.aeron.Subscription;
-import io.aeron.logbuffer.FragmentHandler;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.FrameDescriptor;
 import io.aeron.logbuffer.Header;
-import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
@@ -23,15 +22,23 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The server's duty cycle: receives gradient chunks, keeps each worker's contribution, and once a
- * chunk is complete adds the contributions in rank order and publishes the sum to every worker.
- * Before the gradient, a step may hold rounds of statistics (SyncBatchNorm's per-channel sums),
- * summed the same way one round at a time; they reuse the contribution buffers, which no gradient
- * chunk of the step can reach before the last round's sum has gone out. Single-threaded: all state
- * below is written by the agent thread only; {@link #stepsCompleted} and the failure are published
- * for readers on other threads.
+ * The server's duty cycle. Every worker's frames come in order on its own Aeron image; the agent
+ * looks at the frame at the head of each image without consuming it, and holds it there, in the
+ * term, while it waits for the other workers' frame of the same kind (chunk {@code c} of the step's
+ * gradient, or statistics round {@code r}). Once every worker's head is in, it adds them in rank
+ * order chunk by chunk through two cache-sized arrays, writes the sum straight into the result
+ * term, and only then consumes the heads. A contribution is thus never copied into a server-side
+ * buffer: the server reads each worker's bytes once and writes the sum once, and its memory does
+ * not grow with the model. A worker that runs ahead is held back by Aeron's flow control, not by
+ * buffering.
+ *
+ * <p>Before the gradient, a step may hold rounds of statistics (SyncBatchNorm's per-channel sums),
+ * summed the same way one round at a time.
+ *
+ * <p>Single-threaded: all state below is written by the agent thread only; {@link #stepsCompleted}
+ * and the failure are published for readers on other threads.
  */
-final class AggregationAgent implements Agent, FragmentHandler {
+final class AggregationAgent implements Agent {
   private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
   private static final int FRAGMENT_LIMIT = 64;
   private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
@@ -45,31 +52,44 @@ final class AggregationAgent implements Agent, FragmentHandler {
   private final ServerAddress address;
   private final Subscription subscription;
   private final FramePublisher results;
-  private final FragmentAssembler assembler = new FragmentAssembler(this);
   private final NanoClock clock;
   private final long stepTimeoutNs;
   private final ChunkLayout layout;
   private final int chunkCount;
+  private final int workers;
+  private final Peek peek = new Peek();
 
-  /** Each worker's contribution, on the heap so the sum is a loop the JIT vectorizes. */
-  private final float[][] contributions;
+  /** Per rank: the image and term its held head frame lies in, or null when none is held. */
+  private final Image[] headImages;
 
-  private final float[] sum;
-  private final UnsafeBuffer sumBuffer;
-  private final boolean[] received;
-  private final int[] chunkArrivals;
+  private final DirectBuffer[] headBuffers;
+  private final int[] headOffsets;
+
+  /** Per rank: the image position just past its held head, to consume it. */
+  private final long[] headEnds;
+
+  /** Per rank: the sample count its gradient frames of this step carry, -1 before the first. */
   private final int[] samples;
+
+  /**
+   * The sum of one chunk, and one worker's chunk copied out of the term: heap arrays the JIT
+   * vectorizes.
+   */
+  private final float[] sum;
+
+  private final float[] scratch;
   private final AtomicLong stepsCompleted = new AtomicLong();
   private final AtomicLong rejectedFrames = new AtomicLong();
   private volatile String failure;
 
-  private final boolean[] statisticsReceived;
-
   private long step;
-  private int chunksCompleted;
-  private int gradientFrames;
+  private int nextChunk;
   private int statisticsRound;
-  private int statisticsArrivals;
+  private int heldHeads;
+
+  /** The type of the held heads ({@link Frame#TYPE_GRADIENT} or statistics), 0 when none. */
+  private byte heldType;
+
   private int statisticsBytes = -1;
   private long stepDeadlineNs = Long.MAX_VALUE;
 
@@ -96,19 +116,35 @@ final class AggregationAgent implements Agent, FragmentHandler {
             "parameter server");
     this.layout = address.layout();
     this.chunkCount = layout.chunkCount();
-    final int vectorBytes = address.parameterCount() * Float.BYTES;
-    this.contributions = new float[address.workers()][address.parameterCount()];
-    this.sum = new float[address.parameterCount()];
-    this.sumBuffer = new UnsafeBuffer(allocate(vectorBytes));
-    this.received = new boolean[address.workers() * chunkCount];
-    this.chunkArrivals = new int[chunkCount];
-    this.samples = new int[address.workers()];
+    this.workers = address.workers();
+    this.headImages = new Image[workers];
+    this.headBuffers = new DirectBuffer[workers];
+    this.headOffsets = new int[workers];
+    this.headEnds = new long[workers];
+    this.samples = new int[workers];
     Arrays.fill(samples, -1);
-    this.statisticsReceived = new boolean[address.workers()];
+    final int chunkFloats = Math.min(address.parameterCount(), address.chunkBytes() / Float.BYTES);
+    this.sum = new float[chunkFloats];
+    this.scratch = new float[chunkFloats];
   }
 
-  private static ByteBuffer allocate(int bytes) {
-    return BufferUtil.allocateDirectAligned(bytes, 64);
+  /** Remembers the frame at an image's head and leaves it there. */
+  private static final class Peek implements ControlledFragmentHandler {
+    DirectBuffer buffer;
+    int offset;
+    int length;
+    long end;
+    boolean whole;
+
+    @Override
+    public Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+      this.buffer = buffer;
+      this.offset = offset;
+      this.length = length;
+      this.end = header.position();
+      this.whole = (header.flags() & FrameDescriptor.UNFRAGMENTED) == FrameDescriptor.UNFRAGMENTED;
+      return Action.ABORT;
+    }
   }
 
   @Override
@@ -121,52 +157,67 @@ final class AggregationAgent implements Agent, FragmentHandler {
     if (failure != null) {
       return 0;
     }
-    final int work = subscription.poll(assembler, FRAGMENT_LIMIT);
+    int work = 0;
+    for (int i = 0, count = subscription.imageCount(); i < count && failure == null; i++) {
+      work += takeHeads(subscription.imageAtIndex(i));
+    }
+    if (heldHeads == workers && failure == null) {
+      completeHeads();
+      work++;
+    }
     if (stepDeadlineNs != Long.MAX_VALUE && clock.nanoTime() - stepDeadlineNs > 0) {
       failStep();
     }
     return work;
   }
 
-  @Override
-  public void onFragment(DirectBuffer buffer, int offset, int length, Header header) {
-    final String problem = problem(buffer, offset, length);
-    if (problem != null) {
-      final long rejected = rejectedFrames.incrementAndGet();
-      LOG.debug("rejected frame #{} at step {}: {}", rejected, step, problem);
-      return;
+  /**
+   * Looks at an image's head: rejects and consumes frames that do not belong, holds one that does.
+   */
+  private int takeHeads(Image image) {
+    for (int fragments = 0; fragments < FRAGMENT_LIMIT; fragments++) {
+      peek.buffer = null;
+      image.controlledPoll(peek, 1);
+      if (peek.buffer == null) {
+        return fragments;
+      }
+      final DirectBuffer buffer = peek.buffer;
+      final int offset = peek.offset;
+      final String problem = problem(image, buffer, offset, peek.length);
+      if (problem == HELD) {
+        return fragments;
+      }
+      if (problem != null) {
+        final long rejected = rejectedFrames.incrementAndGet();
+        LOG.debug("rejected frame #{} at step {}: {}", rejected, step, problem);
+        image.position(peek.end);
+        continue;
+      }
+      final int rank = Frame.rank(buffer, offset);
+      final byte type = Frame.type(buffer, offset);
+      if (type == Frame.TYPE_ABORT) {
+        final String reason = text(buffer, offset);
+        image.position(peek.end);
+        abort("worker " + rank + " failed at step " + Frame.step(buffer, offset) + ": " + reason);
+        return fragments + 1;
+      }
+      if (stepDeadlineNs == Long.MAX_VALUE) {
+        stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
+      }
+      headImages[rank] = image;
+      headBuffers[rank] = buffer;
+      headOffsets[rank] = offset;
+      headEnds[rank] = peek.end;
+      heldHeads++;
+      heldType = type;
+      if (type == Frame.TYPE_STATISTICS) {
+        statisticsBytes = Frame.payloadLength(buffer, offset);
+      } else {
+        samples[rank] = Frame.samples(buffer, offset);
+      }
+      return fragments + 1;
     }
-    final int rank = Frame.rank(buffer, offset);
-    if (Frame.type(buffer, offset) == Frame.TYPE_ABORT) {
-      abort(
-          "worker "
-              + rank
-              + " failed at step "
-              + Frame.step(buffer, offset)
-              + ": "
-              + text(buffer, offset));
-      return;
-    }
-    if (stepDeadlineNs == Long.MAX_VALUE) {
-      stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
-    }
-    if (Frame.type(buffer, offset) == Frame.TYPE_STATISTICS) {
-      onStatistics(rank, buffer, offset);
-      return;
-    }
-    final int chunk = Frame.chunkIndex(buffer, offset);
-    gradientFrames++;
-    samples[rank] = Frame.samples(buffer, offset);
-    received[rank * chunkCount + chunk] = true;
-    copy(
-        buffer,
-        offset + Frame.HEADER_LENGTH,
-        contributions[rank],
-        layout.offsetBytes(chunk),
-        layout.lengthBytes(chunk));
-    if (++chunkArrivals[chunk] == address.workers()) {
-      completeChunk(chunk);
-    }
+    return FRAGMENT_LIMIT;
   }
 
   private static String text(DirectBuffer buffer, int offset) {
@@ -174,7 +225,13 @@ final class AggregationAgent implements Agent, FragmentHandler {
         offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
   }
 
-  private String problem(DirectBuffer buffer, int offset, int length) {
+  /** Not a problem: the frame is the head this agent already holds for its rank. */
+  private static final String HELD = "held";
+
+  private String problem(Image image, DirectBuffer buffer, int offset, int length) {
+    if (!peek.whole) {
+      return "a fragment of a message larger than one frame";
+    }
     final String header = Frame.headerProblem(buffer, offset, length);
     if (header != null) {
       return header;
@@ -183,7 +240,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
       return "frame of job " + Frame.jobId(buffer, offset);
     }
     final int rank = Frame.rank(buffer, offset);
-    if (rank < 0 || rank >= address.workers()) {
+    if (rank < 0 || rank >= workers) {
       return "unknown rank " + rank;
     }
     final byte type = Frame.type(buffer, offset);
@@ -192,6 +249,9 @@ final class AggregationAgent implements Agent, FragmentHandler {
     }
     if (type != Frame.TYPE_GRADIENT && type != Frame.TYPE_STATISTICS) {
       return "not a gradient or statistics frame";
+    }
+    if (headBuffers[rank] != null) {
+      return headImages[rank] == image ? HELD : "a second stream claims rank " + rank;
     }
     final long frameStep = Frame.step(buffer, offset);
     if (frameStep != step) {
@@ -203,7 +263,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
     if (type == Frame.TYPE_STATISTICS) {
       return statisticsProblem(rank, buffer, offset);
     }
-    if (statisticsArrivals > 0) {
+    if (heldType == Frame.TYPE_STATISTICS) {
       return "rank "
           + rank
           + " sent its gradient while statistics round "
@@ -218,14 +278,13 @@ final class AggregationAgent implements Agent, FragmentHandler {
           + " chunks";
     }
     final int chunk = Frame.chunkIndex(buffer, offset);
-    if (chunk < 0 || chunk >= chunkCount) {
-      return "chunk " + chunk + " out of range";
+    if (chunk != nextChunk) {
+      return chunk >= 0 && chunk < nextChunk
+          ? "duplicate chunk " + chunk + " from rank " + rank
+          : "rank " + rank + " sent chunk " + chunk + " while the server sums chunk " + nextChunk;
     }
     if (Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
       return "chunk " + chunk + " has the wrong length";
-    }
-    if (received[rank * chunkCount + chunk]) {
-      return "duplicate chunk " + chunk + " from rank " + rank;
     }
     final int frameSamples = Frame.samples(buffer, offset);
     if (frameSamples < 0 || (samples[rank] >= 0 && samples[rank] != frameSamples)) {
@@ -235,7 +294,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
   }
 
   private String statisticsProblem(int rank, DirectBuffer buffer, int offset) {
-    if (gradientFrames > 0) {
+    if (nextChunk > 0 || heldType == Frame.TYPE_GRADIENT) {
       return "rank " + rank + " sent statistics after the gradient of step " + step;
     }
     final int round = Frame.chunkIndex(buffer, offset);
@@ -248,7 +307,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
           + statisticsRound;
     }
     final int bytes = Frame.payloadLength(buffer, offset);
-    if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sumBuffer.capacity()) {
+    if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sum.length * Float.BYTES) {
       return "rank " + rank + " sent statistics of " + bytes + " bytes";
     }
     if (statisticsBytes >= 0 && bytes != statisticsBytes) {
@@ -261,109 +320,118 @@ final class AggregationAgent implements Agent, FragmentHandler {
           + ", others sent "
           + statisticsBytes / Float.BYTES;
     }
-    if (statisticsReceived[rank]) {
-      return "duplicate statistics round " + round + " from rank " + rank;
-    }
     return null;
   }
 
-  private void onStatistics(int rank, DirectBuffer buffer, int offset) {
-    statisticsBytes = Frame.payloadLength(buffer, offset);
-    statisticsReceived[rank] = true;
-    copy(buffer, offset + Frame.HEADER_LENGTH, contributions[rank], 0, statisticsBytes);
-    if (++statisticsArrivals < contributions.length) {
-      return;
-    }
-    sumContributions(0, statisticsBytes);
-    Frame.encode(
-        results.header(),
-        Frame.TYPE_STATISTICS_RESULT,
-        -1,
-        address.jobId(),
-        step,
-        statisticsRound,
-        1,
-        0,
-        statisticsBytes,
-        address.parameterCount());
-    results.send(sumBuffer, 0, statisticsBytes, step);
-    statisticsRound++;
-    statisticsArrivals = 0;
-    statisticsBytes = -1;
-    Arrays.fill(statisticsReceived, false);
-    stepDeadlineNs = Long.MAX_VALUE;
-  }
-
-  /**
-   * Adds the contributions' bytes {@code [first, end)} in rank order, one rank at a time over the
-   * range (the same additions in the same order as element by element), into {@link #sumBuffer}.
-   */
-  private void sumContributions(int first, int end) {
-    final int from = first / Float.BYTES;
-    final int to = end / Float.BYTES;
-    System.arraycopy(contributions[0], from, sum, from, to - from);
-    for (int rank = 1; rank < contributions.length; rank++) {
-      final float[] contribution = contributions[rank];
-      for (int i = from; i < to; i++) {
-        sum[i] += contribution[i];
+  /** Every worker's head is in: sums them in rank order, publishes the sum, consumes the heads. */
+  private void completeHeads() {
+    for (int rank = 0; rank < workers; rank++) {
+      if (headImages[rank].isClosed()) {
+        // The worker's stream went away while its frame waited; its log may be unmapped soon.
+        release(rank);
+        return;
       }
     }
-    UnsafeApi.copyMemory(
-        sum,
-        FLOAT_ARRAY_BASE + first,
-        sumBuffer.byteArray(),
-        sumBuffer.addressOffset() + first,
-        end - first);
-  }
-
-  /** Copies little-endian floats from a frame into a float array (this JVM is little-endian). */
-  private static void copy(DirectBuffer from, int fromByte, float[] to, int toByte, int bytes) {
-    UnsafeApi.copyMemory(
-        from.byteArray(), from.addressOffset() + fromByte, to, FLOAT_ARRAY_BASE + toByte, bytes);
-  }
-
-  private void completeChunk(int chunk) {
+    final int bytes =
+        heldType == Frame.TYPE_STATISTICS ? statisticsBytes : layout.lengthBytes(nextChunk);
+    sumHeads(bytes);
+    if (heldType == Frame.TYPE_STATISTICS) {
+      Frame.encode(
+          results.header(),
+          Frame.TYPE_STATISTICS_RESULT,
+          -1,
+          address.jobId(),
+          step,
+          statisticsRound,
+          1,
+          0,
+          bytes,
+          address.parameterCount());
+      results.send(sum, 0, bytes, step);
+      consumeHeads();
+      statisticsRound++;
+      statisticsBytes = -1;
+      stepDeadlineNs = Long.MAX_VALUE;
+      return;
+    }
     int totalSamples = 0;
     for (int s : samples) {
       totalSamples += s;
     }
-    final int first = layout.offsetBytes(chunk);
-    final int end = first + layout.lengthBytes(chunk);
-    sumContributions(first, end);
     Frame.encode(
         results.header(),
         Frame.TYPE_RESULT,
         -1,
         address.jobId(),
         step,
-        chunk,
+        nextChunk,
         chunkCount,
         totalSamples,
-        end - first,
+        bytes,
         address.parameterCount());
-    results.send(sumBuffer, first, end - first, step);
-    if (++chunksCompleted == chunkCount) {
+    results.send(sum, 0, bytes, step);
+    consumeHeads();
+    if (++nextChunk == chunkCount) {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       step++;
-      chunksCompleted = 0;
-      gradientFrames = 0;
+      nextChunk = 0;
       statisticsRound = 0;
       stepDeadlineNs = Long.MAX_VALUE;
-      Arrays.fill(received, false);
-      Arrays.fill(chunkArrivals, 0);
       Arrays.fill(samples, -1);
       stepsCompleted.lazySet(step);
     }
   }
 
-  private void failStep() {
-    if (statisticsArrivals > 0) {
-      final List<Integer> missing = new ArrayList<>();
-      for (int rank = 0; rank < contributions.length; rank++) {
-        if (!statisticsReceived[rank]) {
-          missing.add(rank);
-        }
+  /**
+   * Adds the heads' first {@code bytes} of payload into {@link #sum} in rank order: {@code ((c0 +
+   * c1) + c2) + ...}, the same additions as element by element.
+   */
+  private void sumHeads(int bytes) {
+    final int count = bytes / Float.BYTES;
+    copy(headBuffers[0], headOffsets[0] + Frame.HEADER_LENGTH, sum, bytes);
+    for (int rank = 1; rank < workers; rank++) {
+      copy(headBuffers[rank], headOffsets[rank] + Frame.HEADER_LENGTH, scratch, bytes);
+      for (int i = 0; i < count; i++) {
+        sum[i] += scratch[i];
       }
+    }
+  }
+
+  /** Copies little-endian floats from a frame into a float array (this JVM is little-endian). */
+  private static void copy(DirectBuffer from, int fromByte, float[] to, int bytes) {
+    UnsafeApi.copyMemory(
+        from.byteArray(), from.addressOffset() + fromByte, to, FLOAT_ARRAY_BASE, bytes);
+  }
+
+  private void consumeHeads() {
+    for (int rank = 0; rank < workers; rank++) {
+      final Image image = headImages[rank];
+      release(rank);
+      if (!image.isClosed()) {
+        image.position(headEnds[rank]);
+      }
+    }
+    heldType = 0;
+  }
+
+  private void release(int rank) {
+    headImages[rank] = null;
+    headBuffers[rank] = null;
+    heldHeads--;
+    if (heldHeads == 0) {
+      heldType = 0;
+      statisticsBytes = -1;
+    }
+  }
+
+  private void failStep() {
+    final List<Integer> missing = new ArrayList<>();
+    for (int rank = 0; rank < workers; rank++) {
+      if (headBuffers[rank] == null) {
+        missing.add(rank);
+      }
+    }
+    if (heldType == Frame.TYPE_STATISTICS) {
       abort(
           "step "
               + step
@@ -375,15 +443,6 @@ final class AggregationAgent implements Agent, FragmentHandler {
               + stepTimeoutNs / 1_000_000_000.0
               + " s; see their executor logs or raise lockstep.ps.step-timeout");
       return;
-    }
-    final List<Integer> missing = new ArrayList<>();
-    for (int rank = 0; rank < contributions.length; rank++) {
-      for (int chunk = 0; chunk < chunkCount; chunk++) {
-        if (!received[rank * chunkCount + chunk]) {
-          missing.add(rank);
-          break;
-        }
-      }
     }
     abort(
         "step "
@@ -403,6 +462,7 @@ final class AggregationAgent implements Agent, FragmentHandler {
     failure = reason;
     LOG.error("parameter server: {}", reason);
     final byte[] text = reason.getBytes(StandardCharsets.UTF_8);
+    final int length = Math.min(text.length, address.chunkBytes());
     Frame.encode(
         results.header(),
         Frame.TYPE_ABORT,
@@ -412,10 +472,10 @@ final class AggregationAgent implements Agent, FragmentHandler {
         0,
         0,
         0,
-        text.length,
+        length,
         address.parameterCount());
     try {
-      results.send(new UnsafeBuffer(text), 0, text.length, step);
+      results.send(new UnsafeBuffer(text), 0, length, step);
     } catch (ParameterServerException e) {
       LOG.warn("could not tell the workers that step {} failed: {}", step, e.getMessage());
     }

@@ -1,7 +1,11 @@
 package io.lockstep.ps;
 
 import io.aeron.Publication;
+import io.aeron.logbuffer.BufferClaim;
+import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.UnsafeApi;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -13,12 +17,16 @@ import org.agrona.concurrent.UnsafeBuffer;
  */
 final class FramePublisher {
   private final Publication publication;
+  private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
+
   private final UnsafeBuffer header = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH]);
+  private final BufferClaim claim = new BufferClaim();
   private final NanoClock clock;
   private final IdleStrategy idle;
   private final long timeoutNs;
   private final Runnable onBackPressure;
   private final String role;
+  private UnsafeBuffer staging;
 
   FramePublisher(
       Publication publication,
@@ -43,38 +51,75 @@ final class FramePublisher {
   void send(DirectBuffer payload, int payloadOffset, int payloadLength, long step) {
     final long deadlineNs = clock.nanoTime() + timeoutNs;
     idle.reset();
-    while (true) {
-      final long result =
-          publication.offer(header, 0, Frame.HEADER_LENGTH, payload, payloadOffset, payloadLength);
-      if (result > 0) {
-        return;
-      }
-      if (result == Publication.CLOSED || result == Publication.MAX_POSITION_EXCEEDED) {
-        throw new ParameterServerException(
-            role
-                + ": step "
-                + step
-                + ": stream "
-                + publication.streamId()
-                + " on "
-                + publication.channel()
-                + (result == Publication.CLOSED ? " is closed" : " reached its maximum position"));
-      }
-      if (clock.nanoTime() - deadlineNs > 0) {
-        throw new ParameterServerException(
-            role
-                + ": step "
-                + step
-                + ": could not send for "
-                + timeoutNs / 1_000_000
-                + " ms ("
-                + (result == Publication.NOT_CONNECTED ? "no receiver connected" : "back-pressured")
-                + " on stream "
-                + publication.streamId()
-                + "); check that every peer is alive or raise lockstep.ps.step-timeout");
-      }
-      onBackPressure.run();
-      idle.idle();
+    long result;
+    while ((result =
+            publication.offer(
+                header, 0, Frame.HEADER_LENGTH, payload, payloadOffset, payloadLength))
+        <= 0) {
+      retry(result, deadlineNs, step);
     }
+  }
+
+  /**
+   * Sends the header last encoded into {@link #header()} followed by {@code payloadLength} bytes of
+   * a float array, written straight into the term when the frame fits one Aeron message.
+   */
+  void send(float[] payload, int payloadByte, int payloadLength, long step) {
+    final int frameLength = Frame.HEADER_LENGTH + payloadLength;
+    if (frameLength > publication.maxPayloadLength()) {
+      if (staging == null || staging.capacity() < payloadLength) {
+        staging = new UnsafeBuffer(BufferUtil.allocateDirectAligned(payloadLength, 64));
+      }
+      UnsafeApi.copyMemory(
+          payload, FLOAT_ARRAY_BASE + payloadByte, null, staging.addressOffset(), payloadLength);
+      send(staging, 0, payloadLength, step);
+      return;
+    }
+    final long deadlineNs = clock.nanoTime() + timeoutNs;
+    idle.reset();
+    long result;
+    while ((result = publication.tryClaim(frameLength, claim)) <= 0) {
+      retry(result, deadlineNs, step);
+    }
+    final MutableDirectBuffer term = claim.buffer();
+    final int offset = claim.offset();
+    term.putBytes(offset, header, 0, Frame.HEADER_LENGTH);
+    UnsafeApi.copyMemory(
+        payload,
+        FLOAT_ARRAY_BASE + payloadByte,
+        term.byteArray(),
+        term.addressOffset() + offset + Frame.HEADER_LENGTH,
+        payloadLength);
+    claim.commit();
+  }
+
+  /** Handles a failed offer or claim: throws when it cannot succeed in time, else waits. */
+  private void retry(long result, long deadlineNs, long step) {
+    if (result == Publication.CLOSED || result == Publication.MAX_POSITION_EXCEEDED) {
+      throw new ParameterServerException(
+          role
+              + ": step "
+              + step
+              + ": stream "
+              + publication.streamId()
+              + " on "
+              + publication.channel()
+              + (result == Publication.CLOSED ? " is closed" : " reached its maximum position"));
+    }
+    if (clock.nanoTime() - deadlineNs > 0) {
+      throw new ParameterServerException(
+          role
+              + ": step "
+              + step
+              + ": could not send for "
+              + timeoutNs / 1_000_000
+              + " ms ("
+              + (result == Publication.NOT_CONNECTED ? "no receiver connected" : "back-pressured")
+              + " on stream "
+              + publication.streamId()
+              + "); check that every peer is alive or raise lockstep.ps.step-timeout");
+    }
+    onBackPressure.run();
+    idle.idle();
   }
 }

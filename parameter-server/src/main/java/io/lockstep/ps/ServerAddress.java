@@ -51,14 +51,17 @@ public record ServerAddress(
       throw new IllegalArgumentException(
           "termLengthBytes=" + termLengthBytes + " must be a power of two >= 64 KiB");
     }
-    if (chunkBytes <= 0
-        || chunkBytes % Float.BYTES != 0
-        || chunkBytes + Frame.HEADER_LENGTH > termLengthBytes / 8) {
+    final int largestChunk =
+        Math.min(MAX_MTU, termLengthBytes / 8) - DATA_HEADER_LENGTH - Frame.HEADER_LENGTH;
+    if (chunkBytes <= 0 || chunkBytes % Float.BYTES != 0 || chunkBytes > largestChunk) {
       throw new IllegalArgumentException(
           "chunkBytes="
               + chunkBytes
-              + " must be a positive multiple of 4 and at most termLengthBytes/8 - "
-              + Frame.HEADER_LENGTH);
+              + " must be a positive multiple of 4 and at most "
+              + largestChunk
+              + " with termLengthBytes="
+              + termLengthBytes
+              + ", so a chunk is one unfragmented Aeron frame");
     }
     if (workers <= 0 || parameterCount <= 0) {
       throw new IllegalArgumentException(

@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
@@ -142,9 +143,42 @@ class ParameterServerTest {
   }
 
   @Test
+  void shouldAddInRankOrderWhenHigherRanksArriveFirst() throws Exception {
+    // Float addition is not associative: (1 + 1e8) - 1e8 == 0, while (-1e8 + 1e8) + 1 == 1.
+    final float[] byRank = {1f, 1e8f, -1e8f};
+    final ServerAddress address = address(Transport.IPC, 3, 30_000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
+      final List<Future<float[]>> results = new ArrayList<>();
+      for (int rank = 2; rank >= 0; rank--) {
+        final int r = rank;
+        results.add(
+            threads.submit(
+                () -> {
+                  try (GradientExchange exchange = connect(address, r)) {
+                    final float[] g = new float[address.parameterCount()];
+                    Arrays.fill(g, byRank[r]);
+                    final UnsafeBuffer buffer = vector(g);
+                    exchange.exchange(0, buffer, 1);
+                    return floats(buffer);
+                  }
+                }));
+        Thread.sleep(300);
+      }
+      final float[] expected = new float[address.parameterCount()];
+      Arrays.fill(expected, (byRank[0] + byRank[1]) + byRank[2]);
+      for (Future<float[]> result : results) {
+        assertArrayEquals(expected, result.get(), 0f);
+      }
+      assertEquals(0f, expected[0]);
+      server.checkHealthy();
+    }
+  }
+
+  @Test
   void shouldPassResNet18SizedGradientLargerThanAeronsLargestMessage() throws Exception {
     // 11,173,962 floats = 44.7 MB; with a 16 MiB term Aeron's largest message is 2 MiB.
-    final ServerAddress address = address(Transport.IPC, 2, 11_173_962, 1 << 20);
+    final ServerAddress address =
+        address(Transport.IPC, 2, 11_173_962, ServerAddress.UNFRAGMENTED_CHUNK_BYTES);
     assertTrue(address.parameterCount() * 4L > (16 << 20) / 8);
     try (ParameterServer server = launch(address, Duration.ofSeconds(60))) {
       final List<float[]> results = runWorkers(address, 1, new int[] {64, 64});
@@ -314,6 +348,6 @@ class ParameterServerTest {
     final IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class, () -> address(Transport.IPC, 2, 1000, 4 << 20));
-    assertTrue(e.getMessage().contains("termLengthBytes/8"), e.getMessage());
+    assertTrue(e.getMessage().contains("unfragmented Aeron frame"), e.getMessage());
   }
 }
