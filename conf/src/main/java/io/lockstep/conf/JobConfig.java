@@ -8,6 +8,8 @@ import com.typesafe.config.ConfigSyntax;
 import com.typesafe.config.ConfigValueFactory;
 import java.io.Serializable;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -54,6 +56,8 @@ import java.util.stream.Collectors;
  * @param checkpointEverySteps checkpoint interval in steps, 0 for epoch ends only
  * @param checkpointAtEpochEnd whether every epoch end writes a checkpoint
  * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
+ * @param psShards parameter server shards in the driver JVM
+ * @param shardServers host:port of standalone shard processes, in range order; empty for none
  */
 public record JobConfig(
     String jobName,
@@ -92,7 +96,9 @@ public record JobConfig(
     RunningStats batchNormRunningStats,
     int checkpointEverySteps,
     boolean checkpointAtEpochEnd,
-    boolean batchNormSync)
+    boolean batchNormSync,
+    int psShards,
+    List<String> shardServers)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -150,7 +156,9 @@ public record JobConfig(
             Keys.BATCHNORM_RUNNING_STATS.read(config),
             Keys.CHECKPOINT_EVERY_STEPS.read(config),
             Keys.CHECKPOINT_AT_EPOCH_END.read(config),
-            Keys.BATCHNORM_SYNC.read(config));
+            Keys.BATCHNORM_SYNC.read(config),
+            Keys.PS_SHARDS.read(config),
+            shardServers(Keys.PS_SHARD_SERVERS.read(config)));
     job.checkConsistency();
     return job;
   }
@@ -276,7 +284,9 @@ public record JobConfig(
       Keys.lowerName(batchNormRunningStats),
       checkpointEverySteps,
       checkpointAtEpochEnd,
-      batchNormSync
+      batchNormSync,
+      psShards,
+      quote(String.join(",", shardServers))
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
@@ -284,7 +294,53 @@ public record JobConfig(
     return text.toString();
   }
 
+  /** Splits and checks {@code host:port,host:port}. */
+  private static List<String> shardServers(String text) {
+    if (text.isBlank()) {
+      return List.of();
+    }
+    final List<String> servers = new ArrayList<>();
+    for (String part : text.split(",", -1)) {
+      final String server = part.strip();
+      final int colon = server.lastIndexOf(':');
+      int port = -1;
+      if (colon > 0) {
+        try {
+          port = Integer.parseInt(server.substring(colon + 1));
+        } catch (NumberFormatException e) {
+          port = -1;
+        }
+      }
+      if (port < 1024 || port > 65534) {
+        throw new ConfigurationException(
+            Keys.PS_SHARD_SERVERS.name()
+                + ": \""
+                + server
+                + "\" is not host:port with a port in [1024, 65534]; list one"
+                + " `lockstep parameter-server` per shard, such as"
+                + " 10.0.0.7:40300,10.0.0.8:40300");
+      }
+      servers.add(server);
+    }
+    return List.copyOf(servers);
+  }
+
   private void checkConsistency() {
+    if (!shardServers.isEmpty() && transport != Transport.UDP) {
+      throw new ConfigurationException(
+          Keys.PS_SHARD_SERVERS.name()
+              + " needs "
+              + Keys.TRANSPORT.name()
+              + "=udp: the shard processes are reached over the network");
+    }
+    if (!shardServers.isEmpty() && psShards != 1) {
+      throw new ConfigurationException(
+          "set either "
+              + Keys.PS_SHARDS.name()
+              + " (shards in the driver JVM) or "
+              + Keys.PS_SHARD_SERVERS.name()
+              + " (shard processes), not both");
+    }
     if (batchSize < workers) {
       throw new ConfigurationException(
           Keys.BATCH_SIZE.name()

@@ -316,6 +316,25 @@ public final class Keys {
           true,
           "write checkpoint.zip at the end of every epoch");
 
+  /** Parameter server shards in the driver JVM. */
+  public static final ConfigKey<Integer> PS_SHARDS =
+      integer(
+          "lockstep.ps.shards",
+          1,
+          "",
+          "parameter server shards, each summing a contiguous range of the parameters on its own"
+              + " thread in the driver JVM; workers send to all at once",
+          1,
+          1024);
+
+  /** Standalone parameter server shard processes. */
+  public static final ConfigKey<String> PS_SHARD_SERVERS =
+      string(
+          "lockstep.ps.shard-servers",
+          "",
+          "comma-separated host:port of running `lockstep parameter-server` processes, one shard"
+              + " each in range order, instead of shards in the driver JVM (udp transport)");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -354,7 +373,9 @@ public final class Keys {
           BATCHNORM_RUNNING_STATS,
           CHECKPOINT_EVERY_STEPS,
           CHECKPOINT_AT_EPOCH_END,
-          BATCHNORM_SYNC);
+          BATCHNORM_SYNC,
+          PS_SHARDS,
+          PS_SHARD_SERVERS);
 
   private Keys() {}
 

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -156,6 +157,35 @@ class JobConfigTest {
   }
 
   @Test
+  void shouldReadShardServersAndRejectWhatCannotWork() {
+    final JobConfig job =
+        JobConfig.load(
+            job(
+                "lockstep.ps.transport = udp\n"
+                    + "lockstep.ps.shard-servers = \"10.0.0.7:40300, 10.0.0.8:40302\""));
+    assertEquals(List.of("10.0.0.7:40300", "10.0.0.8:40302"), job.shardServers());
+    assertEquals(1, JobConfig.load(job("")).psShards());
+    assertEquals(List.of(), JobConfig.load(job("")).shardServers());
+
+    assertMentions(
+        rejected(job("lockstep.ps.transport = udp\nlockstep.ps.shard-servers = \"10.0.0.7\""))
+            .getMessage(),
+        "lockstep.ps.shard-servers",
+        "\"10.0.0.7\" is not host:port");
+    assertMentions(
+        rejected(job("lockstep.ps.shard-servers = \"10.0.0.7:40300\"")).getMessage(),
+        "lockstep.ps.transport=udp");
+    assertMentions(
+        rejected(
+                job(
+                    "lockstep.ps.transport = udp\nlockstep.ps.shards = 2\n"
+                        + "lockstep.ps.shard-servers = \"a:40300,b:40300\""))
+            .getMessage(),
+        "not both");
+    assertMentions(rejected(job("lockstep.ps.shards = 0")).getMessage(), "lockstep.ps.shards=0");
+  }
+
+  @Test
   void shouldRejectChunkThatIsNotWholeFloats() {
     final ConfigurationException e = rejected(job("lockstep.ps.chunk-size = 4098"));
 
@@ -253,6 +283,7 @@ class JobConfigTest {
     values.put("lockstep.ps.connect-timeout", "3m");
     values.put("lockstep.ps.chunk-size", "32KiB");
     values.put("lockstep.ps.term-length", "4MiB");
+    values.put("lockstep.ps.shard-servers", "h1:40300,h2:40300");
     final JobConfig job = JobConfig.load(JobConfig.overrides(values));
 
     final JobConfig again = JobConfig.load(job.toConfig());

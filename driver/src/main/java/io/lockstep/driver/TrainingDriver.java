@@ -10,7 +10,10 @@ import io.lockstep.data.Mnist;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.ParameterServer;
+import io.lockstep.ps.RemoteShards;
+import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
+import io.lockstep.ps.ServerShards;
 import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
@@ -175,12 +178,7 @@ public final class TrainingDriver {
     int bestEpoch = start.bestEpoch();
     final long rejected;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
-        ParameterServer server =
-            ParameterServer.launch(
-                new ParameterServer.Context()
-                    .address(address)
-                    .stepTimeout(job.stepTimeout())
-                    .firstStep(start.iteration()))) {
+        RunningServer server = launchServer(job, address, start.iteration())) {
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
         int step = resumed ? start.step() : 0;
@@ -189,7 +187,8 @@ public final class TrainingDriver {
         double epochSeconds = resumed ? start.epochSeconds() : 0;
         while (step < stepsPerEpoch) {
           final int to = stageEnd(job, epoch, stepsPerEpoch, step);
-          final StageTask task = new StageTask(job, state, address, epoch, stepsPerEpoch, step, to);
+          final StageTask task =
+              new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
           spark.setJobDescription(
               job.jobName()
                   + ": epoch "
@@ -508,6 +507,35 @@ public final class TrainingDriver {
       throw new UncheckedIOException(
           target + ": cannot write the model (" + e.getMessage() + ")", e);
     }
+  }
+
+  /**
+   * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
+   * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
+   */
+  private static RunningServer launchServer(JobConfig job, ServerAddress address, long firstStep) {
+    if (!job.shardServers().isEmpty()) {
+      return RemoteShards.configure(
+          new RemoteShards.Context()
+              .servers(job.shardServers())
+              .address(address)
+              .replyHost(job.psHost())
+              .stepTimeout(job.stepTimeout())
+              .connectTimeout(job.connectTimeout())
+              .firstStep(firstStep));
+    }
+    final ServerShards shards;
+    try {
+      shards = ServerShards.split(address, job.psShards());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigurationException(
+          Keys.PS_SHARDS.name() + "=" + job.psShards() + ": " + e.getMessage());
+    }
+    return ParameterServer.launch(
+        new ParameterServer.Context()
+            .shards(shards)
+            .stepTimeout(job.stepTimeout())
+            .firstStep(firstStep));
   }
 
   private static SparkConf sparkConf(JobConfig job, String master) {

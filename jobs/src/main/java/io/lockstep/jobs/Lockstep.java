@@ -9,6 +9,7 @@ import io.lockstep.conf.Transport;
 import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
+import io.lockstep.ps.ShardServer;
 import io.lockstep.ps.SyncBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
@@ -37,7 +38,8 @@ import picocli.CommandLine.Parameters;
       Lockstep.Train.class,
       Lockstep.Compare.class,
       Lockstep.PrintConfig.class,
-      Lockstep.Bench.class
+      Lockstep.Bench.class,
+      Lockstep.ParameterServerShard.class
     })
 public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
@@ -284,6 +286,12 @@ public final class Lockstep implements Runnable {
     @Option(names = "--iterations", defaultValue = "20", description = "timed iterations")
     int iterations;
 
+    @Option(
+        names = "--shards",
+        defaultValue = "1",
+        description = "parameter server shards (threads in the same JVM)")
+    int shards;
+
     @Option(names = "--warmup", defaultValue = "3", description = "untimed iterations first")
     int warmup;
 
@@ -316,12 +324,41 @@ public final class Lockstep implements Runnable {
       try {
         settings =
             new SyncBenchmark.Settings(
-                parameters, workers, iterations, warmup, chosen, chunkBytes, termLength);
+                parameters, workers, iterations, warmup, chosen, chunkBytes, termLength, shards);
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }
       System.out.println(SyncBenchmark.run(settings).line());
       return 0;
+    }
+  }
+
+  /** {@code lockstep parameter-server}: one standalone shard process. */
+  @Command(
+      name = "parameter-server",
+      description =
+          "Run a parameter server shard process on HOST:PORT (UDP; PORT+1 carries results) that"
+              + " serves the jobs whose lockstep.ps.shard-servers list it.")
+  static final class ParameterServerShard implements Callable<Integer> {
+    @Option(names = "--host", required = true, description = "address to bind, reachable by all")
+    String host;
+
+    @Option(names = "--port", required = true, description = "UDP port in [1024, 65534]")
+    int port;
+
+    @Option(
+        names = "--jobs",
+        defaultValue = "0",
+        description = "exit after serving this many jobs; 0 serves until stopped")
+    int jobs;
+
+    @Override
+    public Integer call() {
+      if (port < 1024 || port > 65534 || jobs < 0) {
+        throw new ConfigurationException(
+            "--port " + port + " must be in [1024, 65534] and --jobs " + jobs + " >= 0");
+      }
+      return ShardServer.serve(host, port, jobs);
     }
   }
 

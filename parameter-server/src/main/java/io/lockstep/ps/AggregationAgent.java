@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
@@ -145,6 +146,12 @@ final class AggregationAgent implements Agent {
       this.whole = (header.flags() & FrameDescriptor.UNFRAGMENTED) == FrameDescriptor.UNFRAGMENTED;
       return Action.ABORT;
     }
+  }
+
+  /** Closes the shard's streams when its runner stops: a shard process serves job after job. */
+  @Override
+  public void onClose() {
+    CloseHelper.quietCloseAll(subscription, results.publication());
   }
 
   @Override

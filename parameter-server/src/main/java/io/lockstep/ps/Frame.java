@@ -53,6 +53,15 @@ final class Frame {
   static final byte TYPE_STATISTICS = 4;
   static final byte TYPE_STATISTICS_RESULT = 5;
 
+  /** Driver to a shard process: serve a job. See {@link ShardServer} for the control frames. */
+  static final byte TYPE_CONFIGURE = 6;
+
+  /** Shard process to driver: the job's streams are up, or how far it got and why it failed. */
+  static final byte TYPE_STATUS = 7;
+
+  /** Driver to a shard process: the job is over. */
+  static final byte TYPE_END = 8;
+
   static final int MAGIC_OFFSET = 0;
   static final int VERSION_OFFSET = 2;
   static final int TYPE_OFFSET = 3;

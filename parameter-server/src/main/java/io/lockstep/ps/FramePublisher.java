@@ -43,6 +43,10 @@ final class FramePublisher {
     this.role = role;
   }
 
+  Publication publication() {
+    return publication;
+  }
+
   UnsafeBuffer header() {
     return header;
   }

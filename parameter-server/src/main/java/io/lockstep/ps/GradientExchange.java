@@ -9,6 +9,7 @@ import io.aeron.logbuffer.Header;
 import io.lockstep.conf.Transport;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.function.BooleanSupplier;
@@ -22,15 +23,16 @@ import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
- * One worker's connection to the parameter server. {@link #exchange} sends the worker's gradient
- * sum for a step and overwrites it, in place, with the sum over all workers.
+ * One worker's connection to the parameter server, to all its shards at once. {@link #exchange}
+ * sends the worker's gradient sum for a step and overwrites it, in place, with the sum over all
+ * workers.
  *
  * <p>Not thread-safe: one training thread owns it.
  */
 public final class GradientExchange implements AutoCloseable {
   /** Per-process settings of a worker's connection; never serialized. */
   public static final class Context {
-    private ServerAddress address;
+    private ServerShards shards;
     private int rank = -1;
     private String workerHost;
     private Duration stepTimeout = Duration.ofSeconds(120);
@@ -44,7 +46,18 @@ public final class GradientExchange implements AutoCloseable {
      * @return this
      */
     public Context address(ServerAddress address) {
-      this.address = address;
+      this.shards = ServerShards.of(address);
+      return this;
+    }
+
+    /**
+     * The sharded server to reach: the worker talks to every shard at once.
+     *
+     * @param shards the job's shards
+     * @return this
+     */
+    public Context shards(ServerShards shards) {
+      this.shards = shards;
       return this;
     }
 
@@ -104,26 +117,112 @@ public final class GradientExchange implements AutoCloseable {
     }
   }
 
-  private final ServerAddress address;
+  /** The streams to and from one shard, and what of its result has arrived. */
+  private final class Link {
+    final ServerAddress address;
+    final int firstByte;
+    final Publication gradients;
+    final Subscription results;
+    final FramePublisher publisher;
+    final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
+    final ChunkLayout layout;
+    final boolean[] resultReceived;
+    int chunksReceived;
+
+    Link(ServerAddress address, int firstByte, Publication gradients, Subscription results) {
+      this.address = address;
+      this.firstByte = firstByte;
+      this.gradients = gradients;
+      this.results = results;
+      this.layout = address.layout();
+      this.resultReceived = new boolean[layout.chunkCount()];
+      this.publisher =
+          new FramePublisher(
+              gradients,
+              clock,
+              new BackoffIdleStrategy(),
+              stepTimeoutNs,
+              GradientExchange.this::pollResults,
+              "worker " + rank + (shards.count() > 1 ? " to shard " + address.shard() : ""));
+    }
+
+    void sendChunk(int chunk, int sampleCount) {
+      Frame.encode(
+          publisher.header(),
+          Frame.TYPE_GRADIENT,
+          rank,
+          address.jobId(),
+          step,
+          chunk,
+          layout.chunkCount(),
+          sampleCount,
+          layout.lengthBytes(chunk),
+          address.parameterCount());
+      publisher.send(
+          target, firstByte + layout.offsetBytes(chunk), layout.lengthBytes(chunk), step);
+    }
+
+    private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
+      if (Frame.headerProblem(buffer, offset, length) != null
+          || Frame.jobId(buffer, offset) != address.jobId()) {
+        return;
+      }
+      final byte type = Frame.type(buffer, offset);
+      if (type == Frame.TYPE_ABORT) {
+        abortReason =
+            (shards.count() > 1 ? "shard " + address.shard() + ": " : "")
+                + buffer.getStringWithoutLengthUtf8(
+                    offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
+        return;
+      }
+      final int chunk = Frame.chunkIndex(buffer, offset);
+      if (type == Frame.TYPE_STATISTICS_RESULT) {
+        if (statisticsRound >= 0
+            && chunk == statisticsRound
+            && Frame.step(buffer, offset) == step
+            && Frame.payloadLength(buffer, offset) == statisticsBytes
+            && !statisticsReceived) {
+          statisticsReceived = true;
+          target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
+        }
+        return;
+      }
+      if (type != Frame.TYPE_RESULT
+          || statisticsRound >= 0
+          || target == null
+          || Frame.step(buffer, offset) != step
+          || chunk < 0
+          || chunk >= resultReceived.length
+          || resultReceived[chunk]
+          || Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
+        return;
+      }
+      resultReceived[chunk] = true;
+      chunksReceived++;
+      totalSamples = Frame.samples(buffer, offset);
+      target.putBytes(
+          firstByte + layout.offsetBytes(chunk),
+          buffer,
+          offset + Frame.HEADER_LENGTH,
+          layout.lengthBytes(chunk));
+    }
+  }
+
+  private final ServerShards shards;
   private final int rank;
   private final MediaDriver driver;
   private final Aeron aeron;
-  private final Publication gradients;
-  private final Subscription results;
-  private final FramePublisher publisher;
-  private final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
+  private final Link[] links;
   private final IdleStrategy idle = new BackoffIdleStrategy();
   private final NanoClock clock;
   private final long stepTimeoutNs;
-  private final ChunkLayout layout;
-  private final boolean[] resultReceived;
+  private final int mostChunks;
 
   private UnsafeBuffer target;
   private long step;
   private int statisticsRound = -1;
   private int statisticsBytes;
   private boolean statisticsReceived;
-  private int chunksReceived;
   private int totalSamples;
   private String abortReason;
   private boolean closed;
@@ -132,37 +231,33 @@ public final class GradientExchange implements AutoCloseable {
       Context context,
       MediaDriver driver,
       Aeron aeron,
-      Publication gradients,
-      Subscription results) {
-    this.address = context.address;
+      Publication[] gradients,
+      Subscription[] results) {
+    this.shards = context.shards;
     this.rank = context.rank;
     this.driver = driver;
     this.aeron = aeron;
-    this.gradients = gradients;
-    this.results = results;
     this.clock = context.clock;
     this.stepTimeoutNs = context.stepTimeout.toNanos();
-    this.layout = address.layout();
-    this.resultReceived = new boolean[layout.chunkCount()];
-    this.publisher =
-        new FramePublisher(
-            gradients,
-            clock,
-            new BackoffIdleStrategy(),
-            stepTimeoutNs,
-            this::pollResults,
-            "worker " + rank);
+    this.links = new Link[shards.count()];
+    int most = 0;
+    for (int s = 0; s < links.length; s++) {
+      links[s] = new Link(shards.shard(s), shards.first(s) * Float.BYTES, gradients[s], results[s]);
+      most = Math.max(most, links[s].layout.chunkCount());
+    }
+    this.mostChunks = most;
   }
 
   /**
-   * Connects to the server and waits, up to the connect timeout, until both streams are up.
+   * Connects to the server's shards and waits, up to the connect timeout, until all streams are up.
    *
    * @param context the connection's settings
    * @return the connected exchange
    * @throws ParameterServerException when the server cannot be reached in time
    */
   public static GradientExchange connect(Context context) {
-    final ServerAddress address = Objects.requireNonNull(context.address, "address");
+    final ServerShards shards = Objects.requireNonNull(context.shards, "address");
+    final ServerAddress address = shards.shard(0);
     if (context.rank < 0 || context.rank >= address.workers()) {
       throw new IllegalArgumentException(
           "rank " + context.rank + " is outside [0, " + address.workers() + ")");
@@ -182,14 +277,19 @@ public final class GradientExchange implements AutoCloseable {
         directory = driver.aeronDirectoryName();
       }
       aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory));
-      final Publication gradients =
-          aeron.addExclusivePublication(
-              address.gradientChannel(), ServerAddress.GRADIENT_STREAM_ID);
-      final Subscription results =
-          aeron.addSubscription(
-              address.resultSubscriptionChannel(context.workerHost),
-              ServerAddress.RESULT_STREAM_ID);
-      awaitConnected(context, gradients, results);
+      final Publication[] gradients = new Publication[shards.count()];
+      final Subscription[] results = new Subscription[shards.count()];
+      for (int s = 0; s < shards.count(); s++) {
+        final ServerAddress shard = shards.shard(s);
+        gradients[s] =
+            aeron.addExclusivePublication(shard.gradientChannel(), shard.gradientStreamId());
+        results[s] =
+            aeron.addSubscription(
+                shard.resultSubscriptionChannel(context.workerHost), shard.resultStreamId());
+      }
+      for (int s = 0; s < shards.count(); s++) {
+        awaitConnected(context, shards.shard(s), gradients[s], results[s]);
+      }
       return new GradientExchange(context, driver, aeron, gradients, results);
     } catch (RuntimeException e) {
       CloseHelper.quietCloseAll(aeron, driver);
@@ -197,7 +297,8 @@ public final class GradientExchange implements AutoCloseable {
     }
   }
 
-  private static void awaitConnected(Context context, Publication gradients, Subscription results) {
+  private static void awaitConnected(
+      Context context, ServerAddress address, Publication gradients, Subscription results) {
     final long deadlineNs = context.clock.nanoTime() + context.connectTimeout.toNanos();
     final IdleStrategy idle = new BackoffIdleStrategy();
     while (!gradients.isConnected() || !results.isConnected()) {
@@ -205,8 +306,10 @@ public final class GradientExchange implements AutoCloseable {
         throw new ParameterServerException(
             "worker "
                 + context.rank
-                + ": parameter server at "
-                + describe(context.address)
+                + ": parameter server "
+                + (context.shards.count() > 1 ? "shard " + address.shard() + " " : "")
+                + "at "
+                + describe(address)
                 + " did not connect within "
                 + context.connectTimeout.toSeconds()
                 + " s; check that the driver is running and reachable, or raise"
@@ -228,7 +331,7 @@ public final class GradientExchange implements AutoCloseable {
 
   /**
    * Sends this worker's gradient sum for {@code step} and replaces it with the sum over all
-   * workers.
+   * workers. Chunks go to the shards in turn, so every shard sums while the others receive.
    *
    * @param step the global step, counted from 0 without gaps
    * @param gradient {@code parameterCount} little-endian floats; overwritten with the result
@@ -237,39 +340,53 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the result misses its deadline
    */
   public int exchange(long step, UnsafeBuffer gradient, int sampleCount) {
-    if (gradient.capacity() != address.parameterCount() * Float.BYTES) {
+    if (gradient.capacity() != shards.parameterCount() * Float.BYTES) {
       throw new IllegalArgumentException(
           "gradient of "
               + gradient.capacity() / Float.BYTES
               + " floats, the server expects "
-              + address.parameterCount());
+              + shards.parameterCount());
     }
     this.target = gradient;
     this.step = step;
-    this.chunksReceived = 0;
     this.totalSamples = -1;
-    java.util.Arrays.fill(resultReceived, false);
-    final int chunkCount = layout.chunkCount();
-    for (int chunk = 0; chunk < chunkCount; chunk++) {
-      Frame.encode(
-          publisher.header(),
-          Frame.TYPE_GRADIENT,
-          rank,
-          address.jobId(),
-          step,
-          chunk,
-          chunkCount,
-          sampleCount,
-          layout.lengthBytes(chunk),
-          address.parameterCount());
-      publisher.send(gradient, layout.offsetBytes(chunk), layout.lengthBytes(chunk), step);
+    for (Link link : links) {
+      link.chunksReceived = 0;
+      Arrays.fill(link.resultReceived, false);
+    }
+    for (int chunk = 0; chunk < mostChunks; chunk++) {
+      for (Link link : links) {
+        if (chunk < link.resultReceived.length) {
+          link.sendChunk(chunk, sampleCount);
+        }
+      }
       pollResults();
     }
-    awaitServer(
-        () -> chunksReceived == chunkCount,
-        "result",
-        () -> " (" + chunksReceived + "/" + chunkCount + " chunks)");
+    awaitServer(this::allResultsIn, "result", this::resultProgress);
     return totalSamples;
+  }
+
+  private boolean allResultsIn() {
+    for (Link link : links) {
+      if (link.chunksReceived != link.resultReceived.length) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private String resultProgress() {
+    final StringBuilder progress = new StringBuilder(" (");
+    for (Link link : links) {
+      if (progress.length() > 2) {
+        progress.append(", ");
+      }
+      if (links.length > 1) {
+        progress.append("shard ").append(link.address.shard()).append(' ');
+      }
+      progress.append(link.chunksReceived).append('/').append(link.resultReceived.length);
+    }
+    return progress.append(" chunks)").toString();
   }
 
   /**
@@ -284,6 +401,8 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the sum misses its deadline
    */
   public void reduceStatistics(long step, int round, UnsafeBuffer values, int length) {
+    final Link link = links[0];
+    final ServerAddress address = link.address;
     final int bytes = length * Float.BYTES;
     if (length <= 0 || bytes > address.chunkBytes() || length > address.parameterCount()) {
       throw new IllegalArgumentException(
@@ -299,7 +418,7 @@ public final class GradientExchange implements AutoCloseable {
     this.statisticsBytes = bytes;
     this.statisticsReceived = false;
     Frame.encode(
-        publisher.header(),
+        link.publisher.header(),
         Frame.TYPE_STATISTICS,
         rank,
         address.jobId(),
@@ -309,7 +428,7 @@ public final class GradientExchange implements AutoCloseable {
         0,
         bytes,
         address.parameterCount());
-    publisher.send(values, 0, bytes, step);
+    link.publisher.send(values, 0, bytes, step);
     try {
       awaitServer(() -> statisticsReceived, "sum of statistics round " + round, () -> "");
     } finally {
@@ -357,52 +476,14 @@ public final class GradientExchange implements AutoCloseable {
   }
 
   private int pollResults() {
-    final int work = results.poll(assembler, 64);
+    int work = 0;
+    for (Link link : links) {
+      work += link.results.poll(link.assembler, 64);
+    }
     if (abortReason != null) {
       throw new ParameterServerException("worker " + rank + ": server aborted: " + abortReason);
     }
     return work;
-  }
-
-  private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
-    if (Frame.headerProblem(buffer, offset, length) != null
-        || Frame.jobId(buffer, offset) != address.jobId()) {
-      return;
-    }
-    final byte type = Frame.type(buffer, offset);
-    if (type == Frame.TYPE_ABORT) {
-      abortReason =
-          buffer.getStringWithoutLengthUtf8(
-              offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
-      return;
-    }
-    final int chunk = Frame.chunkIndex(buffer, offset);
-    if (type == Frame.TYPE_STATISTICS_RESULT) {
-      if (statisticsRound >= 0
-          && chunk == statisticsRound
-          && Frame.step(buffer, offset) == step
-          && Frame.payloadLength(buffer, offset) == statisticsBytes
-          && !statisticsReceived) {
-        statisticsReceived = true;
-        target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
-      }
-      return;
-    }
-    if (type != Frame.TYPE_RESULT
-        || statisticsRound >= 0
-        || target == null
-        || Frame.step(buffer, offset) != step
-        || chunk < 0
-        || chunk >= resultReceived.length
-        || resultReceived[chunk]
-        || Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
-      return;
-    }
-    resultReceived[chunk] = true;
-    chunksReceived++;
-    totalSamples = Frame.samples(buffer, offset);
-    target.putBytes(
-        layout.offsetBytes(chunk), buffer, offset + Frame.HEADER_LENGTH, layout.lengthBytes(chunk));
   }
 
   /**
@@ -414,19 +495,23 @@ public final class GradientExchange implements AutoCloseable {
    */
   public void abort(long step, String reason) {
     final byte[] text = String.valueOf(reason).getBytes(StandardCharsets.UTF_8);
-    final int length = Math.min(text.length, address.chunkBytes());
-    Frame.encode(
-        publisher.header(),
-        Frame.TYPE_ABORT,
-        rank,
-        address.jobId(),
-        step,
-        0,
-        0,
-        0,
-        length,
-        address.parameterCount());
-    gradients.offer(publisher.header(), 0, Frame.HEADER_LENGTH, new UnsafeBuffer(text), 0, length);
+    for (Link link : links) {
+      final ServerAddress address = link.address;
+      final int length = Math.min(text.length, address.chunkBytes());
+      Frame.encode(
+          link.publisher.header(),
+          Frame.TYPE_ABORT,
+          rank,
+          address.jobId(),
+          step,
+          0,
+          0,
+          0,
+          length,
+          address.parameterCount());
+      link.gradients.offer(
+          link.publisher.header(), 0, Frame.HEADER_LENGTH, new UnsafeBuffer(text), 0, length);
+    }
   }
 
   /** Closes the streams, the client and any media driver this worker started; idempotent. */
@@ -434,7 +519,10 @@ public final class GradientExchange implements AutoCloseable {
   public void close() {
     if (!closed) {
       closed = true;
-      CloseHelper.closeAll(gradients, results, aeron, driver);
+      for (Link link : links) {
+        CloseHelper.closeAll(link.gradients, link.results);
+      }
+      CloseHelper.closeAll(aeron, driver);
     }
   }
 }

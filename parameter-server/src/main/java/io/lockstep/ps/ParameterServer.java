@@ -6,6 +6,8 @@ import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
@@ -27,12 +29,12 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  */
-public final class ParameterServer implements AutoCloseable {
+public final class ParameterServer implements RunningServer {
   private static final Logger LOG = LoggerFactory.getLogger(ParameterServer.class);
 
   /** Per-process settings of a server; never serialized. */
   public static final class Context {
-    private ServerAddress address;
+    private ServerShards shards;
     private Duration stepTimeout = Duration.ofSeconds(120);
     private long firstStep;
     private NanoClock clock = SystemNanoClock.INSTANCE;
@@ -44,7 +46,19 @@ public final class ParameterServer implements AutoCloseable {
      * @return this
      */
     public Context address(ServerAddress address) {
-      this.address = address;
+      this.shards = ServerShards.of(address);
+      return this;
+    }
+
+    /**
+     * Serve every shard of a sharded server in this process, each on its own thread, all on one
+     * media driver: the shards' {@code aeronDirectory}.
+     *
+     * @param shards the job's shards
+     * @return this
+     */
+    public Context shards(ServerShards shards) {
+      this.shards = shards;
       return this;
     }
 
@@ -86,70 +100,79 @@ public final class ParameterServer implements AutoCloseable {
     }
   }
 
-  private final ServerAddress address;
+  private final ServerShards shards;
   private final MediaDriver driver;
   private final Aeron aeron;
-  private final AggregationAgent agent;
-  private final AgentRunner runner;
+  private final List<AggregationAgent> agents;
+  private final List<AgentRunner> runners;
   private boolean closed;
 
   private ParameterServer(
-      ServerAddress address,
+      ServerShards shards,
       MediaDriver driver,
       Aeron aeron,
-      AggregationAgent agent,
-      AgentRunner runner) {
-    this.address = address;
+      List<AggregationAgent> agents,
+      List<AgentRunner> runners) {
+    this.shards = shards;
     this.driver = driver;
     this.aeron = aeron;
-    this.agent = agent;
-    this.runner = runner;
+    this.agents = agents;
+    this.runners = runners;
   }
 
   /**
-   * Starts a media driver, the streams and the aggregation thread.
+   * Starts a media driver, the streams and one aggregation thread per shard.
    *
    * @param context the server's settings
    * @return the running server
    */
   public static ParameterServer launch(Context context) {
-    final ServerAddress address = Objects.requireNonNull(context.address, "address");
+    final ServerShards shards = Objects.requireNonNull(context.shards, "address");
+    final ServerAddress first = shards.shard(0);
     MediaDriver driver = null;
     Aeron aeron = null;
+    final List<AgentRunner> runners = new ArrayList<>();
     try {
-      driver = launchDriver(address.aeronDirectory(), address.termLengthBytes());
+      driver = launchDriver(first.aeronDirectory(), first.termLengthBytes());
       aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
-      final Subscription gradients =
-          aeron.addSubscription(address.gradientChannel(), ServerAddress.GRADIENT_STREAM_ID);
-      final Publication results =
-          aeron.addExclusivePublication(
-              address.resultPublicationChannel(), ServerAddress.RESULT_STREAM_ID);
-      final AggregationAgent agent =
-          new AggregationAgent(
-              address,
-              gradients,
-              results,
-              context.clock,
-              context.stepTimeout.toNanos(),
-              context.firstStep);
-      final AgentRunner runner =
-          new AgentRunner(
-              new BackoffIdleStrategy(),
-              error -> agent.abort("parameter server failed: " + error),
-              null,
-              agent);
-      AgentRunner.startOnThread(runner);
+      final List<AggregationAgent> agents = new ArrayList<>();
+      for (ServerAddress address : shards.shards()) {
+        final AggregationAgent agent =
+            agent(aeron, address, context.clock, context.stepTimeout, context.firstStep);
+        final AgentRunner runner =
+            new AgentRunner(
+                new BackoffIdleStrategy(),
+                error -> agent.abort("parameter server failed: " + error),
+                null,
+                agent);
+        AgentRunner.startOnThread(runner);
+        agents.add(agent);
+        runners.add(runner);
+      }
       LOG.info(
-          "parameter server up: {} workers, {} parameters, {} transport, driver {}",
-          address.workers(),
-          address.parameterCount(),
-          address.transport(),
+          "parameter server up: {} workers, {} parameters in {} shard(s), {} transport, driver {}",
+          first.workers(),
+          shards.parameterCount(),
+          shards.count(),
+          first.transport(),
           driver.aeronDirectoryName());
-      return new ParameterServer(address, driver, aeron, agent, runner);
+      return new ParameterServer(shards, driver, aeron, List.copyOf(agents), List.copyOf(runners));
     } catch (RuntimeException e) {
+      CloseHelper.quietCloseAll(runners);
       CloseHelper.quietCloseAll(aeron, driver);
       throw e;
     }
+  }
+
+  /** Opens one shard's streams on {@code aeron} and makes the agent that serves them. */
+  static AggregationAgent agent(
+      Aeron aeron, ServerAddress address, NanoClock clock, Duration stepTimeout, long firstStep) {
+    final Subscription gradients =
+        aeron.addSubscription(address.gradientChannel(), address.gradientStreamId());
+    final Publication results =
+        aeron.addExclusivePublication(address.resultPublicationChannel(), address.resultStreamId());
+    return new AggregationAgent(
+        address, gradients, results, clock, stepTimeout.toNanos(), firstStep);
   }
 
   /**
@@ -172,29 +195,48 @@ public final class ParameterServer implements AutoCloseable {
   /**
    * The address workers connect to.
    *
-   * @return the job's address
+   * @return the job's address; of shard 0 when sharded
    */
   public ServerAddress address() {
-    return address;
+    return shards.shard(0);
+  }
+
+  /**
+   * The shards workers connect to.
+   *
+   * @return the job's shards
+   */
+  @Override
+  public ServerShards shards() {
+    return shards;
   }
 
   /**
    * The global step the server sums next: its first step plus the steps whose result has been sent
-   * to every worker.
+   * to every worker, by every shard.
    *
    * @return the step
    */
   public long stepsCompleted() {
-    return agent.stepsCompleted();
+    long steps = Long.MAX_VALUE;
+    for (AggregationAgent agent : agents) {
+      steps = Math.min(steps, agent.stepsCompleted());
+    }
+    return steps;
   }
 
   /**
    * Frames that were dropped: another job's, an unknown rank's, a stale step's, malformed ones.
    *
-   * @return the count
+   * @return the count, over all shards
    */
+  @Override
   public long rejectedFrames() {
-    return agent.rejectedFrames();
+    long rejected = 0;
+    for (AggregationAgent agent : agents) {
+      rejected += agent.rejectedFrames();
+    }
+    return rejected;
   }
 
   /**
@@ -202,19 +244,24 @@ public final class ParameterServer implements AutoCloseable {
    *
    * @throws ParameterServerException naming the step and the missing workers
    */
+  @Override
   public void checkHealthy() {
-    final String failure = agent.failure();
-    if (failure != null) {
-      throw new ParameterServerException(failure);
+    for (AggregationAgent agent : agents) {
+      final String failure = agent.failure();
+      if (failure != null) {
+        throw new ParameterServerException(
+            (agents.size() > 1 ? "shard " + agents.indexOf(agent) + ": " : "") + failure);
+      }
     }
   }
 
-  /** Stops the agent, the client and the media driver; idempotent. */
+  /** Stops the agents, the client and the media driver; idempotent. */
   @Override
   public void close() {
     if (!closed) {
       closed = true;
-      CloseHelper.closeAll(runner, aeron, driver);
+      CloseHelper.closeAll(runners);
+      CloseHelper.closeAll(aeron, driver);
     }
   }
 }

@@ -4,8 +4,10 @@ import io.lockstep.conf.Transport;
 import java.io.Serializable;
 
 /**
- * Everything a worker needs to reach one parameter server job, shipped from the driver to the
- * executors.
+ * Everything a worker needs to reach one parameter server, or one shard of a sharded one, shipped
+ * from the driver to the executors. Shard {@code s} of a job uses its own pair of Aeron streams,
+ * {@code 1001 + 2s} for gradients and {@code 1002 + 2s} for results, so shards can share a media
+ * driver, a UDP endpoint, or both.
  *
  * @param transport IPC through the server's media driver, or UDP
  * @param aeronDirectory the server's media driver directory (IPC)
@@ -15,7 +17,8 @@ import java.io.Serializable;
  * @param chunkBytes payload bytes of one gradient chunk
  * @param jobId identifies this job's frames; frames of other jobs are rejected
  * @param workers number of workers that contribute to each step
- * @param parameterCount length of the flat gradient in floats
+ * @param parameterCount length of the flat gradient in floats, of this shard's range when sharded
+ * @param shard this shard's index, from 0; 0 when the server is not sharded
  */
 public record ServerAddress(
     Transport transport,
@@ -26,11 +29,15 @@ public record ServerAddress(
     int chunkBytes,
     long jobId,
     int workers,
-    int parameterCount)
+    int parameterCount,
+    int shard)
     implements Serializable {
 
-  static final int GRADIENT_STREAM_ID = 1001;
-  static final int RESULT_STREAM_ID = 1002;
+  private static final int GRADIENT_STREAM_ID = 1001;
+  private static final int RESULT_STREAM_ID = 1002;
+
+  /** The highest shard index: stream ids stay within 1001 to 3048. */
+  public static final int MAX_SHARDS = 1023;
 
   /** Aeron's largest MTU: a UDP datagram's payload, rounded down to its 32-byte frame alignment. */
   static final int MAX_MTU = 65504;
@@ -44,6 +51,42 @@ public record ServerAddress(
    */
   public static final int UNFRAGMENTED_CHUNK_BYTES =
       MAX_MTU - DATA_HEADER_LENGTH - Frame.HEADER_LENGTH;
+
+  /**
+   * The address of an unsharded server.
+   *
+   * @param transport IPC through the server's media driver, or UDP
+   * @param aeronDirectory the server's media driver directory (IPC)
+   * @param host the address the server binds and workers send to (UDP)
+   * @param port the UDP port for gradients; {@code port + 1} carries results
+   * @param termLengthBytes Aeron term length of the streams
+   * @param chunkBytes payload bytes of one gradient chunk
+   * @param jobId identifies this job's frames; frames of other jobs are rejected
+   * @param workers number of workers that contribute to each step
+   * @param parameterCount length of the flat gradient in floats
+   */
+  public ServerAddress(
+      Transport transport,
+      String aeronDirectory,
+      String host,
+      int port,
+      int termLengthBytes,
+      int chunkBytes,
+      long jobId,
+      int workers,
+      int parameterCount) {
+    this(
+        transport,
+        aeronDirectory,
+        host,
+        port,
+        termLengthBytes,
+        chunkBytes,
+        jobId,
+        workers,
+        parameterCount,
+        0);
+  }
 
   /** Checks the values that would otherwise fail deep inside Aeron. */
   public ServerAddress {
@@ -63,6 +106,9 @@ public record ServerAddress(
               + termLengthBytes
               + ", so a chunk is one unfragmented Aeron frame");
     }
+    if (shard < 0 || shard > MAX_SHARDS) {
+      throw new IllegalArgumentException("shard=" + shard + " must be in [0, " + MAX_SHARDS + "]");
+    }
     if (workers <= 0 || parameterCount <= 0) {
       throw new IllegalArgumentException(
           "workers=" + workers + " and parameterCount=" + parameterCount + " must be > 0");
@@ -74,6 +120,56 @@ public record ServerAddress(
    */
   int mtu() {
     return Math.min(MAX_MTU, termLengthBytes / 8);
+  }
+
+  int gradientStreamId() {
+    return GRADIENT_STREAM_ID + 2 * shard;
+  }
+
+  int resultStreamId() {
+    return RESULT_STREAM_ID + 2 * shard;
+  }
+
+  /**
+   * This address with another parameter range and shard index: shard {@code shard} of a job.
+   *
+   * @param shard the shard's index
+   * @param parameterCount the length of its range, in floats
+   * @return the shard's address
+   */
+  public ServerAddress withShard(int shard, int parameterCount) {
+    return new ServerAddress(
+        transport,
+        aeronDirectory,
+        host,
+        port,
+        termLengthBytes,
+        chunkBytes,
+        jobId,
+        workers,
+        parameterCount,
+        shard);
+  }
+
+  /**
+   * This address on another UDP endpoint: a shard that runs in its own process.
+   *
+   * @param host the shard's host
+   * @param port its UDP port for gradients; {@code port + 1} carries results
+   * @return the address
+   */
+  public ServerAddress withEndpoint(String host, int port) {
+    return new ServerAddress(
+        transport,
+        aeronDirectory,
+        host,
+        port,
+        termLengthBytes,
+        chunkBytes,
+        jobId,
+        workers,
+        parameterCount,
+        shard);
   }
 
   ChunkLayout layout() {

@@ -35,6 +35,7 @@ public final class SyncBenchmark {
    * @param transport IPC or UDP on 127.0.0.1
    * @param chunkBytes payload of one chunk
    * @param termLengthBytes Aeron term length
+   * @param shards parameter server shards, threads in the same JVM
    */
   public record Settings(
       int parameters,
@@ -43,7 +44,8 @@ public final class SyncBenchmark {
       int warmup,
       Transport transport,
       int chunkBytes,
-      int termLengthBytes) {
+      int termLengthBytes,
+      int shards) {
     /** Checks the counts; the address checks the rest. */
     public Settings {
       if (parameters <= 0 || workers <= 0 || iterations <= 0 || warmup < 0) {
@@ -57,18 +59,25 @@ public final class SyncBenchmark {
                 + ", "
                 + warmup);
       }
+      ServerAddress whole;
       try {
-        address(transport, termLengthBytes, chunkBytes, workers, parameters);
+        whole = address(transport, termLengthBytes, chunkBytes, workers, parameters);
       } catch (IllegalArgumentException e) {
         throw new IllegalArgumentException("--chunk-bytes/--term-length: " + e.getMessage(), e);
+      }
+      try {
+        ServerShards.split(whole, shards);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--shards: " + e.getMessage(), e);
       }
     }
 
     /**
-     * @return a fresh address for one run of these settings
+     * @return fresh shards for one run of these settings
      */
-    ServerAddress address() {
-      return address(transport, termLengthBytes, chunkBytes, workers, parameters);
+    ServerShards shardsFor() {
+      return ServerShards.split(
+          address(transport, termLengthBytes, chunkBytes, workers, parameters), shards);
     }
 
     private static ServerAddress address(
@@ -123,13 +132,16 @@ public final class SyncBenchmark {
       return String.format(
           Locale.ROOT,
           "sync lockstep workers=%d (threads in one JVM, server in the same JVM) params=%d"
-              + " bytes=%d (%.2f MB) transport=%s shards=1 chunk_bytes=%d:"
+              + " bytes=%d (%.2f MB) transport=%s shards=%d (threads) term_length=%d"
+              + " chunk_bytes=%d:"
               + " median_ms=%.3f min_ms=%.3f p90_ms=%.3f max_ms=%.3f GB/s=%.2f (n=%d)",
           settings.workers(),
           settings.parameters(),
           bytes,
           bytes / 1e6,
           settings.transport().name().toLowerCase(Locale.ROOT),
+          settings.shards(),
+          settings.termLengthBytes(),
           settings.chunkBytes(),
           median,
           quantileMillis(0),
@@ -150,21 +162,21 @@ public final class SyncBenchmark {
    * @throws Exception when a worker fails or a sum is wrong
    */
   public static Result run(Settings settings) throws Exception {
-    final ServerAddress address = settings.address();
+    final ServerShards shards = settings.shardsFor();
     final int total = settings.warmup() + settings.iterations();
     final long[][] nanos = new long[settings.workers()][total];
     final CyclicBarrier start = new CyclicBarrier(settings.workers());
     final ExecutorService threads = Executors.newFixedThreadPool(settings.workers());
     try (ParameterServer server =
         ParameterServer.launch(
-            new ParameterServer.Context().address(address).stepTimeout(Duration.ofSeconds(60)))) {
+            new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(60)))) {
       final List<Future<?>> workers = new ArrayList<>();
       for (int r = 0; r < settings.workers(); r++) {
         final int rank = r;
         workers.add(
             threads.submit(
                 () -> {
-                  worker(address, rank, total, start, nanos[rank]);
+                  worker(shards, rank, total, start, nanos[rank]);
                   return null;
                 }));
       }
@@ -188,14 +200,14 @@ public final class SyncBenchmark {
   }
 
   private static void worker(
-      ServerAddress address, int rank, int iterations, CyclicBarrier start, long[] nanos)
+      ServerShards address, int rank, int iterations, CyclicBarrier start, long[] nanos)
       throws Exception {
     final int bytes = address.parameterCount() * Float.BYTES;
     final UnsafeBuffer gradient = new UnsafeBuffer(BufferUtil.allocateDirectAligned(bytes, 64));
     try (GradientExchange exchange =
         GradientExchange.connect(
             new GradientExchange.Context()
-                .address(address)
+                .shards(address)
                 .rank(rank)
                 .workerHost("127.0.0.1")
                 .stepTimeout(Duration.ofSeconds(60))

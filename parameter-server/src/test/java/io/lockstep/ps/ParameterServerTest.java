@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.Transport;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,10 +18,14 @@ import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** The parameter server against real Aeron media drivers, workers on threads. */
 @Timeout(120)
@@ -52,9 +58,13 @@ class ParameterServerTest {
   }
 
   private static GradientExchange connect(ServerAddress address, int rank) {
+    return connect(ServerShards.of(address), rank);
+  }
+
+  private static GradientExchange connect(ServerShards shards, int rank) {
     return GradientExchange.connect(
         new GradientExchange.Context()
-            .address(address)
+            .shards(shards)
             .rank(rank)
             .workerHost("127.0.0.1")
             .stepTimeout(Duration.ofSeconds(30))
@@ -78,6 +88,11 @@ class ParameterServerTest {
 
   /** Runs {@code steps} exchanges on every rank; rank r's step-s gradient is f(r, s, i). */
   private List<float[]> runWorkers(ServerAddress address, int steps, int[] samples)
+      throws Exception {
+    return runWorkers(ServerShards.of(address), steps, samples);
+  }
+
+  private List<float[]> runWorkers(ServerShards address, int steps, int[] samples)
       throws Exception {
     final List<Future<float[]>> results = new ArrayList<>();
     for (int rank = 0; rank < address.workers(); rank++) {
@@ -140,6 +155,145 @@ class ParameterServerTest {
       assertEquals(0, server.rejectedFrames());
       server.checkHealthy();
     }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Transport.class)
+  void shouldGiveTheSameSumFromThreeShardsAsFromOneServer(Transport transport) throws Exception {
+    final ServerAddress whole = address(transport, 3, 10_001, 4096);
+    final ServerShards shards = ServerShards.split(whole, 3);
+    assertEquals(whole.parameterCount(), shards.parameterCount());
+    assertEquals(
+        List.of(3072, 3072, 3857),
+        shards.shards().stream().map(ServerAddress::parameterCount).toList());
+    final List<float[]> unsharded;
+    try (ParameterServer server = launch(whole, Duration.ofSeconds(30))) {
+      unsharded = runWorkers(whole, 3, new int[] {43, 43, 42});
+    }
+    final ServerShards fresh = ServerShards.split(address(transport, 3, 10_001, 4096), 3);
+    try (ParameterServer server =
+        ParameterServer.launch(
+            new ParameterServer.Context().shards(fresh).stepTimeout(Duration.ofSeconds(30)))) {
+      final List<float[]> sharded = runWorkers(fresh, 3, new int[] {43, 43, 42});
+      for (int rank = 0; rank < 3; rank++) {
+        assertArrayEquals(unsharded.get(rank), sharded.get(rank), 0f);
+      }
+      assertEquals(3, server.stepsCompleted());
+      assertEquals(0, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
+
+  /** Starts a {@code parameter-server} process, a real JVM, and waits until it listens. */
+  private static Process shardProcess(int port, Path log) throws Exception {
+    final Process process =
+        new ProcessBuilder(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+                "-Xmx256m",
+                "-cp",
+                System.getProperty("java.class.path"),
+                ShardServer.class.getName(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                String.valueOf(port),
+                "--jobs",
+                "1")
+            .redirectErrorStream(true)
+            .redirectOutput(log.toFile())
+            .start();
+    final long deadline = System.nanoTime() + 60_000_000_000L;
+    while (!Files.readString(log).contains("parameter-server: listening")) {
+      assertTrue(process.isAlive(), "the shard process exited: " + Files.readString(log));
+      assertTrue(System.nanoTime() < deadline, "the shard process did not start listening");
+      Thread.sleep(20);
+    }
+    return process;
+  }
+
+  @Test
+  void shouldSumThroughTwoShardProcessesAsOneServerDoes(@TempDir Path logs) throws Exception {
+    final ServerAddress whole = address(Transport.UDP, 2, 20_000, 4096);
+    final List<float[]> unsharded;
+    try (ParameterServer server = launch(whole, Duration.ofSeconds(30))) {
+      unsharded = runWorkers(whole, 3, new int[] {50, 50});
+    }
+    final int basePort = 43000 + (int) (Math.random() * 1000) * 4;
+    final List<Process> processes = new ArrayList<>();
+    try {
+      processes.add(shardProcess(basePort, logs.resolve("shard-0.log")));
+      processes.add(shardProcess(basePort + 2, logs.resolve("shard-1.log")));
+      final ServerAddress job = address(Transport.UDP, 2, 20_000, 4096);
+      try (RemoteShards server =
+          RemoteShards.configure(
+              new RemoteShards.Context()
+                  .servers(List.of("127.0.0.1:" + basePort, "127.0.0.1:" + (basePort + 2)))
+                  .address(job)
+                  .stepTimeout(Duration.ofSeconds(30))
+                  .connectTimeout(Duration.ofSeconds(30)))) {
+        assertEquals(2, server.shards().count(), () -> logs(logs));
+        final List<float[]> sharded = runWorkers(server.shards(), 3, new int[] {50, 50});
+        for (int rank = 0; rank < 2; rank++) {
+          assertArrayEquals(unsharded.get(rank), sharded.get(rank), 0f);
+        }
+        server.checkHealthy();
+        final long deadline = System.nanoTime() + 5_000_000_000L;
+        while (server.stepsCompleted() < 3 && System.nanoTime() < deadline) {
+          Thread.sleep(50);
+        }
+        assertEquals(3, server.stepsCompleted());
+        assertEquals(0, server.rejectedFrames());
+      }
+      for (Process process : processes) {
+        assertTrue(process.waitFor(30, TimeUnit.SECONDS), "a shard process did not end its job");
+        assertEquals(0, process.exitValue());
+      }
+    } catch (Exception | AssertionError e) {
+      throw new AssertionError(e.getMessage() + "\n" + logs(logs), e);
+    } finally {
+      for (Process process : processes) {
+        process.destroyForcibly();
+      }
+    }
+  }
+
+  private static String logs(Path folder) {
+    final StringBuilder text = new StringBuilder();
+    for (String name : List.of("shard-0.log", "shard-1.log")) {
+      try {
+        text.append(name).append(":\n").append(Files.readString(folder.resolve(name)));
+      } catch (java.io.IOException e) {
+        text.append(name).append(": ").append(e).append('\n');
+      }
+    }
+    return text.toString();
+  }
+
+  @Test
+  void shouldNameAShardProcessThatDoesNotAnswer() {
+    final ServerAddress job = address(Transport.UDP, 2, 20_000, 4096);
+    final ParameterServerException e =
+        assertThrows(
+            ParameterServerException.class,
+            () ->
+                RemoteShards.configure(
+                    new RemoteShards.Context()
+                        .servers(List.of("127.0.0.1:" + (job.port() + 2)))
+                        .address(job)
+                        .connectTimeout(Duration.ofSeconds(2))));
+    assertTrue(
+        e.getMessage().contains("[127.0.0.1:" + (job.port() + 2) + "] did not answer within 2 s"),
+        e.getMessage());
+  }
+
+  @Test
+  void shouldRejectMoreShardsThanChunks() {
+    final IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> ServerShards.split(address(Transport.IPC, 2, 3000, 4096), 4));
+    assertTrue(e.getMessage().contains("4 shards for a gradient of 3 chunks"), e.getMessage());
   }
 
   @Test

@@ -15,7 +15,7 @@ class SyncBenchmarkTest {
   void shouldTimeEveryIterationAndPrintOneLine() throws Exception {
     final SyncBenchmark.Result result =
         SyncBenchmark.run(
-            new SyncBenchmark.Settings(300_000, 3, 4, 1, Transport.IPC, 65_424, 16 << 20));
+            new SyncBenchmark.Settings(300_000, 3, 4, 1, Transport.IPC, 65_424, 1 << 20, 2));
     assertEquals(4, result.millis().length);
     for (double millis : result.millis()) {
       assertTrue(millis > 0, "iteration time " + millis);
@@ -26,6 +26,7 @@ class SyncBenchmarkTest {
     assertTrue(line.contains("median_ms="), line);
     assertTrue(line.contains("workers=3 (threads"), line);
     assertTrue(line.contains("params=300000 bytes=1200000"), line);
+    assertTrue(line.contains("shards=2 (threads)"), line);
   }
 
   @Test
@@ -33,7 +34,17 @@ class SyncBenchmarkTest {
     final IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,
-            () -> new SyncBenchmark.Settings(1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20));
+            () -> new SyncBenchmark.Settings(1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1));
     assertTrue(e.getMessage().startsWith("--chunk-bytes/--term-length: "), e.getMessage());
+  }
+
+  @Test
+  void shouldNameTheFlagOfMoreShardsThanChunks() {
+    final IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new SyncBenchmark.Settings(1000, 2, 1, 0, Transport.IPC, 65_424, 1 << 20, 2));
+    assertTrue(
+        e.getMessage().startsWith("--shards: 2 shards for a gradient of 1 chunks"), e.getMessage());
   }
 }

@@ -1,7 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
-import io.lockstep.ps.ServerAddress;
+import io.lockstep.ps.ServerShards;
 import java.io.Serializable;
 
 /**
@@ -10,7 +10,7 @@ import java.io.Serializable;
  *
  * @param job the job
  * @param state the replica every worker starts the stage from
- * @param server the parameter server to synchronize through
+ * @param server the parameter server's shards to synchronize through
  * @param epoch the epoch, from 0
  * @param stepsPerEpoch the steps of every epoch; global step = epoch x stepsPerEpoch + step
  * @param fromStep the first step of the epoch to train
@@ -19,7 +19,7 @@ import java.io.Serializable;
 public record StageTask(
     JobConfig job,
     ModelState state,
-    ServerAddress server,
+    ServerShards server,
     int epoch,
     int stepsPerEpoch,
     int fromStep,

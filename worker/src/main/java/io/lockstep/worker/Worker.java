@@ -53,7 +53,7 @@ public final class Worker {
     try (GradientExchange exchange =
         GradientExchange.connect(
             new GradientExchange.Context()
-                .address(task.server())
+                .shards(task.server())
                 .rank(rank)
                 .workerHost(workerHost)
                 .stepTimeout(job.stepTimeout())

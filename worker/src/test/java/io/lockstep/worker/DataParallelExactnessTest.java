@@ -15,6 +15,7 @@ import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
+import io.lockstep.ps.ServerShards;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -108,6 +109,17 @@ class DataParallelExactnessTest {
       }
     }
     return cases.stream();
+  }
+
+  @Test
+  void shouldTrainThroughThreeShardsExactlyAsThroughOneServer() throws Exception {
+    final JobConfig one = job("lenet", Optimizer.MOMENTUM, 2);
+    final JobConfig three = one.with(Map.of("lockstep.ps.shards", "3"));
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(one, STEPS);
+    final Trajectory unsharded = distributed(one, configuration, SAMPLES, 5);
+    final Trajectory sharded = distributed(three, configuration, SAMPLES, 5);
+    assertArrayEquals(unsharded.parameters(), sharded.parameters(), 0f);
+    assertArrayEquals(unsharded.losses(), sharded.losses(), 0.0);
   }
 
   @ParameterizedTest(name = "{0} {1} x{2}")
@@ -267,16 +279,17 @@ class DataParallelExactnessTest {
             "/dev/shm/lockstep-test-" + UUID.randomUUID(),
             "127.0.0.1",
             40123,
-            16 << 20,
-            1 << 20,
+            (int) job.termLengthBytes(),
+            (int) job.chunkBytes(),
             SEED,
             workers,
             start.parameters().length);
+    final ServerShards shards = ServerShards.split(address, job.psShards());
     final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, workers);
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     try (ParameterServer server =
         ParameterServer.launch(
-            new ParameterServer.Context().address(address).stepTimeout(Duration.ofSeconds(60)))) {
+            new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(60)))) {
       final List<Future<Object[]>> futures = new ArrayList<>();
       for (int r = 0; r < workers; r++) {
         final int rank = r;
@@ -288,7 +301,7 @@ class DataParallelExactnessTest {
                   try (GradientExchange exchange =
                       GradientExchange.connect(
                           new GradientExchange.Context()
-                              .address(address)
+                              .shards(shards)
                               .rank(rank)
                               .stepTimeout(Duration.ofSeconds(60))
                               .connectTimeout(Duration.ofSeconds(60)))) {

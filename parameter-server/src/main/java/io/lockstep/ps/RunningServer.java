@@ -1,0 +1,32 @@
+package io.lockstep.ps;
+
+/**
+ * A parameter server a job trains through, wherever its shards run: in this JVM ({@link
+ * ParameterServer}) or in standalone processes ({@link RemoteShards}).
+ */
+public interface RunningServer extends AutoCloseable {
+  /**
+   * The shards workers connect to.
+   *
+   * @return the job's shards
+   */
+  ServerShards shards();
+
+  /**
+   * Throws the server's failure, if it had one.
+   *
+   * @throws ParameterServerException naming the shard, step and missing workers
+   */
+  void checkHealthy();
+
+  /**
+   * Frames that were dropped: another job's, an unknown rank's, a stale step's, malformed ones.
+   *
+   * @return the count, over all shards
+   */
+  long rejectedFrames();
+
+  /** Stops serving the job; idempotent. */
+  @Override
+  void close();
+}

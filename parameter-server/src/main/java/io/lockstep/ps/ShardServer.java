@@ -1,0 +1,344 @@
+package io.lockstep.ps;
+
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import io.aeron.driver.MediaDriver;
+import io.aeron.logbuffer.Header;
+import io.lockstep.conf.Transport;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.agrona.CloseHelper;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.SleepingMillisIdleStrategy;
+import org.agrona.concurrent.SystemNanoClock;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A standalone parameter server shard: a process that listens on one UDP endpoint and serves one
+ * shard of whichever job's driver configures it, job after job. Start one per shard host with
+ * {@code lockstep parameter-server --host H --port P}; list them, in range order, in the job's
+ * {@code lockstep.ps.shard-servers}.
+ *
+ * <p>Control frames use the {@link Frame} header on stream {@value #CONTROL_STREAM_ID} of the
+ * shard's endpoint (driver to shard) and of the driver's reply endpoint (shard to driver):
+ *
+ * <ul>
+ *   <li>{@code CONFIGURE}: job id, step = first step, chunk index = shard index, samples = workers,
+ *       parameter count = the shard's range; payload: chunk bytes (int), term length (int), step
+ *       timeout in ms (long), then the driver's reply channel in UTF-8.
+ *   <li>{@code STATUS}, every {@value #STATUS_INTERVAL_MS} ms while a job runs, the first one once
+ *       its streams are up: step = steps completed, chunk index = shard index; payload: rejected
+ *       frames (long), then the failure in UTF-8, empty while healthy.
+ *   <li>{@code END}: job id; the shard stops serving it.
+ * </ul>
+ */
+public final class ShardServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(ShardServer.class);
+  static final int CONTROL_STREAM_ID = 1000;
+  static final int STATUS_INTERVAL_MS = 200;
+  static final int CONFIGURE_FIXED_BYTES = 16;
+  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+
+  private final String host;
+  private final int port;
+  private final int jobs;
+  private final MediaDriver driver;
+  private final Aeron aeron;
+  private final Subscription control;
+  private final FragmentAssembler assembler = new FragmentAssembler(this::onControl);
+  private final UnsafeBuffer status = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH + 8 + 4096]);
+  private final AtomicBoolean running = new AtomicBoolean(true);
+
+  private Job job;
+  private int jobsServed;
+
+  /** The job being served. */
+  private record Job(
+      ServerAddress address,
+      AggregationAgent agent,
+      AgentRunner runner,
+      ExclusivePublication reply) {
+    void stop() {
+      CloseHelper.quietCloseAll(runner, reply);
+    }
+  }
+
+  /**
+   * Starts the shard's media driver and listens for a driver's configuration.
+   *
+   * @param host the address to bind, that workers and the driver reach
+   * @param port the UDP port: control and gradients; {@code port + 1} carries results
+   * @param jobs the number of jobs to serve before {@link #run} returns; 0 for no limit
+   */
+  public ShardServer(String host, int port, int jobs) {
+    this.host = host;
+    this.port = port;
+    this.jobs = jobs;
+    MediaDriver launched = null;
+    Aeron client = null;
+    try {
+      launched =
+          ParameterServer.launchDriver(
+              "/dev/shm/lockstep-shard-" + port + "-" + UUID.randomUUID(), 1 << 20);
+      client = Aeron.connect(new Aeron.Context().aeronDirectoryName(launched.aeronDirectoryName()));
+      this.control =
+          client.addSubscription("aeron:udp?endpoint=" + host + ":" + port, CONTROL_STREAM_ID);
+    } catch (RuntimeException e) {
+      CloseHelper.quietCloseAll(client, launched);
+      throw e;
+    }
+    this.driver = launched;
+    this.aeron = client;
+  }
+
+  /**
+   * Runs a shard process: {@code --host H --port P [--jobs N]}. Exits 2 on bad arguments, 1 when
+   * the endpoint cannot be bound.
+   *
+   * @param args the command line
+   */
+  public static void main(String[] args) {
+    String host = null;
+    int port = -1;
+    int jobs = 0;
+    try {
+      for (int i = 0; i < args.length; i += 2) {
+        if (i + 1 >= args.length) {
+          throw new IllegalArgumentException(args[i] + " needs a value");
+        }
+        switch (args[i]) {
+          case "--host" -> host = args[i + 1];
+          case "--port" -> port = Integer.parseInt(args[i + 1]);
+          case "--jobs" -> jobs = Integer.parseInt(args[i + 1]);
+          default -> throw new IllegalArgumentException("unknown option " + args[i]);
+        }
+      }
+      if (host == null || port < 1024 || port > 65534 || jobs < 0) {
+        throw new IllegalArgumentException(
+            "--host and --port in [1024, 65534] are required, --jobs >= 0");
+      }
+    } catch (IllegalArgumentException e) {
+      System.err.println(
+          "parameter-server: "
+              + e.getMessage()
+              + "; usage: parameter-server --host H --port P [--jobs N]");
+      System.exit(2);
+      return;
+    }
+    System.exit(serve(host, port, jobs));
+  }
+
+  /**
+   * Serves jobs on {@code host:port} until {@code jobs} have ended (0: until the JVM stops).
+   *
+   * @param host the address to bind
+   * @param port the UDP port
+   * @param jobs jobs to serve, 0 for no limit
+   * @return the process exit status: 0, or 1 when the endpoint cannot be bound
+   */
+  public static int serve(String host, int port, int jobs) {
+    final ShardServer server;
+    try {
+      server = new ShardServer(host, port, jobs);
+    } catch (RuntimeException e) {
+      System.err.println(
+          "parameter-server: cannot listen on "
+              + host
+              + ":"
+              + port
+              + " ("
+              + e.getMessage()
+              + "); pick a free port and an address of this host");
+      return 1;
+    }
+    final Thread main = Thread.currentThread();
+    final Thread hook =
+        new Thread(
+            () -> {
+              server.stop();
+              try {
+                main.join(5_000);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            });
+    Runtime.getRuntime().addShutdownHook(hook);
+    System.out.println("parameter-server: listening on " + host + ":" + port);
+    System.out.flush();
+    try {
+      server.run();
+    } finally {
+      server.close();
+    }
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException e) {
+      // the JVM is already shutting down, and the hook has stopped the server
+    }
+    return 0;
+  }
+
+  /** Serves jobs until {@code jobs} have ended or {@link #stop} is called. */
+  public void run() {
+    final SleepingMillisIdleStrategy idle = new SleepingMillisIdleStrategy(1);
+    long nextStatusNs = 0;
+    while (running.get()) {
+      int work = control.poll(assembler, 16);
+      final long now = SystemNanoClock.INSTANCE.nanoTime();
+      if (job != null && now - nextStatusNs >= 0) {
+        sendStatus(job);
+        nextStatusNs = now + STATUS_INTERVAL_MS * 1_000_000L;
+        work++;
+      }
+      if (jobs > 0 && jobsServed >= jobs) {
+        return;
+      }
+      idle.idle(work);
+    }
+  }
+
+  /** Makes {@link #run} return. */
+  public void stop() {
+    running.set(false);
+  }
+
+  private void onControl(DirectBuffer buffer, int offset, int length, Header header) {
+    if (Frame.headerProblem(buffer, offset, length) != null) {
+      LOG.warn("shard {}:{}: dropped a malformed control frame", host, port);
+      return;
+    }
+    final byte type = Frame.type(buffer, offset);
+    if (type == Frame.TYPE_END) {
+      if (job != null && Frame.jobId(buffer, offset) == job.address.jobId()) {
+        LOG.info("shard {}:{}: job {} ended", host, port, Long.toHexString(job.address.jobId()));
+        sendStatus(job);
+        job.stop();
+        job = null;
+        jobsServed++;
+      }
+      return;
+    }
+    if (type != Frame.TYPE_CONFIGURE
+        || Frame.payloadLength(buffer, offset) < CONFIGURE_FIXED_BYTES) {
+      LOG.warn("shard {}:{}: dropped a control frame of type {}", host, port, type);
+      return;
+    }
+    final long jobId = Frame.jobId(buffer, offset);
+    if (job != null) {
+      if (job.address.jobId() == jobId) {
+        return; // the driver repeats CONFIGURE until it hears a STATUS
+      }
+      LOG.warn(
+          "shard {}:{}: job {} replaces job {}, which never ended",
+          host,
+          port,
+          Long.toHexString(jobId),
+          Long.toHexString(job.address.jobId()));
+      job.stop();
+      job = null;
+    }
+    final int payload = offset + Frame.HEADER_LENGTH;
+    final int chunkBytes = buffer.getInt(payload, ORDER);
+    final int termLength = buffer.getInt(payload + 4, ORDER);
+    final long stepTimeoutMs = buffer.getLong(payload + 8, ORDER);
+    final String replyChannel =
+        buffer.getStringWithoutLengthUtf8(
+            payload + CONFIGURE_FIXED_BYTES,
+            Frame.payloadLength(buffer, offset) - CONFIGURE_FIXED_BYTES);
+    final ServerAddress address;
+    try {
+      address =
+          new ServerAddress(
+              Transport.UDP,
+              driver.aeronDirectoryName(),
+              host,
+              port,
+              termLength,
+              chunkBytes,
+              jobId,
+              Frame.samples(buffer, offset),
+              Frame.parameterCount(buffer, offset),
+              Frame.chunkIndex(buffer, offset));
+    } catch (IllegalArgumentException e) {
+      LOG.error(
+          "shard {}:{}: rejected job {}: {}", host, port, Long.toHexString(jobId), e.getMessage());
+      return;
+    }
+    ExclusivePublication reply = null;
+    final AggregationAgent agent;
+    try {
+      reply = aeron.addExclusivePublication(replyChannel, CONTROL_STREAM_ID);
+      agent =
+          ParameterServer.agent(
+              aeron,
+              address,
+              SystemNanoClock.INSTANCE,
+              Duration.ofMillis(stepTimeoutMs),
+              Frame.step(buffer, offset));
+    } catch (RuntimeException e) {
+      LOG.error(
+          "shard {}:{}: cannot serve job {}: {}",
+          host,
+          port,
+          Long.toHexString(jobId),
+          e.toString());
+      return;
+    }
+    final AgentRunner runner =
+        new AgentRunner(
+            new BackoffIdleStrategy(),
+            error -> agent.abort("parameter server shard failed: " + error),
+            null,
+            agent);
+    AgentRunner.startOnThread(runner);
+    job = new Job(address, agent, runner, reply);
+    LOG.info(
+        "shard {}:{}: serving shard {} of job {}: {} workers, {} parameters",
+        host,
+        port,
+        address.shard(),
+        Long.toHexString(jobId),
+        address.workers(),
+        address.parameterCount());
+  }
+
+  private void sendStatus(Job job) {
+    final String failure = job.agent.failure();
+    final byte[] text = failure == null ? new byte[0] : failure.getBytes(StandardCharsets.UTF_8);
+    final int textLength = Math.min(text.length, status.capacity() - Frame.HEADER_LENGTH - 8);
+    Frame.encode(
+        status,
+        Frame.TYPE_STATUS,
+        -1,
+        job.address.jobId(),
+        job.agent.stepsCompleted(),
+        job.address.shard(),
+        0,
+        0,
+        8 + textLength,
+        job.address.parameterCount());
+    status.putLong(Frame.HEADER_LENGTH, job.agent.rejectedFrames(), ORDER);
+    status.putBytes(Frame.HEADER_LENGTH + 8, text, 0, textLength);
+    job.reply.offer(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
+  }
+
+  /** Stops the job being served, the client and the media driver. */
+  @Override
+  public void close() {
+    running.set(false);
+    if (job != null) {
+      job.stop();
+      job = null;
+    }
+    CloseHelper.quietCloseAll(aeron, driver);
+  }
+}
