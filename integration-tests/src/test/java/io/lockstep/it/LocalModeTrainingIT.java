@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.junit.jupiter.api.Test;
@@ -292,6 +293,7 @@ class LocalModeTrainingIT {
         .start();
   }
 
+  /** {@code train}, then the arguments. */
   private static String[] concat(String[] first, String... more) {
     final List<String> all = new ArrayList<>(List.of("train"));
     all.addAll(Arrays.asList(first));
@@ -341,6 +343,106 @@ class LocalModeTrainingIT {
     assertTrue(
         unsynchronized.maxRelativeDifference() > 100 * comparison.maxRelativeDifference(),
         "per-slice statistics should be far from one process:\n" + unsynchronized.describe());
+  }
+
+  /** Starts {@code lockstep parameter-server} in a JVM of its own and waits until it listens. */
+  private static Process shardServer(int port, Path log) throws Exception {
+    final List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.add("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
+    command.add("-Xmx512m");
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(Lockstep.class.getName());
+    command.addAll(
+        List.of(
+            "parameter-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            Integer.toString(port),
+            "--jobs",
+            "1"));
+    final Process process =
+        new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    final long deadline = System.nanoTime() + 120_000_000_000L;
+    while (!Files.readString(log).contains("parameter-server: listening")) {
+      assertTrue(process.isAlive(), "parameter-server exited: " + Files.readString(log));
+      assertTrue(System.nanoTime() < deadline, "parameter-server did not listen in 120 s");
+      Thread.sleep(50);
+    }
+    return process;
+  }
+
+  @Test
+  void shouldTrainThroughShardProcessesAndShardThreadsAsThroughOneServer(@TempDir Path runs)
+      throws Exception {
+    final int port = 44000 + (int) (Math.random() * 2000) * 4;
+    final String[] common = {
+      "--workers",
+      "2",
+      "--batch-size",
+      "120",
+      "--max-steps",
+      "20",
+      "--optimizer",
+      "momentum",
+      "--seed",
+      "7",
+      "--set",
+      "lockstep.ps.transport=udp"
+    };
+    final Path one = runs.resolve("one-server");
+    final Path processes = runs.resolve("two-shard-processes");
+    final Path threads = runs.resolve("three-shard-threads");
+    assertEquals(0, Lockstep.execute(concat(common, "--run-dir", one.toString())));
+    final List<Process> shards = new ArrayList<>();
+    try {
+      shards.add(shardServer(port + 2, runs.resolve("shard-0.log")));
+      shards.add(shardServer(port + 4, runs.resolve("shard-1.log")));
+      assertEquals(
+          0,
+          Lockstep.execute(
+              concat(
+                  common,
+                  "--set",
+                  "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4),
+                  "--run-dir",
+                  processes.toString())));
+      for (Process shard : shards) {
+        assertTrue(shard.waitFor(60, TimeUnit.SECONDS), "a shard process outlived its job");
+        assertEquals(0, shard.exitValue());
+      }
+    } finally {
+      for (Process shard : shards) {
+        shard.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    }
+    assertEquals(
+        0,
+        Lockstep.execute(
+            concat(common, "--set", "lockstep.ps.shards=3", "--run-dir", threads.toString())));
+    // each shard adds its range in rank order, as one server does: the same floats, bit for bit
+    for (Path sharded : List.of(processes, threads)) {
+      final RunComparison comparison = RunComparison.of(sharded, one, 1e-5);
+      System.out.print(sharded.getFileName() + " vs one server:\n" + comparison.describe());
+      assertTrue(comparison.identical(), comparison.describe());
+      assertEquals(20, comparison.steps());
+    }
+    // a shard process that is not there: a one-line error naming it, exit 1, within the timeout
+    final long started = System.nanoTime();
+    assertEquals(
+        1,
+        Lockstep.execute(
+            concat(
+                common,
+                "--set",
+                "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2),
+                "--set",
+                "lockstep.ps.connect-timeout=3s",
+                "--run-dir",
+                runs.resolve("no-shard").toString())));
+    assertTrue(System.nanoTime() - started < 60_000_000_000L, "the missing shard took too long");
   }
 
   @Test
