@@ -17,18 +17,39 @@
  * combination sample-weighted by construction: a worker with fewer samples (a global batch that N
  * does not divide, a short last batch, even an empty slice) contributes proportionally.
  *
- * <p>Determinism: the server keeps each worker's contribution and adds them in rank order once a
- * chunk is complete, never in arrival order, so two runs are bit-identical. Each chunk is summed
- * and sent back as soon as all workers delivered it, which overlaps summation with transfer.
+ * <p>Determinism: the server adds the contributions to a chunk in rank order, never in arrival
+ * order, so two runs are bit-identical. Each chunk is summed and sent back as soon as all workers
+ * delivered it, which overlaps summation with transfer.
+ *
+ * <p>Copies: every worker's chunks arrive in order on its own Aeron image. The server leaves the
+ * frame at the head of each image unconsumed, in the term, until every rank's frame of that chunk
+ * is there; then it adds them through two chunk-sized heap arrays (cache-resident, vectorized by
+ * the JIT) and writes the sum straight into the result term with {@code tryClaim}, and only then
+ * consumes the heads. The server thus reads each contribution once and writes each sum once, holds
+ * no per-worker copy of the gradient (its memory is two chunks per shard, whatever the model), and
+ * a worker that runs ahead is held back by Aeron's flow control rather than buffered. Chunks must
+ * therefore be single, unfragmented Aeron frames: at most {@code min(65504, term/8) - 80} bytes. A
+ * short term (1 MiB by default, so half a term in flight per stream) keeps the chunks in flight in
+ * the CPU cache between the worker's write, the server's read and the workers' read of the sum.
+ *
+ * <h2>Shards</h2>
+ *
+ * {@link io.lockstep.ps.ServerShards} cuts the flat vector into S contiguous ranges of whole
+ * chunks; shard s sums its range on its own pair of streams (ids 1001 + 2s and 1002 + 2s). Shards
+ * run on threads of the driver's JVM ({@link io.lockstep.ps.ParameterServer}, one media driver) or
+ * as standalone processes ({@link io.lockstep.ps.ShardServer}, configured per job by the driver's
+ * {@link io.lockstep.ps.RemoteShards} over a control stream). Workers send chunks to the shards in
+ * turn and poll every shard's results, so all shards sum at once. Each shard adds its range in rank
+ * order, so a sharded server gives the same floats, bit for bit, as one server.
  *
  * <h2>Transport</h2>
  *
- * Gradients travel as chunks of at most {@code lockstep.ps.chunk-size} bytes (Aeron's largest
- * message is a term length / 8), framed by {@link io.lockstep.ps.Frame}. An embedded media driver
- * runs in the server's process; with {@link io.lockstep.conf.Transport#IPC} every worker on the
- * host maps the same driver directory, with {@link io.lockstep.conf.Transport#UDP} workers send
- * unicast to the server and receive results through a multi-destination-cast publication with
- * minimum flow control, so the slowest worker sets the pace and none loses data.
+ * Gradients travel as chunks of at most {@code lockstep.ps.chunk-size} bytes, framed by {@link
+ * io.lockstep.ps.Frame}. An embedded media driver runs in the server's process; with {@link
+ * io.lockstep.conf.Transport#IPC} every worker on the host maps the same driver directory, with
+ * {@link io.lockstep.conf.Transport#UDP} workers send unicast to the server and receive results
+ * through a multi-destination-cast publication with minimum flow control, so the slowest worker
+ * sets the pace and none loses data.
  *
  * <h2>Time</h2>
  *

@@ -137,10 +137,22 @@ class DataParallelExactnessTest {
     assertArrayEquals(accumulated.losses(), ours.losses(), 1e-12, what + " losses vs sums");
     final boolean batchNorm = Replica.create(configuration.clone()).hasRunningStatistics();
     final Trajectory reference = batchNorm && workers > 1 ? accumulated : fit(job, configuration);
+    assertMatches(what, optimizer, ours, reference);
+  }
+
+  /**
+   * Asserts that a trajectory matches its reference: within {@link #BOUND} of max |parameter|
+   * everywhere for SGD and momentum; for the adaptive optimizers, whose divisions by small second
+   * moments amplify rounding, at most one parameter in 10,000 beyond it. Losses within 1e-4, step
+   * by step.
+   */
+  private static void assertMatches(
+      String what, Optimizer optimizer, Trajectory ours, Trajectory reference) {
+    assertEquals(reference.parameters().length, ours.parameters().length, what + " parameters");
     final float max = maxAbs(reference.parameters());
     int above = 0;
     double largest = 0;
-    for (int i = 0; i < max(ours.parameters().length, reference.parameters().length); i++) {
+    for (int i = 0; i < ours.parameters().length; i++) {
       final double difference = Math.abs(ours.parameters()[i] - reference.parameters()[i]);
       largest = Math.max(largest, difference / max);
       if (difference > BOUND * max) {
@@ -155,12 +167,12 @@ class DataParallelExactnessTest {
         assertTrue(
             fraction <= 1e-4,
             what + ": " + above + " parameters (" + fraction * 100 + "%) differ by > 1e-5 x max");
-        for (int s = 0; s < STEPS; s++) {
-          final double relative =
-              Math.abs(ours.losses()[s] - reference.losses()[s]) / Math.abs(reference.losses()[s]);
-          assertTrue(relative <= 1e-4, what + ": loss of step " + s + " differs by " + relative);
-        }
       }
+    }
+    for (int s = 0; s < reference.losses().length; s++) {
+      final double relative =
+          Math.abs(ours.losses()[s] - reference.losses()[s]) / Math.abs(reference.losses()[s]);
+      assertTrue(relative <= 1e-4, what + ": loss of step " + s + " differs by " + relative);
     }
   }
 
@@ -191,34 +203,19 @@ class DataParallelExactnessTest {
     assertTrue(Replica.create(configuration.clone()).hasSynchronizedStatistics());
     final Trajectory ours = distributed(sync, configuration, samples, steps);
     final Trajectory reference = fit(plain, ModelZoo.configuration(plain, steps), samples, steps);
-    final String what = "sync " + optimizer + " x" + workers;
-    final float max = maxAbs(reference.parameters());
-    int above = 0;
-    double largest = 0;
-    for (int i = 0; i < max(ours.parameters().length, reference.parameters().length); i++) {
-      final double difference = Math.abs(ours.parameters()[i] - reference.parameters()[i]);
-      largest = Math.max(largest, difference / max);
-      if (difference > BOUND * max) {
-        above++;
-      }
-    }
-    if (optimizer == Optimizer.ADAM) {
-      assertTrue(above <= 1e-4 * ours.parameters().length, what + ": " + above + " parameters");
-    } else {
-      assertTrue(largest <= BOUND, what + ": max |difference| / max |parameter| = " + largest);
-    }
-    for (int s = 0; s < steps; s++) {
-      final double relative =
-          Math.abs(ours.losses()[s] - reference.losses()[s]) / Math.abs(reference.losses()[s]);
-      assertTrue(relative <= 1e-4, what + ": loss of step " + s + " differs by " + relative);
-    }
+    assertMatches("sync " + optimizer + " x" + workers, optimizer, ours, reference);
     final Trajectory perSlice =
         distributed(plain, ModelZoo.configuration(plain, steps), samples, steps);
     final double perSliceDifference =
         relativeDifference(perSlice.parameters(), reference.parameters());
     assertTrue(
         perSliceDifference > 100 * BOUND,
-        what + ": per-slice statistics should differ, by " + perSliceDifference);
+        "sync "
+            + optimizer
+            + " x"
+            + workers
+            + ": per-slice statistics should differ, by "
+            + perSliceDifference);
   }
 
   static Stream<Arguments> synchronizedCases() {
@@ -400,11 +397,6 @@ class DataParallelExactnessTest {
       replica.applyUpdate(plan.batchSamples(step), job.clipNorm());
     }
     return new Trajectory(replica.network().params().toFloatVector(), losses, 0);
-  }
-
-  private static int max(int a, int b) {
-    assertEquals(a, b, "parameter counts");
-    return a;
   }
 
   private static float maxAbs(float[] values) {
