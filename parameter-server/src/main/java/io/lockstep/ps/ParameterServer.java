@@ -139,13 +139,7 @@ public final class ParameterServer implements RunningServer {
       for (ServerAddress address : shards.shards()) {
         final AggregationAgent agent =
             agent(aeron, address, context.clock, context.stepTimeout, context.firstStep);
-        final AgentRunner runner =
-            new AgentRunner(
-                new BackoffIdleStrategy(),
-                error -> agent.abort("parameter server failed: " + error),
-                null,
-                agent);
-        AgentRunner.startOnThread(runner);
+        final AgentRunner runner = start(agent);
         agents.add(agent);
         runners.add(runner);
       }
@@ -162,6 +156,18 @@ public final class ParameterServer implements RunningServer {
       CloseHelper.quietCloseAll(aeron, driver);
       throw e;
     }
+  }
+
+  /** Runs an agent on its own thread; an error it throws aborts the step for every worker. */
+  static AgentRunner start(AggregationAgent agent) {
+    final AgentRunner runner =
+        new AgentRunner(
+            new BackoffIdleStrategy(),
+            error -> agent.abort("parameter server failed: " + error),
+            null,
+            agent);
+    AgentRunner.startOnThread(runner);
+    return runner;
   }
 
   /** Opens one shard's streams on {@code aeron} and makes the agent that serves them. */

@@ -138,17 +138,7 @@ public record ServerAddress(
    * @return the shard's address
    */
   public ServerAddress withShard(int shard, int parameterCount) {
-    return new ServerAddress(
-        transport,
-        aeronDirectory,
-        host,
-        port,
-        termLengthBytes,
-        chunkBytes,
-        jobId,
-        workers,
-        parameterCount,
-        shard);
+    return with(host, port, parameterCount, shard);
   }
 
   /**
@@ -159,6 +149,10 @@ public record ServerAddress(
    * @return the address
    */
   public ServerAddress withEndpoint(String host, int port) {
+    return with(host, port, parameterCount, shard);
+  }
+
+  private ServerAddress with(String host, int port, int parameterCount, int shard) {
     return new ServerAddress(
         transport,
         aeronDirectory,

@@ -15,7 +15,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.AgentRunner;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.SleepingMillisIdleStrategy;
 import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -293,13 +292,7 @@ public final class ShardServer implements AutoCloseable {
           e.toString());
       return;
     }
-    final AgentRunner runner =
-        new AgentRunner(
-            new BackoffIdleStrategy(),
-            error -> agent.abort("parameter server shard failed: " + error),
-            null,
-            agent);
-    AgentRunner.startOnThread(runner);
+    final AgentRunner runner = ParameterServer.start(agent);
     job = new Job(address, agent, runner, reply);
     LOG.info(
         "shard {}:{}: serving shard {} of job {}: {} workers, {} parameters",
