@@ -339,46 +339,32 @@ final class AggregationAgent implements Agent {
         return;
       }
     }
-    final int bytes =
-        heldType == Frame.TYPE_STATISTICS ? statisticsBytes : layout.lengthBytes(nextChunk);
-    sumHeads(bytes);
-    if (heldType == Frame.TYPE_STATISTICS) {
-      Frame.encode(
-          results.header(),
-          Frame.TYPE_STATISTICS_RESULT,
-          -1,
-          address.jobId(),
-          step,
-          statisticsRound,
-          1,
-          0,
-          bytes,
-          address.parameterCount());
-      results.send(sum, 0, bytes, step);
-      consumeHeads();
-      statisticsRound++;
-      statisticsBytes = -1;
-      stepDeadlineNs = Long.MAX_VALUE;
-      return;
-    }
+    final boolean statistics = heldType == Frame.TYPE_STATISTICS;
+    final int bytes = statistics ? statisticsBytes : layout.lengthBytes(nextChunk);
     int totalSamples = 0;
-    for (int s : samples) {
-      totalSamples += s;
+    if (!statistics) {
+      for (int s : samples) {
+        totalSamples += s;
+      }
     }
+    sumHeads(bytes);
     Frame.encode(
         results.header(),
-        Frame.TYPE_RESULT,
+        statistics ? Frame.TYPE_STATISTICS_RESULT : Frame.TYPE_RESULT,
         -1,
         address.jobId(),
         step,
-        nextChunk,
-        chunkCount,
+        statistics ? statisticsRound : nextChunk,
+        statistics ? 1 : chunkCount,
         totalSamples,
         bytes,
         address.parameterCount());
     results.send(sum, 0, bytes, step);
     consumeHeads();
-    if (++nextChunk == chunkCount) {
+    if (statistics) {
+      statisticsRound++;
+      stepDeadlineNs = Long.MAX_VALUE;
+    } else if (++nextChunk == chunkCount) {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       step++;
       nextChunk = 0;
@@ -418,9 +404,9 @@ final class AggregationAgent implements Agent {
         image.position(headEnds[rank]);
       }
     }
-    heldType = 0;
   }
 
+  /** Lets go of a rank's head; with the last one, the kind of the held heads is forgotten too. */
   private void release(int rank) {
     headImages[rank] = null;
     headBuffers[rank] = null;

@@ -368,11 +368,12 @@ public final class RemoteShards implements RunningServer {
     }
     closed = true;
     final UnsafeBuffer end = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH]);
+    final SleepingMillisIdleStrategy idle = new SleepingMillisIdleStrategy(1);
     for (int s = 0; s < controls.size(); s++) {
       Frame.encode(end, Frame.TYPE_END, -1, shards.shard(s).jobId(), 0, s, 0, 0, 0, 0);
       final Publication control = controls.get(s);
       for (int attempt = 0; attempt < 100 && control.offer(end) < 0; attempt++) {
-        new SleepingMillisIdleStrategy(1).idle();
+        idle.idle();
       }
     }
     CloseHelper.quietCloseAll(controls);
