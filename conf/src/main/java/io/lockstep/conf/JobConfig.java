@@ -58,6 +58,12 @@ import java.util.stream.Collectors;
  * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
  * @param psShards parameter server shards in the driver JVM
  * @param shardServers host:port of standalone shard processes, in range order; empty for none
+ * @param psMode how the replicas synchronize
+ * @param psStaleness stale-sync: steps the fastest worker may run ahead of the slowest
+ * @param psLocalSteps local-sgd: steps between two averagings
+ * @param psCompression how workers encode what they send
+ * @param psTopKRatio top-k: the fraction of each chunk sent
+ * @param psThreshold threshold: the per-sample magnitude an element must reach to be sent
  */
 public record JobConfig(
     String jobName,
@@ -98,7 +104,13 @@ public record JobConfig(
     boolean checkpointAtEpochEnd,
     boolean batchNormSync,
     int psShards,
-    List<String> shardServers)
+    List<String> shardServers,
+    SyncMode psMode,
+    int psStaleness,
+    int psLocalSteps,
+    Compression psCompression,
+    double psTopKRatio,
+    double psThreshold)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -158,7 +170,13 @@ public record JobConfig(
             Keys.CHECKPOINT_AT_EPOCH_END.read(config),
             Keys.BATCHNORM_SYNC.read(config),
             Keys.PS_SHARDS.read(config),
-            shardServers(Keys.PS_SHARD_SERVERS.read(config)));
+            shardServers(Keys.PS_SHARD_SERVERS.read(config)),
+            Keys.PS_MODE.read(config),
+            Keys.PS_STALENESS.read(config),
+            Keys.PS_LOCAL_STEPS.read(config),
+            Keys.PS_COMPRESSION.read(config),
+            Keys.PS_TOP_K_RATIO.read(config),
+            Keys.PS_THRESHOLD.read(config));
     job.checkConsistency();
     return job;
   }
@@ -286,7 +304,13 @@ public record JobConfig(
       checkpointAtEpochEnd,
       batchNormSync,
       psShards,
-      quote(String.join(",", shardServers))
+      quote(String.join(",", shardServers)),
+      Keys.lowerName(psMode),
+      psStaleness,
+      psLocalSteps,
+      Keys.lowerName(psCompression),
+      psTopKRatio,
+      psThreshold
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
@@ -340,6 +364,22 @@ public record JobConfig(
               + " (shards in the driver JVM) or "
               + Keys.PS_SHARD_SERVERS.name()
               + " (shard processes), not both");
+    }
+    if (batchNormSync && psMode != SyncMode.SYNC) {
+      throw new ConfigurationException(
+          Keys.BATCHNORM_SYNC.name()
+              + "=true needs "
+              + Keys.PS_MODE.name()
+              + "=sync: SyncBatchNorm sums every step's statistics over the workers");
+    }
+    if (psMode == SyncMode.LOCAL_SGD && psCompression != Compression.NONE) {
+      throw new ConfigurationException(
+          Keys.PS_COMPRESSION.name()
+              + "="
+              + Keys.lowerName(psCompression)
+              + " does not apply to "
+              + Keys.PS_MODE.name()
+              + "=local-sgd, which averages parameters, not gradients; set it to none");
     }
     if (batchSize < workers) {
       throw new ConfigurationException(

@@ -335,6 +335,65 @@ public final class Keys {
           "comma-separated host:port of running `lockstep parameter-server` processes, one shard"
               + " each in range order, instead of shards in the driver JVM (udp transport)");
 
+  /** How replicas synchronize. */
+  public static final ConfigKey<SyncMode> PS_MODE =
+      enumeration(
+          "lockstep.ps.mode",
+          SyncMode.class,
+          SyncMode.SYNC,
+          "sync (DataParallel, exact), async (Downpour: push updates, pull parameters, no waiting),"
+              + " stale-sync (async within lockstep.ps.staleness steps) or local-sgd (average"
+              + " parameters every lockstep.ps.local-steps)");
+
+  /** Bound of stale-synchronous training. */
+  public static final ConfigKey<Integer> PS_STALENESS =
+      integer(
+          "lockstep.ps.staleness",
+          2,
+          "steps",
+          "stale-sync: how many steps the fastest worker may run ahead of the slowest",
+          0,
+          1_000_000);
+
+  /** Period of local SGD. */
+  public static final ConfigKey<Integer> PS_LOCAL_STEPS =
+      integer(
+          "lockstep.ps.local-steps",
+          4,
+          "steps",
+          "local-sgd: steps each worker takes on its own between two averagings (and at every"
+              + " checkpoint)",
+          1,
+          1_000_000);
+
+  /** Wire encoding of what workers send. */
+  public static final ConfigKey<Compression> PS_COMPRESSION =
+      enumeration(
+          "lockstep.ps.compression",
+          Compression.class,
+          Compression.NONE,
+          "none (float32), fp16 or bf16 (both ways), top-k or threshold (sparse, with error"
+              + " feedback: what is not sent is kept and added to the next step's gradient)");
+
+  /** Share of each chunk that top-k sends. */
+  public static final ConfigKey<Double> PS_TOP_K_RATIO =
+      decimal(
+          "lockstep.ps.top-k-ratio",
+          0.01,
+          "",
+          "top-k: the fraction of each chunk's elements sent, the largest in magnitude",
+          1e-6,
+          1.0);
+
+  /** Magnitude that threshold compression sends. */
+  public static final ConfigKey<Double> PS_THRESHOLD =
+      positive(
+          "lockstep.ps.threshold",
+          1e-3,
+          "",
+          "threshold: send an element when its magnitude, gradient plus residual divided by the"
+              + " worker's samples, reaches this");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -375,7 +434,13 @@ public final class Keys {
           CHECKPOINT_AT_EPOCH_END,
           BATCHNORM_SYNC,
           PS_SHARDS,
-          PS_SHARD_SERVERS);
+          PS_SHARD_SERVERS,
+          PS_MODE,
+          PS_STALENESS,
+          PS_LOCAL_STEPS,
+          PS_COMPRESSION,
+          PS_TOP_K_RATIO,
+          PS_THRESHOLD);
 
   private Keys() {}
 
@@ -498,6 +563,6 @@ public final class Keys {
   }
 
   static String lowerName(Enum<?> e) {
-    return e.name().toLowerCase(Locale.ROOT);
+    return e.name().toLowerCase(Locale.ROOT).replace('_', '-');
   }
 }

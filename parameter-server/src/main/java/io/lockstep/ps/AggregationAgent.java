@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.BufferUtil;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.UnsafeApi;
@@ -69,6 +70,17 @@ final class AggregationAgent implements Agent {
   /** Per rank: the image position just past its held head, to consume it. */
   private final long[] headEnds;
 
+  /** Per rank: its held head's encoding ({@link ChunkCodec}) and payload length. */
+  private final byte[] headEncodings;
+
+  private final int[] headLengths;
+
+  /** The sum of a chunk, encoded as the workers' chunks were when they were not float32. */
+  private final UnsafeBuffer encoded;
+
+  /** The bytes {@link #encodeSum} wrote into {@link #encoded}. */
+  private int encodedLength;
+
   /** Per rank: the sample count its gradient frames of this step carry, -1 before the first. */
   private final int[] samples;
 
@@ -122,11 +134,15 @@ final class AggregationAgent implements Agent {
     this.headBuffers = new DirectBuffer[workers];
     this.headOffsets = new int[workers];
     this.headEnds = new long[workers];
+    this.headEncodings = new byte[workers];
+    this.headLengths = new int[workers];
     this.samples = new int[workers];
     Arrays.fill(samples, -1);
     final int chunkFloats = Math.min(address.parameterCount(), address.chunkBytes() / Float.BYTES);
     this.sum = new float[chunkFloats];
     this.scratch = new float[chunkFloats];
+    this.encoded =
+        new UnsafeBuffer(BufferUtil.allocateDirectAligned(ChunkCodec.maxLength(chunkFloats), 64));
   }
 
   /** Remembers the frame at an image's head and leaves it there. */
@@ -215,6 +231,8 @@ final class AggregationAgent implements Agent {
       headBuffers[rank] = buffer;
       headOffsets[rank] = offset;
       headEnds[rank] = peek.end;
+      headEncodings[rank] = Frame.encoding(buffer, offset);
+      headLengths[rank] = Frame.payloadLength(buffer, offset);
       heldHeads++;
       heldType = type;
       if (type == Frame.TYPE_STATISTICS) {
@@ -290,8 +308,15 @@ final class AggregationAgent implements Agent {
           ? "duplicate chunk " + chunk + " from rank " + rank
           : "rank " + rank + " sent chunk " + chunk + " while the server sums chunk " + nextChunk;
     }
-    if (Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
-      return "chunk " + chunk + " has the wrong length";
+    final String payload =
+        ChunkCodec.problem(
+            Frame.encoding(buffer, offset),
+            buffer,
+            offset + Frame.HEADER_LENGTH,
+            Frame.payloadLength(buffer, offset),
+            layout.lengthBytes(chunk) / Float.BYTES);
+    if (payload != null) {
+      return "chunk " + chunk + " from rank " + rank + ": " + payload;
     }
     final int frameSamples = Frame.samples(buffer, offset);
     if (frameSamples < 0 || (samples[rank] >= 0 && samples[rank] != frameSamples)) {
@@ -314,6 +339,9 @@ final class AggregationAgent implements Agent {
           + statisticsRound;
     }
     final int bytes = Frame.payloadLength(buffer, offset);
+    if (Frame.encoding(buffer, offset) != ChunkCodec.F32) {
+      return "rank " + rank + " sent statistics that are not float32";
+    }
     if (bytes <= 0 || bytes % Float.BYTES != 0 || bytes > sum.length * Float.BYTES) {
       return "rank " + rank + " sent statistics of " + bytes + " bytes";
     }
@@ -348,6 +376,8 @@ final class AggregationAgent implements Agent {
       }
     }
     sumHeads(bytes);
+    final byte encoding = statistics ? ChunkCodec.F32 : encodeSum(bytes / Float.BYTES);
+    final int length = encoding == ChunkCodec.F32 ? bytes : encodedLength;
     Frame.encode(
         results.header(),
         statistics ? Frame.TYPE_STATISTICS_RESULT : Frame.TYPE_RESULT,
@@ -357,9 +387,14 @@ final class AggregationAgent implements Agent {
         statistics ? statisticsRound : nextChunk,
         statistics ? 1 : chunkCount,
         totalSamples,
-        bytes,
+        length,
         address.parameterCount());
-    results.send(sum, 0, bytes, step);
+    if (encoding == ChunkCodec.F32) {
+      results.send(sum, 0, bytes, step);
+    } else {
+      Frame.encodingAndFlags(results.header(), encoding, (byte) 0);
+      results.send(encoded, 0, length, step);
+    }
     consumeHeads();
     if (statistics) {
       statisticsRound++;
@@ -376,18 +411,61 @@ final class AggregationAgent implements Agent {
   }
 
   /**
-   * Adds the heads' first {@code bytes} of payload into {@link #sum} in rank order: {@code ((c0 +
-   * c1) + c2) + ...}, the same additions as element by element.
+   * Adds the heads' {@code bytes / 4} floats into {@link #sum} in rank order: {@code ((c0 + c1) +
+   * c2) + ...}, the same additions as element by element. Float32 heads are copied out of the term
+   * and added in a loop the JIT vectorizes; encoded ones are decoded as they are added.
    */
   private void sumHeads(int bytes) {
     final int count = bytes / Float.BYTES;
-    copy(headBuffers[0], headOffsets[0] + Frame.HEADER_LENGTH, sum, bytes);
-    for (int rank = 1; rank < workers; rank++) {
-      copy(headBuffers[rank], headOffsets[rank] + Frame.HEADER_LENGTH, scratch, bytes);
-      for (int i = 0; i < count; i++) {
-        sum[i] += scratch[i];
+    for (int rank = 0; rank < workers; rank++) {
+      final DirectBuffer buffer = headBuffers[rank];
+      final int payload = headOffsets[rank] + Frame.HEADER_LENGTH;
+      final byte encoding =
+          heldType == Frame.TYPE_STATISTICS ? ChunkCodec.F32 : headEncodings[rank];
+      if (encoding != ChunkCodec.F32) {
+        if (rank == 0) {
+          Arrays.fill(sum, 0, count, 0f);
+        }
+        ChunkCodec.add(encoding, buffer, payload, headLengths[rank], sum, count);
+      } else if (rank == 0) {
+        copy(buffer, payload, sum, bytes);
+      } else {
+        copy(buffer, payload, scratch, bytes);
+        for (int i = 0; i < count; i++) {
+          sum[i] += scratch[i];
+        }
       }
     }
+  }
+
+  /**
+   * Chooses how the sum of a chunk goes back: half precision or bfloat16 when every worker sent it
+   * so, sparse when a worker sent a sparse chunk and the sum is shorter that way, float32
+   * otherwise. Encodes it into {@link #encoded} unless float32.
+   */
+  private byte encodeSum(int count) {
+    final byte first = headEncodings[0];
+    boolean same = true;
+    boolean sparse = false;
+    for (int rank = 0; rank < workers; rank++) {
+      same &= headEncodings[rank] == first;
+      sparse |= headEncodings[rank] == ChunkCodec.SPARSE;
+    }
+    if (same && first == ChunkCodec.F16) {
+      encodedLength = ChunkCodec.encodeF16(sum, count, encoded, 0);
+      return ChunkCodec.F16;
+    }
+    if (same && first == ChunkCodec.BF16) {
+      encodedLength = ChunkCodec.encodeBf16(sum, count, encoded, 0);
+      return ChunkCodec.BF16;
+    }
+    if (sparse) {
+      encodedLength = ChunkCodec.encodeSparse(sum, count, encoded, 0);
+      if (encodedLength >= 0) {
+        return ChunkCodec.SPARSE;
+      }
+    }
+    return ChunkCodec.F32;
   }
 
   /** Copies little-endian floats from a frame into a float array (this JVM is little-endian). */

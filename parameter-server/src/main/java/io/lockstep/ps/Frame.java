@@ -31,13 +31,18 @@ import org.agrona.MutableDirectBuffer;
  *  |                     payload length (bytes)                    | 36
  *  +---------------------------------------------------------------+
  *  |                   parameter count (floats)                    | 40
- *  +---------------------------------------------------------------+
- *  |                           reserved                            | 44
- *  +---------------------------------------------------------------+
+ *  +---------------+---------------+-------------------------------+
+ *  |   encoding    |     flags     |           reserved            | 44
+ *  +---------------+---------------+-------------------------------+
  *  |                         payload ...                           | 48
  * </pre>
  *
  * All integers are little-endian. The header is 8-byte aligned so payload floats are aligned.
+ *
+ * <p>The encoding says how a gradient or result chunk's payload is encoded ({@link ChunkCodec}:
+ * float32, scaled half precision, bfloat16 or sparse); other frames carry float32 or text. Flags:
+ * {@link #FLAG_FINAL} on an asynchronous update asks for the parameters once every worker has sent
+ * that step.
  *
  * <p>Statistics frames carry a small vector that the server sums over the workers within a step,
  * before the gradient (SyncBatchNorm's per-channel sums): the chunk index field holds the round,
@@ -45,7 +50,10 @@ import org.agrona.MutableDirectBuffer;
  */
 final class Frame {
   static final short MAGIC = 0x4C53;
-  static final byte VERSION = 1;
+  static final byte VERSION = 2;
+
+  /** On an asynchronous update: the stage's last step; answer when every worker has sent it. */
+  static final byte FLAG_FINAL = 1;
 
   static final byte TYPE_GRADIENT = 1;
   static final byte TYPE_RESULT = 2;
@@ -73,6 +81,8 @@ final class Frame {
   static final int SAMPLES_OFFSET = 32;
   static final int PAYLOAD_LENGTH_OFFSET = 36;
   static final int PARAMETER_COUNT_OFFSET = 40;
+  static final int ENCODING_OFFSET = 44;
+  static final int FLAGS_OFFSET = 45;
   static final int HEADER_LENGTH = 48;
 
   private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
@@ -156,5 +166,19 @@ final class Frame {
 
   static int parameterCount(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + PARAMETER_COUNT_OFFSET, ORDER);
+  }
+
+  static byte encoding(DirectBuffer buffer, int offset) {
+    return buffer.getByte(offset + ENCODING_OFFSET);
+  }
+
+  static byte flags(DirectBuffer buffer, int offset) {
+    return buffer.getByte(offset + FLAGS_OFFSET);
+  }
+
+  /** Sets the encoding and flags of the header last written by {@link #encode} (both 0 there). */
+  static void encodingAndFlags(MutableDirectBuffer buffer, byte encoding, byte flags) {
+    buffer.putByte(ENCODING_OFFSET, encoding);
+    buffer.putByte(FLAGS_OFFSET, flags);
   }
 }

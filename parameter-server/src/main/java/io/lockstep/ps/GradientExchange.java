@@ -6,6 +6,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
+import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -38,6 +39,25 @@ public final class GradientExchange implements AutoCloseable {
     private Duration stepTimeout = Duration.ofSeconds(120);
     private Duration connectTimeout = Duration.ofSeconds(60);
     private NanoClock clock = SystemNanoClock.INSTANCE;
+    private Compression compression = Compression.NONE;
+    private double topKRatio = 0.01;
+    private double threshold = 1e-3;
+
+    /**
+     * How this worker encodes its chunks; the server answers in kind. The sparse encodings keep
+     * what they leave out as a residual for the life of this exchange.
+     *
+     * @param compression the encoding
+     * @param topKRatio the fraction of each chunk top-k sends, in (0, 1]
+     * @param threshold the per-sample magnitude threshold sends, > 0
+     * @return this
+     */
+    public Context compression(Compression compression, double topKRatio, double threshold) {
+      this.compression = Objects.requireNonNull(compression, "compression");
+      this.topKRatio = topKRatio;
+      this.threshold = threshold;
+      return this;
+    }
 
     /**
      * The server to reach.
@@ -126,6 +146,7 @@ public final class GradientExchange implements AutoCloseable {
     final FramePublisher publisher;
     final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
     final ChunkLayout layout;
+    final GradientEncoder encoder;
     final boolean[] resultReceived;
     int chunksReceived;
 
@@ -135,6 +156,10 @@ public final class GradientExchange implements AutoCloseable {
       this.gradients = gradients;
       this.results = results;
       this.layout = address.layout();
+      this.encoder =
+          compression == Compression.NONE
+              ? null
+              : new GradientEncoder(compression, topKRatio, threshold, layout);
       this.resultReceived = new boolean[layout.chunkCount()];
       this.publisher =
           new FramePublisher(
@@ -147,6 +172,10 @@ public final class GradientExchange implements AutoCloseable {
     }
 
     void sendChunk(int chunk, int sampleCount) {
+      final int length =
+          encoder == null
+              ? layout.lengthBytes(chunk)
+              : encoder.encode(target, firstByte, chunk, sampleCount);
       Frame.encode(
           publisher.header(),
           Frame.TYPE_GRADIENT,
@@ -156,10 +185,14 @@ public final class GradientExchange implements AutoCloseable {
           chunk,
           layout.chunkCount(),
           sampleCount,
-          layout.lengthBytes(chunk),
+          length,
           address.parameterCount());
-      publisher.send(
-          target, firstByte + layout.offsetBytes(chunk), layout.lengthBytes(chunk), step);
+      if (encoder == null) {
+        publisher.send(target, firstByte + layout.offsetBytes(chunk), length, step);
+      } else {
+        Frame.encodingAndFlags(publisher.header(), encoder.encoding(), (byte) 0);
+        publisher.send(encoder.out(), 0, length, step);
+      }
     }
 
     private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
@@ -193,18 +226,27 @@ public final class GradientExchange implements AutoCloseable {
           || Frame.step(buffer, offset) != step
           || chunk < 0
           || chunk >= resultReceived.length
-          || resultReceived[chunk]
-          || Frame.payloadLength(buffer, offset) != layout.lengthBytes(chunk)) {
+          || resultReceived[chunk]) {
+        return;
+      }
+      final byte encoding = Frame.encoding(buffer, offset);
+      final int payload = offset + Frame.HEADER_LENGTH;
+      final int payloadLength = Frame.payloadLength(buffer, offset);
+      final int count = layout.lengthBytes(chunk) / Float.BYTES;
+      if (ChunkCodec.problem(encoding, buffer, payload, payloadLength, count) != null) {
         return;
       }
       resultReceived[chunk] = true;
       chunksReceived++;
       totalSamples = Frame.samples(buffer, offset);
-      target.putBytes(
-          firstByte + layout.offsetBytes(chunk),
+      ChunkCodec.decode(
+          encoding,
           buffer,
-          offset + Frame.HEADER_LENGTH,
-          layout.lengthBytes(chunk));
+          payload,
+          payloadLength,
+          target,
+          firstByte + layout.offsetBytes(chunk),
+          count);
     }
   }
 
@@ -217,6 +259,9 @@ public final class GradientExchange implements AutoCloseable {
   private final NanoClock clock;
   private final long stepTimeoutNs;
   private final int mostChunks;
+  private final Compression compression;
+  private final double topKRatio;
+  private final double threshold;
 
   private UnsafeBuffer target;
   private long step;
@@ -239,6 +284,9 @@ public final class GradientExchange implements AutoCloseable {
     this.aeron = aeron;
     this.clock = context.clock;
     this.stepTimeoutNs = context.stepTimeout.toNanos();
+    this.compression = context.compression;
+    this.topKRatio = context.topKRatio;
+    this.threshold = context.threshold;
     this.links = new Link[shards.count()];
     int most = 0;
     for (int s = 0; s < links.length; s++) {

@@ -57,7 +57,8 @@ public final class Worker {
                 .rank(rank)
                 .workerHost(workerHost)
                 .stepTimeout(job.stepTimeout())
-                .connectTimeout(job.connectTimeout()))) {
+                .connectTimeout(job.connectTimeout())
+                .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()))) {
       final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
       if (replica.hasSynchronizedStatistics()) {
         replica.synchronizeStatistics(statistics);
