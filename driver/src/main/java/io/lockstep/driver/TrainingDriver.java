@@ -141,15 +141,16 @@ public final class TrainingDriver {
     final long jobId = new SecureRandom().nextLong();
     final ServerAddress address =
         new ServerAddress(
-            job.transport(),
-            aeronDirectory(jobId),
-            job.psHost(),
-            job.psPort(),
-            (int) job.termLengthBytes(),
-            (int) job.chunkBytes(),
-            jobId,
-            job.workers(),
-            parameters);
+                job.transport(),
+                aeronDirectory(jobId),
+                job.psHost(),
+                job.psPort(),
+                (int) job.termLengthBytes(),
+                (int) job.chunkBytes(),
+                jobId,
+                job.workers(),
+                parameters)
+            .withMode(job.psMode(), job.psStaleness());
     final String master =
         job.sparkMaster().isEmpty() ? "local[" + job.workers() + "]" : job.sparkMaster();
     LOG.info(

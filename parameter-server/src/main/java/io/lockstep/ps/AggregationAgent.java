@@ -6,6 +6,7 @@ import io.aeron.Subscription;
 import io.aeron.logbuffer.ControlledFragmentHandler;
 import io.aeron.logbuffer.FrameDescriptor;
 import io.aeron.logbuffer.Header;
+import io.lockstep.conf.SyncMode;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -16,7 +17,6 @@ import org.agrona.BufferUtil;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.UnsafeApi;
-import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -40,7 +40,7 @@ import org.slf4j.LoggerFactory;
  * <p>Single-threaded: all state below is written by the agent thread only; {@link #stepsCompleted}
  * and the failure are published for readers on other threads.
  */
-final class AggregationAgent implements Agent {
+final class AggregationAgent implements ServerAgent {
   private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
   private static final int FRAGMENT_LIMIT = 64;
   private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
@@ -60,6 +60,9 @@ final class AggregationAgent implements Agent {
   private final int chunkCount;
   private final int workers;
   private final Peek peek = new Peek();
+
+  /** Local SGD: the workers exchange at some steps only, so a later step may begin any time. */
+  private final boolean skipsSteps;
 
   /** Per rank: the image and term its held head frame lies in, or null when none is held. */
   private final Image[] headImages;
@@ -127,6 +130,7 @@ final class AggregationAgent implements Agent {
             stepTimeoutNs,
             () -> {},
             "parameter server");
+    this.skipsSteps = address.mode() == SyncMode.LOCAL_SGD;
     this.layout = address.layout();
     this.chunkCount = layout.chunkCount();
     this.workers = address.workers();
@@ -227,6 +231,8 @@ final class AggregationAgent implements Agent {
       if (stepDeadlineNs == Long.MAX_VALUE) {
         stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
       }
+      // Local SGD averages at some steps only: the first frame of a later step moves the server on.
+      step = Frame.step(buffer, offset);
       headImages[rank] = image;
       headBuffers[rank] = buffer;
       headOffsets[rank] = offset;
@@ -279,7 +285,8 @@ final class AggregationAgent implements Agent {
       return headImages[rank] == image ? HELD : "a second stream claims rank " + rank;
     }
     final long frameStep = Frame.step(buffer, offset);
-    if (frameStep != step) {
+    final boolean laterStep = frameStep > step && skipsSteps && heldHeads == 0 && nextChunk == 0;
+    if (frameStep != step && !laterStep) {
       return "rank " + rank + " sent step " + frameStep + " while the server is at step " + step;
     }
     if (Frame.parameterCount(buffer, offset) != address.parameterCount()) {
@@ -426,7 +433,7 @@ final class AggregationAgent implements Agent {
         if (rank == 0) {
           Arrays.fill(sum, 0, count, 0f);
         }
-        ChunkCodec.add(encoding, buffer, payload, headLengths[rank], sum, count);
+        ChunkCodec.add(encoding, buffer, payload, headLengths[rank], sum, 0, count);
       } else if (rank == 0) {
         copy(buffer, payload, sum, bytes);
       } else {
@@ -525,8 +532,8 @@ final class AggregationAgent implements Agent {
             + " s; see their executor logs or raise lockstep.ps.step-timeout");
   }
 
-  /** Records the failure and tells every worker; later frames are ignored. */
-  void abort(String reason) {
+  @Override
+  public void abort(String reason) {
     if (failure != null) {
       return;
     }
@@ -552,15 +559,18 @@ final class AggregationAgent implements Agent {
     }
   }
 
-  long stepsCompleted() {
+  @Override
+  public long stepsCompleted() {
     return stepsCompleted.get();
   }
 
-  long rejectedFrames() {
+  @Override
+  public long rejectedFrames() {
     return rejectedFrames.get();
   }
 
-  String failure() {
+  @Override
+  public String failure() {
     return failure;
   }
 }

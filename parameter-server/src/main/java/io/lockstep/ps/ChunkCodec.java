@@ -94,40 +94,47 @@ final class ChunkCodec {
   }
 
   /**
-   * Adds a valid encoded payload into {@code sum[0, count)}.
+   * Adds a valid encoded payload into {@code sum[first, first + count)}.
    *
    * @param encoding the frame's encoding
    * @param buffer the frame's buffer
    * @param payload where the payload starts
    * @param length its bytes
    * @param sum the sum so far
+   * @param first the index of the chunk's first float in {@code sum}
    * @param count the chunk's floats
    */
   static void add(
-      byte encoding, DirectBuffer buffer, int payload, int length, float[] sum, int count) {
+      byte encoding,
+      DirectBuffer buffer,
+      int payload,
+      int length,
+      float[] sum,
+      int first,
+      int count) {
     switch (encoding) {
       case F32 -> {
         for (int i = 0; i < count; i++) {
-          sum[i] += buffer.getFloat(payload + Float.BYTES * i, ORDER);
+          sum[first + i] += buffer.getFloat(payload + Float.BYTES * i, ORDER);
         }
       }
       case F16 -> {
         final float scale = buffer.getFloat(payload, ORDER);
         final int halves = payload + Float.BYTES;
         for (int i = 0; i < count; i++) {
-          sum[i] += halfToFloat(buffer.getShort(halves + 2 * i, ORDER)) * scale;
+          sum[first + i] += halfToFloat(buffer.getShort(halves + 2 * i, ORDER)) * scale;
         }
       }
       case BF16 -> {
         for (int i = 0; i < count; i++) {
-          sum[i] += Float.intBitsToFloat(buffer.getShort(payload + 2 * i, ORDER) << 16);
+          sum[first + i] += Float.intBitsToFloat(buffer.getShort(payload + 2 * i, ORDER) << 16);
         }
       }
       case SPARSE -> {
         final int entries = sparseEntries(length);
         final int values = payload + valuesOffset(entries);
         for (int i = 0; i < entries; i++) {
-          sum[buffer.getShort(payload + 2 * i, ORDER) & 0xFFFF] +=
+          sum[first + (buffer.getShort(payload + 2 * i, ORDER) & 0xFFFF)] +=
               buffer.getFloat(values + Float.BYTES * i, ORDER);
         }
       }

@@ -171,7 +171,7 @@ public final class GradientExchange implements AutoCloseable {
               "worker " + rank + (shards.count() > 1 ? " to shard " + address.shard() : ""));
     }
 
-    void sendChunk(int chunk, int sampleCount) {
+    void sendChunk(int chunk, int sampleCount, byte flags) {
       final int length =
           encoder == null
               ? layout.lengthBytes(chunk)
@@ -187,10 +187,11 @@ public final class GradientExchange implements AutoCloseable {
           sampleCount,
           length,
           address.parameterCount());
+      Frame.encodingAndFlags(
+          publisher.header(), encoder == null ? ChunkCodec.F32 : encoder.encoding(), flags);
       if (encoder == null) {
         publisher.send(target, firstByte + layout.offsetBytes(chunk), length, step);
       } else {
-        Frame.encodingAndFlags(publisher.header(), encoder.encoding(), (byte) 0);
         publisher.send(encoder.out(), 0, length, step);
       }
     }
@@ -333,7 +334,8 @@ public final class GradientExchange implements AutoCloseable {
             aeron.addExclusivePublication(shard.gradientChannel(), shard.gradientStreamId());
         results[s] =
             aeron.addSubscription(
-                shard.resultSubscriptionChannel(context.workerHost), shard.resultStreamId());
+                shard.resultSubscriptionChannel(context.workerHost),
+                shard.asynchronous() ? shard.replyStreamId(context.rank) : shard.resultStreamId());
       }
       for (int s = 0; s < shards.count(); s++) {
         awaitConnected(context, shards.shard(s), gradients[s], results[s]);
@@ -388,6 +390,25 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the result misses its deadline
    */
   public int exchange(long step, UnsafeBuffer gradient, int sampleCount) {
+    return exchange(step, gradient, sampleCount, false);
+  }
+
+  /**
+   * Sends this worker's vector for {@code step} and replaces it with the server's answer: with a
+   * synchronous server ({@code sync}, {@code local-sgd}) the sum over all workers, as {@link
+   * #exchange(long, UnsafeBuffer, int)}; with an asynchronous one ({@code async}, {@code
+   * stale-sync}) the vector is this worker's update and the answer is the sum of every update of
+   * the stage so far, sent to this worker alone.
+   *
+   * @param step the global step
+   * @param gradient {@code parameterCount} little-endian floats; overwritten with the answer
+   * @param sampleCount samples behind this worker's vector
+   * @param lastOfStage the stage's last step: an asynchronous server answers once every worker has
+   *     sent it, so all end the stage on the same sum
+   * @return the step's total sample count over all workers; 0 from an asynchronous server
+   * @throws ParameterServerException when the server aborts or the answer misses its deadline
+   */
+  public int exchange(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
     if (gradient.capacity() != shards.parameterCount() * Float.BYTES) {
       throw new IllegalArgumentException(
           "gradient of "
@@ -405,7 +426,7 @@ public final class GradientExchange implements AutoCloseable {
     for (int chunk = 0; chunk < mostChunks; chunk++) {
       for (Link link : links) {
         if (chunk < link.resultReceived.length) {
-          link.sendChunk(chunk, sampleCount);
+          link.sendChunk(chunk, sampleCount, lastOfStage ? Frame.FLAG_FINAL : 0);
         }
       }
       pollResults();

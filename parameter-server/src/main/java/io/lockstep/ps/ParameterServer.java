@@ -103,7 +103,7 @@ public final class ParameterServer implements RunningServer {
   private final ServerShards shards;
   private final MediaDriver driver;
   private final Aeron aeron;
-  private final List<AggregationAgent> agents;
+  private final List<ServerAgent> agents;
   private final List<AgentRunner> runners;
   private boolean closed;
 
@@ -111,7 +111,7 @@ public final class ParameterServer implements RunningServer {
       ServerShards shards,
       MediaDriver driver,
       Aeron aeron,
-      List<AggregationAgent> agents,
+      List<ServerAgent> agents,
       List<AgentRunner> runners) {
     this.shards = shards;
     this.driver = driver;
@@ -135,9 +135,9 @@ public final class ParameterServer implements RunningServer {
     try {
       driver = launchDriver(first.aeronDirectory(), first.termLengthBytes());
       aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
-      final List<AggregationAgent> agents = new ArrayList<>();
+      final List<ServerAgent> agents = new ArrayList<>();
       for (ServerAddress address : shards.shards()) {
-        final AggregationAgent agent =
+        final ServerAgent agent =
             agent(aeron, address, context.clock, context.stepTimeout, context.firstStep);
         final AgentRunner runner = start(agent);
         agents.add(agent);
@@ -159,7 +159,7 @@ public final class ParameterServer implements RunningServer {
   }
 
   /** Runs an agent on its own thread; an error it throws aborts the step for every worker. */
-  static AgentRunner start(AggregationAgent agent) {
+  static AgentRunner start(ServerAgent agent) {
     final AgentRunner runner =
         new AgentRunner(
             new BackoffIdleStrategy(),
@@ -171,10 +171,19 @@ public final class ParameterServer implements RunningServer {
   }
 
   /** Opens one shard's streams on {@code aeron} and makes the agent that serves them. */
-  static AggregationAgent agent(
+  static ServerAgent agent(
       Aeron aeron, ServerAddress address, NanoClock clock, Duration stepTimeout, long firstStep) {
     final Subscription gradients =
         aeron.addSubscription(address.gradientChannel(), address.gradientStreamId());
+    if (address.asynchronous()) {
+      final Publication[] replies = new Publication[address.workers()];
+      for (int rank = 0; rank < replies.length; rank++) {
+        replies[rank] =
+            aeron.addExclusivePublication(
+                address.resultPublicationChannel(), address.replyStreamId(rank));
+      }
+      return new AsyncAgent(address, gradients, replies, clock, stepTimeout.toNanos(), firstStep);
+    }
     final Publication results =
         aeron.addExclusivePublication(address.resultPublicationChannel(), address.resultStreamId());
     return new AggregationAgent(
@@ -225,7 +234,7 @@ public final class ParameterServer implements RunningServer {
    */
   public long stepsCompleted() {
     long steps = Long.MAX_VALUE;
-    for (AggregationAgent agent : agents) {
+    for (ServerAgent agent : agents) {
       steps = Math.min(steps, agent.stepsCompleted());
     }
     return steps;
@@ -239,7 +248,7 @@ public final class ParameterServer implements RunningServer {
   @Override
   public long rejectedFrames() {
     long rejected = 0;
-    for (AggregationAgent agent : agents) {
+    for (ServerAgent agent : agents) {
       rejected += agent.rejectedFrames();
     }
     return rejected;
@@ -252,7 +261,7 @@ public final class ParameterServer implements RunningServer {
    */
   @Override
   public void checkHealthy() {
-    for (AggregationAgent agent : agents) {
+    for (ServerAgent agent : agents) {
       final String failure = agent.failure();
       if (failure != null) {
         throw new ParameterServerException(

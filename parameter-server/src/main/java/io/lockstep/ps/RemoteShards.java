@@ -281,6 +281,8 @@ public final class RemoteShards implements RunningServer {
     frame.putInt(Frame.HEADER_LENGTH, shard.chunkBytes(), ORDER);
     frame.putInt(Frame.HEADER_LENGTH + 4, shard.termLengthBytes(), ORDER);
     frame.putLong(Frame.HEADER_LENGTH + 8, context.stepTimeout.toMillis(), ORDER);
+    frame.putInt(Frame.HEADER_LENGTH + 16, shard.mode().ordinal(), ORDER);
+    frame.putInt(Frame.HEADER_LENGTH + 20, shard.staleness(), ORDER);
     frame.putBytes(Frame.HEADER_LENGTH + ShardServer.CONFIGURE_FIXED_BYTES, reply);
     controls.get(s).offer(frame);
   }

@@ -1,5 +1,6 @@
 package io.lockstep.ps;
 
+import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
 import java.io.Serializable;
 
@@ -19,6 +20,9 @@ import java.io.Serializable;
  * @param workers number of workers that contribute to each step
  * @param parameterCount length of the flat gradient in floats, of this shard's range when sharded
  * @param shard this shard's index, from 0; 0 when the server is not sharded
+ * @param mode how the workers synchronize: the server sums ({@code sync}, {@code local-sgd}) or
+ *     adds updates as they come ({@code async}, {@code stale-sync})
+ * @param staleness {@code stale-sync}: how many steps a worker may run ahead of the slowest
  */
 public record ServerAddress(
     Transport transport,
@@ -30,7 +34,9 @@ public record ServerAddress(
     long jobId,
     int workers,
     int parameterCount,
-    int shard)
+    int shard,
+    SyncMode mode,
+    int staleness)
     implements Serializable {
 
   private static final int GRADIENT_STREAM_ID = 1001;
@@ -38,6 +44,9 @@ public record ServerAddress(
 
   /** The highest shard index: stream ids stay within 1001 to 3048. */
   public static final int MAX_SHARDS = 1023;
+
+  /** The most workers: an asynchronous server answers each on its own stream id. */
+  public static final int MAX_WORKERS = 65_535;
 
   /** Aeron's largest MTU: a UDP datagram's payload, rounded down to its 32-byte frame alignment. */
   static final int MAX_MTU = 65504;
@@ -85,6 +94,8 @@ public record ServerAddress(
         jobId,
         workers,
         parameterCount,
+        0,
+        SyncMode.SYNC,
         0);
   }
 
@@ -109,6 +120,12 @@ public record ServerAddress(
     if (shard < 0 || shard > MAX_SHARDS) {
       throw new IllegalArgumentException("shard=" + shard + " must be in [0, " + MAX_SHARDS + "]");
     }
+    if (mode == null || staleness < 0) {
+      throw new IllegalArgumentException("mode=" + mode + " and staleness=" + staleness);
+    }
+    if (workers > MAX_WORKERS) {
+      throw new IllegalArgumentException("workers=" + workers + " must be <= " + MAX_WORKERS);
+    }
     if (workers <= 0 || parameterCount <= 0) {
       throw new IllegalArgumentException(
           "workers=" + workers + " and parameterCount=" + parameterCount + " must be > 0");
@@ -128,6 +145,47 @@ public record ServerAddress(
 
   int resultStreamId() {
     return RESULT_STREAM_ID + 2 * shard;
+  }
+
+  /**
+   * @return whether the server adds each worker's update as it comes and answers that worker alone
+   */
+  boolean asynchronous() {
+    return mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC;
+  }
+
+  /**
+   * The stream on which an asynchronous server answers one worker: {@code (shard + 1) x 65536 +
+   * rank}, so a worker that computes never holds back another's answers.
+   *
+   * @param rank the worker
+   * @return the stream id
+   */
+  int replyStreamId(int rank) {
+    return ((shard + 1) << 16) | rank;
+  }
+
+  /**
+   * This address with another way to synchronize.
+   *
+   * @param mode the mode
+   * @param staleness {@code stale-sync}: the bound, else ignored
+   * @return the address
+   */
+  public ServerAddress withMode(SyncMode mode, int staleness) {
+    return new ServerAddress(
+        transport,
+        aeronDirectory,
+        host,
+        port,
+        termLengthBytes,
+        chunkBytes,
+        jobId,
+        workers,
+        parameterCount,
+        shard,
+        mode,
+        staleness);
   }
 
   /**
@@ -163,7 +221,9 @@ public record ServerAddress(
         jobId,
         workers,
         parameterCount,
-        shard);
+        shard,
+        mode,
+        staleness);
   }
 
   ChunkLayout layout() {

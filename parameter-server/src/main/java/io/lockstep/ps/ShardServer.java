@@ -6,6 +6,7 @@ import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
+import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -33,7 +34,8 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>{@code CONFIGURE}: job id, step = first step, chunk index = shard index, samples = workers,
  *       parameter count = the shard's range; payload: chunk bytes (int), term length (int), step
- *       timeout in ms (long), then the driver's reply channel in UTF-8.
+ *       timeout in ms (long), synchronization mode (int, the {@link SyncMode} ordinal), staleness
+ *       (int), then the driver's reply channel in UTF-8.
  *   <li>{@code STATUS}, every {@value #STATUS_INTERVAL_MS} ms while a job runs, the first one once
  *       its streams are up: step = steps completed, chunk index = shard index; payload: rejected
  *       frames (long), then the failure in UTF-8, empty while healthy.
@@ -44,8 +46,9 @@ public final class ShardServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ShardServer.class);
   static final int CONTROL_STREAM_ID = 1000;
   static final int STATUS_INTERVAL_MS = 200;
-  static final int CONFIGURE_FIXED_BYTES = 16;
+  static final int CONFIGURE_FIXED_BYTES = 24;
   private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+  private static final SyncMode[] MODES = SyncMode.values();
 
   private final String host;
   private final int port;
@@ -62,10 +65,7 @@ public final class ShardServer implements AutoCloseable {
 
   /** The job being served. */
   private record Job(
-      ServerAddress address,
-      AggregationAgent agent,
-      AgentRunner runner,
-      ExclusivePublication reply) {
+      ServerAddress address, ServerAgent agent, AgentRunner runner, ExclusivePublication reply) {
     void stop() {
       CloseHelper.quietCloseAll(runner, reply);
     }
@@ -249,6 +249,8 @@ public final class ShardServer implements AutoCloseable {
     final int chunkBytes = buffer.getInt(payload, ORDER);
     final int termLength = buffer.getInt(payload + 4, ORDER);
     final long stepTimeoutMs = buffer.getLong(payload + 8, ORDER);
+    final int modeOrdinal = buffer.getInt(payload + 16, ORDER);
+    final int staleness = buffer.getInt(payload + 20, ORDER);
     final String replyChannel =
         buffer.getStringWithoutLengthUtf8(
             payload + CONFIGURE_FIXED_BYTES,
@@ -266,14 +268,16 @@ public final class ShardServer implements AutoCloseable {
               jobId,
               Frame.samples(buffer, offset),
               Frame.parameterCount(buffer, offset),
-              Frame.chunkIndex(buffer, offset));
+              Frame.chunkIndex(buffer, offset),
+              modeOrdinal >= 0 && modeOrdinal < MODES.length ? MODES[modeOrdinal] : null,
+              staleness);
     } catch (IllegalArgumentException e) {
       LOG.error(
           "shard {}:{}: rejected job {}: {}", host, port, Long.toHexString(jobId), e.getMessage());
       return;
     }
     ExclusivePublication reply = null;
-    final AggregationAgent agent;
+    final ServerAgent agent;
     try {
       reply = aeron.addExclusivePublication(replyChannel, CONTROL_STREAM_ID);
       agent =

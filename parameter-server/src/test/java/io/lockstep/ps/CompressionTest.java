@@ -83,7 +83,7 @@ class CompressionTest {
       final int length = ChunkCodec.encodeF16(values, 4, out, 0);
       assertNull(ChunkCodec.problem(ChunkCodec.F16, out, 0, length, 4));
       final float[] decoded = new float[4];
-      ChunkCodec.add(ChunkCodec.F16, out, 0, length, decoded, 4);
+      ChunkCodec.add(ChunkCodec.F16, out, 0, length, decoded, 0, 4);
       for (int i = 0; i < 4; i++) {
         assertEquals(values[i], decoded[i], scale * 0x1p-11f, "at scale " + scale);
       }
@@ -135,7 +135,7 @@ class CompressionTest {
         assertEquals(ChunkCodec.SPARSE, encoder.encoding());
         assertEquals(25, ChunkCodec.sparseEntries(length), "ceil(0.1 x 250) of each chunk");
         final float[] values = new float[250];
-        ChunkCodec.add(ChunkCodec.SPARSE, encoder.out(), 0, length, values, 250);
+        ChunkCodec.add(ChunkCodec.SPARSE, encoder.out(), 0, length, values, 0, 250);
         float smallestSent = Float.MAX_VALUE;
         for (int i = 0; i < 250; i++) {
           sent[chunk * 250 + i] += values[i];
@@ -161,7 +161,7 @@ class CompressionTest {
       for (int chunk = 0; chunk < layout.chunkCount(); chunk++) {
         final int length = encoder.encode(zero, 0, chunk, 8);
         final float[] values = new float[layout.lengthBytes(chunk) / 4];
-        ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, values.length);
+        ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, 0, values.length);
         for (int i = 0; i < values.length; i++) {
           held[chunk * layout.chunkFloats() + i] += values[i];
         }
@@ -177,11 +177,11 @@ class CompressionTest {
     // 4 samples: the limit is 2.
     int length = encoder.encode(vector(new float[] {3f, 1f, -2f, 0.5f}), 0, 0, 4);
     float[] values = new float[4];
-    ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, 4);
+    ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, 0, 4);
     assertArrayEquals(new float[] {3f, 0, -2f, 0}, values);
     length = encoder.encode(vector(new float[] {0, 1f, 0, 0}), 0, 0, 4);
     values = new float[4];
-    ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, 4);
+    ChunkCodec.add(encoder.encoding(), encoder.out(), 0, length, values, 0, 4);
     assertArrayEquals(new float[] {0, 2f, 0, 0}, values, "1 + the residual 1 reaches 2");
   }
 

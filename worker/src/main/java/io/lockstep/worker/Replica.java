@@ -260,12 +260,25 @@ public final class Replica {
    * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
   public void applyUpdate(int globalBatchSize, double clipNorm) {
+    computeStep(globalBatchSize, clipNorm);
+    final INDArray parameters = network.params();
+    parameters.subi(network.getGradientsViewArray().reshape(parameters.shape()));
+  }
+
+  /**
+   * Runs the optimizer as {@link #applyUpdate} does but leaves the step, instead of the gradient,
+   * in the buffer, unapplied: what an asynchronous worker pushes. Counts the iteration.
+   *
+   * @param batchSize the samples behind the gradient sum; the updater divides by it
+   * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
+   */
+  public void computeStep(int batchSize, double clipNorm) {
     double squares = 0;
     for (INDArray view : trainable) {
       final double norm = view.norm2Number().doubleValue();
       squares += norm * norm;
     }
-    lastGradientNorm = Math.sqrt(squares) / Math.max(1, globalBatchSize);
+    lastGradientNorm = Math.sqrt(squares) / Math.max(1, batchSize);
     if (clipNorm > 0 && lastGradientNorm > clipNorm) {
       final double scale = clipNorm / (lastGradientNorm + CLIP_EPSILON);
       for (INDArray view : trainable) {
@@ -278,11 +291,64 @@ public final class Replica {
             gradient,
             network.getIterationCount(),
             network.getEpochCount(),
-            globalBatchSize,
+            batchSize,
             LayerWorkspaceMgr.noWorkspaces());
-    final INDArray parameters = network.params();
-    parameters.subi(network.getGradientsViewArray().reshape(parameters.shape()));
+    skipStep();
+  }
+
+  /** Counts an iteration without a step: a worker with no samples in a step of its own. */
+  public void skipStep() {
     network.getConfiguration().setIterationCount(network.getIterationCount() + 1);
+  }
+
+  /**
+   * Multiplies the buffer by {@code factor}: an asynchronous worker's step becomes its update,
+   * negated and weighted by its share of the global batch.
+   *
+   * @param factor the factor
+   */
+  public void scaleBuffer(double factor) {
+    network.getGradientsViewArray().muli(factor);
+  }
+
+  /**
+   * Writes the parameters times {@code weight} into the buffer: local SGD's contribution to a
+   * sample-weighted average.
+   *
+   * @param weight the samples this replica trained on since the last average
+   */
+  public void loadWeightedParameters(int weight) {
+    final INDArray view = network.getGradientsViewArray();
+    view.assign(network.params().reshape(view.shape())).muli(weight);
+  }
+
+  /**
+   * Sets the parameters to the buffer divided by {@code total}: the sum of the replicas' weighted
+   * parameters, averaged.
+   *
+   * @param total the sum of the weights
+   */
+  public void takeAverage(int total) {
+    final INDArray parameters = network.params();
+    parameters.assign(network.getGradientsViewArray().reshape(parameters.shape())).divi(total);
+  }
+
+  /**
+   * @return a copy of the parameters, the base an asynchronous stage adds its updates to
+   */
+  public INDArray parametersCopy() {
+    return network.params().dup();
+  }
+
+  /**
+   * Sets the parameters to {@code base} plus the buffer: an asynchronous stage's starting
+   * parameters plus the sum of every worker's updates so far.
+   *
+   * @param base the stage's starting parameters
+   */
+  public void setParameters(INDArray base) {
+    final INDArray parameters = network.params();
+    parameters.assign(base).addi(network.getGradientsViewArray().reshape(parameters.shape()));
   }
 
   /**

@@ -2,10 +2,12 @@ package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.RunningStats;
+import io.lockstep.conf.SyncMode;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
 import io.lockstep.ps.GradientExchange;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,25 +66,70 @@ public final class Worker {
         replica.synchronizeStatistics(statistics);
       }
       final long startNs = System.nanoTime();
+      final SyncMode mode = job.psMode();
+      final INDArray stageStart =
+          mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
+      int samplesSinceAverage = 0;
       int i = 0;
       try {
         for (; i < steps; i++) {
           final int step = task.fromStep() + i;
+          final long globalStep = task.firstGlobalStep() + i;
+          final boolean last = i + 1 == steps;
           final long t0 = System.nanoTime();
           final int[] slice = plan.slice(step, rank);
           final boolean empty = slice.length == 0;
           final var features = empty ? null : batches.features(slice);
           final var labels = empty ? null : batches.labels(slice);
           final long t1 = System.nanoTime();
-          statistics.beginStep(task.firstGlobalStep() + i, plan.batchSamples(step));
+          statistics.beginStep(globalStep, plan.batchSamples(step));
           replica.computeGradients(
-              features, labels, statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
+              features,
+              labels,
+              mode == SyncMode.SYNC
+                  ? statisticsShare(job, rank, slice.length, plan.batchSamples(step))
+                  : 1);
           final long t2 = System.nanoTime();
-          final int total =
-              exchange.exchange(task.firstGlobalStep() + i, replica.gradientBuffer(), slice.length);
-          final long t3 = System.nanoTime();
           learningRates[i] = replica.learningRate();
-          replica.applyUpdate(total, job.clipNorm());
+          long exchangeNs = 0;
+          switch (mode) {
+            case SYNC -> {
+              final int total =
+                  exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
+              exchangeNs = System.nanoTime() - t2;
+              replica.applyUpdate(total, job.clipNorm());
+            }
+            case LOCAL_SGD -> {
+              if (empty) {
+                replica.skipStep();
+              } else {
+                replica.applyUpdate(slice.length, job.clipNorm());
+              }
+              samplesSinceAverage += slice.length;
+              if ((globalStep + 1) % job.psLocalSteps() == 0 || last) {
+                replica.loadWeightedParameters(samplesSinceAverage);
+                final long e0 = System.nanoTime();
+                final int total =
+                    exchange.exchange(globalStep, replica.gradientBuffer(), samplesSinceAverage);
+                exchangeNs = System.nanoTime() - e0;
+                replica.takeAverage(total);
+                samplesSinceAverage = 0;
+              }
+            }
+            case ASYNC, STALE_SYNC -> {
+              if (empty) {
+                replica.skipStep();
+              } else {
+                replica.computeStep(slice.length, job.clipNorm());
+                replica.scaleBuffer(-(double) slice.length / plan.batchSamples(step));
+              }
+              final long e0 = System.nanoTime();
+              exchange.exchange(globalStep, replica.gradientBuffer(), slice.length, last);
+              exchangeNs = System.nanoTime() - e0;
+              replica.setParameters(stageStart);
+            }
+          }
+          final long t3 = t2 + exchangeNs;
           final long t4 = System.nanoTime();
           dataNs += t1 - t0;
           computeNs += t2 - t1;
