@@ -284,6 +284,12 @@ class JobConfigTest {
     values.put("lockstep.ps.chunk-size", "32KiB");
     values.put("lockstep.ps.term-length", "4MiB");
     values.put("lockstep.ps.shard-servers", "h1:40300,h2:40300");
+    values.put("lockstep.ps.mode", "stale-sync");
+    values.put("lockstep.ps.staleness", "5");
+    values.put("lockstep.ps.local-steps", "9");
+    values.put("lockstep.ps.compression", "top-k");
+    values.put("lockstep.ps.top-k-ratio", "0.002");
+    values.put("lockstep.ps.threshold", "0.25");
     final JobConfig job = JobConfig.load(JobConfig.overrides(values));
 
     final JobConfig again = JobConfig.load(job.toConfig());
@@ -297,8 +303,48 @@ class JobConfigTest {
         () -> assertEquals(Transport.UDP, again.transport()),
         () -> assertEquals(Duration.ofMillis(1500), again.stepTimeout()),
         () -> assertEquals(4L << 20, again.termLengthBytes()),
-        () -> assertEquals("/tmp/run ${x}", again.runDir()));
+        () -> assertEquals("/tmp/run ${x}", again.runDir()),
+        () -> assertEquals(SyncMode.STALE_SYNC, again.psMode()),
+        () -> assertEquals(5, again.psStaleness()),
+        () -> assertEquals(9, again.psLocalSteps()),
+        () -> assertEquals(Compression.TOP_K, again.psCompression()),
+        () -> assertEquals(0.002, again.psTopKRatio()),
+        () -> assertEquals(0.25, again.psThreshold()));
     assertNotEquals(JobConfig.load(), job);
+  }
+
+  @Test
+  void shouldDefaultToExactSynchronousFloat32() {
+    final JobConfig job = JobConfig.load();
+    assertEquals(SyncMode.SYNC, job.psMode());
+    assertEquals(Compression.NONE, job.psCompression());
+  }
+
+  @Test
+  void shouldRejectBadModeValuesAndImpossibleCombinationsNamingTheKeys() {
+    assertMentions(
+        rejected(job("lockstep.ps.mode = downpour")).getMessage(),
+        "lockstep.ps.mode",
+        "sync|async|stale-sync|local-sgd");
+    assertMentions(
+        rejected(job("lockstep.ps.compression = int8")).getMessage(),
+        "lockstep.ps.compression",
+        "none|fp16|bf16|top-k|threshold");
+    assertMentions(
+        rejected(job("lockstep.ps.top-k-ratio = 1.5")).getMessage(), "lockstep.ps.top-k-ratio");
+    assertMentions(
+        rejected(job("lockstep.ps.threshold = 0")).getMessage(), "lockstep.ps.threshold");
+    assertMentions(
+        rejected(job("lockstep.ps.local-steps = 0")).getMessage(), "lockstep.ps.local-steps");
+    assertMentions(
+        rejected(job("lockstep.ps.mode = local-sgd\nlockstep.ps.compression = fp16")).getMessage(),
+        "lockstep.ps.compression",
+        "local-sgd",
+        "none");
+    assertMentions(
+        rejected(job("lockstep.ps.mode = async\nlockstep.batchnorm.sync = true")).getMessage(),
+        "lockstep.batchnorm.sync",
+        "lockstep.ps.mode=sync");
   }
 
   @Test

@@ -316,6 +316,8 @@ public final class TrainingDriver {
             trainSeconds,
             master,
             job.transport().name().toLowerCase(java.util.Locale.ROOT),
+            job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+            job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             new TrainingSummary.Phases(
                 phaseNs[0] / workers,
                 phaseNs[1] / workers,

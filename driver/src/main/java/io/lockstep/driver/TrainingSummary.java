@@ -22,6 +22,8 @@ import java.util.List;
  * @param trainSeconds the wall time of the training stages
  * @param sparkMaster the Spark master the run used
  * @param transport the worker-server transport
+ * @param syncMode how the replicas synchronized ({@code lockstep.ps.mode})
+ * @param compression how workers encoded what they sent ({@code lockstep.ps.compression})
  * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
  * @param rejectedFrames frames the server dropped
  * @param parametersCrc32 CRC-32 of the final parameters' bytes: equal exactly when two runs end
@@ -46,6 +48,8 @@ public record TrainingSummary(
     double trainSeconds,
     String sparkMaster,
     String transport,
+    String syncMode,
+    String compression,
     Phases phaseSeconds,
     long rejectedFrames,
     String parametersCrc32,
