@@ -1,5 +1,6 @@
 /**
- * The parameter server: a summation service for synchronous data-parallel training, on Aeron.
+ * The parameter server: a summation service for synchronous data-parallel training, on Aeron,
+ * with opt-in asynchronous modes and compressed encodings.
  *
  * <h2>Design</h2>
  *
@@ -41,6 +42,23 @@
  * {@link io.lockstep.ps.RemoteShards} over a control stream). Workers send chunks to the shards in
  * turn and poll every shard's results, so all shards sum at once. Each shard adds its range in rank
  * order, so a sharded server gives the same floats, bit for bit, as one server.
+ *
+ * <h2>Encodings</h2>
+ *
+ * A chunk's payload is float32 unless the job opts into compression ({@link
+ * io.lockstep.ps.ChunkCodec}: half precision with a power-of-two scale per chunk, bfloat16, or
+ * sparse offset/value pairs). The worker's {@link io.lockstep.ps.GradientEncoder} encodes, keeping
+ * top-k's and threshold's left-out values as a residual (error feedback); the server checks every
+ * payload before it sums, decodes while it adds in rank order, and answers in kind.
+ *
+ * <h2>Asynchronous modes</h2>
+ *
+ * With {@code lockstep.ps.mode=async} or {@code stale-sync} a shard runs an {@link
+ * io.lockstep.ps.AsyncAgent} instead: it adds each worker's update on arrival to a running sum of
+ * the stage's updates and answers that worker alone on its own stream ({@code (shard + 1) x 65536 +
+ * rank}), at once or within the staleness bound; a stage's last step is answered when every worker
+ * has sent it, so replicas end each stage equal. {@code local-sgd} uses the summing agent, which
+ * then lets a later step begin at any time, since the workers average at some steps only.
  *
  * <h2>Transport</h2>
  *
