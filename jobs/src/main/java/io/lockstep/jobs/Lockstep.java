@@ -2,6 +2,7 @@ package io.lockstep.jobs;
 
 import com.typesafe.config.Config;
 import io.lockstep.conf.ConfigKey;
+import io.lockstep.conf.Compression;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
@@ -310,8 +311,23 @@ public final class Lockstep implements Runnable {
         description = "Aeron term length, bytes")
     int termLength;
 
+    @Option(
+        names = "--compression",
+        defaultValue = "none",
+        description = "none|fp16|bf16: how chunks are encoded, both ways")
+    String compression;
+
     @Override
     public Integer call() throws Exception {
+      final Compression encoding =
+          switch (compression.toLowerCase(Locale.ROOT)) {
+            case "none" -> Compression.NONE;
+            case "fp16" -> Compression.FP16;
+            case "bf16" -> Compression.BF16;
+            default ->
+                throw new ConfigurationException(
+                    "--compression " + compression + ": expected none, fp16 or bf16");
+          };
       final Transport chosen =
           switch (transport.toLowerCase(Locale.ROOT)) {
             case "ipc" -> Transport.IPC;
@@ -324,7 +340,15 @@ public final class Lockstep implements Runnable {
       try {
         settings =
             new SyncBenchmark.Settings(
-                parameters, workers, iterations, warmup, chosen, chunkBytes, termLength, shards);
+                parameters,
+                workers,
+                iterations,
+                warmup,
+                chosen,
+                chunkBytes,
+                termLength,
+                shards,
+                encoding);
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }

@@ -1,5 +1,6 @@
 package io.lockstep.ps;
 
+import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -36,6 +37,8 @@ public final class SyncBenchmark {
    * @param chunkBytes payload of one chunk
    * @param termLengthBytes Aeron term length
    * @param shards parameter server shards, threads in the same JVM
+   * @param compression the chunks' encoding: none, fp16 or bf16 (a vector of ones sums exactly in
+   *     each; the sparse encodings need real gradients, see {@code bench/modes.sh})
    */
   public record Settings(
       int parameters,
@@ -45,7 +48,8 @@ public final class SyncBenchmark {
       Transport transport,
       int chunkBytes,
       int termLengthBytes,
-      int shards) {
+      int shards,
+      Compression compression) {
     /** Checks the counts; the address checks the rest. */
     public Settings {
       if (parameters <= 0 || workers <= 0 || iterations <= 0 || warmup < 0) {
@@ -58,6 +62,12 @@ public final class SyncBenchmark {
                 + iterations
                 + ", "
                 + warmup);
+      }
+      if (compression != Compression.NONE
+          && compression != Compression.FP16
+          && compression != Compression.BF16) {
+        throw new IllegalArgumentException(
+            "--compression " + compression + ": expected none, fp16 or bf16");
       }
       ServerAddress whole;
       try {
@@ -133,7 +143,7 @@ public final class SyncBenchmark {
           Locale.ROOT,
           "sync lockstep workers=%d (threads in one JVM, server in the same JVM) params=%d"
               + " bytes=%d (%.2f MB) transport=%s shards=%d (threads) term_length=%d"
-              + " chunk_bytes=%d:"
+              + " chunk_bytes=%d compression=%s:"
               + " median_ms=%.3f min_ms=%.3f p90_ms=%.3f max_ms=%.3f GB/s=%.2f (n=%d)",
           settings.workers(),
           settings.parameters(),
@@ -143,6 +153,7 @@ public final class SyncBenchmark {
           settings.shards(),
           settings.termLengthBytes(),
           settings.chunkBytes(),
+          settings.compression().name().toLowerCase(Locale.ROOT),
           median,
           quantileMillis(0),
           quantileMillis(0.9),
@@ -176,7 +187,7 @@ public final class SyncBenchmark {
         workers.add(
             threads.submit(
                 () -> {
-                  worker(shards, rank, total, start, nanos[rank]);
+                  worker(shards, settings.compression(), rank, total, start, nanos[rank]);
                   return null;
                 }));
       }
@@ -200,7 +211,12 @@ public final class SyncBenchmark {
   }
 
   private static void worker(
-      ServerShards address, int rank, int iterations, CyclicBarrier start, long[] nanos)
+      ServerShards address,
+      Compression compression,
+      int rank,
+      int iterations,
+      CyclicBarrier start,
+      long[] nanos)
       throws Exception {
     final int bytes = address.parameterCount() * Float.BYTES;
     final UnsafeBuffer gradient = new UnsafeBuffer(BufferUtil.allocateDirectAligned(bytes, 64));
@@ -211,7 +227,8 @@ public final class SyncBenchmark {
                 .rank(rank)
                 .workerHost("127.0.0.1")
                 .stepTimeout(Duration.ofSeconds(60))
-                .connectTimeout(Duration.ofSeconds(60)))) {
+                .connectTimeout(Duration.ofSeconds(60))
+                .compression(compression, 1, 1))) {
       for (int i = 0; i < iterations; i++) {
         for (int offset = 0; offset < bytes; offset += Float.BYTES) {
           gradient.putFloat(offset, 1f, ORDER);
