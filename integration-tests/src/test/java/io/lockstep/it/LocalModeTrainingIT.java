@@ -26,6 +26,8 @@ import org.deeplearning4j.util.ModelSerializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
@@ -86,6 +88,37 @@ class LocalModeTrainingIT {
     final List<String> metrics = Files.readAllLines(run.resolve("metrics.jsonl"));
     assertEquals(250, metrics.size());
     assertTrue(metrics.get(249).startsWith("{\"step\":250,\"epoch\":1,\"samples\":128,"));
+  }
+
+  /**
+   * Each opt-in mode through the whole system, across checkpoint stages (every 40 steps): the
+   * replicas agree at every stage end (the driver checks their CRCs) and the model learns.
+   */
+  @ParameterizedTest
+  @ValueSource(
+      strings = {
+        "lockstep.ps.mode=async,lockstep.ps.compression=bf16",
+        "lockstep.ps.mode=stale-sync,lockstep.ps.staleness=1",
+        "lockstep.ps.mode=local-sgd,lockstep.ps.local-steps=6",
+        "lockstep.ps.compression=top-k,lockstep.ps.top-k-ratio=0.02"
+      })
+  void shouldTrainInEveryOptInModeAcrossCheckpointStages(String settings, @TempDir Path run)
+      throws Exception {
+    final Map<String, String> overrides = new java.util.HashMap<>();
+    overrides.put("lockstep.train.workers", "2");
+    overrides.put("lockstep.train.max-steps", "100");
+    overrides.put("lockstep.checkpoint.every-steps", "40");
+    for (String setting : settings.split(",")) {
+      final String[] pair = setting.split("=", 2);
+      overrides.put(pair[0], pair[1]);
+    }
+    final JobConfig job = job(overrides);
+    final TrainingSummary summary = TrainingDriver.train(job, run, false);
+    assertTrue(summary.testAccuracy() >= 0.60, settings + ": accuracy " + summary.testAccuracy());
+    assertEquals(0, summary.rejectedFrames());
+    assertEquals(
+        job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+        summary.syncMode());
   }
 
   @Test

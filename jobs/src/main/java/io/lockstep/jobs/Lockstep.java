@@ -1,8 +1,8 @@
 package io.lockstep.jobs;
 
 import com.typesafe.config.Config;
-import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.Compression;
+import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;

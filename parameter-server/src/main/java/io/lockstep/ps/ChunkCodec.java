@@ -23,9 +23,10 @@ import org.agrona.UnsafeApi;
  *       follows from the length: {@code 6m} bytes, or {@code 6m + 2} when {@code m} is odd.
  * </ul>
  *
- * <p>A payload that is not a valid encoding of {@code count} floats is reported by {@link #problem},
- * which every receiver calls first: the decoders then read without bounds checks (this machine is
- * little-endian, checked at start-up), and the encoders check their output's bounds once.
+ * <p>A payload that is not a valid encoding of {@code count} floats is reported by {@link
+ * #problem}, which every receiver calls first: the decoders then read without bounds checks (this
+ * machine is little-endian, checked at start-up), and the encoders check their output's bounds
+ * once.
  */
 final class ChunkCodec {
   static final byte F32 = 0;
@@ -199,7 +200,8 @@ final class ChunkCodec {
         final byte[] to = target.byteArray();
         final long at = target.addressOffset() + targetByte;
         for (int i = 0; i < count; i++) {
-          UnsafeApi.putInt(to, at + (long) Float.BYTES * i, UnsafeApi.getShort(from, halves + 2L * i) << 16);
+          UnsafeApi.putInt(
+              to, at + (long) Float.BYTES * i, UnsafeApi.getShort(from, halves + 2L * i) << 16);
         }
       }
       case SPARSE -> {

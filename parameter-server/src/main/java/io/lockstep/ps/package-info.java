@@ -1,6 +1,6 @@
 /**
- * The parameter server: a summation service for synchronous data-parallel training, on Aeron,
- * with opt-in asynchronous modes and compressed encodings.
+ * The parameter server: a summation service for synchronous data-parallel training, on Aeron, with
+ * opt-in asynchronous modes and compressed encodings.
  *
  * <h2>Design</h2>
  *

@@ -16,7 +16,8 @@ class SyncBenchmarkTest {
   void shouldTimeEveryIterationAndPrintOneLine() throws Exception {
     final SyncBenchmark.Result result =
         SyncBenchmark.run(
-            new SyncBenchmark.Settings(300_000, 3, 4, 1, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
+            new SyncBenchmark.Settings(
+                300_000, 3, 4, 1, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
     assertEquals(4, result.millis().length);
     for (double millis : result.millis()) {
       assertTrue(millis > 0, "iteration time " + millis);
@@ -35,7 +36,9 @@ class SyncBenchmarkTest {
     final IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,
-            () -> new SyncBenchmark.Settings(1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1, Compression.NONE));
+            () ->
+                new SyncBenchmark.Settings(
+                    1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1, Compression.NONE));
     assertTrue(e.getMessage().startsWith("--chunk-bytes/--term-length: "), e.getMessage());
   }
 
@@ -44,7 +47,9 @@ class SyncBenchmarkTest {
     final IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,
-            () -> new SyncBenchmark.Settings(1000, 2, 1, 0, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
+            () ->
+                new SyncBenchmark.Settings(
+                    1000, 2, 1, 0, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
     assertTrue(
         e.getMessage().startsWith("--shards: 2 shards for a gradient of 1 chunks"), e.getMessage());
   }
