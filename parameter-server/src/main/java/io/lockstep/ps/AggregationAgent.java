@@ -263,17 +263,11 @@ final class AggregationAgent implements ServerAgent {
     if (!peek.whole) {
       return "a fragment of a message larger than one frame";
     }
-    final String header = Frame.headerProblem(buffer, offset, length);
-    if (header != null) {
-      return header;
-    }
-    if (Frame.jobId(buffer, offset) != address.jobId()) {
-      return "frame of job " + Frame.jobId(buffer, offset);
+    final String peer = Frame.peerProblem(buffer, offset, length, address.jobId(), workers);
+    if (peer != null) {
+      return peer;
     }
     final int rank = Frame.rank(buffer, offset);
-    if (rank < 0 || rank >= workers) {
-      return "unknown rank " + rank;
-    }
     final byte type = Frame.type(buffer, offset);
     if (type == Frame.TYPE_ABORT) {
       return null;
@@ -316,12 +310,7 @@ final class AggregationAgent implements ServerAgent {
           : "rank " + rank + " sent chunk " + chunk + " while the server sums chunk " + nextChunk;
     }
     final String payload =
-        ChunkCodec.problem(
-            Frame.encoding(buffer, offset),
-            buffer,
-            offset + Frame.HEADER_LENGTH,
-            Frame.payloadLength(buffer, offset),
-            layout.lengthBytes(chunk) / Float.BYTES);
+        ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
     if (payload != null) {
       return "chunk " + chunk + " from rank " + rank + ": " + payload;
     }

@@ -212,17 +212,11 @@ final class AsyncAgent implements ServerAgent {
     if ((header.flags() & FrameDescriptor.UNFRAGMENTED) != FrameDescriptor.UNFRAGMENTED) {
       return "a fragment of a message larger than one frame";
     }
-    final String malformed = Frame.headerProblem(buffer, offset, length);
-    if (malformed != null) {
-      return malformed;
-    }
-    if (Frame.jobId(buffer, offset) != address.jobId()) {
-      return "frame of job " + Frame.jobId(buffer, offset);
+    final String peer = Frame.peerProblem(buffer, offset, length, address.jobId(), workers);
+    if (peer != null) {
+      return peer;
     }
     final int rank = Frame.rank(buffer, offset);
-    if (rank < 0 || rank >= workers) {
-      return "unknown rank " + rank;
-    }
     if (sessionKnown[rank] && sessions[rank] != header.sessionId()) {
       return "a second stream claims rank " + rank;
     }
@@ -249,12 +243,7 @@ final class AsyncAgent implements ServerAgent {
       return "rank " + rank + " sent chunk " + c + ", the server expects " + nextChunk[rank];
     }
     final String payload =
-        ChunkCodec.problem(
-            Frame.encoding(buffer, offset),
-            buffer,
-            offset + Frame.HEADER_LENGTH,
-            Frame.payloadLength(buffer, offset),
-            layout.lengthBytes(c) / Float.BYTES);
+        ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(c) / Float.BYTES);
     return payload == null ? null : "chunk " + c + " from rank " + rank + ": " + payload;
   }
 

@@ -98,6 +98,19 @@ final class ChunkCodec {
     }
   }
 
+  /**
+   * Returns null when the payload of the frame at {@code offset} (header checked) is a valid
+   * encoding, named by its encoding byte, of {@code count} floats, else what is wrong.
+   */
+  static String frameProblem(DirectBuffer frame, int offset, int count) {
+    return problem(
+        Frame.encoding(frame, offset),
+        frame,
+        offset + Frame.HEADER_LENGTH,
+        Frame.payloadLength(frame, offset),
+        count);
+  }
+
   /** The entries of a sparse payload of {@code length} bytes, or -1 when no count fits. */
   static int sparseEntries(int length) {
     final int entries = length / 6;

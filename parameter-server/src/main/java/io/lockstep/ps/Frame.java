@@ -132,6 +132,22 @@ final class Frame {
     return null;
   }
 
+  /**
+   * Returns null when the frame is well formed and comes from a worker of the job, else why not:
+   * what both kinds of server agent check first.
+   */
+  static String peerProblem(DirectBuffer buffer, int offset, int length, long jobId, int workers) {
+    final String header = headerProblem(buffer, offset, length);
+    if (header != null) {
+      return header;
+    }
+    if (jobId(buffer, offset) != jobId) {
+      return "frame of job " + jobId(buffer, offset);
+    }
+    final int rank = rank(buffer, offset);
+    return rank < 0 || rank >= workers ? "unknown rank " + rank : null;
+  }
+
   static byte type(DirectBuffer buffer, int offset) {
     return buffer.getByte(offset + TYPE_OFFSET);
   }

@@ -234,7 +234,7 @@ public final class GradientExchange implements AutoCloseable {
       final int payload = offset + Frame.HEADER_LENGTH;
       final int payloadLength = Frame.payloadLength(buffer, offset);
       final int count = layout.lengthBytes(chunk) / Float.BYTES;
-      if (ChunkCodec.problem(encoding, buffer, payload, payloadLength, count) != null) {
+      if (ChunkCodec.frameProblem(buffer, offset, count) != null) {
         return;
       }
       resultReceived[chunk] = true;

@@ -173,19 +173,7 @@ public record ServerAddress(
    * @return the address
    */
   public ServerAddress withMode(SyncMode mode, int staleness) {
-    return new ServerAddress(
-        transport,
-        aeronDirectory,
-        host,
-        port,
-        termLengthBytes,
-        chunkBytes,
-        jobId,
-        workers,
-        parameterCount,
-        shard,
-        mode,
-        staleness);
+    return with(host, port, parameterCount, shard, mode, staleness);
   }
 
   /**
@@ -196,7 +184,7 @@ public record ServerAddress(
    * @return the shard's address
    */
   public ServerAddress withShard(int shard, int parameterCount) {
-    return with(host, port, parameterCount, shard);
+    return with(host, port, parameterCount, shard, mode, staleness);
   }
 
   /**
@@ -207,10 +195,11 @@ public record ServerAddress(
    * @return the address
    */
   public ServerAddress withEndpoint(String host, int port) {
-    return with(host, port, parameterCount, shard);
+    return with(host, port, parameterCount, shard, mode, staleness);
   }
 
-  private ServerAddress with(String host, int port, int parameterCount, int shard) {
+  private ServerAddress with(
+      String host, int port, int parameterCount, int shard, SyncMode mode, int staleness) {
     return new ServerAddress(
         transport,
         aeronDirectory,
