@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.agrona.BufferUtil;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
@@ -60,6 +61,10 @@ final class AggregationAgent implements ServerAgent {
   private final int chunkCount;
   private final int workers;
   private final Peek peek = new Peek();
+  private final Consumer<Image> takeEveryHead = this::takeHeadsCounted;
+
+  /** Fragments {@link #takeEveryHead} looked at in this duty cycle. */
+  private int headsWork;
 
   /** Local SGD: the workers exchange at some steps only, so a later step may begin any time. */
   private final boolean skipsSteps;
@@ -184,10 +189,11 @@ final class AggregationAgent implements ServerAgent {
     if (failure != null) {
       return 0;
     }
-    int work = 0;
-    for (int i = 0, count = subscription.imageCount(); i < count && failure == null; i++) {
-      work += takeHeads(subscription.imageAtIndex(i));
-    }
+    headsWork = 0;
+    // forEachImage reads the image array once; imageCount() then imageAtIndex(i) read it twice,
+    // and the client's conductor thread replaces it when a stage's streams come and go.
+    subscription.forEachImage(takeEveryHead);
+    int work = headsWork;
     if (heldHeads == workers && failure == null) {
       completeHeads();
       work++;
@@ -196,6 +202,12 @@ final class AggregationAgent implements ServerAgent {
       failStep();
     }
     return work;
+  }
+
+  private void takeHeadsCounted(Image image) {
+    if (failure == null) {
+      headsWork += takeHeads(image);
+    }
   }
 
   /**

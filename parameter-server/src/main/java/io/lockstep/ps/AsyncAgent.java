@@ -147,10 +147,9 @@ final class AsyncAgent implements ServerAgent {
     if (failure != null) {
       return 0;
     }
-    int work = 0;
-    for (int i = 0, count = subscription.imageCount(); i < count && failure == null; i++) {
-      work += subscription.imageAtIndex(i).poll(handler, FRAGMENT_LIMIT);
-    }
+    // Subscription.poll reads the image array once: the client's conductor thread replaces it
+    // when a stage's streams come and go.
+    int work = subscription.poll(handler, FRAGMENT_LIMIT);
     for (int rank = 0; rank < workers && failure == null; rank++) {
       work += answer(rank);
     }
