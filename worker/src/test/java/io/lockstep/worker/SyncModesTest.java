@@ -53,7 +53,7 @@ class SyncModesTest {
         "lockstep.ps.compression=fp16",
         "lockstep.ps.compression=top-k lockstep.ps.top-k-ratio=0.05",
         "lockstep.ps.compression=threshold lockstep.ps.threshold=0.01",
-        "lockstep.ps.mode=async lockstep.ps.compression=top-k"
+        "lockstep.ps.mode=async lockstep.ps.compression=top-k lockstep.ps.top-k-ratio=0.25"
       })
   void shouldEndEveryStageWithIdenticalReplicasAndLearn(String settings) throws Exception {
     final Map<String, String> overrides = new HashMap<>();
