@@ -52,8 +52,7 @@ class SyncModesTest {
         "lockstep.ps.mode=local-sgd lockstep.ps.local-steps=7",
         "lockstep.ps.compression=fp16",
         "lockstep.ps.compression=top-k lockstep.ps.top-k-ratio=0.05",
-        "lockstep.ps.compression=threshold lockstep.ps.threshold=0.01",
-        "lockstep.ps.mode=async lockstep.ps.compression=top-k lockstep.ps.top-k-ratio=0.25"
+        "lockstep.ps.compression=threshold lockstep.ps.threshold=0.01"
       })
   void shouldEndEveryStageWithIdenticalReplicasAndLearn(String settings) throws Exception {
     final Map<String, String> overrides = new HashMap<>();
