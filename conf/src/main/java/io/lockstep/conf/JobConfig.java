@@ -64,6 +64,7 @@ import java.util.stream.Collectors;
  * @param psCompression how workers encode what they send
  * @param psTopKRatio top-k: the fraction of each chunk sent
  * @param psThreshold threshold: the per-sample magnitude an element must reach to be sent
+ * @param psOverlap whether synchronous steps send the gradient while the backward pass runs
  */
 public record JobConfig(
     String jobName,
@@ -110,7 +111,8 @@ public record JobConfig(
     int psLocalSteps,
     Compression psCompression,
     double psTopKRatio,
-    double psThreshold)
+    double psThreshold,
+    boolean psOverlap)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -176,7 +178,8 @@ public record JobConfig(
             Keys.PS_LOCAL_STEPS.read(config),
             Keys.PS_COMPRESSION.read(config),
             Keys.PS_TOP_K_RATIO.read(config),
-            Keys.PS_THRESHOLD.read(config));
+            Keys.PS_THRESHOLD.read(config),
+            Keys.PS_OVERLAP.read(config));
     job.checkConsistency();
     return job;
   }
@@ -250,6 +253,17 @@ public record JobConfig(
   }
 
   /**
+   * Whether workers send the gradient while the backward pass runs: asked for, in sync mode (the
+   * other modes send what the optimizer makes of the whole gradient), and without SyncBatchNorm,
+   * whose statistics rounds run inside the backward pass and must not interleave with the chunks.
+   *
+   * @return whether synchronous steps overlap transfer and backward pass
+   */
+  public boolean overlapsBackward() {
+    return psOverlap && psMode == SyncMode.SYNC && !batchNormSync;
+  }
+
+  /**
    * This configuration as HOCON, every key explicit.
    *
    * @return a config that {@link #load} turns back into an equal record
@@ -310,7 +324,8 @@ public record JobConfig(
       psLocalSteps,
       Keys.lowerName(psCompression),
       psTopKRatio,
-      psThreshold
+      psThreshold,
+      psOverlap
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');

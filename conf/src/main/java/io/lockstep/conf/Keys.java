@@ -394,6 +394,16 @@ public final class Keys {
           "threshold: send an element when its magnitude, gradient plus residual divided by the"
               + " worker's samples, reaches this");
 
+  /** Overlap of the gradient's transfer with the backward pass. */
+  public static final ConfigKey<Boolean> PS_OVERLAP =
+      bool(
+          "lockstep.ps.overlap",
+          true,
+          "sync mode: send each chunk of the gradient as soon as the backward pass has finished"
+              + " it, so the server sums the last layers while the worker computes the first"
+              + " (not with lockstep.batchnorm.sync, whose rounds run inside the backward pass);"
+              + " false sends the whole gradient after the backward pass");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -440,7 +450,8 @@ public final class Keys {
           PS_LOCAL_STEPS,
           PS_COMPRESSION,
           PS_TOP_K_RATIO,
-          PS_THRESHOLD);
+          PS_THRESHOLD,
+          PS_OVERLAP);
 
   private Keys() {}
 

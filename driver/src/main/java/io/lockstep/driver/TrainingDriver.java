@@ -318,6 +318,7 @@ public final class TrainingDriver {
             job.transport().name().toLowerCase(java.util.Locale.ROOT),
             job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+            job.overlapsBackward(),
             new TrainingSummary.Phases(
                 phaseNs[0] / workers,
                 phaseNs[1] / workers,

@@ -24,6 +24,8 @@ import java.util.List;
  * @param transport the worker-server transport
  * @param syncMode how the replicas synchronized ({@code lockstep.ps.mode})
  * @param compression how workers encoded what they sent ({@code lockstep.ps.compression})
+ * @param overlap whether workers sent the gradient during the backward pass (then compute includes
+ *     sending, and sync is the wait for the rest of the sums)
  * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
  * @param rejectedFrames frames the server dropped
  * @param parametersCrc32 CRC-32 of the final parameters' bytes: equal exactly when two runs end
@@ -50,6 +52,7 @@ public record TrainingSummary(
     String transport,
     String syncMode,
     String compression,
+    boolean overlap,
     Phases phaseSeconds,
     long rejectedFrames,
     String parametersCrc32,
@@ -60,8 +63,9 @@ public record TrainingSummary(
    * Mean seconds per worker in each phase of a step.
    *
    * @param data assembling batches
-   * @param compute forward and backward
-   * @param sync exchanging gradients, including waiting for the slowest worker
+   * @param compute forward and backward (with overlap, sending the chunks finished during it)
+   * @param sync exchanging gradients (with overlap, sending the rest and waiting for the sums),
+   *     including waiting for the slowest worker
    * @param apply the optimizer step
    */
   public record Phases(double data, double compute, double sync, double apply) {}

@@ -104,7 +104,10 @@ final class AggregationAgent implements ServerAgent {
   private volatile String failure;
 
   private long step;
-  private int nextChunk;
+
+  /** Chunks of this step's gradient summed so far; the next is {@link #currentChunk}. */
+  private int chunksSummed;
+
   private int statisticsRound;
   private int heldHeads;
 
@@ -291,7 +294,7 @@ final class AggregationAgent implements ServerAgent {
       return headImages[rank] == image ? HELD : "a second stream claims rank " + rank;
     }
     final long frameStep = Frame.step(buffer, offset);
-    final boolean laterStep = frameStep > step && skipsSteps && heldHeads == 0 && nextChunk == 0;
+    final boolean laterStep = frameStep > step && skipsSteps && heldHeads == 0 && chunksSummed == 0;
     if (frameStep != step && !laterStep) {
       return "rank " + rank + " sent step " + frameStep + " while the server is at step " + step;
     }
@@ -316,10 +319,15 @@ final class AggregationAgent implements ServerAgent {
           + " chunks";
     }
     final int chunk = Frame.chunkIndex(buffer, offset);
-    if (chunk != nextChunk) {
-      return chunk >= 0 && chunk < nextChunk
+    if (chunk != currentChunk()) {
+      return chunk > currentChunk() && chunk < chunkCount
           ? "duplicate chunk " + chunk + " from rank " + rank
-          : "rank " + rank + " sent chunk " + chunk + " while the server sums chunk " + nextChunk;
+          : "rank "
+              + rank
+              + " sent chunk "
+              + chunk
+              + " while the server sums chunk "
+              + currentChunk();
     }
     final String payload =
         ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
@@ -334,7 +342,7 @@ final class AggregationAgent implements ServerAgent {
   }
 
   private String statisticsProblem(int rank, DirectBuffer buffer, int offset) {
-    if (nextChunk > 0 || heldType == Frame.TYPE_GRADIENT) {
+    if (chunksSummed > 0 || heldType == Frame.TYPE_GRADIENT) {
       return "rank " + rank + " sent statistics after the gradient of step " + step;
     }
     final int round = Frame.chunkIndex(buffer, offset);
@@ -376,7 +384,7 @@ final class AggregationAgent implements ServerAgent {
       }
     }
     final boolean statistics = heldType == Frame.TYPE_STATISTICS;
-    final int bytes = statistics ? statisticsBytes : layout.lengthBytes(nextChunk);
+    final int bytes = statistics ? statisticsBytes : layout.lengthBytes(currentChunk());
     int totalSamples = 0;
     if (!statistics) {
       for (int s : samples) {
@@ -392,7 +400,7 @@ final class AggregationAgent implements ServerAgent {
         -1,
         address.jobId(),
         step,
-        statistics ? statisticsRound : nextChunk,
+        statistics ? statisticsRound : currentChunk(),
         statistics ? 1 : chunkCount,
         totalSamples,
         length,
@@ -407,15 +415,20 @@ final class AggregationAgent implements ServerAgent {
     if (statistics) {
       statisticsRound++;
       stepDeadlineNs = Long.MAX_VALUE;
-    } else if (++nextChunk == chunkCount) {
+    } else if (++chunksSummed == chunkCount) {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       step++;
-      nextChunk = 0;
+      chunksSummed = 0;
       statisticsRound = 0;
       stepDeadlineNs = Long.MAX_VALUE;
       Arrays.fill(samples, -1);
       stepsCompleted.lazySet(step);
     }
+  }
+
+  /** The chunk of the step's gradient the server sums next: they come newest first. */
+  private int currentChunk() {
+    return layout.chunkSentAt(chunksSummed);
   }
 
   /**

@@ -59,10 +59,13 @@ final class AsyncAgent implements ServerAgent {
   /** The sum of the stage's updates so far. */
   private final float[] delta;
 
-  /** Per rank: the step it pushes next, the chunk of it expected next, its stream's session. */
+  /**
+   * Per rank: the step it pushes next, how many of its chunks are in (they come newest first), its
+   * stream's session.
+   */
   private final long[] nextStep;
 
-  private final int[] nextChunk;
+  private final int[] chunksIn;
   private final int[] sessions;
   private final boolean[] sessionKnown;
 
@@ -113,7 +116,7 @@ final class AsyncAgent implements ServerAgent {
     this.delta = new float[address.parameterCount()];
     this.nextStep = new long[workers];
     Arrays.fill(nextStep, firstStep);
-    this.nextChunk = new int[workers];
+    this.chunksIn = new int[workers];
     this.sessions = new int[workers];
     this.sessionKnown = new boolean[workers];
     this.replyStep = new long[workers];
@@ -180,7 +183,7 @@ final class AsyncAgent implements ServerAgent {
     }
     sessions[rank] = header.sessionId();
     sessionKnown[rank] = true;
-    final int c = nextChunk[rank];
+    final int c = layout.chunkSentAt(chunksIn[rank]);
     final int first = c * layout.chunkFloats();
     final int count = layout.lengthBytes(c) / Float.BYTES;
     final byte encoding = Frame.encoding(buffer, offset);
@@ -192,9 +195,9 @@ final class AsyncAgent implements ServerAgent {
         delta,
         first,
         count);
-    if (++nextChunk[rank] == chunkCount) {
+    if (++chunksIn[rank] == chunkCount) {
       final long step = nextStep[rank]++;
-      nextChunk[rank] = 0;
+      chunksIn[rank] = 0;
       replyStep[rank] = step;
       replyChunk[rank] = 0;
       replyFinal[rank] = (Frame.flags(buffer, offset) & Frame.FLAG_FINAL) != 0;
@@ -238,8 +241,9 @@ final class AsyncAgent implements ServerAgent {
       return "rank " + rank + " has another model or chunk size";
     }
     final int c = Frame.chunkIndex(buffer, offset);
-    if (c != nextChunk[rank]) {
-      return "rank " + rank + " sent chunk " + c + ", the server expects " + nextChunk[rank];
+    final int expected = layout.chunkSentAt(chunksIn[rank]);
+    if (c != expected) {
+      return "rank " + rank + " sent chunk " + c + ", the server expects " + expected;
     }
     final String payload =
         ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(c) / Float.BYTES);

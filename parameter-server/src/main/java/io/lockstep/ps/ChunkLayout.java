@@ -4,6 +4,10 @@ package io.lockstep.ps;
  * How a flat vector of {@code parameterCount} floats is cut into chunks of at most {@code
  * chunkFloats}: chunk {@code c} covers floats {@code [c * chunkFloats, min(P, (c + 1) *
  * chunkFloats))}.
+ *
+ * <p>A step's chunks travel newest first: chunk {@code count - 1} down to chunk 0, the order in
+ * which a backward pass finishes them (it runs from the last layer to the first, and the parameters
+ * lie in layer order), so a worker can send a chunk while it still computes the ones before it.
  */
 record ChunkLayout(int parameterCount, int chunkFloats) {
   ChunkLayout {
@@ -15,6 +19,16 @@ record ChunkLayout(int parameterCount, int chunkFloats) {
 
   int chunkCount() {
     return (int) (((long) parameterCount + chunkFloats - 1) / chunkFloats);
+  }
+
+  /**
+   * The chunk that travels at {@code position} within a step.
+   *
+   * @param position 0 for the first chunk sent
+   * @return the chunk's index
+   */
+  int chunkSentAt(int position) {
+    return chunkCount() - 1 - position;
   }
 
   int offsetBytes(int chunk) {

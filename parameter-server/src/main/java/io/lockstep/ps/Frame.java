@@ -44,13 +44,16 @@ import org.agrona.MutableDirectBuffer;
  * {@link #FLAG_FINAL} on an asynchronous update asks for the parameters once every worker has sent
  * that step.
  *
+ * <p>A step's gradient chunks travel newest first, chunk {@code count - 1} down to 0 ({@link
+ * ChunkLayout#chunkSentAt}); the results may come back in any order.
+ *
  * <p>Statistics frames carry a small vector that the server sums over the workers within a step,
  * before the gradient (SyncBatchNorm's per-channel sums): the chunk index field holds the round,
  * counted from 0 within the step, and the chunk count is 1.
  */
 final class Frame {
   static final short MAGIC = 0x4C53;
-  static final byte VERSION = 2;
+  static final byte VERSION = 3;
 
   /** On an asynchronous update: the stage's last step; answer when every worker has sent it. */
   static final byte FLAG_FINAL = 1;

@@ -148,6 +148,7 @@ public final class GradientExchange implements AutoCloseable {
     final ChunkLayout layout;
     final GradientEncoder encoder;
     final boolean[] resultReceived;
+    int chunksSent;
     int chunksReceived;
 
     Link(ServerAddress address, int firstByte, Publication gradients, Subscription results) {
@@ -171,7 +172,20 @@ public final class GradientExchange implements AutoCloseable {
               "worker " + rank + (shards.count() > 1 ? " to shard " + address.shard() : ""));
     }
 
-    void sendChunk(int chunk, int sampleCount, byte flags) {
+    boolean hasUnsent() {
+      return chunksSent < resultReceived.length;
+    }
+
+    /** Where in the whole vector the next chunk to send begins. */
+    long nextUnsentByte() {
+      return firstByte + (long) layout.offsetBytes(layout.chunkSentAt(chunksSent));
+    }
+
+    void sendNext() {
+      sendChunk(layout.chunkSentAt(chunksSent++));
+    }
+
+    private void sendChunk(int chunk) {
       final int length =
           encoder == null
               ? layout.lengthBytes(chunk)
@@ -188,7 +202,7 @@ public final class GradientExchange implements AutoCloseable {
           length,
           address.parameterCount());
       Frame.encodingAndFlags(
-          publisher.header(), encoder == null ? ChunkCodec.F32 : encoder.encoding(), flags);
+          publisher.header(), encoder == null ? ChunkCodec.F32 : encoder.encoding(), stepFlags);
       if (encoder == null) {
         publisher.send(target, firstByte + layout.offsetBytes(chunk), length, step);
       } else {
@@ -266,6 +280,12 @@ public final class GradientExchange implements AutoCloseable {
 
   private UnsafeBuffer target;
   private long step;
+
+  /** Between {@link #begin} and the end of {@link #finish}: the step's sample count and flags. */
+  private boolean stepOpen;
+
+  private int sampleCount;
+  private byte stepFlags;
   private int statisticsRound = -1;
   private int statisticsBytes;
   private boolean statisticsReceived;
@@ -409,6 +429,25 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the answer misses its deadline
    */
   public int exchange(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
+    begin(step, gradient, sampleCount, lastOfStage);
+    return finish();
+  }
+
+  /**
+   * Opens a step whose vector is still being written: {@link #ready} sends each part as it is
+   * finished, {@link #finish} the rest, and then waits for the answer. A synchronous step overlaps
+   * the backward pass this way: the server sums the last layers' chunks while the worker computes
+   * the first layers' gradient.
+   *
+   * @param step the global step
+   * @param gradient {@code parameterCount} little-endian floats; overwritten with the answer, each
+   *     chunk as its answer arrives
+   * @param sampleCount samples behind this worker's vector
+   * @param lastOfStage the stage's last step, as for {@link #exchange(long, UnsafeBuffer, int,
+   *     boolean)}
+   * @throws IllegalStateException when the previous step was not finished
+   */
+  public void begin(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
     if (gradient.capacity() != shards.parameterCount() * Float.BYTES) {
       throw new IllegalArgumentException(
           "gradient of "
@@ -416,23 +455,83 @@ public final class GradientExchange implements AutoCloseable {
               + " floats, the server expects "
               + shards.parameterCount());
     }
+    if (stepOpen) {
+      throw new IllegalStateException("step " + this.step + " was begun and not finished");
+    }
     this.target = gradient;
     this.step = step;
+    this.sampleCount = sampleCount;
+    this.stepFlags = lastOfStage ? Frame.FLAG_FINAL : 0;
     this.totalSamples = -1;
     for (Link link : links) {
+      link.chunksSent = 0;
       link.chunksReceived = 0;
       Arrays.fill(link.resultReceived, false);
     }
-    for (int chunk = 0; chunk < mostChunks; chunk++) {
-      for (Link link : links) {
-        if (chunk < link.resultReceived.length) {
-          link.sendChunk(chunk, sampleCount, lastOfStage ? Frame.FLAG_FINAL : 0);
-        }
+    stepOpen = true;
+  }
+
+  /**
+   * Says that the open step's vector is final from float {@code firstFinal} to its end: sends every
+   * chunk that lies wholly within that range and has not gone yet, newest first, and takes in the
+   * answers that have arrived. Never waits, except when a stream is back-pressured.
+   *
+   * @param firstFinal the first float of the finished range, in {@code [0, parameterCount]}
+   * @return how many of the step's chunks have their answer in the vector already
+   * @throws ParameterServerException when the server aborts
+   */
+  public int ready(int firstFinal) {
+    requireOpenStep();
+    final long firstByte = (long) firstFinal * Float.BYTES;
+    for (int s = links.length - 1; s >= 0; s--) {
+      final Link link = links[s];
+      while (link.hasUnsent() && link.nextUnsentByte() >= firstByte) {
+        link.sendNext();
       }
-      pollResults();
+      if (link.hasUnsent()) {
+        break;
+      }
     }
-    awaitServer(this::allResultsIn, "result", this::resultProgress);
-    return totalSamples;
+    pollResults();
+    int answered = 0;
+    for (Link link : links) {
+      answered += link.chunksReceived;
+    }
+    return answered;
+  }
+
+  /**
+   * Sends what {@link #ready} has not sent, the shards in turn so every shard sums while the others
+   * receive, and waits for the whole answer.
+   *
+   * @return the step's total sample count over all workers; 0 from an asynchronous server
+   * @throws ParameterServerException when the server aborts or the answer misses its deadline
+   */
+  public int finish() {
+    requireOpenStep();
+    try {
+      boolean sent = true;
+      while (sent) {
+        sent = false;
+        for (Link link : links) {
+          if (link.hasUnsent()) {
+            link.sendNext();
+            sent = true;
+          }
+        }
+        pollResults();
+      }
+      awaitServer(this::allResultsIn, "result", this::resultProgress);
+      return totalSamples;
+    } finally {
+      stepOpen = false;
+    }
+  }
+
+  private void requireOpenStep() {
+    if (!stepOpen) {
+      throw new IllegalStateException("no step is open; call begin first");
+    }
   }
 
   private boolean allResultsIn() {
@@ -470,6 +569,10 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the sum misses its deadline
    */
   public void reduceStatistics(long step, int round, UnsafeBuffer values, int length) {
+    if (stepOpen) {
+      throw new IllegalStateException(
+          "statistics round " + round + " while the gradient of step " + this.step + " is open");
+    }
     final Link link = links[0];
     final ServerAddress address = link.address;
     final int bytes = length * Float.BYTES;

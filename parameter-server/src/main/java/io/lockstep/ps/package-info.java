@@ -22,6 +22,16 @@
  * order, so two runs are bit-identical. Each chunk is summed and sent back as soon as all workers
  * delivered it, which overlaps summation with transfer.
  *
+ * <p>Overlap with the backward pass: a step's chunks travel newest first (the last chunk first),
+ * the order in which a backward pass finishes the gradient, since it runs from the last layer to
+ * the first and the parameters lie in layer order. A worker opens the step with {@link
+ * io.lockstep.ps.GradientExchange#begin}, calls {@link io.lockstep.ps.GradientExchange#ready} after
+ * each layer's backward pass with the first float that is now final (it sends every chunk that lies
+ * wholly above it and takes in the sums that have come back), and ends with {@link
+ * io.lockstep.ps.GradientExchange#finish}. So the server sums, and answers, the last layers while
+ * the worker still computes the first ones, without a thread of its own: the training thread sends
+ * between layers, and a term buffer holds what the server has not read yet.
+ *
  * <p>Copies: every worker's chunks arrive in order on its own Aeron image. The server leaves the
  * frame at the head of each image unconsumed, in the term, until every rank's frame of that chunk
  * is there; then it adds them through two chunk-sized heap arrays (cache-resident, vectorized by

@@ -184,6 +184,76 @@ class ParameterServerTest {
     }
   }
 
+  @Test
+  void shouldSumAGradientSentPieceByPieceAsTheWholeOneAcrossShards() throws Exception {
+    final ServerShards shards = ServerShards.split(address(Transport.IPC, 2, 10_001, 4096), 3);
+    try (ParameterServer server =
+        ParameterServer.launch(
+            new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(30)))) {
+      final List<Future<float[]>> results = new ArrayList<>();
+      for (int rank = 0; rank < 2; rank++) {
+        final int r = rank;
+        results.add(
+            threads.submit(
+                () -> {
+                  try (GradientExchange exchange = connect(shards, r)) {
+                    final int n = shards.parameterCount();
+                    final UnsafeBuffer buffer = vector(new float[n]);
+                    float[] last = null;
+                    for (int step = 0; step < 2; step++) {
+                      exchange.begin(step, buffer, 5, false);
+                      for (int i = 9216; i < n; i++) {
+                        buffer.putFloat(
+                            i * Float.BYTES, contribution(r, step, i), ByteOrder.LITTLE_ENDIAN);
+                      }
+                      // The last chunk alone is final: its sum comes back before the rest is sent.
+                      final long deadline = System.nanoTime() + 20_000_000_000L;
+                      while (exchange.ready(9216) == 0) {
+                        assertTrue(System.nanoTime() < deadline, "no early answer");
+                        Thread.onSpinWait();
+                      }
+                      assertEquals(
+                          contribution(0, step, n - 1) + contribution(1, step, n - 1),
+                          buffer.getFloat((n - 1) * Float.BYTES, ByteOrder.LITTLE_ENDIAN));
+                      // As a backward pass does: the vector is finished from its end down, in
+                      // pieces that do not line up with chunks or shards.
+                      for (int end = 9216; end > 0; end -= 1777) {
+                        final int first = Math.max(0, end - 1777);
+                        for (int i = first; i < end; i++) {
+                          buffer.putFloat(
+                              i * Float.BYTES, contribution(r, step, i), ByteOrder.LITTLE_ENDIAN);
+                        }
+                        exchange.ready(first);
+                      }
+                      assertEquals(10, exchange.finish());
+                      last = floats(buffer);
+                    }
+                    final IllegalStateException notBegun =
+                        assertThrows(IllegalStateException.class, () -> exchange.ready(0));
+                    assertTrue(notBegun.getMessage().contains("call begin"), notBegun.getMessage());
+                    exchange.begin(2, buffer, 5, false);
+                    final IllegalStateException open =
+                        assertThrows(
+                            IllegalStateException.class,
+                            () -> exchange.reduceStatistics(2, 0, vector(new float[2]), 2));
+                    assertTrue(open.getMessage().contains("is open"), open.getMessage());
+                    return last;
+                  }
+                }));
+      }
+      final float[] expected = new float[shards.parameterCount()];
+      for (int i = 0; i < expected.length; i++) {
+        expected[i] = contribution(0, 1, i) + contribution(1, 1, i);
+      }
+      for (Future<float[]> result : results) {
+        assertArrayEquals(expected, result.get(), 0f);
+      }
+      assertEquals(2, server.stepsCompleted());
+      assertEquals(0, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
+
   /** Starts a {@code parameter-server} process, a real JVM, and waits until it listens. */
   private static Process shardProcess(int port, Path log) throws Exception {
     final Process process =

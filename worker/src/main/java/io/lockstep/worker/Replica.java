@@ -15,6 +15,9 @@ import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.graph.vertex.GraphVertex;
+import org.deeplearning4j.nn.graph.vertex.impl.LayerVertex;
+import org.deeplearning4j.nn.layers.FrozenLayer;
+import org.deeplearning4j.nn.layers.FrozenLayerWithBackprop;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -49,6 +52,12 @@ public final class Replica {
   private final String configurationJson;
   private final List<SyncBatchNormLayer> synchronizedLayers;
   private StatisticsReducer reducer;
+
+  /** The running-statistics views that no {@link ObservedLayer} scales: all, until observed. */
+  private List<INDArray> unobservedStatistics;
+
+  private BackwardProgress progress;
+  private double statisticsShare = 1;
   private double lastLoss;
   private double lastGradientNorm;
 
@@ -66,6 +75,7 @@ public final class Replica {
               + view.length());
     }
     this.gradient = viewsOf(network, trainable, runningStatistics);
+    this.unobservedStatistics = runningStatistics;
     this.synchronizedLayers = new ArrayList<>();
     final GraphVertex[] vertices = network.getVertices();
     for (int index : network.topologicalSortOrder()) {
@@ -205,6 +215,89 @@ public final class Replica {
   }
 
   /**
+   * Tells {@code progress}, during each {@link #computeGradients}, how much of the gradient the
+   * backward pass has finished: it runs from the last layer to the first and the parameters lie in
+   * layer order, so after each layer the buffer is final from that layer's first parameter to the
+   * end (running statistics already scaled by the slice's share). The first call wraps each layer
+   * that has parameters, except output and frozen layers, in an {@link ObservedLayer}.
+   *
+   * @param progress the receiver, or null to stop telling
+   * @throws IllegalStateException for a model with SyncBatchNorm layers, whose statistics rounds
+   *     run inside the backward pass
+   */
+  public void reportBackward(BackwardProgress progress) {
+    if (progress != null && hasSynchronizedStatistics()) {
+      throw new IllegalStateException(
+          "a model with SyncBatchNorm layers cannot report its backward pass: its statistics"
+              + " rounds run inside it");
+    }
+    if (progress != null && unobservedStatistics == runningStatistics) {
+      observeLayers();
+    }
+    this.progress = progress;
+  }
+
+  /** Wraps the hidden layers with parameters; see {@link #reportBackward}. */
+  private void observeLayers() {
+    final List<INDArray> unobserved = new ArrayList<>();
+    final GraphVertex[] vertices = network.getVertices();
+    long first = 0;
+    for (int index : network.topologicalSortOrder()) {
+      final GraphVertex vertex = vertices[index];
+      final long parameters = vertex.numParams();
+      if (parameters > 0) {
+        final Layer layer = vertex.getLayer();
+        final List<INDArray> statistics = statisticsViews(layer);
+        if (vertex instanceof LayerVertex layerVertex
+            && !vertex.isOutputVertex()
+            && !(layer instanceof FrozenLayer)
+            && !(layer instanceof FrozenLayerWithBackprop)) {
+          final int firstFloat = (int) first;
+          layerVertex.setLayer(new ObservedLayer(layer, () -> finished(firstFloat, statistics)));
+        } else {
+          unobserved.addAll(statistics);
+        }
+      }
+      first += parameters;
+    }
+    unobservedStatistics = unobserved;
+  }
+
+  private static List<INDArray> statisticsViews(Layer layer) {
+    final List<INDArray> views = new ArrayList<>();
+    if (layer.numParams() > 0) {
+      layer
+          .conf()
+          .getLayer()
+          .initializer()
+          .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
+          .forEach(
+              (name, view) -> {
+                if (!layer.updaterDivideByMinibatch(name)) {
+                  views.add(view);
+                }
+              });
+    }
+    return views;
+  }
+
+  /** An observed layer's backward pass is done: the gradient is final from its first float on. */
+  private void finished(int firstFloat, List<INDArray> statistics) {
+    scale(statistics);
+    if (progress != null) {
+      progress.finalFrom(firstFloat);
+    }
+  }
+
+  private void scale(List<INDArray> statistics) {
+    if (statisticsShare != 1) {
+      for (INDArray view : statistics) {
+        view.muli(statisticsShare);
+      }
+    }
+  }
+
+  /**
    * Runs forward and backward; leaves the gradient summed over the batch's samples in the buffer,
    * and this slice's running-statistics update scaled by its share. An empty batch leaves zeros.
    *
@@ -220,16 +313,13 @@ public final class Replica {
       contributeNoStatistics();
       return;
     }
+    this.statisticsShare = statisticsShare;
     network.setInputs(features);
     network.setLabels(labels);
     network.computeGradientAndScore();
     lastLoss = network.score();
     network.clearLayerMaskArrays();
-    if (statisticsShare != 1) {
-      for (INDArray view : runningStatistics) {
-        view.muli(statisticsShare);
-      }
-    }
+    scale(unobservedStatistics);
   }
 
   /**

@@ -65,6 +65,10 @@ public final class Worker {
       if (replica.hasSynchronizedStatistics()) {
         replica.synchronizeStatistics(statistics);
       }
+      final boolean overlap = job.overlapsBackward();
+      if (overlap) {
+        replica.reportBackward(exchange::ready);
+      }
       final long startNs = System.nanoTime();
       final SyncMode mode = job.psMode();
       final INDArray stageStart =
@@ -83,6 +87,9 @@ public final class Worker {
           final var labels = empty ? null : batches.labels(slice);
           final long t1 = System.nanoTime();
           statistics.beginStep(globalStep, plan.batchSamples(step));
+          if (overlap) {
+            exchange.begin(globalStep, replica.gradientBuffer(), slice.length, false);
+          }
           replica.computeGradients(
               features,
               labels,
@@ -95,7 +102,9 @@ public final class Worker {
           switch (mode) {
             case SYNC -> {
               final int total =
-                  exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
+                  overlap
+                      ? exchange.finish()
+                      : exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
               exchangeNs = System.nanoTime() - t2;
               replica.applyUpdate(total, job.clipNorm());
             }

@@ -45,6 +45,55 @@ class ReplicaTest {
     return y.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(from, from + n)).dup();
   }
 
+  /**
+   * What the backward pass reports final is final: each reported range already holds its last bits,
+   * running statistics scaled by the slice's share, and the whole gradient equals an unobserved
+   * replica's.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"lenet", "resnet-mini"})
+  void shouldReportTheGradientFinalFromTheLastLayerDown(String model) {
+    final Replica observed =
+        Replica.create(
+            ModelZoo.configuration(
+                JobConfig.load().with(Map.of("lockstep.model.name", model)), 10));
+    final Replica plain = Replica.restore(observed.snapshot());
+    final int n = observed.parameterCount();
+    final java.util.List<Integer> reported = new java.util.ArrayList<>();
+    final java.util.List<float[]> seen = new java.util.ArrayList<>();
+    observed.reportBackward(
+        first -> {
+          reported.add(first);
+          seen.add(floats(observed.gradientBuffer(), first, n));
+        });
+    for (int step = 0; step < 2; step++) {
+      reported.clear();
+      seen.clear();
+      observed.computeGradients(features(step, 0, BATCH).dup(), labels(step, 0, BATCH), 0.25);
+      plain.computeGradients(features(step, 0, BATCH).dup(), labels(step, 0, BATCH), 0.25);
+      final float[] finalGradient = floats(observed.gradientBuffer(), 0, n);
+      org.junit.jupiter.api.Assertions.assertArrayEquals(
+          floats(plain.gradientBuffer(), 0, n), finalGradient, model);
+      assertTrue(reported.size() >= 2, model + " reported " + reported);
+      assertEquals(0, (int) reported.get(reported.size() - 1), "the first layer ends the pass");
+      for (int i = 0; i < reported.size(); i++) {
+        assertTrue(i == 0 || reported.get(i) < reported.get(i - 1), "decreasing: " + reported);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+            java.util.Arrays.copyOfRange(finalGradient, reported.get(i), n),
+            seen.get(i),
+            model + ": range from " + reported.get(i) + " changed after it was reported");
+      }
+    }
+  }
+
+  private static float[] floats(UnsafeBuffer buffer, int from, int to) {
+    final float[] values = new float[to - from];
+    for (int i = from; i < to; i++) {
+      values[i - from] = buffer.getFloat(i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
+    }
+    return values;
+  }
+
   @org.junit.jupiter.api.Test
   void shouldClipTheGlobalNormOfTheMeanGradientAsPyTorchDoes() {
     final Replica clipped = Replica.create(lenet("sgd"));
