@@ -395,7 +395,7 @@ class LocalModeTrainingIT {
             "--port",
             Integer.toString(port),
             "--jobs",
-            "1"));
+            "2"));
     final Process process =
         new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     final long deadline = System.nanoTime() + 120_000_000_000L;
@@ -442,6 +442,27 @@ class LocalModeTrainingIT {
                   "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4),
                   "--run-dir",
                   processes.toString())));
+      // the same processes serve a second job, asynchronous across two stages: the mode and its
+      // bound reach them through CONFIGURE
+      final Path stale = runs.resolve("stale-sync-shard-processes");
+      assertEquals(
+          0,
+          Lockstep.execute(
+              concat(
+                  common,
+                  "--set",
+                  "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4),
+                  "--set",
+                  "lockstep.ps.mode=stale-sync",
+                  "--set",
+                  "lockstep.ps.staleness=1",
+                  "--set",
+                  "lockstep.checkpoint.every-steps=10",
+                  "--run-dir",
+                  stale.toString())));
+      final String summary = Files.readString(stale.resolve("summary.json"));
+      assertTrue(summary.matches("(?s).*\"sync_mode\":\\s*\"stale-sync\".*"), summary);
+      assertTrue(summary.matches("(?s).*\"rejected_frames\":\\s*0,.*"), summary);
       for (Process shard : shards) {
         assertTrue(shard.waitFor(60, TimeUnit.SECONDS), "a shard process outlived its job");
         assertEquals(0, shard.exitValue());
