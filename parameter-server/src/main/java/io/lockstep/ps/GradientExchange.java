@@ -273,7 +273,6 @@ public final class GradientExchange implements AutoCloseable {
   private final IdleStrategy idle = new BackoffIdleStrategy();
   private final NanoClock clock;
   private final long stepTimeoutNs;
-  private final int mostChunks;
   private final Compression compression;
   private final double topKRatio;
   private final double threshold;
@@ -309,12 +308,9 @@ public final class GradientExchange implements AutoCloseable {
     this.topKRatio = context.topKRatio;
     this.threshold = context.threshold;
     this.links = new Link[shards.count()];
-    int most = 0;
     for (int s = 0; s < links.length; s++) {
       links[s] = new Link(shards.shard(s), shards.first(s) * Float.BYTES, gradients[s], results[s]);
-      most = Math.max(most, links[s].layout.chunkCount());
     }
-    this.mostChunks = most;
   }
 
   /**
