@@ -429,6 +429,8 @@ class LocalModeTrainingIT {
     final Path processes = runs.resolve("two-shard-processes");
     final Path threads = runs.resolve("three-shard-threads");
     assertEquals(0, Lockstep.execute(concat(common, "--run-dir", one.toString())));
+    final String shardServers =
+        "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4);
     final List<Process> shards = new ArrayList<>();
     try {
       shards.add(shardServer(port + 2, runs.resolve("shard-0.log")));
@@ -436,12 +438,7 @@ class LocalModeTrainingIT {
       assertEquals(
           0,
           Lockstep.execute(
-              concat(
-                  common,
-                  "--set",
-                  "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4),
-                  "--run-dir",
-                  processes.toString())));
+              concat(common, "--set", shardServers, "--run-dir", processes.toString())));
       // the same processes serve a second job, asynchronous across two stages: the mode and its
       // bound reach them through CONFIGURE
       final Path stale = runs.resolve("stale-sync-shard-processes");
@@ -451,7 +448,7 @@ class LocalModeTrainingIT {
               concat(
                   common,
                   "--set",
-                  "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4),
+                  shardServers,
                   "--set",
                   "lockstep.ps.mode=stale-sync",
                   "--set",

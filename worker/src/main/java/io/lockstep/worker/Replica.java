@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.zip.CRC32;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.deeplearning4j.nn.api.Layer;
@@ -144,11 +145,7 @@ public final class Replica {
         continue;
       }
       final String prefix = layer.conf().getLayer().getLayerName() + "_";
-      layer
-          .conf()
-          .getLayer()
-          .initializer()
-          .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
+      gradientViews(layer)
           .forEach(
               (name, view) -> {
                 gradient.setGradientFor(prefix + name, view);
@@ -263,14 +260,20 @@ public final class Replica {
     unobservedStatistics = unobserved;
   }
 
+  /** The views of a layer with parameters into the flat gradient, by parameter name. */
+  private static Map<String, INDArray> gradientViews(Layer layer) {
+    return layer
+        .conf()
+        .getLayer()
+        .initializer()
+        .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
+  }
+
+  /** The views of a layer's running statistics, which the updater does not divide by the batch. */
   private static List<INDArray> statisticsViews(Layer layer) {
     final List<INDArray> views = new ArrayList<>();
     if (layer.numParams() > 0) {
-      layer
-          .conf()
-          .getLayer()
-          .initializer()
-          .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
+      gradientViews(layer)
           .forEach(
               (name, view) -> {
                 if (!layer.updaterDivideByMinibatch(name)) {
