@@ -192,7 +192,8 @@ public final class Keys {
           "65424",
           "payload of one gradient message: a multiple of 4, at most min(65504, term-length/8) -"
               + " 80, so it travels as one unfragmented Aeron frame that the server reads in place"
-              + " in the term; the default is the largest",
+              + " in the term; the default is the largest. The streams' MTU follows: chunk + 80"
+              + " bytes rounded up to 32 (8912 fits a 9000-byte jumbo-frame network)",
           4096,
           65_424L);
 

@@ -133,10 +133,17 @@ public record ServerAddress(
   }
 
   /**
-   * @return the streams' MTU: the largest Aeron allows, within an eighth of the term
+   * The streams' MTU follows the chunk size: the smallest Aeron frame that holds one chunk (its
+   * payload, Lockstep's 48-byte header and Aeron's 32-byte one, rounded up to Aeron's 32-byte
+   * alignment), so {@code lockstep.ps.chunk-size} sets the datagrams' size on the network (the
+   * default chunk gives Aeron's largest MTU, 65504; a chunk of 8912 bytes fits a 9000-byte jumbo
+   * frame network without IP fragmentation).
+   *
+   * @return the MTU, at most {@link #MAX_MTU} and an eighth of the term
    */
   int mtu() {
-    return Math.min(MAX_MTU, termLengthBytes / 8);
+    final int frame = chunkBytes + DATA_HEADER_LENGTH + Frame.HEADER_LENGTH;
+    return (frame + DATA_HEADER_LENGTH - 1) / DATA_HEADER_LENGTH * DATA_HEADER_LENGTH;
   }
 
   int gradientStreamId() {

@@ -421,8 +421,16 @@ class ParameterServerTest {
   }
 
   @Test
-  void shouldSynchronizeOverUdp() throws Exception {
-    final ServerAddress address = address(Transport.UDP, 2, 50_000, 16 << 10);
+  void shouldSynchronizeOverUdpInDatagramsTheChunkSizeSets() throws Exception {
+    // a chunk that fits a 9000-byte jumbo frame: 8912 + 48 + 32 = 8992 bytes on the wire
+    final ServerAddress address = address(Transport.UDP, 2, 50_000, 8912);
+    assertTrue(address.gradientChannel().contains("|mtu=8992"), address.gradientChannel());
+    assertTrue(
+        address.resultPublicationChannel().contains("|mtu=8992"),
+        address.resultPublicationChannel());
+    // rounded up to Aeron's 32-byte frame alignment
+    assertEquals(4192, address(Transport.IPC, 2, 50_000, 4100).mtu());
+    assertEquals(65504, address(Transport.IPC, 2, 50_000, 65424).mtu());
     try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
       final List<float[]> results = runWorkers(address, 2, new int[] {10, 0});
       assertArrayEquals(results.get(0), results.get(1), 0f);
