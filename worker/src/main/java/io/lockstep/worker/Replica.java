@@ -57,6 +57,8 @@ public final class Replica {
   /** The running-statistics views that no {@link ObservedLayer} scales: all, until observed. */
   private List<INDArray> unobservedStatistics;
 
+  private boolean layersObserved;
+
   private BackwardProgress progress;
   private double statisticsShare = 1;
   private double lastLoss;
@@ -228,8 +230,9 @@ public final class Replica {
           "a model with SyncBatchNorm layers cannot report its backward pass: its statistics"
               + " rounds run inside it");
     }
-    if (progress != null && unobservedStatistics == runningStatistics) {
+    if (progress != null && !layersObserved) {
       observeLayers();
+      layersObserved = true;
     }
     this.progress = progress;
   }
