@@ -6,6 +6,7 @@ import io.lockstep.models.SyncBatchNormLayer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32;
@@ -50,6 +51,10 @@ public final class Replica {
   private final UnsafeBuffer gradientBuffer;
   private final List<INDArray> trainable;
   private final List<INDArray> runningStatistics;
+
+  /** Each layer's running-statistics views, for the layers that have any. */
+  private final Map<Layer, List<INDArray>> statisticsByLayer;
+
   private final String configurationJson;
   private final List<SyncBatchNormLayer> synchronizedLayers;
   private StatisticsReducer reducer;
@@ -69,6 +74,7 @@ public final class Replica {
     this.configurationJson = configurationJson;
     this.trainable = new ArrayList<>();
     this.runningStatistics = new ArrayList<>();
+    this.statisticsByLayer = new IdentityHashMap<>();
     final INDArray view = network.getGradientsViewArray();
     if (view.dataType() != DataType.FLOAT || view.length() > Integer.MAX_VALUE / Float.BYTES) {
       throw new IllegalStateException(
@@ -77,7 +83,8 @@ public final class Replica {
               + " x "
               + view.length());
     }
-    this.gradient = viewsOf(network, trainable, runningStatistics);
+    this.gradient = viewsOf(network, trainable, statisticsByLayer);
+    statisticsByLayer.values().forEach(runningStatistics::addAll);
     this.unobservedStatistics = runningStatistics;
     this.synchronizedLayers = new ArrayList<>();
     final GraphVertex[] vertices = network.getVertices();
@@ -137,21 +144,31 @@ public final class Replica {
   /**
    * The per-parameter views of the flat gradient, keyed as Deeplearning4j's graph keys them; the
    * views of parameters the updater does not divide by the batch (running statistics) are added to
-   * {@code runningStatistics}, the others to {@code trainable}.
+   * their layer's list in {@code statisticsByLayer}, the others to {@code trainable}.
    */
   private static Gradient viewsOf(
-      ComputationGraph network, List<INDArray> trainable, List<INDArray> runningStatistics) {
+      ComputationGraph network,
+      List<INDArray> trainable,
+      Map<Layer, List<INDArray>> statisticsByLayer) {
     final Gradient gradient = new DefaultGradient(network.getGradientsViewArray());
     for (Layer layer : network.getLayers()) {
       if (layer.numParams() == 0) {
         continue;
       }
       final String prefix = layer.conf().getLayer().getLayerName() + "_";
-      gradientViews(layer)
+      layer
+          .conf()
+          .getLayer()
+          .initializer()
+          .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
           .forEach(
               (name, view) -> {
                 gradient.setGradientFor(prefix + name, view);
-                (layer.updaterDivideByMinibatch(name) ? trainable : runningStatistics).add(view);
+                if (layer.updaterDivideByMinibatch(name)) {
+                  trainable.add(view);
+                } else {
+                  statisticsByLayer.computeIfAbsent(layer, l -> new ArrayList<>()).add(view);
+                }
               });
     }
     return gradient;
@@ -247,7 +264,7 @@ public final class Replica {
       final long parameters = vertex.numParams();
       if (parameters > 0) {
         final Layer layer = vertex.getLayer();
-        final List<INDArray> statistics = statisticsViews(layer);
+        final List<INDArray> statistics = statisticsByLayer.getOrDefault(layer, List.of());
         if (vertex instanceof LayerVertex layerVertex
             && !vertex.isOutputVertex()
             && !(layer instanceof FrozenLayer)
@@ -261,30 +278,6 @@ public final class Replica {
       first += parameters;
     }
     unobservedStatistics = unobserved;
-  }
-
-  /** The views of a layer with parameters into the flat gradient, by parameter name. */
-  private static Map<String, INDArray> gradientViews(Layer layer) {
-    return layer
-        .conf()
-        .getLayer()
-        .initializer()
-        .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
-  }
-
-  /** The views of a layer's running statistics, which the updater does not divide by the batch. */
-  private static List<INDArray> statisticsViews(Layer layer) {
-    final List<INDArray> views = new ArrayList<>();
-    if (layer.numParams() > 0) {
-      gradientViews(layer)
-          .forEach(
-              (name, view) -> {
-                if (!layer.updaterDivideByMinibatch(name)) {
-                  views.add(view);
-                }
-              });
-    }
-    return views;
   }
 
   /** An observed layer's backward pass is done: the gradient is final from its first float on. */
