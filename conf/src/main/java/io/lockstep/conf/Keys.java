@@ -118,10 +118,12 @@ public final class Keys {
   public static final ConfigKey<Integer> WORKER_THREADS =
       integer(
           "lockstep.worker.threads",
-          1,
+          0,
           "threads",
-          "OpenMP threads per worker; workers x threads should not exceed a host's cores",
-          1,
+          "OpenMP threads per worker (oneDNN runs on them); 0 divides each host's cores among the"
+              + " workers on it. Workers x threads above a host's cores oversubscribe it and slow"
+              + " every step",
+          0,
           1024);
 
   /** Evaluation batch. */

@@ -14,6 +14,7 @@ import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
+import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
@@ -79,7 +80,7 @@ public final class TrainingDriver {
    */
   public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
     final long startNs = System.nanoTime();
-    Worker.configureThreads(job.workerThreads());
+    ComputeThreads.configure(job.workerThreads(), job.sparkMaster().isEmpty() ? job.workers() : 1);
     final LabeledImages test = Mnist.load(job.dataDir(), Mnist.Split.TEST);
     final int trainSamples = Mnist.load(job.dataDir(), Mnist.Split.TRAIN).count();
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
@@ -591,11 +592,20 @@ public final class TrainingDriver {
       final BarrierTaskContext context = BarrierTaskContext.get();
       final int rank = context.partitionId();
       final String address = context.getTaskInfos()[rank].address();
-      final String host =
-          address.contains(":") ? address.substring(0, address.lastIndexOf(':')) : address;
+      final String host = hostOf(address);
+      final int workersOnHost =
+          (int)
+              Arrays.stream(context.getTaskInfos())
+                  .filter(info -> hostOf(info.address()).equals(host))
+                  .count();
       final StageReport report =
-          Worker.runStage(task, rank, task.job().transport() == Transport.UDP ? host : null);
+          Worker.runStage(
+              task, rank, task.job().transport() == Transport.UDP ? host : null, workersOnHost);
       return CollectionConverters.asScala(List.of(report).iterator());
+    }
+
+    private static String hostOf(String address) {
+      return address.contains(":") ? address.substring(0, address.lastIndexOf(':')) : address;
     }
   }
 

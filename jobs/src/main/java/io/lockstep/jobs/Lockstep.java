@@ -12,6 +12,7 @@ import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.ps.ShardServer;
 import io.lockstep.ps.SyncBenchmark;
+import io.lockstep.worker.StepBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -264,11 +265,12 @@ public final class Lockstep implements Runnable {
   @Command(
       name = "bench",
       description = "Benchmarks that print figures.",
-      subcommands = {Lockstep.BenchSync.class})
+      subcommands = {Lockstep.BenchSync.class, Lockstep.BenchStep.class})
   static final class Bench implements Runnable {
     @Override
     public void run() {
-      throw new ConfigurationException("bench needs a benchmark: lockstep bench sync --help");
+      throw new ConfigurationException(
+          "bench needs a benchmark: lockstep bench sync --help, lockstep bench step --help");
     }
   }
 
@@ -353,6 +355,47 @@ public final class Lockstep implements Runnable {
         throw new ConfigurationException(e.getMessage());
       }
       System.out.println(SyncBenchmark.run(settings).line());
+      return 0;
+    }
+  }
+
+  /** {@code lockstep bench step}. */
+  @Command(
+      name = "step",
+      description =
+          "Time one worker's training step (forward, backward, update) on random data of the"
+              + " model's shape; prints images_per_second.")
+  static final class BenchStep implements Callable<Integer> {
+    @Option(
+        names = "--model",
+        defaultValue = "lenet",
+        description = "a model: lenet, resnet18-cifar, ...")
+    String model;
+
+    @Option(names = "--batch-size", defaultValue = "128", description = "images per step")
+    int batchSize;
+
+    @Option(names = "--steps", defaultValue = "30", description = "timed steps")
+    int steps;
+
+    @Option(names = "--warmup", defaultValue = "5", description = "untimed steps first")
+    int warmup;
+
+    @Option(
+        names = "--threads",
+        defaultValue = "0",
+        description = "OpenMP threads (0: every core of this host)")
+    int threads;
+
+    @Override
+    public Integer call() {
+      final StepBenchmark.Settings settings;
+      try {
+        settings = new StepBenchmark.Settings(model, batchSize, steps, warmup, threads);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigurationException(e.getMessage());
+      }
+      System.out.println(StepBenchmark.run(settings).line());
       return 0;
     }
   }

@@ -57,6 +57,7 @@ public final class ModelZoo {
   static {
     SPECS.put("lenet", new Spec("lenet", 1, 28, 28, 10));
     SPECS.put("resnet-mini", new Spec("resnet-mini", 1, 28, 28, 10));
+    SPECS.put("resnet18-cifar", new Spec("resnet18-cifar", 3, 32, 32, 10));
   }
 
   private ModelZoo() {}
@@ -108,6 +109,7 @@ public final class ModelZoo {
     return switch (spec.name()) {
       case "lenet" -> lenet(base, spec);
       case "resnet-mini" -> resnetMini(base, spec, job.batchNormSync());
+      case "resnet18-cifar" -> resnet18Cifar(base, spec, job.batchNormSync());
       default -> throw new IllegalStateException("no builder for " + spec.name());
     };
   }
@@ -178,8 +180,49 @@ public final class ModelZoo {
     last = add(graph, "stem", conv(3, 1, 1, 16, false, Activation.IDENTITY), last);
     last = add(graph, "stem_bn", batchNorm(sync), last);
     last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
-    last = basicBlock(graph, "block1", last, 16, 2, sync);
-    last = basicBlock(graph, "block2", last, 32, 2, sync);
+    last = basicBlock(graph, "block1", last, 16, 2, true, sync);
+    last = basicBlock(graph, "block2", last, 32, 2, true, sync);
+    return averageAndClassify(graph, spec, last);
+  }
+
+  /**
+   * ResNet-18 for 32x32 images as the CIFAR literature (and the PyTorch reference in {@code
+   * bench/pytorch/cifar_resnet_bench.py}) defines it: torchvision's ResNet-18 with a 3x3 stride-1
+   * stem of 64 channels and no max-pool, four stages of two basic blocks (64, 128, 256 and 512
+   * channels, the last three entered at stride 2 through a 1x1 projection), global average pooling
+   * and a 10-way linear layer: 11,173,962 trainable parameters.
+   */
+  private static ComputationGraphConfiguration resnet18Cifar(
+      NeuralNetConfiguration.Builder base, Spec spec, boolean sync) {
+    final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
+    String last = INPUT;
+    last = add(graph, "stem", conv(3, 1, 1, 64, false, Activation.IDENTITY), last);
+    last = add(graph, "stem_bn", batchNorm(sync), last);
+    last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
+    int inChannels = 64;
+    final int[] stageChannels = {64, 128, 256, 512};
+    for (int stage = 0; stage < stageChannels.length; stage++) {
+      final int channels = stageChannels[stage];
+      final int stride = stage == 0 ? 1 : 2;
+      final String name = "layer" + (stage + 1);
+      last =
+          basicBlock(
+              graph,
+              name + "_0",
+              last,
+              channels,
+              stride,
+              stride != 1 || inChannels != channels,
+              sync);
+      last = basicBlock(graph, name + "_1", last, channels, 1, false, sync);
+      inChannels = channels;
+    }
+    return averageAndClassify(graph, spec, last);
+  }
+
+  private static ComputationGraphConfiguration averageAndClassify(
+      GraphBuilder graph, Spec spec, String input) {
+    String last = input;
     last =
         add(
             graph,
@@ -190,9 +233,18 @@ public final class ModelZoo {
     return finish(graph, spec, last);
   }
 
-  /** conv-BN-ReLU-conv-BN, plus the input's 1x1 projection, then ReLU. */
+  /**
+   * conv-BN-ReLU-conv-BN, plus the input (through a 1x1 projection and BN when {@code project}),
+   * then ReLU.
+   */
   private static String basicBlock(
-      GraphBuilder graph, String name, String input, int channels, int stride, boolean sync) {
+      GraphBuilder graph,
+      String name,
+      String input,
+      int channels,
+      int stride,
+      boolean project,
+      boolean sync) {
     String last = input;
     last =
         add(graph, name + "_conv1", conv(3, stride, 1, channels, false, Activation.IDENTITY), last);
@@ -205,9 +257,16 @@ public final class ModelZoo {
             last);
     last = add(graph, name + "_conv2", conv(3, 1, 1, channels, false, Activation.IDENTITY), last);
     last = add(graph, name + "_bn2", batchNorm(sync), last);
-    String shortcut =
-        add(graph, name + "_proj", conv(1, stride, 0, channels, false, Activation.IDENTITY), input);
-    shortcut = add(graph, name + "_proj_bn", batchNorm(sync), shortcut);
+    String shortcut = input;
+    if (project) {
+      shortcut =
+          add(
+              graph,
+              name + "_proj",
+              conv(1, stride, 0, channels, false, Activation.IDENTITY),
+              input);
+      shortcut = add(graph, name + "_proj_bn", batchNorm(sync), shortcut);
+    }
     graph.addVertex(name + "_add", new ElementWiseVertex(ElementWiseVertex.Op.Add), last, shortcut);
     return add(
         graph,

@@ -1,5 +1,6 @@
 package io.lockstep.worker;
 
+import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.StatisticsReducer;
 import io.lockstep.models.SyncBatchNormLayer;
@@ -107,6 +108,7 @@ public final class Replica {
    * @return the replica
    */
   public static Replica create(ComputationGraphConfiguration configuration) {
+    ComputeHelpers.enable();
     final ComputationGraph network = new ComputationGraph(configuration);
     network.init();
     ModelZoo.initialize(network, network.getConfiguration().getDefaultConfiguration().getSeed());
@@ -121,6 +123,7 @@ public final class Replica {
    * @return the replica
    */
   public static Replica restore(ModelState state) {
+    ComputeHelpers.enable();
     final ComputationGraph network =
         new ComputationGraph(ComputationGraphConfiguration.fromJson(state.configurationJson()));
     network.init(
@@ -188,6 +191,14 @@ public final class Replica {
    */
   public int parameterCount() {
     return (int) network.numParams();
+  }
+
+  /**
+   * @return the parameters the optimizer trains: {@link #parameterCount()} less BatchNorm's running
+   *     statistics, PyTorch's count of a model's parameters
+   */
+  public long trainableParameterCount() {
+    return trainable.stream().mapToLong(INDArray::length).sum();
   }
 
   /**

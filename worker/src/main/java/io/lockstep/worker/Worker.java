@@ -8,7 +8,6 @@ import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
 import io.lockstep.ps.GradientExchange;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,11 +31,13 @@ public final class Worker {
    * @param task the stage's steps and starting replica
    * @param rank this worker's rank
    * @param workerHost this host's address, as the server can reach it (UDP only)
+   * @param workersOnHost the workers of the stage that run on this host, this one included
    * @return timings, per-step losses and the resulting replica's checksum (and snapshot on rank 0)
    */
-  public static StageReport runStage(StageTask task, int rank, String workerHost) {
+  public static StageReport runStage(
+      StageTask task, int rank, String workerHost, int workersOnHost) {
     final JobConfig job = task.job();
-    configureThreads(job.workerThreads());
+    ComputeThreads.configure(job.workerThreads(), workersOnHost);
     final LabeledImages train = trainingSet(job.dataDir());
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
@@ -210,17 +211,5 @@ public final class Worker {
       cachedTrainDir = dataDir;
     }
     return cachedTrain;
-  }
-
-  /**
-   * Sets ND4J's OpenMP threads and pins OpenBLAS to one thread. ND4J resets OpenBLAS's count at
-   * start-up, so the environment variable has no effect; it must be set in code.
-   *
-   * @param threads OpenMP threads for this process's ND4J operations
-   */
-  public static void configureThreads(int threads) {
-    Nd4j.getEnvironment().setMaxThreads(threads);
-    Nd4j.getEnvironment().setMaxMasterThreads(threads);
-    Nd4j.factory().blas().setMaxThreads(1);
   }
 }

@@ -70,7 +70,7 @@ class DataParallelExactnessTest {
 
   @BeforeAll
   static void loadData() {
-    Worker.configureThreads(1);
+    ComputeThreads.configure(1, 1);
     train = Mnist.load("/usr/share/datasets/fashion-mnist", Mnist.Split.TRAIN);
   }
 

@@ -35,7 +35,7 @@ class SyncModesTest {
 
   @BeforeAll
   static void threads() {
-    Worker.configureThreads(1);
+    ComputeThreads.configure(1, 1);
   }
 
   @AfterAll
@@ -96,7 +96,7 @@ class SyncModesTest {
         final List<Future<StageReport>> futures = new ArrayList<>();
         for (int rank = 0; rank < 2; rank++) {
           final int r = rank;
-          futures.add(THREADS.submit(() -> Worker.runStage(task, r, "127.0.0.1")));
+          futures.add(THREADS.submit(() -> Worker.runStage(task, r, "127.0.0.1", 2)));
         }
         final StageReport lead = futures.get(0).get();
         final StageReport other = futures.get(1).get();

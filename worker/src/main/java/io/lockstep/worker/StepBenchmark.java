@@ -1,0 +1,150 @@
+package io.lockstep.worker;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
+import io.lockstep.models.ComputeHelpers;
+import io.lockstep.models.ModelZoo;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Times one worker's full training step, forward, backward and optimizer update, exactly as {@link
+ * Worker} runs it (a {@link Replica}'s gradients, then its update), on random images and labels of
+ * the model's shape. No synchronization: {@code bench sync} times that.
+ */
+public final class StepBenchmark {
+  /**
+   * What to time.
+   *
+   * @param model a model name of {@link ModelZoo}
+   * @param batchSize images per step
+   * @param steps timed steps
+   * @param warmup untimed steps first
+   * @param threads OpenMP threads; 0 for every core of this host
+   */
+  public record Settings(String model, int batchSize, int steps, int warmup, int threads) {
+    /** Checks the settings. */
+    public Settings {
+      ModelZoo.spec(model);
+      if (batchSize < 1) {
+        throw new IllegalArgumentException("--batch-size " + batchSize + ": must be at least 1");
+      }
+      if (steps < 1) {
+        throw new IllegalArgumentException("--steps " + steps + ": must be at least 1");
+      }
+      if (warmup < 0) {
+        throw new IllegalArgumentException("--warmup " + warmup + ": must be 0 or more");
+      }
+      if (threads < 0) {
+        throw new IllegalArgumentException(
+            "--threads " + threads + ": must be 0 (all cores) or more");
+      }
+    }
+  }
+
+  /**
+   * What one benchmark measured.
+   *
+   * @param settings what was timed
+   * @param threads the OpenMP threads used
+   * @param parameters the model's trainable parameters
+   * @param helpers layers with a oneDNN or cuDNN helper, of those that can take one
+   * @param stepMillis every timed step's wall time, in order
+   */
+  public record Result(
+      Settings settings, int threads, long parameters, String helpers, double[] stepMillis) {
+    /**
+     * @return the median step time in milliseconds
+     */
+    public double medianMillis() {
+      final double[] sorted = stepMillis.clone();
+      Arrays.sort(sorted);
+      final int n = sorted.length;
+      return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    /**
+     * @return images per second at the median step time
+     */
+    public double imagesPerSecond() {
+      return settings.batchSize() * 1000.0 / medianMillis();
+    }
+
+    /**
+     * @return one line of {@code key=value} pairs
+     */
+    public String line() {
+      final double[] sorted = stepMillis.clone();
+      Arrays.sort(sorted);
+      return String.format(
+          Locale.ROOT,
+          "model=%s batch_size=%d steps=%d threads=%d parameters=%d helpers=%s"
+              + " min_ms=%.2f median_ms=%.2f max_ms=%.2f images_per_second=%.1f",
+          settings.model(),
+          settings.batchSize(),
+          settings.steps(),
+          threads,
+          parameters,
+          helpers,
+          sorted[0],
+          medianMillis(),
+          sorted[sorted.length - 1],
+          imagesPerSecond());
+    }
+  }
+
+  private StepBenchmark() {}
+
+  /**
+   * Builds the model and times its steps.
+   *
+   * @param settings what to time
+   * @return the step times
+   */
+  public static Result run(Settings settings) {
+    final int threads = ComputeThreads.configure(settings.threads(), 1);
+    final JobConfig job =
+        JobConfig.load(
+            JobConfig.overrides(
+                Map.of(
+                    Keys.MODEL_NAME.name(), settings.model(),
+                    Keys.BATCH_SIZE.name(), Integer.toString(settings.batchSize()))));
+    final ModelZoo.Spec spec = ModelZoo.spec(settings.model());
+    final Replica replica = Replica.create(ModelZoo.configuration(job, settings.steps()));
+    final SplittableRandom random = new SplittableRandom(job.seed());
+    final int inputs = spec.channels() * spec.height() * spec.width();
+    final float[] pixels = new float[settings.batchSize() * inputs];
+    for (int i = 0; i < pixels.length; i++) {
+      pixels[i] = (float) random.nextDouble(-1, 1);
+    }
+    final INDArray features = Nd4j.create(pixels, new long[] {settings.batchSize(), inputs}, 'c');
+    final INDArray labels = Nd4j.zeros(settings.batchSize(), spec.classes());
+    for (int i = 0; i < settings.batchSize(); i++) {
+      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
+    }
+    for (int i = 0; i < settings.warmup(); i++) {
+      step(replica, features, labels, settings.batchSize());
+    }
+    final double[] millis = new double[settings.steps()];
+    for (int i = 0; i < settings.steps(); i++) {
+      final long start = System.nanoTime();
+      step(replica, features, labels, settings.batchSize());
+      millis[i] = (System.nanoTime() - start) / 1e6;
+    }
+    return new Result(
+        settings,
+        threads,
+        replica.trainableParameterCount(),
+        ComputeHelpers.summary(replica.network()),
+        millis);
+  }
+
+  private static void step(Replica replica, INDArray features, INDArray labels, int batchSize) {
+    replica.computeGradients(features, labels, 1.0);
+    replica.applyUpdate(batchSize, 0);
+  }
+}
