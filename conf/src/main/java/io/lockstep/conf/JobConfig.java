@@ -65,6 +65,7 @@ import java.util.stream.Collectors;
  * @param psTopKRatio top-k: the fraction of each chunk sent
  * @param psThreshold threshold: the per-sample magnitude an element must reach to be sent
  * @param psOverlap whether synchronous steps send the gradient while the backward pass runs
+ * @param workerEngine what computes the forward and backward passes
  */
 public record JobConfig(
     String jobName,
@@ -112,7 +113,8 @@ public record JobConfig(
     Compression psCompression,
     double psTopKRatio,
     double psThreshold,
-    boolean psOverlap)
+    boolean psOverlap,
+    ComputeEngine workerEngine)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -179,7 +181,8 @@ public record JobConfig(
             Keys.PS_COMPRESSION.read(config),
             Keys.PS_TOP_K_RATIO.read(config),
             Keys.PS_THRESHOLD.read(config),
-            Keys.PS_OVERLAP.read(config));
+            Keys.PS_OVERLAP.read(config),
+            Keys.WORKER_ENGINE.read(config));
     job.checkConsistency();
     return job;
   }
@@ -325,7 +328,8 @@ public record JobConfig(
       Keys.lowerName(psCompression),
       psTopKRatio,
       psThreshold,
-      psOverlap
+      psOverlap,
+      Keys.lowerName(workerEngine)
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');

@@ -407,6 +407,16 @@ public final class Keys {
               + " (not with lockstep.batchnorm.sync, whose rounds run inside the backward pass);"
               + " false sends the whole gradient after the backward pass");
 
+  /** What computes the forward and backward passes. */
+  public static final ConfigKey<ComputeEngine> WORKER_ENGINE =
+      enumeration(
+          "lockstep.worker.engine",
+          ComputeEngine.class,
+          ComputeEngine.AUTO,
+          "auto (oneDNN primitives where the model's layers allow it, else Deeplearning4j, said"
+              + " in the log), onednn (refuse a model it cannot compute) or deeplearning4j (its own"
+              + " layers, with their oneDNN helpers)");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -454,7 +464,8 @@ public final class Keys {
           PS_COMPRESSION,
           PS_TOP_K_RATIO,
           PS_THRESHOLD,
-          PS_OVERLAP);
+          PS_OVERLAP,
+          WORKER_ENGINE);
 
   private Keys() {}
 

@@ -86,7 +86,7 @@ public final class TrainingDriver {
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
     final long totalSteps = (long) job.epochs() * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
-    final Replica initial = Replica.create(configuration);
+    final Replica initial = Replica.create(configuration, job.workerEngine());
     if (job.batchNormSync() && !initial.hasSynchronizedStatistics()) {
       throw new ConfigurationException(
           Keys.BATCHNORM_SYNC.name()
@@ -155,11 +155,12 @@ public final class TrainingDriver {
     final String master =
         job.sparkMaster().isEmpty() ? "local[" + job.workers() + "]" : job.sparkMaster();
     LOG.info(
-        "training {}: model {} ({} parameters), {} workers on {}, global batch {}, {} epochs of {}"
-            + " steps{}",
+        "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
+            + " {} epochs of {} steps{}",
         job.jobName(),
         job.modelName(),
         parameters,
+        initial.engine(),
         job.workers(),
         master,
         job.batchSize(),
@@ -320,6 +321,7 @@ public final class TrainingDriver {
             job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             job.overlapsBackward(),
+            initial.engine(),
             new TrainingSummary.Phases(
                 phaseNs[0] / workers,
                 phaseNs[1] / workers,

@@ -26,6 +26,8 @@ import java.util.List;
  * @param compression how workers encoded what they sent ({@code lockstep.ps.compression})
  * @param overlap whether workers sent the gradient during the backward pass (then compute includes
  *     sending, and sync is the wait for the rest of the sums)
+ * @param engine what computed the workers' forward and backward passes ({@code onednn}, or {@code
+ *     deeplearning4j} with the reason)
  * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
  * @param rejectedFrames frames the server dropped
  * @param parametersCrc32 CRC-32 of the final parameters' bytes: equal exactly when two runs end
@@ -53,6 +55,7 @@ public record TrainingSummary(
     String syncMode,
     String compression,
     boolean overlap,
+    String engine,
     Phases phaseSeconds,
     long rejectedFrames,
     String parametersCrc32,

@@ -322,7 +322,7 @@ public final class ModelZoo {
       GraphBuilder graph, Spec spec, String output) {
     return graph
         .setOutputs(output)
-        .setInputTypes(InputType.convolutionalFlat(spec.height(), spec.width(), spec.channels()))
+        .setInputTypes(InputType.convolutional(spec.height(), spec.width(), spec.channels()))
         .build();
   }
 

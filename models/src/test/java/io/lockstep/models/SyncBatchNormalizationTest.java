@@ -57,7 +57,7 @@ class SyncBatchNormalizationTest {
     for (int s = 0; s < samples; s++) {
       labels.putScalar(s, random.nextInt(10), 1);
     }
-    return new INDArray[] {Nd4j.create(pixels, new long[] {samples, 784}, 'c'), labels};
+    return new INDArray[] {Nd4j.create(pixels, new long[] {samples, 1, 28, 28}, 'c'), labels};
   }
 
   private static float[] gradient(ComputationGraph network, INDArray features, INDArray labels) {

@@ -25,7 +25,8 @@ public final class Batches {
   }
 
   /**
-   * Features as {@code [n, channels * height * width]}, channel-major per image.
+   * Features as {@code [n, channels, height, width]}, the layout of the dataset and of the zoo's
+   * models.
    *
    * @param indices the samples
    * @return (x / 255 - mean) / std per pixel
@@ -41,7 +42,8 @@ public final class Batches {
         x[to + p] = (pixels[from + p] & 0xff) * scale + shift;
       }
     }
-    return Nd4j.create(x, new long[] {indices.length, size}, 'c');
+    return Nd4j.create(
+        x, new long[] {indices.length, images.channels(), images.height(), images.width()}, 'c');
   }
 
   /**

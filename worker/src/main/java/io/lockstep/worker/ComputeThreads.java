@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.nativeblas.NativeOpsHolder;
 
 /**
  * The threads a worker's ND4J operations use. On a host's cores, OpenMP teams of workers that share
@@ -42,6 +43,9 @@ public final class ComputeThreads {
     Nd4j.getEnvironment().setMaxThreads(threads);
     Nd4j.getEnvironment().setMaxMasterThreads(threads);
     Nd4j.factory().blas().setMaxThreads(1);
+    // OpenMP's team size for parallel regions this thread starts: oneDNN's primitives (the engine's
+    // and Deeplearning4j's helpers') run on it; the setting is the calling thread's own
+    NativeOpsHolder.getInstance().getDeviceNativeOps().setOmpNumThreads(threads);
     return threads;
   }
 }

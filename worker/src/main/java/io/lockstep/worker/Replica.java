@@ -1,12 +1,18 @@
 package io.lockstep.worker;
 
+import io.lockstep.conf.ComputeEngine;
+import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.Keys;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.StatisticsReducer;
 import io.lockstep.models.SyncBatchNormLayer;
+import io.lockstep.worker.engine.CompiledNetwork;
+import io.lockstep.worker.engine.UnsupportedNetworkException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -43,7 +49,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * StatisticsReducer} during the forward and backward pass; a replica with an empty slice still
  * takes part, with zeros, in every round.
  */
-public final class Replica {
+public final class Replica implements AutoCloseable {
   /** PyTorch's {@code clip_grad_norm_} adds this to the norm before dividing. */
   private static final double CLIP_EPSILON = 1e-6;
 
@@ -58,6 +64,13 @@ public final class Replica {
 
   private final String configurationJson;
   private final List<SyncBatchNormLayer> synchronizedLayers;
+
+  /** The oneDNN step, or null where Deeplearning4j's layers compute. */
+  private final CompiledNetwork compiled;
+
+  /** What computes the passes, for logs and summaries. */
+  private final String engine;
+
   private StatisticsReducer reducer;
 
   /** The running-statistics views that no {@link ObservedLayer} scales: all, until observed. */
@@ -70,7 +83,7 @@ public final class Replica {
   private double lastLoss;
   private double lastGradientNorm;
 
-  private Replica(ComputationGraph network, String configurationJson) {
+  private Replica(ComputationGraph network, String configurationJson, ComputeEngine choice) {
     this.network = network;
     this.configurationJson = configurationJson;
     this.trainable = new ArrayList<>();
@@ -98,6 +111,41 @@ public final class Replica {
     this.gradientBuffer =
         new UnsafeBuffer(
             view.data().address() + view.offset() * Float.BYTES, (int) view.length() * Float.BYTES);
+    CompiledNetwork step = null;
+    String description = "deeplearning4j";
+    if (choice != ComputeEngine.DEEPLEARNING4J) {
+      try {
+        step = CompiledNetwork.compile(network);
+        description = "onednn";
+      } catch (UnsupportedNetworkException e) {
+        if (choice == ComputeEngine.ONEDNN) {
+          throw new ConfigurationException(
+              Keys.WORKER_ENGINE.name()
+                  + "=onednn cannot compute this model: "
+                  + e.getMessage()
+                  + "; use auto or deeplearning4j");
+        }
+        description = "deeplearning4j (the oneDNN engine does not compute " + e.getMessage() + ")";
+      }
+    }
+    this.compiled = step;
+    this.engine = description;
+  }
+
+  /** Frees the oneDNN engine's native memory; the replica cannot compute afterwards. */
+  @Override
+  public void close() {
+    if (compiled != null) {
+      compiled.close();
+    }
+  }
+
+  /**
+   * @return what computes this replica's forward and backward passes: {@code onednn}, or {@code
+   *     deeplearning4j} with the reason when the engine was asked for
+   */
+  public String engine() {
+    return engine;
   }
 
   /**
@@ -108,12 +156,26 @@ public final class Replica {
    * @return the replica
    */
   public static Replica create(ComputationGraphConfiguration configuration) {
+    return create(configuration, ComputeEngine.AUTO);
+  }
+
+  /**
+   * A fresh replica, its weights drawn from the configuration's seed by {@link
+   * ModelZoo#initialize}, computed by {@code engine}.
+   *
+   * @param configuration the network
+   * @param engine what computes the forward and backward passes
+   * @return the replica
+   * @throws ConfigurationException when {@code engine} is oneDNN and the model has a layer it
+   *     cannot compute
+   */
+  public static Replica create(ComputationGraphConfiguration configuration, ComputeEngine engine) {
     ComputeHelpers.enable();
     final ComputationGraph network = new ComputationGraph(configuration);
     network.init();
     ModelZoo.initialize(network, network.getConfiguration().getDefaultConfiguration().getSeed());
     network.getUpdater(true);
-    return new Replica(network, configuration.toJson());
+    return new Replica(network, configuration.toJson(), engine);
   }
 
   /**
@@ -123,6 +185,19 @@ public final class Replica {
    * @return the replica
    */
   public static Replica restore(ModelState state) {
+    return restore(state, ComputeEngine.AUTO);
+  }
+
+  /**
+   * A replica restored from a snapshot, bit for bit, computed by {@code engine}.
+   *
+   * @param state the snapshot
+   * @param engine what computes the forward and backward passes
+   * @return the replica
+   * @throws ConfigurationException when {@code engine} is oneDNN and the model has a layer it
+   *     cannot compute
+   */
+  public static Replica restore(ModelState state, ComputeEngine engine) {
     ComputeHelpers.enable();
     final ComputationGraph network =
         new ComputationGraph(ComputationGraphConfiguration.fromJson(state.configurationJson()));
@@ -141,7 +216,7 @@ public final class Replica {
     }
     network.getConfiguration().setIterationCount(state.iteration());
     network.getConfiguration().setEpochCount(state.epoch());
-    return new Replica(network, state.configurationJson());
+    return new Replica(network, state.configurationJson(), engine);
   }
 
   /**
@@ -268,6 +343,7 @@ public final class Replica {
   /** Wraps the hidden layers with parameters; see {@link #reportBackward}. */
   private void observeLayers() {
     final List<INDArray> unobserved = new ArrayList<>();
+    final Map<String, Runnable> doneByName = new HashMap<>();
     final GraphVertex[] vertices = network.getVertices();
     long first = 0;
     for (int index : network.topologicalSortOrder()) {
@@ -281,7 +357,12 @@ public final class Replica {
             && !(layer instanceof FrozenLayer)
             && !(layer instanceof FrozenLayerWithBackprop)) {
           final int firstFloat = (int) first;
-          layerVertex.setLayer(new ObservedLayer(layer, () -> finished(firstFloat, statistics)));
+          final Runnable done = () -> finished(firstFloat, statistics);
+          if (compiled != null) {
+            doneByName.put(vertex.getVertexName(), done);
+          } else {
+            layerVertex.setLayer(new ObservedLayer(layer, done));
+          }
         } else {
           unobserved.addAll(statistics);
         }
@@ -289,6 +370,15 @@ public final class Replica {
       first += parameters;
     }
     unobservedStatistics = unobserved;
+    if (compiled != null) {
+      compiled.onLayerDone(
+          name -> {
+            final Runnable done = doneByName.get(name);
+            if (done != null) {
+              done.run();
+            }
+          });
+    }
   }
 
   /** An observed layer's backward pass is done: the gradient is final from its first float on. */
@@ -311,7 +401,7 @@ public final class Replica {
    * Runs forward and backward; leaves the gradient summed over the batch's samples in the buffer,
    * and this slice's running-statistics update scaled by its share. An empty batch leaves zeros.
    *
-   * @param features {@code [n, inputs]}, or null for an empty batch
+   * @param features {@code [n, channels, height, width]}, or null for an empty batch
    * @param labels {@code [n, classes]}, or null for an empty batch
    * @param statisticsShare this slice's weight in the running-statistics update of the step; the
    *     shares of one step's slices add up to 1
@@ -324,6 +414,12 @@ public final class Replica {
       return;
     }
     this.statisticsShare = statisticsShare;
+    if (compiled != null) {
+      lastLoss =
+          compiled.computeGradients(features, labels) + network.calcRegularizationScore(true);
+      scale(unobservedStatistics);
+      return;
+    }
     network.setInputs(features);
     network.setLabels(labels);
     network.computeGradientAndScore();

@@ -52,11 +52,17 @@ public final class StepBenchmark {
    * @param settings what was timed
    * @param threads the OpenMP threads used
    * @param parameters the model's trainable parameters
+   * @param engine what computed the passes ({@link Replica#engine()})
    * @param helpers layers with a oneDNN or cuDNN helper, of those that can take one
    * @param stepMillis every timed step's wall time, in order
    */
   public record Result(
-      Settings settings, int threads, long parameters, String helpers, double[] stepMillis) {
+      Settings settings,
+      int threads,
+      long parameters,
+      String engine,
+      String helpers,
+      double[] stepMillis) {
     /**
      * @return the median step time in milliseconds
      */
@@ -82,13 +88,14 @@ public final class StepBenchmark {
       Arrays.sort(sorted);
       return String.format(
           Locale.ROOT,
-          "model=%s batch_size=%d steps=%d threads=%d parameters=%d helpers=%s"
+          "model=%s batch_size=%d steps=%d threads=%d parameters=%d engine=%s helpers=%s"
               + " min_ms=%.2f median_ms=%.2f max_ms=%.2f images_per_second=%.1f",
           settings.model(),
           settings.batchSize(),
           settings.steps(),
           threads,
           parameters,
+          engine.split(" ")[0],
           helpers,
           sorted[0],
           medianMillis(),
@@ -114,14 +121,27 @@ public final class StepBenchmark {
                     Keys.MODEL_NAME.name(), settings.model(),
                     Keys.BATCH_SIZE.name(), Integer.toString(settings.batchSize()))));
     final ModelZoo.Spec spec = ModelZoo.spec(settings.model());
-    final Replica replica = Replica.create(ModelZoo.configuration(job, settings.steps()));
-    final SplittableRandom random = new SplittableRandom(job.seed());
+    try (Replica replica = Replica.create(ModelZoo.configuration(job, settings.steps()))) {
+      return run(settings, threads, spec, replica, new SplittableRandom(job.seed()));
+    }
+  }
+
+  private static Result run(
+      Settings settings,
+      int threads,
+      ModelZoo.Spec spec,
+      Replica replica,
+      SplittableRandom random) {
     final int inputs = spec.channels() * spec.height() * spec.width();
     final float[] pixels = new float[settings.batchSize() * inputs];
     for (int i = 0; i < pixels.length; i++) {
       pixels[i] = (float) random.nextDouble(-1, 1);
     }
-    final INDArray features = Nd4j.create(pixels, new long[] {settings.batchSize(), inputs}, 'c');
+    final INDArray features =
+        Nd4j.create(
+            pixels,
+            new long[] {settings.batchSize(), spec.channels(), spec.height(), spec.width()},
+            'c');
     final INDArray labels = Nd4j.zeros(settings.batchSize(), spec.classes());
     for (int i = 0; i < settings.batchSize(); i++) {
       labels.putScalar(i, random.nextInt(spec.classes()), 1f);
@@ -139,6 +159,7 @@ public final class StepBenchmark {
         settings,
         threads,
         replica.trainableParameterCount(),
+        replica.engine(),
         ComputeHelpers.summary(replica.network()),
         millis);
   }

@@ -42,146 +42,150 @@ public final class Worker {
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
-    final Replica replica = Replica.restore(task.state());
-    final int steps = task.steps();
-    final double[] lossSums = new double[steps];
-    final int[] stepSamples = new int[steps];
-    final double[] learningRates = new double[steps];
-    final double[] gradientNorms = new double[steps];
-    long dataNs = 0;
-    long computeNs = 0;
-    long syncNs = 0;
-    long applyNs = 0;
-    long samples = 0;
-    try (GradientExchange exchange =
-        GradientExchange.connect(
-            new GradientExchange.Context()
-                .shards(task.server())
-                .rank(rank)
-                .workerHost(workerHost)
-                .stepTimeout(job.stepTimeout())
-                .connectTimeout(job.connectTimeout())
-                .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()))) {
-      final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
-      if (replica.hasSynchronizedStatistics()) {
-        replica.synchronizeStatistics(statistics);
-      }
-      final boolean overlap = job.overlapsBackward();
-      if (overlap) {
-        replica.reportBackward(exchange::ready);
-      }
-      final long startNs = System.nanoTime();
-      final SyncMode mode = job.psMode();
-      final INDArray stageStart =
-          mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
-      int samplesSinceAverage = 0;
-      int i = 0;
-      try {
-        for (; i < steps; i++) {
-          final int step = task.fromStep() + i;
-          final long globalStep = task.firstGlobalStep() + i;
-          final boolean last = i + 1 == steps;
-          final long t0 = System.nanoTime();
-          final int[] slice = plan.slice(step, rank);
-          final boolean empty = slice.length == 0;
-          final var features = empty ? null : batches.features(slice);
-          final var labels = empty ? null : batches.labels(slice);
-          final long t1 = System.nanoTime();
-          statistics.beginStep(globalStep, plan.batchSamples(step));
-          if (overlap) {
-            exchange.begin(globalStep, replica.gradientBuffer(), slice.length, false);
-          }
-          replica.computeGradients(
-              features,
-              labels,
-              mode == SyncMode.SYNC
-                  ? statisticsShare(job, rank, slice.length, plan.batchSamples(step))
-                  : 1);
-          final long t2 = System.nanoTime();
-          learningRates[i] = replica.learningRate();
-          long exchangeNs = 0;
-          switch (mode) {
-            case SYNC -> {
-              final int total =
-                  overlap
-                      ? exchange.finish()
-                      : exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
-              exchangeNs = System.nanoTime() - t2;
-              replica.applyUpdate(total, job.clipNorm());
-            }
-            case LOCAL_SGD -> {
-              if (empty) {
-                replica.skipStep();
-              } else {
-                replica.applyUpdate(slice.length, job.clipNorm());
-              }
-              samplesSinceAverage += slice.length;
-              if ((globalStep + 1) % job.psLocalSteps() == 0 || last) {
-                replica.loadWeightedParameters(samplesSinceAverage);
-                final long e0 = System.nanoTime();
-                final int total =
-                    exchange.exchange(globalStep, replica.gradientBuffer(), samplesSinceAverage);
-                exchangeNs = System.nanoTime() - e0;
-                replica.takeAverage(total);
-                samplesSinceAverage = 0;
-              }
-            }
-            case ASYNC, STALE_SYNC -> {
-              if (empty) {
-                replica.skipStep();
-              } else {
-                replica.computeStep(slice.length, job.clipNorm());
-                replica.scaleBuffer(-(double) slice.length / plan.batchSamples(step));
-              }
-              final long e0 = System.nanoTime();
-              exchange.exchange(globalStep, replica.gradientBuffer(), slice.length, last);
-              exchangeNs = System.nanoTime() - e0;
-              replica.setParameters(stageStart);
-            }
-          }
-          final long t3 = t2 + exchangeNs;
-          final long t4 = System.nanoTime();
-          dataNs += t1 - t0;
-          computeNs += t2 - t1;
-          syncNs += t3 - t2;
-          applyNs += t4 - t3;
-          samples += slice.length;
-          lossSums[i] = replica.lastLoss() * slice.length;
-          stepSamples[i] = slice.length;
-          gradientNorms[i] = replica.lastGradientNorm();
-          if (rank == 0 && ((step + 1) % PROGRESS_EVERY_STEPS == 0 || i + 1 == steps)) {
-            final double seconds = (System.nanoTime() - startNs) / 1e9;
-            LOG.info(
-                String.format(
-                    "epoch %d step %d/%d loss %.4f %.0f images/s",
-                    task.epoch() + 1,
-                    step + 1,
-                    task.stepsPerEpoch(),
-                    replica.lastLoss(),
-                    (i + 1) * (double) job.batchSize() / seconds));
-          }
+    final Replica replica = Replica.restore(task.state(), job.workerEngine());
+    try {
+      final int steps = task.steps();
+      final double[] lossSums = new double[steps];
+      final int[] stepSamples = new int[steps];
+      final double[] learningRates = new double[steps];
+      final double[] gradientNorms = new double[steps];
+      long dataNs = 0;
+      long computeNs = 0;
+      long syncNs = 0;
+      long applyNs = 0;
+      long samples = 0;
+      try (GradientExchange exchange =
+          GradientExchange.connect(
+              new GradientExchange.Context()
+                  .shards(task.server())
+                  .rank(rank)
+                  .workerHost(workerHost)
+                  .stepTimeout(job.stepTimeout())
+                  .connectTimeout(job.connectTimeout())
+                  .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()))) {
+        final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
+        if (replica.hasSynchronizedStatistics()) {
+          replica.synchronizeStatistics(statistics);
         }
-      } catch (RuntimeException e) {
-        exchange.abort(task.firstGlobalStep() + i, e.getMessage());
-        throw e;
+        final boolean overlap = job.overlapsBackward();
+        if (overlap) {
+          replica.reportBackward(exchange::ready);
+        }
+        final long startNs = System.nanoTime();
+        final SyncMode mode = job.psMode();
+        final INDArray stageStart =
+            mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
+        int samplesSinceAverage = 0;
+        int i = 0;
+        try {
+          for (; i < steps; i++) {
+            final int step = task.fromStep() + i;
+            final long globalStep = task.firstGlobalStep() + i;
+            final boolean last = i + 1 == steps;
+            final long t0 = System.nanoTime();
+            final int[] slice = plan.slice(step, rank);
+            final boolean empty = slice.length == 0;
+            final var features = empty ? null : batches.features(slice);
+            final var labels = empty ? null : batches.labels(slice);
+            final long t1 = System.nanoTime();
+            statistics.beginStep(globalStep, plan.batchSamples(step));
+            if (overlap) {
+              exchange.begin(globalStep, replica.gradientBuffer(), slice.length, false);
+            }
+            replica.computeGradients(
+                features,
+                labels,
+                mode == SyncMode.SYNC
+                    ? statisticsShare(job, rank, slice.length, plan.batchSamples(step))
+                    : 1);
+            final long t2 = System.nanoTime();
+            learningRates[i] = replica.learningRate();
+            long exchangeNs = 0;
+            switch (mode) {
+              case SYNC -> {
+                final int total =
+                    overlap
+                        ? exchange.finish()
+                        : exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
+                exchangeNs = System.nanoTime() - t2;
+                replica.applyUpdate(total, job.clipNorm());
+              }
+              case LOCAL_SGD -> {
+                if (empty) {
+                  replica.skipStep();
+                } else {
+                  replica.applyUpdate(slice.length, job.clipNorm());
+                }
+                samplesSinceAverage += slice.length;
+                if ((globalStep + 1) % job.psLocalSteps() == 0 || last) {
+                  replica.loadWeightedParameters(samplesSinceAverage);
+                  final long e0 = System.nanoTime();
+                  final int total =
+                      exchange.exchange(globalStep, replica.gradientBuffer(), samplesSinceAverage);
+                  exchangeNs = System.nanoTime() - e0;
+                  replica.takeAverage(total);
+                  samplesSinceAverage = 0;
+                }
+              }
+              case ASYNC, STALE_SYNC -> {
+                if (empty) {
+                  replica.skipStep();
+                } else {
+                  replica.computeStep(slice.length, job.clipNorm());
+                  replica.scaleBuffer(-(double) slice.length / plan.batchSamples(step));
+                }
+                final long e0 = System.nanoTime();
+                exchange.exchange(globalStep, replica.gradientBuffer(), slice.length, last);
+                exchangeNs = System.nanoTime() - e0;
+                replica.setParameters(stageStart);
+              }
+            }
+            final long t3 = t2 + exchangeNs;
+            final long t4 = System.nanoTime();
+            dataNs += t1 - t0;
+            computeNs += t2 - t1;
+            syncNs += t3 - t2;
+            applyNs += t4 - t3;
+            samples += slice.length;
+            lossSums[i] = replica.lastLoss() * slice.length;
+            stepSamples[i] = slice.length;
+            gradientNorms[i] = replica.lastGradientNorm();
+            if (rank == 0 && ((step + 1) % PROGRESS_EVERY_STEPS == 0 || i + 1 == steps)) {
+              final double seconds = (System.nanoTime() - startNs) / 1e9;
+              LOG.info(
+                  String.format(
+                      "epoch %d step %d/%d loss %.4f %.0f images/s",
+                      task.epoch() + 1,
+                      step + 1,
+                      task.stepsPerEpoch(),
+                      replica.lastLoss(),
+                      (i + 1) * (double) job.batchSize() / seconds));
+            }
+          }
+        } catch (RuntimeException e) {
+          exchange.abort(task.firstGlobalStep() + i, e.getMessage());
+          throw e;
+        }
       }
+      if (task.endsEpoch()) {
+        replica.endEpoch();
+      }
+      return new StageReport(
+          rank,
+          samples,
+          lossSums,
+          stepSamples,
+          learningRates,
+          gradientNorms,
+          dataNs,
+          computeNs,
+          syncNs,
+          applyNs,
+          replica.parametersCrc(),
+          rank == 0 ? replica.snapshot() : null);
+    } finally {
+      replica.close();
     }
-    if (task.endsEpoch()) {
-      replica.endEpoch();
-    }
-    return new StageReport(
-        rank,
-        samples,
-        lossSums,
-        stepSamples,
-        learningRates,
-        gradientNorms,
-        dataNs,
-        computeNs,
-        syncNs,
-        applyNs,
-        replica.parametersCrc(),
-        rank == 0 ? replica.snapshot() : null);
   }
 
   /**

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Optimizer;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.Transport;
@@ -128,8 +129,17 @@ class DataParallelExactnessTest {
   @MethodSource("matrix")
   void shouldEqualSingleProcessTraining(String model, Optimizer optimizer, int workers)
       throws Exception {
-    final JobConfig job = job(model, optimizer, workers);
-    final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
+    final JobConfig base = job(model, optimizer, workers);
+    final ComputationGraphConfiguration configuration = ModelZoo.configuration(base, STEPS);
+    final boolean batchNorm = Replica.create(configuration.clone()).hasRunningStatistics();
+    // fit() is Deeplearning4j's arithmetic, and oneDNN's BatchNorm rounds differently enough for
+    // the adaptive optimizers to drift apart within a few steps: a BatchNorm model compared with
+    // fit() computes on Deeplearning4j's layers (CompiledNetworkTest checks the engine's gradients
+    // against double precision); every other case runs on the oneDNN engine
+    final JobConfig job =
+        batchNorm && workers == 1
+            ? base.with(Map.of(Keys.WORKER_ENGINE.name(), "deeplearning4j"))
+            : base;
     final String what = model + " " + optimizer + " x" + workers;
     final Trajectory ours = distributed(job, configuration);
     // the exchange itself adds nothing: the same sums as one process adding the slices in order
@@ -137,7 +147,6 @@ class DataParallelExactnessTest {
     assertEquals(
         0.0, relativeDifference(ours.parameters(), accumulated.parameters()), what + " vs sums");
     assertArrayEquals(accumulated.losses(), ours.losses(), 1e-12, what + " losses vs sums");
-    final boolean batchNorm = Replica.create(configuration.clone()).hasRunningStatistics();
     final Trajectory reference = batchNorm && workers > 1 ? accumulated : fit(job, configuration);
     assertMatches(what, optimizer, ours, reference);
   }
@@ -322,7 +331,10 @@ class DataParallelExactnessTest {
         futures.add(
             THREADS.submit(
                 () -> {
-                  final Replica replica = Replica.restore(start);
+                  // as a Worker does on the thread that computes: one OpenMP team size everywhere,
+                  // so oneDNN reduces in the same order as the single process it is compared to
+                  ComputeThreads.configure(1, 1);
+                  final Replica replica = Replica.restore(start, job.workerEngine());
                   final double[] lossSums = new double[steps];
                   try (GradientExchange exchange =
                       GradientExchange.connect(
@@ -410,7 +422,7 @@ class DataParallelExactnessTest {
    */
   static Trajectory accumulated(
       JobConfig job, ComputationGraphConfiguration configuration, int samples, int steps) {
-    final Replica replica = Replica.create(configuration.clone());
+    final Replica replica = Replica.create(configuration.clone(), job.workerEngine());
     final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     final UnsafeBuffer buffer = replica.gradientBuffer();

@@ -33,7 +33,7 @@ class ReplicaTest {
 
   private static INDArray features(int step, int from, int n) {
     Nd4j.getRandom().setSeed(1000 + step);
-    return Nd4j.rand(BATCH, 784)
+    return Nd4j.rand(BATCH, 1, 28, 28)
         .get(org.nd4j.linalg.indexing.NDArrayIndex.interval(from, from + n));
   }
 

@@ -1,0 +1,153 @@
+package io.lockstep.worker.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
+import io.lockstep.models.ModelZoo;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+/**
+ * The oneDNN step against Deeplearning4j's own layers computing the same network and batch in
+ * double precision (its plain path, no helpers): every parameter's gradient, BatchNorm's running
+ * statistics and the loss. The tolerance is the float32 noise of the deepest network, whose first
+ * layers' gradients are ill-conditioned at random initialization (Deeplearning4j's own float path
+ * misses the double result by as much); a wrong layout, offset or formula misses by 100%.
+ */
+class CompiledNetworkTest {
+
+  @ParameterizedTest(name = "{0}, batch {1}")
+  @CsvSource({"lenet, 16, 1e-5", "resnet-mini, 8, 1e-4", "resnet18-cifar, 4, 5e-2"})
+  void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
+      throws Exception {
+    final ModelZoo.Spec spec = ModelZoo.spec(model);
+    final ComputationGraphConfiguration configuration =
+        ModelZoo.configuration(
+            JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
+    final ComputationGraph network = new ComputationGraph(configuration.clone());
+    network.init();
+    ModelZoo.initialize(network, 7);
+    network.initGradientsView();
+    final ComputationGraphConfiguration doubles = configuration.clone();
+    doubles.setDataType(DataType.DOUBLE);
+    final ComputationGraph reference = new ComputationGraph(doubles);
+    reference.init(network.params().castTo(DataType.DOUBLE), true);
+
+    final SplittableRandom random = new SplittableRandom(3);
+    final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
+    for (int i = 0; i < pixels.length; i++) {
+      pixels[i] = (float) random.nextDouble(-1, 1);
+    }
+    final INDArray features =
+        Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
+    final INDArray labels = Nd4j.zeros(DataType.FLOAT, batch, spec.classes());
+    for (int i = 0; i < batch; i++) {
+      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
+    }
+    final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
+    reference.setInputs(features.castTo(DataType.DOUBLE));
+    reference.setLabels(labels.castTo(DataType.DOUBLE));
+    reference.computeGradientAndScore();
+    final INDArray expected = reference.getGradientsViewArray().castTo(DataType.FLOAT);
+
+    network.getGradientsViewArray().assign(Float.NaN);
+    try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
+      final double loss = compiled.computeGradients(features, labels);
+      assertEquals(reference.score(), loss, 1e-5, "loss");
+      final INDArray actual = network.getGradientsViewArray();
+      assertEquals(0, actual.isNaN().castTo(DataType.INT).sumNumber().intValue(), "unwritten");
+      int compared = 0;
+      for (Layer layer : network.getLayers()) {
+        if (layer.numParams() == 0) {
+          continue;
+        }
+        final Map<String, INDArray> views =
+            layer
+                .conf()
+                .getLayer()
+                .initializer()
+                .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
+        for (Map.Entry<String, INDArray> entry : views.entrySet()) {
+          final INDArray got = entry.getValue();
+          final long offset = got.offset() - actual.offset();
+          final INDArray want =
+              expected
+                  .reshape(-1)
+                  .get(NDArrayIndex.interval(offset, offset + got.length()))
+                  .reshape(got.ordering(), got.shape());
+          final double scale = Math.max(1e-6, want.amaxNumber().doubleValue());
+          final double error = got.sub(want).amaxNumber().doubleValue();
+          assertTrue(
+              error <= tolerance * scale,
+              layer.conf().getLayer().getLayerName()
+                  + "_"
+                  + entry.getKey()
+                  + ": error "
+                  + error
+                  + " at scale "
+                  + scale);
+          compared++;
+        }
+      }
+      assertTrue(compared >= 8);
+      // a second step on the same plan gives the same gradient: nothing carried over
+      final INDArray first = actual.dup();
+      compiled.computeGradients(features, labels);
+      assertEquals(first, actual);
+    } finally {
+      assertEquals(disable, System.getProperty("org.eclipse.deeplearning4j.helpers.disable"));
+    }
+  }
+
+  @Test
+  void reportsEachLayerAfterTheLayersBehindIt() throws Exception {
+    final ComputationGraph network =
+        new ComputationGraph(
+            ModelZoo.configuration(
+                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), "lenet"))), 10));
+    network.init();
+    network.initGradientsView();
+    final java.util.List<String> reported = new java.util.ArrayList<>();
+    try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
+      compiled.onLayerDone(reported::add);
+      final INDArray labels = Nd4j.zeros(DataType.FLOAT, 4, 10);
+      labels.getColumn(3).assign(1);
+      compiled.computeGradients(Nd4j.rand(DataType.FLOAT, 4, 1, 28, 28), labels);
+    }
+    assertEquals(java.util.List.of("output", "fc1", "conv2", "conv1"), reported);
+  }
+
+  @Test
+  void namesWhatItCannotCompute() {
+    final ComputationGraph network =
+        new ComputationGraph(
+            ModelZoo.configuration(
+                JobConfig.load(
+                    JobConfig.overrides(
+                        Map.of(
+                            Keys.MODEL_NAME.name(),
+                            "resnet-mini",
+                            Keys.BATCHNORM_SYNC.name(),
+                            "true"))),
+                10));
+    network.init();
+    final UnsupportedNetworkException e =
+        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
+    assertTrue(e.getMessage().contains("stem_bn"), e.getMessage());
+    assertFalse(e.getMessage().isBlank());
+  }
+}
