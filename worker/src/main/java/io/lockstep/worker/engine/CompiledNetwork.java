@@ -101,6 +101,7 @@ import org.nd4j.linalg.activations.impl.ActivationIdentity;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
 
 /**
@@ -149,6 +150,11 @@ public final class CompiledNetwork implements AutoCloseable {
    */
   public static CompiledNetwork compile(ComputationGraph network)
       throws UnsupportedNetworkException {
+    final String backend = Nd4j.getExecutioner().getEnvironmentInformation().getProperty("backend");
+    if (!"CPU".equalsIgnoreCase(backend)) {
+      // on a GPU backend the arrays live in device memory; cuDNN's helpers compute there instead
+      throw new UnsupportedNetworkException("on ND4J's " + backend + " backend (CPU only)");
+    }
     final ComputationGraphConfiguration configuration = network.getConfiguration();
     if (configuration.getNetworkInputs().size() != 1
         || configuration.getNetworkOutputs().size() != 1) {
