@@ -39,8 +39,8 @@ for round in $(seq 1 "$ROUNDS"); do
         "$ROOT/bin/lockstep" bench step --model resnet18-cifar --batch-size 64 --steps 10 \
           --warmup 3 2>/dev/null | grep -o 'images_per_second=[0-9.]*' | cut -d= -f2 \
           >>"$OUT/resnet.lockstep"
-        py "$PYBENCH/cifar_resnet_bench.py" 2>/dev/null | grep -o 'median [0-9.]*$' \
-          | awk '{print $2}' >>"$OUT/resnet.pytorch" ;;
+        py "$PYBENCH/cifar_resnet_bench.py" 2>/dev/null | grep -o 'images/s best [0-9.]*  median [0-9.]*' \
+          | awk '{print $NF}' >>"$OUT/resnet.pytorch" ;;
       train)
         run="$OUT/train-$round"
         "$ROOT/bin/lockstep" train --workers 2 --max-steps "$STEPS" --run-dir "$run" >"$run.log" 2>&1
