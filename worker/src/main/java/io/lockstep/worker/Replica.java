@@ -31,6 +31,7 @@ import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * One copy of the model and its optimizer, stepped the way Deeplearning4j's {@code fit()} steps it,
@@ -57,6 +58,14 @@ public final class Replica implements AutoCloseable {
   private final Gradient gradient;
   private final UnsafeBuffer gradientBuffer;
   private final List<INDArray> trainable;
+
+  /**
+   * The trainable parameters' gradient as few flat views as possible: adjacent views merged, so the
+   * norm and the clipping of a step are a handful of operations (one for a model without BatchNorm)
+   * instead of one per parameter array.
+   */
+  private final List<INDArray> trainableRanges;
+
   private final List<INDArray> runningStatistics;
 
   /** Each layer's running-statistics views, for the layers that have any. */
@@ -98,6 +107,7 @@ public final class Replica implements AutoCloseable {
               + view.length());
     }
     this.gradient = viewsOf(network, trainable, statisticsByLayer);
+    this.trainableRanges = merged(view, trainable);
     statisticsByLayer.values().forEach(runningStatistics::addAll);
     this.unobservedStatistics = runningStatistics;
     this.synchronizedLayers = new ArrayList<>();
@@ -217,6 +227,29 @@ public final class Replica implements AutoCloseable {
     network.getConfiguration().setIterationCount(state.iteration());
     network.getConfiguration().setEpochCount(state.epoch());
     return new Replica(network, state.configurationJson(), engine);
+  }
+
+  /** Views of {@code flat} covering exactly the elements of {@code views}, adjacent ones merged. */
+  private static List<INDArray> merged(INDArray flat, List<INDArray> views) {
+    final List<long[]> ranges = new ArrayList<>();
+    views.stream()
+        .map(v -> new long[] {v.offset() - flat.offset(), v.offset() - flat.offset() + v.length()})
+        .sorted((a, b) -> Long.compare(a[0], b[0]))
+        .forEach(
+            range -> {
+              final long[] last = ranges.isEmpty() ? null : ranges.get(ranges.size() - 1);
+              if (last != null && last[1] == range[0]) {
+                last[1] = range[1];
+              } else {
+                ranges.add(range);
+              }
+            });
+    final INDArray row = flat.reshape(flat.length());
+    final List<INDArray> merged = new ArrayList<>();
+    for (long[] range : ranges) {
+      merged.add(row.get(NDArrayIndex.interval(range[0], range[1])));
+    }
+    return merged;
   }
 
   /**
@@ -470,14 +503,14 @@ public final class Replica implements AutoCloseable {
    */
   public void computeStep(int batchSize, double clipNorm) {
     double squares = 0;
-    for (INDArray view : trainable) {
+    for (INDArray view : trainableRanges) {
       final double norm = view.norm2Number().doubleValue();
       squares += norm * norm;
     }
     lastGradientNorm = Math.sqrt(squares) / Math.max(1, batchSize);
     if (clipNorm > 0 && lastGradientNorm > clipNorm) {
       final double scale = clipNorm / (lastGradientNorm + CLIP_EPSILON);
-      for (INDArray view : trainable) {
+      for (INDArray view : trainableRanges) {
         view.muli(scale);
       }
     }

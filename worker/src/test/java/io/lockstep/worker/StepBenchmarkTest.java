@@ -1,0 +1,76 @@
+package io.lockstep.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
+import io.lockstep.models.ModelZoo;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class StepBenchmarkTest {
+
+  @Test
+  void timesLenetsWholeStepOnTheOneDnnEngine() {
+    final StepBenchmark.Result result =
+        StepBenchmark.run(new StepBenchmark.Settings("lenet", 16, 3, 1, 1));
+    assertEquals(3, result.stepMillis().length);
+    assertTrue(result.imagesPerSecond() > 0);
+    final String line = result.line();
+    assertTrue(line.startsWith("model=lenet batch_size=16 steps=3 threads=1"), line);
+    assertTrue(line.contains(" parameters=431080 engine=onednn helpers=4/4 "), line);
+    assertTrue(line.matches(".* images_per_second=[0-9]+\\.[0-9]$"), line);
+  }
+
+  /** torchvision's ResNet-18 with a 3x3 stem and a 10-way head, as the PyTorch reference counts. */
+  @Test
+  void resnet18ForCifarHasTheReferencesParameterCount() {
+    try (Replica replica =
+        Replica.create(
+            ModelZoo.configuration(
+                JobConfig.load(
+                    JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), "resnet18-cifar"))),
+                10))) {
+      assertEquals(11_173_962, replica.trainableParameterCount());
+      assertEquals("onednn", replica.engine());
+    }
+  }
+
+  @Test
+  void refusesBadSettingsNamingTheFlag() {
+    assertTrue(
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new StepBenchmark.Settings("lenet", 0, 3, 1, 0))
+            .getMessage()
+            .contains("--batch-size"));
+    assertTrue(
+        assertThrows(
+                ConfigurationException.class, () -> new StepBenchmark.Settings("vgg99", 8, 3, 1, 0))
+            .getMessage()
+            .contains("lenet"));
+  }
+
+  @Test
+  void theOneDnnEngineRefusesAModelItCannotComputeWhenAskedForIt() {
+    final JobConfig job =
+        JobConfig.load(
+            JobConfig.overrides(
+                Map.of(
+                    Keys.MODEL_NAME.name(), "resnet-mini",
+                    Keys.BATCHNORM_SYNC.name(), "true",
+                    Keys.WORKER_ENGINE.name(), "onednn")));
+    final ConfigurationException e =
+        assertThrows(
+            ConfigurationException.class,
+            () -> Replica.create(ModelZoo.configuration(job, 10), job.workerEngine()));
+    assertTrue(e.getMessage().startsWith("lockstep.worker.engine=onednn cannot"), e.getMessage());
+    try (Replica fallback =
+        Replica.create(ModelZoo.configuration(job, 10), io.lockstep.conf.ComputeEngine.AUTO)) {
+      assertTrue(fallback.engine().startsWith("deeplearning4j (the oneDNN engine"));
+    }
+  }
+}
