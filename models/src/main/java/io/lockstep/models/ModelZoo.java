@@ -176,10 +176,7 @@ public final class ModelZoo {
   private static ComputationGraphConfiguration resnetMini(
       NeuralNetConfiguration.Builder base, Spec spec, boolean sync) {
     final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
-    String last = INPUT;
-    last = add(graph, "stem", conv(3, 1, 1, 16, false, Activation.IDENTITY), last);
-    last = add(graph, "stem_bn", batchNorm(sync), last);
-    last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
+    String last = stem(graph, 16, sync);
     last = basicBlock(graph, "block1", last, 16, 2, true, sync);
     last = basicBlock(graph, "block2", last, 32, 2, true, sync);
     return averageAndClassify(graph, spec, last);
@@ -195,10 +192,7 @@ public final class ModelZoo {
   private static ComputationGraphConfiguration resnet18Cifar(
       NeuralNetConfiguration.Builder base, Spec spec, boolean sync) {
     final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
-    String last = INPUT;
-    last = add(graph, "stem", conv(3, 1, 1, 64, false, Activation.IDENTITY), last);
-    last = add(graph, "stem_bn", batchNorm(sync), last);
-    last = add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
+    String last = stem(graph, 64, sync);
     int inChannels = 64;
     final int[] stageChannels = {64, 128, 256, 512};
     for (int stage = 0; stage < stageChannels.length; stage++) {
@@ -218,6 +212,13 @@ public final class ModelZoo {
       inChannels = channels;
     }
     return averageAndClassify(graph, spec, last);
+  }
+
+  /** A 3x3 stride-1 convolution without bias, BatchNorm and ReLU on the input. */
+  private static String stem(GraphBuilder graph, int channels, boolean sync) {
+    String last = add(graph, "stem", conv(3, 1, 1, channels, false, Activation.IDENTITY), INPUT);
+    last = add(graph, "stem_bn", batchNorm(sync), last);
+    return add(graph, "stem_relu", new ActivationLayer.Builder().activation(Activation.RELU), last);
   }
 
   private static ComputationGraphConfiguration averageAndClassify(

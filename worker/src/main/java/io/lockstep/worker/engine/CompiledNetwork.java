@@ -609,6 +609,38 @@ public final class CompiledNetwork implements AutoCloseable {
     return target;
   }
 
+  /**
+   * The gradient of a layer's input from the gradient of its output: weights in the layout the
+   * backward primitive wants (the forward's when they agree), the result written where {@link
+   * Plan#diffTarget} says.
+   */
+  private static void backwardData(
+      Plan plan,
+      List<Action> back,
+      dnnl_primitive_desc bwdData,
+      Memory forwardWeights,
+      dnnl_memory_desc_t viewMd,
+      INDArray view,
+      Memory diffDst,
+      Tensor in,
+      String name) {
+    final dnnl_memory_desc_t weightsMd = plan.scope.query(bwdData, dnnl_query_weights_md);
+    final Memory weights =
+        Dnnl.same(weightsMd, forwardWeights.md)
+            ? forwardWeights
+            : weightsIn(plan, weightsMd, viewMd, view, back);
+    final List<Action> accumulate = new ArrayList<>();
+    final Memory target = plan.diffTarget(in, accumulate);
+    back.add(
+        plan.run(
+            plan.scope.step(
+                bwdData,
+                new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                new Memory[] {diffDst, weights, target},
+                name)));
+    back.addAll(accumulate);
+  }
+
   /** A 2D convolution, its bias and a fused ReLU. */
   private static final class Conv extends Op {
     private final Layer layer;
@@ -695,17 +727,11 @@ public final class CompiledNetwork implements AutoCloseable {
           weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
       final Memory dst = scope.allocate(scope.query(fwd, dnnl_query_dst_md));
       final Step step =
-          bias
-              ? scope.step(
-                  fwd,
-                  new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                  new Memory[] {src, weights, scope.wrap(biasMd, Dnnl.address(b)), dst},
-                  name)
-              : scope.step(
-                  fwd,
-                  new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                  new Memory[] {src, weights, dst},
-                  name);
+          scope.step(
+              fwd,
+              new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+              new Memory[] {src, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst},
+              name);
       forward.add(plan.run(step));
       final Tensor out = plan.output(name, outDims, dst);
 
@@ -744,24 +770,18 @@ public final class CompiledNetwork implements AutoCloseable {
       final Memory diffWeights =
           Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
       final Step weightsStep =
-          bias
-              ? scope.step(
-                  bwdWeights,
-                  new int[] {
-                    DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
-                  },
-                  new Memory[] {
-                    weightsSrc,
-                    diffDst,
-                    diffWeights,
-                    scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b")))
-                  },
-                  name)
-              : scope.step(
-                  bwdWeights,
-                  new int[] {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
-                  new Memory[] {weightsSrc, diffDst, diffWeights},
-                  name);
+          scope.step(
+              bwdWeights,
+              new int[] {
+                DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
+              },
+              new Memory[] {
+                weightsSrc,
+                diffDst,
+                diffWeights,
+                bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
+              },
+              name);
       back.add(plan.run(weightsStep));
       if (diffWeights != gradW) {
         back.add(plan.run(scope.reorder(diffWeights, gradW)));
@@ -780,23 +800,16 @@ public final class CompiledNetwork implements AutoCloseable {
                 padL,
                 padR),
             "convolution backward data " + name);
-        final dnnl_primitive_desc bwdData =
-            scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
-        final dnnl_memory_desc_t dataWeightsMd = scope.query(bwdData, dnnl_query_weights_md);
-        final Memory dataWeights =
-            Dnnl.same(dataWeightsMd, weights.md)
-                ? weights
-                : weightsIn(plan, dataWeightsMd, wViewMd, w, back);
-        final List<Action> accumulate = new ArrayList<>();
-        final Memory target = plan.diffTarget(in, accumulate);
-        back.add(
-            plan.run(
-                scope.step(
-                    bwdData,
-                    new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                    new Memory[] {diffDst, dataWeights, target},
-                    name)));
-        back.addAll(accumulate);
+        backwardData(
+            plan,
+            back,
+            scope.describe(bwdDataDesc, null, fwd, "convolution backward data"),
+            weights,
+            wViewMd,
+            w,
+            diffDst,
+            in,
+            name);
       }
     }
   }
@@ -892,17 +905,11 @@ public final class CompiledNetwork implements AutoCloseable {
     final Memory workspace = algorithm == dnnl_pooling_max ? scope.allocate(workspaceMd) : null;
     forward.add(
         plan.run(
-            workspace == null
-                ? scope.step(
-                    fwd,
-                    new int[] {DNNL_ARG_SRC, DNNL_ARG_DST},
-                    new Memory[] {in.data, dst},
-                    op.name)
-                : scope.step(
-                    fwd,
-                    new int[] {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
-                    new Memory[] {in.data, dst, workspace},
-                    op.name)));
+            scope.step(
+                fwd,
+                new int[] {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
+                new Memory[] {in.data, dst, workspace},
+                op.name)));
     final Tensor out = plan.output(op.name, outDims, dst);
     if (!in.needsDiff) {
       return;
@@ -917,17 +924,11 @@ public final class CompiledNetwork implements AutoCloseable {
     final Memory target = plan.diffTarget(in, accumulate);
     back.add(
         plan.run(
-            workspace == null
-                ? scope.step(
-                    bwd,
-                    new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
-                    new Memory[] {out.diff, target},
-                    op.name)
-                : scope.step(
-                    bwd,
-                    new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE},
-                    new Memory[] {out.diff, target, workspace},
-                    op.name)));
+            scope.step(
+                bwd,
+                new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE},
+                new Memory[] {out.diff, target, workspace},
+                op.name)));
     back.addAll(accumulate);
   }
 
@@ -1189,17 +1190,13 @@ public final class CompiledNetwork implements AutoCloseable {
       final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
       forward.add(
           plan.run(
-              bias
-                  ? scope.step(
-                      fwd,
-                      new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                      new Memory[] {in.data, weights, scope.wrap(biasMd, Dnnl.address(b)), dst},
-                      name)
-                  : scope.step(
-                      fwd,
-                      new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                      new Memory[] {in.data, weights, dst},
-                      name)));
+              scope.step(
+                  fwd,
+                  new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                  new Memory[] {
+                    in.data, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst
+                  },
+                  name)));
       final Tensor out = plan.output(name, new long[] {n, outputs}, dst);
       Memory diffDst = afterForward(plan, dst, out, forward);
       if (relu) {
@@ -1221,24 +1218,18 @@ public final class CompiledNetwork implements AutoCloseable {
           Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
       back.add(
           plan.run(
-              bias
-                  ? scope.step(
-                      bwdWeights,
-                      new int[] {
-                        DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
-                      },
-                      new Memory[] {
-                        in.data,
-                        diffDst,
-                        diffWeights,
-                        scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b")))
-                      },
-                      name)
-                  : scope.step(
-                      bwdWeights,
-                      new int[] {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
-                      new Memory[] {in.data, diffDst, diffWeights},
-                      name)));
+              scope.step(
+                  bwdWeights,
+                  new int[] {
+                    DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
+                  },
+                  new Memory[] {
+                    in.data,
+                    diffDst,
+                    diffWeights,
+                    bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
+                  },
+                  name)));
       if (diffWeights != gradW) {
         back.add(plan.run(scope.reorder(diffWeights, gradW)));
       }
@@ -1249,23 +1240,16 @@ public final class CompiledNetwork implements AutoCloseable {
             dnnl_inner_product_backward_data_desc_init(
                 bwdDataDesc, in.data.md, Dnnl.md(wDims, dnnl_format_tag_any), dst.md),
             "dense backward data " + name);
-        final dnnl_primitive_desc bwdData =
-            scope.describe(bwdDataDesc, null, fwd, "dense backward data");
-        final dnnl_memory_desc_t dataWeightsMd = scope.query(bwdData, dnnl_query_weights_md);
-        final Memory dataWeights =
-            Dnnl.same(dataWeightsMd, weights.md)
-                ? weights
-                : weightsIn(plan, dataWeightsMd, wViewMd, w, back);
-        final List<Action> accumulate = new ArrayList<>();
-        final Memory target = plan.diffTarget(in, accumulate);
-        back.add(
-            plan.run(
-                scope.step(
-                    bwdData,
-                    new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                    new Memory[] {diffDst, dataWeights, target},
-                    name)));
-        back.addAll(accumulate);
+        backwardData(
+            plan,
+            back,
+            scope.describe(bwdDataDesc, null, fwd, "dense backward data"),
+            weights,
+            wViewMd,
+            w,
+            diffDst,
+            in,
+            name);
       }
     }
 

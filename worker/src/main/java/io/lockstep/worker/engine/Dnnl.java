@@ -260,9 +260,18 @@ final class Dnnl {
 
     /**
      * A primitive with its arguments bound, each memory checked against the layout the primitive
-     * expects for it.
+     * expects for it; an argument whose memory is null (an absent bias) is left out.
      */
-    Step step(dnnl_primitive_desc pd, int[] kinds, Memory[] memories, String what) {
+    Step step(dnnl_primitive_desc pd, int[] allKinds, Memory[] allMemories, String what) {
+      final int present = (int) java.util.Arrays.stream(allMemories).filter(m -> m != null).count();
+      final int[] kinds = new int[present];
+      final Memory[] memories = new Memory[present];
+      for (int i = 0, j = 0; i < allMemories.length; i++) {
+        if (allMemories[i] != null) {
+          kinds[j] = allKinds[i];
+          memories[j++] = allMemories[i];
+        }
+      }
       for (int i = 0; i < kinds.length; i++) {
         final dnnl_memory_desc_t expected =
             dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, kinds[i]);
