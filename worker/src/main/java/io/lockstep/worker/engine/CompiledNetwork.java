@@ -325,8 +325,11 @@ public final class CompiledNetwork implements AutoCloseable {
         "layer " + name + " with activation " + activation.getClass().getSimpleName());
   }
 
+  /** max(0, x): no cap, no threshold, no leak (which oneDNN's post-op would ignore). */
   private static boolean plainRelu(ActivationReLU relu) {
-    return relu.toString().equals("relu");
+    return relu.getMax() == null
+        && (relu.getThreshold() == null || relu.getThreshold() == 0)
+        && (relu.getNegativeSlope() == null || relu.getNegativeSlope() == 0);
   }
 
   /**

@@ -131,6 +131,38 @@ class CompiledNetworkTest {
     assertEquals(java.util.List.of("output", "fc1", "conv2", "conv1"), reported);
   }
 
+  /** oneDNN's ReLU post-op is max(0, x): a capped or leaky ReLU must not be fused as one. */
+  @Test
+  void refusesAReluThatIsNotPlain() {
+    final ComputationGraph network =
+        new ComputationGraph(
+            new org.deeplearning4j.nn.conf.NeuralNetConfiguration.Builder()
+                .graphBuilder()
+                .addInputs("in")
+                .addLayer(
+                    "capped",
+                    new org.deeplearning4j.nn.conf.layers.DenseLayer.Builder()
+                        .nOut(4)
+                        .activation(
+                            new org.nd4j.linalg.activations.impl.ActivationReLU(6.0, 0.0, 0.0))
+                        .build(),
+                    "in")
+                .addLayer(
+                    "out",
+                    new org.deeplearning4j.nn.conf.layers.OutputLayer.Builder()
+                        .nOut(2)
+                        .activation(org.nd4j.linalg.activations.Activation.SOFTMAX)
+                        .build(),
+                    "capped")
+                .setOutputs("out")
+                .setInputTypes(org.deeplearning4j.nn.conf.inputs.InputType.feedForward(3))
+                .build());
+    network.init();
+    final UnsupportedNetworkException e =
+        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
+    assertTrue(e.getMessage().contains("capped"), e.getMessage());
+  }
+
   @Test
   void namesWhatItCannotCompute() {
     final ComputationGraph network =
