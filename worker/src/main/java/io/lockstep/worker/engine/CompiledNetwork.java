@@ -226,6 +226,7 @@ public final class CompiledNetwork implements AutoCloseable {
     final String in = inputs.get(0);
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
       checkWindow(name, c.getConvolutionMode(), c.getDilation());
+      checkChannelsFirst(name, c.getCnn2dDataFormat());
       return new Conv(
           name,
           in,
@@ -235,24 +236,27 @@ public final class CompiledNetwork implements AutoCloseable {
           c.getStride(),
           c.getPadding(),
           c.hasBias(),
-          relu(name, c.getActivationFn()),
-          c.getCnn2dDataFormat());
+          relu(name, c.getActivationFn()));
     }
     if (layerConf instanceof SubsamplingLayer s && s.getClass() == SubsamplingLayer.class) {
       checkWindow(name, s.getConvolutionMode(), s.getDilation());
+      checkChannelsFirst(name, s.getCnn2dDataFormat());
       if (s.getPoolingType() != PoolingType.MAX) {
         throw new UnsupportedNetworkException("layer " + name + ": pooling other than max");
       }
       return new MaxPool(name, in, s.getKernelSize(), s.getStride(), s.getPadding());
     }
     if (layerConf instanceof GlobalPoolingLayer g) {
-      if (g.getPoolingType() != PoolingType.AVG || !g.isCollapseDimensions()) {
+      if (g.getPoolingType() != PoolingType.AVG
+          || !g.isCollapseDimensions()
+          || !Arrays.equals(g.getPoolingDimensions(), new int[] {2, 3})) {
         throw new UnsupportedNetworkException(
             "layer " + name + ": global pooling other than average");
       }
       return new GlobalAverage(name, in);
     }
     if (layerConf instanceof BatchNormalization b && b.getClass() == BatchNormalization.class) {
+      checkChannelsFirst(name, b.getCnn2DFormat());
       if (b.isLockGammaBeta()) {
         throw new UnsupportedNetworkException("layer " + name + ": BatchNorm with fixed gamma");
       }
@@ -310,6 +314,14 @@ public final class CompiledNetwork implements AutoCloseable {
     }
     if (dilation != null && (dilation[0] != 1 || dilation[1] != 1)) {
       throw new UnsupportedNetworkException("layer " + name + " with dilation");
+    }
+  }
+
+  /** The engine's tensors are channels first, as the zoo's models and their data are. */
+  private static void checkChannelsFirst(String name, CNN2DFormat format)
+      throws UnsupportedNetworkException {
+    if (format != CNN2DFormat.NCHW) {
+      throw new UnsupportedNetworkException("layer " + name + " in " + format + " layout");
     }
   }
 
@@ -663,8 +675,7 @@ public final class CompiledNetwork implements AutoCloseable {
         int[] stride,
         int[] padding,
         boolean bias,
-        boolean relu,
-        CNN2DFormat format) {
+        boolean relu) {
       super(name, List.of(input));
       this.layer = layer;
       this.outChannels = outChannels;

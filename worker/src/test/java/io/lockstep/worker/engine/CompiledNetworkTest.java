@@ -163,6 +163,39 @@ class CompiledNetworkTest {
     assertTrue(e.getMessage().contains("capped"), e.getMessage());
   }
 
+  /** The engine's tensors are channels first; a channels-last layer is refused, not misread. */
+  @Test
+  void refusesAChannelsLastLayer() {
+    final org.deeplearning4j.nn.conf.CNN2DFormat nhwc = org.deeplearning4j.nn.conf.CNN2DFormat.NHWC;
+    final ComputationGraph network =
+        new ComputationGraph(
+            new org.deeplearning4j.nn.conf.NeuralNetConfiguration.Builder()
+                .graphBuilder()
+                .addInputs("in")
+                .addLayer(
+                    "last",
+                    new org.deeplearning4j.nn.conf.layers.ConvolutionLayer.Builder(3, 3)
+                        .nOut(4)
+                        .dataFormat(nhwc)
+                        .build(),
+                    "in")
+                .addLayer(
+                    "out",
+                    new org.deeplearning4j.nn.conf.layers.OutputLayer.Builder()
+                        .nOut(2)
+                        .activation(org.nd4j.linalg.activations.Activation.SOFTMAX)
+                        .build(),
+                    "last")
+                .setOutputs("out")
+                .setInputTypes(
+                    org.deeplearning4j.nn.conf.inputs.InputType.convolutional(8, 8, 1, nhwc))
+                .build());
+    network.init();
+    final UnsupportedNetworkException e =
+        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
+    assertTrue(e.getMessage().contains("last") && e.getMessage().contains("NHWC"), e.getMessage());
+  }
+
   @Test
   void namesWhatItCannotCompute() {
     final ComputationGraph network =
