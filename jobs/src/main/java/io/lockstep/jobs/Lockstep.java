@@ -2,6 +2,7 @@ package io.lockstep.jobs;
 
 import com.typesafe.config.Config;
 import io.lockstep.conf.Compression;
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
@@ -387,11 +388,29 @@ public final class Lockstep implements Runnable {
         description = "OpenMP threads (0: every core of this host)")
     int threads;
 
+    @Option(
+        names = "--engine",
+        defaultValue = "auto",
+        description = "auto|onednn|deeplearning4j: what computes the passes")
+    String engine;
+
+    private ComputeEngine computeEngine() {
+      return switch (engine.toLowerCase(Locale.ROOT)) {
+        case "auto" -> ComputeEngine.AUTO;
+        case "onednn" -> ComputeEngine.ONEDNN;
+        case "deeplearning4j" -> ComputeEngine.DEEPLEARNING4J;
+        default ->
+            throw new ConfigurationException(
+                "--engine " + engine + ": expected auto, onednn or deeplearning4j");
+      };
+    }
+
     @Override
     public Integer call() {
       final StepBenchmark.Settings settings;
       try {
-        settings = new StepBenchmark.Settings(model, batchSize, steps, warmup, threads);
+        settings =
+            new StepBenchmark.Settings(model, batchSize, steps, warmup, threads, computeEngine());
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }

@@ -32,6 +32,8 @@ public final class ComputeHelpers {
     if (System.getProperty(DISABLE_PROPERTY) == null) {
       System.setProperty(DISABLE_PROPERTY, "false");
     }
+    // Deeplearning4j swallows any failure of this lookup and drops every helper; here it surfaces
+    org.nd4j.nativeblas.Nd4jCpu.Environment.getInstance();
   }
 
   /**

@@ -1,5 +1,6 @@
 package io.lockstep.worker;
 
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ComputeHelpers;
@@ -25,8 +26,10 @@ public final class StepBenchmark {
    * @param steps timed steps
    * @param warmup untimed steps first
    * @param threads OpenMP threads; 0 for every core of this host
+   * @param engine what computes the passes
    */
-  public record Settings(String model, int batchSize, int steps, int warmup, int threads) {
+  public record Settings(
+      String model, int batchSize, int steps, int warmup, int threads, ComputeEngine engine) {
     /** Checks the settings. */
     public Settings {
       ModelZoo.spec(model);
@@ -95,7 +98,7 @@ public final class StepBenchmark {
           settings.steps(),
           threads,
           parameters,
-          engine.split(" ")[0],
+          engine.startsWith("deeplearning4j") ? "deeplearning4j" : engine,
           helpers,
           sorted[0],
           medianMillis(),
@@ -121,7 +124,8 @@ public final class StepBenchmark {
                     Keys.MODEL_NAME.name(), settings.model(),
                     Keys.BATCH_SIZE.name(), Integer.toString(settings.batchSize()))));
     final ModelZoo.Spec spec = ModelZoo.spec(settings.model());
-    try (Replica replica = Replica.create(ModelZoo.configuration(job, settings.steps()))) {
+    try (Replica replica =
+        Replica.create(ModelZoo.configuration(job, settings.steps()), settings.engine())) {
       return run(settings, threads, spec, replica, new SplittableRandom(job.seed()));
     }
   }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
@@ -16,7 +17,7 @@ class StepBenchmarkTest {
   @Test
   void timesLenetsWholeStepOnTheOneDnnEngine() {
     final StepBenchmark.Result result =
-        StepBenchmark.run(new StepBenchmark.Settings("lenet", 16, 3, 1, 1));
+        StepBenchmark.run(new StepBenchmark.Settings("lenet", 16, 3, 1, 1, ComputeEngine.AUTO));
     assertEquals(3, result.stepMillis().length);
     assertTrue(result.imagesPerSecond() > 0);
     final String line = result.line();
@@ -44,12 +45,13 @@ class StepBenchmarkTest {
     assertTrue(
         assertThrows(
                 IllegalArgumentException.class,
-                () -> new StepBenchmark.Settings("lenet", 0, 3, 1, 0))
+                () -> new StepBenchmark.Settings("lenet", 0, 3, 1, 0, ComputeEngine.AUTO))
             .getMessage()
             .contains("--batch-size"));
     assertTrue(
         assertThrows(
-                ConfigurationException.class, () -> new StepBenchmark.Settings("vgg99", 8, 3, 1, 0))
+                ConfigurationException.class,
+                () -> new StepBenchmark.Settings("vgg99", 8, 3, 1, 0, ComputeEngine.AUTO))
             .getMessage()
             .contains("lenet"));
   }

@@ -59,6 +59,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_use_shift;
 import io.lockstep.worker.engine.Dnnl.Memory;
 import io.lockstep.worker.engine.Dnnl.Scope;
 import io.lockstep.worker.engine.Dnnl.Step;
+import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -134,6 +135,7 @@ public final class CompiledNetwork implements AutoCloseable {
 
   private final Map<Integer, Plan> plans = new LinkedHashMap<>();
   private Consumer<String> layerDone;
+  private boolean closed;
 
   private CompiledNetwork(List<Op> ops, String inputName) {
     this.ops = ops;
@@ -193,9 +195,11 @@ public final class CompiledNetwork implements AutoCloseable {
       GraphVertex vertex)
       throws UnsupportedNetworkException {
     if (conf instanceof ElementWiseVertex add) {
-      if (add.getOp() != ElementWiseVertex.Op.Add || inputs.size() != 2) {
+      if (add.getOp() != ElementWiseVertex.Op.Add
+          || inputs.size() != 2
+          || inputs.get(0).equals(inputs.get(1))) {
         throw new UnsupportedNetworkException(
-            "vertex " + name + ": only element-wise addition of two inputs");
+            "vertex " + name + ": only element-wise addition of two different inputs");
       }
       return new Add(name, inputs);
     }
@@ -354,18 +358,16 @@ public final class CompiledNetwork implements AutoCloseable {
    */
   public double computeGradients(INDArray features, INDArray labels) {
     final int n = (int) features.size(0);
-    if (inputShape == null && features.rank() == 4) {
-      inputShape = new long[] {features.size(1), features.size(2), features.size(3)};
-    }
     if (features.rank() != 4) {
       throw new IllegalArgumentException(
           "features of shape "
               + Arrays.toString(features.shape())
               + "; the network takes [n, channels, height, width]");
     }
-    if (features.size(1) != inputShape[0]
-        || features.size(2) != inputShape[1]
-        || features.size(3) != inputShape[2]) {
+    if (inputShape != null
+        && (features.size(1) != inputShape[0]
+            || features.size(2) != inputShape[1]
+            || features.size(3) != inputShape[2])) {
       throw new IllegalArgumentException(
           "features of shape "
               + Arrays.toString(features.shape())
@@ -377,30 +379,55 @@ public final class CompiledNetwork implements AutoCloseable {
               + inputShape[2]
               + "]");
     }
+    final long[] shape = {features.size(1), features.size(2), features.size(3)};
+    final long classes = ((Dense) ops.get(ops.size() - 1)).outputs;
+    if (labels.rank() != 2 || labels.size(0) != n || labels.size(1) != classes) {
+      throw new IllegalArgumentException(
+          "labels of shape "
+              + Arrays.toString(labels.shape())
+              + " for "
+              + n
+              + " images; the network predicts ["
+              + n
+              + ", "
+              + classes
+              + "]");
+    }
+    if (closed) {
+      throw new IllegalStateException("the compiled network was closed");
+    }
     final INDArray contiguous =
         features.ordering() == 'c' && !features.isView() ? features : features.dup('c');
-    final Plan plan = plan(n);
-    plan.input.rebind(Dnnl.address(contiguous));
-    plan.labels = labels.dup('c').data().asFloat();
-    for (Action action : plan.forward) {
-      action.run();
+    try {
+      final Plan plan = plan(n, shape);
+      plan.input.rebind(Dnnl.address(contiguous));
+      plan.labels = labels.dup('c').data().asFloat();
+      for (Action action : plan.forward) {
+        action.run();
+      }
+      for (Action action : plan.backward) {
+        action.run();
+      }
+      plan.scope.await();
+      return plan.loss;
+    } finally {
+      // oneDNN reads the features' native buffer: keep its owner alive until the step is done
+      Reference.reachabilityFence(contiguous);
+      Reference.reachabilityFence(features);
     }
-    for (Action action : plan.backward) {
-      action.run();
-    }
-    plan.scope.await();
-    return plan.loss;
   }
 
-  private Plan plan(int n) {
+  /** The plan of a batch size, built on first use; the first plan fixes the input's shape. */
+  private Plan plan(int n, long[] shape) {
     Plan plan = plans.get(n);
     if (plan == null) {
       if (plans.size() == PLANS_KEPT) {
         final Integer oldest = plans.keySet().iterator().next();
         plans.remove(oldest).scope.close();
       }
-      plan = new Plan(n);
+      plan = new Plan(n, shape);
       plans.put(n, plan);
+      inputShape = shape;
     }
     return plan;
   }
@@ -415,8 +442,10 @@ public final class CompiledNetwork implements AutoCloseable {
     this.layerDone = listener;
   }
 
+  /** Frees every plan's native memory; the network cannot compute afterwards. */
   @Override
   public void close() {
+    closed = true;
     plans.values().forEach(plan -> plan.scope.close());
     plans.clear();
   }
@@ -428,15 +457,13 @@ public final class CompiledNetwork implements AutoCloseable {
 
   /** A value flowing between operations, and the gradient flowing back. */
   private static final class Tensor {
-    final String name;
     final long[] dims;
     final Memory data;
     final boolean needsDiff;
     Memory diff;
     int consumersLeft;
 
-    Tensor(String name, long[] dims, Memory data, boolean needsDiff) {
-      this.name = name;
+    Tensor(long[] dims, Memory data, boolean needsDiff) {
       this.dims = dims;
       this.data = data;
       this.needsDiff = needsDiff;
@@ -454,12 +481,12 @@ public final class CompiledNetwork implements AutoCloseable {
     float[] labels;
     double loss;
 
-    Plan(int n) {
+    Plan(int n, long[] shape) {
       boolean built = false;
       try {
-        final long[] dims = {n, inputShape[0], inputShape[1], inputShape[2]};
+        final long[] dims = {n, shape[0], shape[1], shape[2]};
         input = scope.wrap(Dnnl.md(dims, dnnl_nchw), 0L);
-        tensors.put(inputName, new Tensor(inputName, dims, input, false));
+        tensors.put(inputName, new Tensor(dims, input, false));
         for (Op op : ops) {
           for (String in : op.inputs) {
             consumers.merge(in, 1, Integer::sum);
@@ -489,7 +516,7 @@ public final class CompiledNetwork implements AutoCloseable {
 
     /** Registers an operation's output, with a gradient memory of the same layout. */
     Tensor output(String name, long[] dims, Memory data) {
-      final Tensor tensor = new Tensor(name, dims, data, true);
+      final Tensor tensor = new Tensor(dims, data, true);
       tensor.diff = scope.allocate(data.md);
       tensor.consumersLeft = consumers.getOrDefault(name, 0);
       tensors.put(name, tensor);
@@ -559,6 +586,26 @@ public final class CompiledNetwork implements AutoCloseable {
     abstract void build(Plan plan, List<Action> forward, List<Action> back);
   }
 
+  /**
+   * Refuses data whose shape does not fit a layer's weights, before any memory is laid over them.
+   */
+  private static void checkInputs(Layer layer, long got, String name, String what) {
+    final long expected =
+        ((org.deeplearning4j.nn.conf.layers.FeedForwardLayer) layer.conf().getLayer()).getNIn();
+    if (got != expected) {
+      throw new IllegalArgumentException(
+          "layer "
+              + name
+              + " takes "
+              + expected
+              + " "
+              + what
+              + ", the data gives it "
+              + got
+              + ": the images do not have the shape the model was built for");
+    }
+  }
+
   /** The gradient views and parameters of a layer, by Deeplearning4j's parameter keys. */
   private static Map<String, INDArray> gradients(Layer layer) {
     return layer
@@ -571,6 +618,19 @@ public final class CompiledNetwork implements AutoCloseable {
   /** A {C} vector over a [1, C] view. */
   private static dnnl_memory_desc_t vectorMd(INDArray view) {
     return Dnnl.md(new long[] {view.length()}, new long[] {view.stride(view.rank() - 1)});
+  }
+
+  /** A forward primitive descriptor, with ReLU fused as a post-op when {@code relu}. */
+  private static dnnl_primitive_desc describeWithRelu(
+      Scope scope, org.bytedeco.javacpp.Pointer operation, boolean relu, String what) {
+    final dnnl_primitive_attr attributes = reluAttributes(relu);
+    try {
+      return scope.describe(operation, attributes, null, what);
+    } finally {
+      if (attributes != null) {
+        dnnl_primitive_attr_destroy(attributes);
+      }
+    }
   }
 
   private static dnnl_primitive_attr reluAttributes(boolean relu) {
@@ -692,15 +752,15 @@ public final class CompiledNetwork implements AutoCloseable {
       final Tensor in = plan.tensor(inputs.get(0));
       final long n = in.dims[0];
       final long inChannels = in.dims[1];
+      checkInputs(layer, inChannels, name, "channels");
       final long outH = (in.dims[2] + 2L * padding[0] - kernel[0]) / stride[0] + 1;
       final long outW = (in.dims[3] + 2L * padding[1] - kernel[1]) / stride[1] + 1;
       final long[] outDims = {n, outChannels, outH, outW};
       final long[] weightDims = {outChannels, inChannels, kernel[0], kernel[1]};
       final long[] strides = {stride[0], stride[1]};
       final long[] padL = {padding[0], padding[1]};
-      // Truncate mode's output size, floor((in + 2p - k) / s) + 1, is oneDNN's with the same
-      // padding
-      // on both sides (a negative right padding would leave unread rows out of the gradient)
+      // the same padding on both sides reproduces Truncate's floor((in + 2p - k) / s) + 1; input
+      // rows no window reads get a zero gradient
       final long[] padR = padL;
       final INDArray w = layer.getParam("W");
       final INDArray b = bias ? layer.getParam("b") : null;
@@ -726,11 +786,7 @@ public final class CompiledNetwork implements AutoCloseable {
               padL,
               padR),
           "convolution " + name);
-      final dnnl_primitive_attr attributes = reluAttributes(relu);
-      final dnnl_primitive_desc fwd = scope.describe(fwdDesc, attributes, null, "convolution");
-      if (attributes != null) {
-        dnnl_primitive_attr_destroy(attributes);
-      }
+      final dnnl_primitive_desc fwd = describeWithRelu(scope, fwdDesc, relu, "convolution " + name);
       Memory src = in.data;
       final dnnl_memory_desc_t srcMd = scope.query(fwd, dnnl_query_src_md);
       if (!Dnnl.same(srcMd, in.data.md)) {
@@ -1176,6 +1232,11 @@ public final class CompiledNetwork implements AutoCloseable {
       final Scope scope = plan.scope;
       final Tensor in = plan.tensor(inputs.get(0));
       final long n = in.dims[0];
+      long inputs = 1;
+      for (int d = 1; d < in.dims.length; d++) {
+        inputs *= in.dims[d];
+      }
+      checkInputs(layer, inputs, name, "inputs");
       final INDArray w = layer.getParam("W");
       final INDArray b = bias ? layer.getParam("b") : null;
       final Map<String, INDArray> grads = gradients(layer);
@@ -1194,11 +1255,7 @@ public final class CompiledNetwork implements AutoCloseable {
               biasMd,
               destination(n)),
           "dense " + name);
-      final dnnl_primitive_attr attributes = reluAttributes(relu);
-      final dnnl_primitive_desc fwd = scope.describe(fwdDesc, attributes, null, "dense");
-      if (attributes != null) {
-        dnnl_primitive_attr_destroy(attributes);
-      }
+      final dnnl_primitive_desc fwd = describeWithRelu(scope, fwdDesc, relu, "dense " + name);
       final Memory weights =
           weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
       final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
@@ -1268,7 +1325,7 @@ public final class CompiledNetwork implements AutoCloseable {
     }
 
     Memory dstMemory(Plan plan, dnnl_memory_desc_t md, long n) {
-      return plan.scope.allocate(md);
+      return plan.scope.allocate(md); // n: the batch, for layouts Java reads
     }
   }
 

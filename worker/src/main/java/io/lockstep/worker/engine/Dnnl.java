@@ -11,7 +11,6 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_engine_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_equal;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_get_size;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_init_by_strides;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_init_by_tag;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_destroy;
@@ -96,8 +95,20 @@ final class Dnnl {
 
   static void check(int status, String what) {
     if (status != dnnl_success) {
-      throw new IllegalStateException("oneDNN failed " + what + " (status " + status + ")");
+      throw new IllegalStateException("oneDNN failed " + what + ": " + statusName(status));
     }
+  }
+
+  /** {@code dnnl_status_t}'s names. */
+  private static String statusName(int status) {
+    return switch (status) {
+      case 1 -> "out of memory";
+      case 2 -> "invalid arguments";
+      case 3 -> "unimplemented for these shapes and layouts";
+      case 5 -> "runtime error";
+      case 6 -> "not required";
+      default -> "status " + status;
+    };
   }
 
   /**
@@ -142,9 +153,11 @@ final class Dnnl {
     private final dnnl_primitive primitive;
     private final dnnl_exec_arg_t args;
     private final int count;
+    private final String what;
 
-    Step(dnnl_primitive primitive, int[] kinds, Memory[] memories) {
+    Step(dnnl_primitive primitive, int[] kinds, Memory[] memories, String what) {
       this.primitive = primitive;
+      this.what = what;
       this.count = kinds.length;
       this.args = new dnnl_exec_arg_t(count);
       for (int i = 0; i < count; i++) {
@@ -154,7 +167,7 @@ final class Dnnl {
     }
 
     void execute(dnnl_stream stream) {
-      check(dnnl_primitive_execute(primitive, stream, count, args), "executing a primitive");
+      check(dnnl_primitive_execute(primitive, stream, count, args), "executing " + what);
     }
   }
 
@@ -171,10 +184,6 @@ final class Dnnl {
     /** Points this memory at another buffer of the same layout. */
     void rebind(long address) {
       check(dnnl_memory_set_data_handle(memory, new Address(address)), "rebinding memory");
-    }
-
-    long bytes() {
-      return dnnl_memory_desc_get_size(md);
     }
 
     /** The buffer's address. */
@@ -295,7 +304,7 @@ final class Dnnl {
           throw new IllegalStateException(what + ": argument " + kind + " is missing");
         }
       }
-      return new Step(primitive(pd), kinds, memories);
+      return new Step(primitive(pd), kinds, memories, what);
     }
 
     private static boolean has(int[] kinds, int kind) {
@@ -317,7 +326,10 @@ final class Dnnl {
           "describing a reorder");
       descriptors.add(pd);
       return new Step(
-          primitive(pd), new int[] {DNNL_ARG_FROM, DNNL_ARG_TO}, new Memory[] {from, to});
+          primitive(pd),
+          new int[] {DNNL_ARG_FROM, DNNL_ARG_TO},
+          new Memory[] {from, to},
+          "a reorder to another layout");
     }
 
     @Override
@@ -327,6 +339,7 @@ final class Dnnl {
       memories.forEach(m -> dnnl_memory_destroy(m));
       if (stream != null) {
         dnnl_stream_destroy(stream);
+        stream = null;
       }
       buffers.forEach(Pointer::close);
       buffers.clear();

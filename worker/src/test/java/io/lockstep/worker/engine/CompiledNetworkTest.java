@@ -131,6 +131,32 @@ class CompiledNetworkTest {
     assertEquals(java.util.List.of("output", "fc1", "conv2", "conv1"), reported);
   }
 
+  /** Images of another shape than the model's are refused before any weight is read. */
+  @Test
+  void refusesImagesOfAnotherShape() throws Exception {
+    final ComputationGraph network =
+        new ComputationGraph(
+            ModelZoo.configuration(
+                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), "lenet"))), 10));
+    network.init();
+    network.initGradientsView();
+    try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
+      final INDArray labels = Nd4j.zeros(DataType.FLOAT, 2, 10);
+      final IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class,
+              () -> compiled.computeGradients(Nd4j.rand(DataType.FLOAT, 2, 3, 32, 32), labels));
+      assertTrue(e.getMessage().contains("conv1"), e.getMessage());
+      final IllegalArgumentException wrongLabels =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  compiled.computeGradients(
+                      Nd4j.rand(DataType.FLOAT, 2, 1, 28, 28), Nd4j.zeros(DataType.FLOAT, 2, 7)));
+      assertTrue(wrongLabels.getMessage().contains("labels"), wrongLabels.getMessage());
+    }
+  }
+
   /** oneDNN's ReLU post-op is max(0, x): a capped or leaky ReLU must not be fused as one. */
   @Test
   void refusesAReluThatIsNotPlain() {
