@@ -1,0 +1,123 @@
+package io.lockstep.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** CIFAR-10's binary version, on files written here in its real layout. */
+class Cifar10Test {
+  private static final int PLANE = Cifar10.SIZE * Cifar10.SIZE;
+  private static final List<String> NAMES =
+      List.of(
+          "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck");
+
+  @TempDir Path dir;
+
+  /**
+   * Record r of a file: label (r * 3 + file) % 10, red = r, green = 100 + file, blue = pixel index.
+   */
+  private static byte[] batch(int file, int records) {
+    final byte[] bytes = new byte[records * Cifar10.RECORD];
+    for (int r = 0; r < records; r++) {
+      final int at = r * Cifar10.RECORD;
+      bytes[at] = (byte) ((r * 3 + file) % 10);
+      for (int p = 0; p < PLANE; p++) {
+        bytes[at + 1 + p] = (byte) r;
+        bytes[at + 1 + PLANE + p] = (byte) (100 + file);
+        bytes[at + 1 + 2 * PLANE + p] = (byte) p;
+      }
+    }
+    return bytes;
+  }
+
+  @BeforeEach
+  void writeTheDataset() throws IOException {
+    for (int file = 1; file <= 5; file++) {
+      Files.write(dir.resolve("data_batch_" + file + ".bin"), batch(file, 3));
+    }
+    Files.write(dir.resolve("test_batch.bin"), batch(0, 2));
+    Files.writeString(
+        dir.resolve("batches.meta.txt"), String.join("\n", NAMES) + "\n\n", StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void readsEveryTrainingBatchInOrderWithItsPlanes() {
+    final LabeledImages train = Cifar10.load(dir.toString(), Mnist.Split.TRAIN);
+    assertEquals(15, train.count());
+    assertEquals(3, train.channels());
+    assertEquals(32, train.height());
+    assertEquals(32, train.width());
+    assertEquals(10, train.classes());
+    final int image = 3 * PLANE;
+    for (int file = 1; file <= 5; file++) {
+      for (int r = 0; r < 3; r++) {
+        final int i = (file - 1) * 3 + r;
+        assertEquals((r * 3 + file) % 10, train.labels()[i]);
+        assertEquals((byte) r, train.pixels()[i * image], "red plane first");
+        assertEquals((byte) (100 + file), train.pixels()[i * image + PLANE], "then green");
+        assertEquals((byte) 77, train.pixels()[i * image + 2 * PLANE + 77], "then blue");
+      }
+    }
+    final LabeledImages test = Cifar10.load(dir.toString(), Mnist.Split.TEST);
+    assertEquals(2, test.count());
+    assertArrayEquals(new byte[] {0, 3}, test.labels());
+    assertEquals(NAMES, Cifar10.classNames(dir.toString()));
+    assertEquals(15, Cifar10.load("file://" + dir, Mnist.Split.TRAIN).count());
+  }
+
+  @Test
+  void namesAMissingBatchAndTheFolderToSet() throws IOException {
+    Files.delete(dir.resolve("data_batch_4.bin"));
+    final DataException e =
+        assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+    assertTrue(e.getMessage().contains("data_batch_4.bin does not exist"), e.getMessage());
+    assertTrue(e.getMessage().contains("lockstep.data.dir"), e.getMessage());
+    Files.delete(dir.resolve("test_batch.bin"));
+    assertTrue(
+        assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TEST))
+            .getMessage()
+            .contains("test_batch.bin"));
+  }
+
+  @Test
+  void refusesATruncatedOrEmptyFile() throws IOException {
+    final byte[] whole = batch(2, 3);
+    Files.write(dir.resolve("data_batch_2.bin"), Arrays.copyOf(whole, whole.length - 100));
+    final DataException e =
+        assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+    assertTrue(e.getMessage().contains("data_batch_2.bin"), e.getMessage());
+    assertTrue(e.getMessage().contains("3073-byte"), e.getMessage());
+    Files.write(dir.resolve("data_batch_2.bin"), new byte[0]);
+    assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+  }
+
+  @Test
+  void refusesALabelOutsideTheTenClasses() throws IOException {
+    final byte[] bytes = batch(0, 2);
+    bytes[Cifar10.RECORD] = 57; // record 1
+    Files.write(dir.resolve("test_batch.bin"), bytes);
+    final DataException e =
+        assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TEST));
+    assertTrue(e.getMessage().contains("record 1 has label 57"), e.getMessage());
+  }
+
+  @Test
+  void refusesAMetaFileWithoutTenNames() throws IOException {
+    Files.writeString(dir.resolve("batches.meta.txt"), "cat\ndog\n");
+    assertTrue(
+        assertThrows(DataException.class, () -> Cifar10.classNames(dir.toString()))
+            .getMessage()
+            .contains("names 2 classes"));
+  }
+}
