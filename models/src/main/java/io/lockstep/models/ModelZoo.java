@@ -115,6 +115,22 @@ public final class ModelZoo {
   }
 
   /**
+   * The per-parameter views of a layer's gradient, keyed as Deeplearning4j keys the parameters
+   * ({@code W}, {@code b}, {@code gamma}, {@code mean}, ...); writing a view writes the network's
+   * flat gradient.
+   *
+   * @param layer a layer of a network whose gradient view is initialized
+   * @return one view per parameter
+   */
+  public static Map<String, INDArray> gradientViews(Layer layer) {
+    return layer
+        .conf()
+        .getLayer()
+        .initializer()
+        .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
+  }
+
+  /**
    * Draws every weight and bias uniform in +-1/sqrt(fan-in), PyTorch's default for convolution and
    * linear layers, from a generator seeded by {@code seed} alone. Deeplearning4j's own
    * initialization draws from ND4J's native generator, which M2.1 does not reproduce from a seed

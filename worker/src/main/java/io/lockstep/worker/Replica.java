@@ -57,7 +57,6 @@ public final class Replica implements AutoCloseable {
   private final ComputationGraph network;
   private final Gradient gradient;
   private final UnsafeBuffer gradientBuffer;
-  private final List<INDArray> trainable;
 
   /**
    * The trainable parameters' gradient as few flat views as possible: adjacent views merged, so the
@@ -95,7 +94,6 @@ public final class Replica implements AutoCloseable {
   private Replica(ComputationGraph network, String configurationJson, ComputeEngine choice) {
     this.network = network;
     this.configurationJson = configurationJson;
-    this.trainable = new ArrayList<>();
     this.runningStatistics = new ArrayList<>();
     this.statisticsByLayer = new IdentityHashMap<>();
     final INDArray view = network.getGradientsViewArray();
@@ -106,6 +104,7 @@ public final class Replica implements AutoCloseable {
               + " x "
               + view.length());
     }
+    final List<INDArray> trainable = new ArrayList<>();
     this.gradient = viewsOf(network, trainable, statisticsByLayer);
     this.trainableRanges = merged(view, trainable);
     statisticsByLayer.values().forEach(runningStatistics::addAll);
@@ -267,11 +266,7 @@ public final class Replica implements AutoCloseable {
         continue;
       }
       final String prefix = layer.conf().getLayer().getLayerName() + "_";
-      layer
-          .conf()
-          .getLayer()
-          .initializer()
-          .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray())
+      ModelZoo.gradientViews(layer)
           .forEach(
               (name, view) -> {
                 gradient.setGradientFor(prefix + name, view);
@@ -306,7 +301,7 @@ public final class Replica implements AutoCloseable {
    *     statistics, PyTorch's count of a model's parameters
    */
   public long trainableParameterCount() {
-    return trainable.stream().mapToLong(INDArray::length).sum();
+    return trainableRanges.stream().mapToLong(INDArray::length).sum();
   }
 
   /**

@@ -56,6 +56,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_query_workspace_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_use_scale;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_use_shift;
 
+import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.engine.Dnnl.Memory;
 import io.lockstep.worker.engine.Dnnl.Scope;
 import io.lockstep.worker.engine.Dnnl.Step;
@@ -606,13 +607,12 @@ public final class CompiledNetwork implements AutoCloseable {
     }
   }
 
-  /** The gradient views and parameters of a layer, by Deeplearning4j's parameter keys. */
-  private static Map<String, INDArray> gradients(Layer layer) {
-    return layer
-        .conf()
-        .getLayer()
-        .initializer()
-        .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
+  /**
+   * A window's output size in Truncate mode, floor((in + 2p - k) / s) + 1: oneDNN's too with the
+   * same padding on both sides.
+   */
+  private static long outputSize(long in, int kernel, int stride, int padding) {
+    return (in + 2L * padding - kernel) / stride + 1;
   }
 
   /** A {C} vector over a [1, C] view. */
@@ -753,18 +753,17 @@ public final class CompiledNetwork implements AutoCloseable {
       final long n = in.dims[0];
       final long inChannels = in.dims[1];
       checkInputs(layer, inChannels, name, "channels");
-      final long outH = (in.dims[2] + 2L * padding[0] - kernel[0]) / stride[0] + 1;
-      final long outW = (in.dims[3] + 2L * padding[1] - kernel[1]) / stride[1] + 1;
+      final long outH = outputSize(in.dims[2], kernel[0], stride[0], padding[0]);
+      final long outW = outputSize(in.dims[3], kernel[1], stride[1], padding[1]);
       final long[] outDims = {n, outChannels, outH, outW};
       final long[] weightDims = {outChannels, inChannels, kernel[0], kernel[1]};
       final long[] strides = {stride[0], stride[1]};
       final long[] padL = {padding[0], padding[1]};
-      // the same padding on both sides reproduces Truncate's floor((in + 2p - k) / s) + 1; input
-      // rows no window reads get a zero gradient
+      // both sides padded alike, as outputSize assumes; rows no window reads get a zero gradient
       final long[] padR = padL;
       final INDArray w = layer.getParam("W");
       final INDArray b = bias ? layer.getParam("b") : null;
-      final Map<String, INDArray> grads = gradients(layer);
+      final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
       final dnnl_memory_desc_t wViewMd = Dnnl.md(weightDims, w.stride());
       final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
       final dnnl_memory_desc_t any = Dnnl.md(outDims, dnnl_format_tag_any);
@@ -900,8 +899,8 @@ public final class CompiledNetwork implements AutoCloseable {
     @Override
     void build(Plan plan, List<Action> forward, List<Action> back) {
       final Tensor in = plan.tensor(inputs.get(0));
-      final long outH = (in.dims[2] + 2L * padding[0] - kernel[0]) / stride[0] + 1;
-      final long outW = (in.dims[3] + 2L * padding[1] - kernel[1]) / stride[1] + 1;
+      final long outH = outputSize(in.dims[2], kernel[0], stride[0], padding[0]);
+      final long outW = outputSize(in.dims[3], kernel[1], stride[1], padding[1]);
       pool(
           plan,
           forward,
@@ -1109,7 +1108,7 @@ public final class CompiledNetwork implements AutoCloseable {
                   },
                   new Memory[] {in.data, dst, scale, shift, mean, variance},
                   name)));
-      final Map<String, INDArray> grads = gradients(layer);
+      final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
       final INDArray globalMean = layer.getParam("mean");
       final INDArray globalSpread = layer.getParam(logStd ? "log10stdev" : "var");
       final INDArray gradMean = grads.get("mean");
@@ -1239,7 +1238,7 @@ public final class CompiledNetwork implements AutoCloseable {
       checkInputs(layer, inputs, name, "inputs");
       final INDArray w = layer.getParam("W");
       final INDArray b = bias ? layer.getParam("b") : null;
-      final Map<String, INDArray> grads = gradients(layer);
+      final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
       final dnnl_memory_desc_t wViewMd = weightsMd(in.dims, w);
       final long[] wDims = new long[in.dims.length];
       wDims[0] = outputs;

@@ -75,12 +75,7 @@ class CompiledNetworkTest {
         if (layer.numParams() == 0) {
           continue;
         }
-        final Map<String, INDArray> views =
-            layer
-                .conf()
-                .getLayer()
-                .initializer()
-                .getGradientsFromFlattened(layer.conf(), layer.getGradientsViewArray());
+        final Map<String, INDArray> views = ModelZoo.gradientViews(layer);
         for (Map.Entry<String, INDArray> entry : views.entrySet()) {
           final INDArray got = entry.getValue();
           final long offset = got.offset() - actual.offset();
@@ -115,12 +110,7 @@ class CompiledNetworkTest {
 
   @Test
   void reportsEachLayerAfterTheLayersBehindIt() throws Exception {
-    final ComputationGraph network =
-        new ComputationGraph(
-            ModelZoo.configuration(
-                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), "lenet"))), 10));
-    network.init();
-    network.initGradientsView();
+    final ComputationGraph network = zooNetwork(Map.of(Keys.MODEL_NAME.name(), "lenet"));
     final java.util.List<String> reported = new java.util.ArrayList<>();
     try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
       compiled.onLayerDone(reported::add);
@@ -134,12 +124,7 @@ class CompiledNetworkTest {
   /** Images of another shape than the model's are refused before any weight is read. */
   @Test
   void refusesImagesOfAnotherShape() throws Exception {
-    final ComputationGraph network =
-        new ComputationGraph(
-            ModelZoo.configuration(
-                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), "lenet"))), 10));
-    network.init();
-    network.initGradientsView();
+    final ComputationGraph network = zooNetwork(Map.of(Keys.MODEL_NAME.name(), "lenet"));
     try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
       final INDArray labels = Nd4j.zeros(DataType.FLOAT, 2, 10);
       final IllegalArgumentException e =
@@ -160,85 +145,79 @@ class CompiledNetworkTest {
   /** oneDNN's ReLU post-op is max(0, x): a capped or leaky ReLU must not be fused as one. */
   @Test
   void refusesAReluThatIsNotPlain() {
-    final ComputationGraph network =
-        new ComputationGraph(
-            new org.deeplearning4j.nn.conf.NeuralNetConfiguration.Builder()
-                .graphBuilder()
-                .addInputs("in")
-                .addLayer(
-                    "capped",
-                    new org.deeplearning4j.nn.conf.layers.DenseLayer.Builder()
-                        .nOut(4)
-                        .activation(
-                            new org.nd4j.linalg.activations.impl.ActivationReLU(6.0, 0.0, 0.0))
-                        .build(),
-                    "in")
-                .addLayer(
-                    "out",
-                    new org.deeplearning4j.nn.conf.layers.OutputLayer.Builder()
-                        .nOut(2)
-                        .activation(org.nd4j.linalg.activations.Activation.SOFTMAX)
-                        .build(),
-                    "capped")
-                .setOutputs("out")
-                .setInputTypes(org.deeplearning4j.nn.conf.inputs.InputType.feedForward(3))
-                .build());
-    network.init();
-    final UnsupportedNetworkException e =
-        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
-    assertTrue(e.getMessage().contains("capped"), e.getMessage());
+    final String refusal =
+        refusal(
+            layerThenSoftmax(
+                new org.deeplearning4j.nn.conf.layers.DenseLayer.Builder()
+                    .nOut(4)
+                    .activation(new org.nd4j.linalg.activations.impl.ActivationReLU(6.0, 0.0, 0.0))
+                    .build(),
+                org.deeplearning4j.nn.conf.inputs.InputType.feedForward(3)));
+    assertTrue(refusal.contains("first"), refusal);
   }
 
   /** The engine's tensors are channels first; a channels-last layer is refused, not misread. */
   @Test
   void refusesAChannelsLastLayer() {
     final org.deeplearning4j.nn.conf.CNN2DFormat nhwc = org.deeplearning4j.nn.conf.CNN2DFormat.NHWC;
+    final String refusal =
+        refusal(
+            layerThenSoftmax(
+                new org.deeplearning4j.nn.conf.layers.ConvolutionLayer.Builder(3, 3)
+                    .nOut(4)
+                    .dataFormat(nhwc)
+                    .build(),
+                org.deeplearning4j.nn.conf.inputs.InputType.convolutional(8, 8, 1, nhwc)));
+    assertTrue(refusal.contains("first") && refusal.contains("NHWC"), refusal);
+  }
+
+  @Test
+  void namesWhatItCannotCompute() {
+    final String refusal =
+        refusal(
+            zooNetwork(
+                Map.of(Keys.MODEL_NAME.name(), "resnet-mini", Keys.BATCHNORM_SYNC.name(), "true")));
+    assertTrue(refusal.contains("stem_bn"), refusal);
+    assertFalse(refusal.isBlank());
+  }
+
+  /** A zoo model, initialized with its gradient view, from job overrides. */
+  private static ComputationGraph zooNetwork(Map<String, String> overrides) {
+    final ComputationGraph network =
+        new ComputationGraph(
+            ModelZoo.configuration(JobConfig.load(JobConfig.overrides(overrides)), 10));
+    network.init();
+    network.initGradientsView();
+    return network;
+  }
+
+  /** A layer named "first" on {@code input}, then a 2-way softmax output. */
+  private static ComputationGraph layerThenSoftmax(
+      org.deeplearning4j.nn.conf.layers.Layer first,
+      org.deeplearning4j.nn.conf.inputs.InputType input) {
     final ComputationGraph network =
         new ComputationGraph(
             new org.deeplearning4j.nn.conf.NeuralNetConfiguration.Builder()
                 .graphBuilder()
                 .addInputs("in")
-                .addLayer(
-                    "last",
-                    new org.deeplearning4j.nn.conf.layers.ConvolutionLayer.Builder(3, 3)
-                        .nOut(4)
-                        .dataFormat(nhwc)
-                        .build(),
-                    "in")
+                .addLayer("first", first, "in")
                 .addLayer(
                     "out",
                     new org.deeplearning4j.nn.conf.layers.OutputLayer.Builder()
                         .nOut(2)
                         .activation(org.nd4j.linalg.activations.Activation.SOFTMAX)
                         .build(),
-                    "last")
+                    "first")
                 .setOutputs("out")
-                .setInputTypes(
-                    org.deeplearning4j.nn.conf.inputs.InputType.convolutional(8, 8, 1, nhwc))
+                .setInputTypes(input)
                 .build());
     network.init();
-    final UnsupportedNetworkException e =
-        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
-    assertTrue(e.getMessage().contains("last") && e.getMessage().contains("NHWC"), e.getMessage());
+    return network;
   }
 
-  @Test
-  void namesWhatItCannotCompute() {
-    final ComputationGraph network =
-        new ComputationGraph(
-            ModelZoo.configuration(
-                JobConfig.load(
-                    JobConfig.overrides(
-                        Map.of(
-                            Keys.MODEL_NAME.name(),
-                            "resnet-mini",
-                            Keys.BATCHNORM_SYNC.name(),
-                            "true"))),
-                10));
-    network.init();
-    final UnsupportedNetworkException e =
-        assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network));
-    assertTrue(e.getMessage().contains("stem_bn"), e.getMessage());
-    assertFalse(e.getMessage().isBlank());
+  /** What {@link CompiledNetwork#compile} says it cannot compute. */
+  private static String refusal(ComputationGraph network) {
+    return assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network))
+        .getMessage();
   }
 }
