@@ -14,6 +14,10 @@ import io.lockstep.jobs.Lockstep;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Batches;
 import io.lockstep.worker.Replica;
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -129,22 +133,21 @@ class LocalModeTrainingIT {
       final Path three = runs.resolve(optimizer + "-3");
       final Path one = runs.resolve(optimizer + "-1");
       for (Path run : new Path[] {three, one}) {
-        assertEquals(
+        assertExit(
             0,
-            Lockstep.execute(
-                "train",
-                "--workers",
-                run == three ? "3" : "1",
-                "--batch-size",
-                "120",
-                "--max-steps",
-                Integer.toString(steps),
-                "--optimizer",
-                optimizer,
-                "--seed",
-                "7",
-                "--run-dir",
-                run.toString()));
+            "train",
+            "--workers",
+            run == three ? "3" : "1",
+            "--batch-size",
+            "120",
+            "--max-steps",
+            Integer.toString(steps),
+            "--optimizer",
+            optimizer,
+            "--seed",
+            "7",
+            "--run-dir",
+            run.toString());
       }
       final RunComparison comparison = RunComparison.of(three, one, 1e-5);
       System.out.print(optimizer + ", 3 workers vs 1:\n" + comparison.describe());
@@ -186,22 +189,21 @@ class LocalModeTrainingIT {
     }
     // two identical 3-worker runs: bit for bit
     final Path again = runs.resolve("momentum-3-again");
-    assertEquals(
+    assertExit(
         0,
-        Lockstep.execute(
-            "train",
-            "--workers",
-            "3",
-            "--batch-size",
-            "120",
-            "--max-steps",
-            Integer.toString(steps),
-            "--optimizer",
-            "momentum",
-            "--seed",
-            "7",
-            "--run-dir",
-            again.toString()));
+        "train",
+        "--workers",
+        "3",
+        "--batch-size",
+        "120",
+        "--max-steps",
+        Integer.toString(steps),
+        "--optimizer",
+        "momentum",
+        "--seed",
+        "7",
+        "--run-dir",
+        again.toString());
     final RunComparison rerun = RunComparison.of(again, runs.resolve("momentum-3"), 1e-5);
     assertTrue(rerun.identical(), rerun.describe());
     assertEquals(0.0, rerun.maxLossDifference());
@@ -212,30 +214,20 @@ class LocalModeTrainingIT {
     final Path straight = runs.resolve("straight");
     final Path resumed = runs.resolve("resumed");
     final String[] common = {"--workers", "2", "--max-steps", "40", "--seed", "3"};
-    assertEquals(
-        0, Lockstep.execute(concat(common, "--epochs", "2", "--run-dir", straight.toString())));
-    assertEquals(
-        0, Lockstep.execute(concat(common, "--epochs", "1", "--run-dir", resumed.toString())));
-    assertEquals(0, Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "2"));
+    assertExit(0, concat(common, "--epochs", "2", "--run-dir", straight.toString()));
+    assertExit(0, concat(common, "--epochs", "1", "--run-dir", resumed.toString()));
+    assertExit(0, "train", "--resume", resumed.toString(), "--epochs", "2");
     final RunComparison comparison = RunComparison.of(resumed, straight, 1e-5);
     assertTrue(comparison.identical(), comparison.describe());
     assertEquals(80, comparison.steps());
     assertEquals(0.0, comparison.maxLossDifference());
     // nothing left to train, a changed seed, a missing run, a changed epoch length or optimizer:
     // one-line errors, exit 2
-    assertEquals(2, Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "2"));
-    assertEquals(
-        2,
-        Lockstep.execute("train", "--resume", resumed.toString(), "--epochs", "3", "--seed", "4"));
-    assertEquals(2, Lockstep.execute("train", "--resume", runs.resolve("none").toString()));
-    assertEquals(
-        2,
-        Lockstep.execute(
-            "train", "--resume", resumed.toString(), "--epochs", "3", "--max-steps", "30"));
-    assertEquals(
-        2,
-        Lockstep.execute(
-            "train", "--resume", resumed.toString(), "--epochs", "3", "--optimizer", "adam"));
+    assertExit(2, "train", "--resume", resumed.toString(), "--epochs", "2");
+    assertExit(2, "train", "--resume", resumed.toString(), "--epochs", "3", "--seed", "4");
+    assertExit(2, "train", "--resume", runs.resolve("none").toString());
+    assertExit(2, "train", "--resume", resumed.toString(), "--epochs", "3", "--max-steps", "30");
+    assertExit(2, "train", "--resume", resumed.toString(), "--epochs", "3", "--optimizer", "adam");
   }
 
   @Test
@@ -280,12 +272,54 @@ class LocalModeTrainingIT {
     }
     assertTrue(Files.isRegularFile(killed.resolve("checkpoint.zip")));
     assertTrue(!Files.exists(killed.resolve("summary.json")), "killed before the end");
-    assertEquals(0, Lockstep.execute("train", "--resume", killed.toString()));
-    assertEquals(0, Lockstep.execute(concat(job, "--run-dir", straight.toString())));
+    assertExit(0, "train", "--resume", killed.toString());
+    assertExit(0, concat(job, "--run-dir", straight.toString()));
     final RunComparison comparison = RunComparison.of(killed, straight, 1e-5);
     assertTrue(comparison.identical(), comparison.describe());
     assertEquals(60, comparison.steps());
     assertEquals(0.0, comparison.maxLossDifference());
+  }
+
+  /**
+   * Runs the command line in this JVM and checks its exit status; on a mismatch the assertion
+   * carries what the command wrote to stderr, so a CI log names the cause.
+   */
+  private static void assertExit(int expected, String... args) {
+    final PrintStream original = System.err;
+    final ByteArrayOutputStream captured = new ByteArrayOutputStream();
+    final OutputStream tee =
+        new OutputStream() {
+          @Override
+          public void write(int b) {
+            original.write(b);
+            captured.write(b);
+          }
+
+          @Override
+          public void write(byte[] bytes, int offset, int length) {
+            original.write(bytes, offset, length);
+            captured.write(bytes, offset, length);
+          }
+        };
+    final int status;
+    System.setErr(new PrintStream(tee, true, StandardCharsets.UTF_8));
+    try {
+      status = Lockstep.execute(args);
+    } finally {
+      System.err.flush();
+      System.setErr(original);
+    }
+    assertEquals(
+        expected,
+        status,
+        () ->
+            String.join(" ", args)
+                + " -> stderr: "
+                + captured
+                    .toString(StandardCharsets.UTF_8)
+                    .lines()
+                    .filter(line -> line.startsWith("lockstep:") || line.contains("ERROR"))
+                    .toList());
   }
 
   private static List<Path> aeronDirectories() throws Exception {
@@ -344,28 +378,27 @@ class LocalModeTrainingIT {
     final Path one = runs.resolve("sync-1");
     final Path perSlice = runs.resolve("per-slice-2");
     for (Path run : new Path[] {two, one, perSlice}) {
-      assertEquals(
+      assertExit(
           0,
-          Lockstep.execute(
-              "train",
-              "--set",
-              "lockstep.model.name=resnet-mini",
-              "--set",
-              "lockstep.batchnorm.sync=" + (run != perSlice),
-              "--set",
-              "lockstep.optimizer.learning-rate=0.01",
-              "--workers",
-              run == one ? "1" : "2",
-              "--batch-size",
-              "64",
-              "--max-steps",
-              Integer.toString(steps),
-              "--optimizer",
-              "momentum",
-              "--seed",
-              "7",
-              "--run-dir",
-              run.toString()));
+          "train",
+          "--set",
+          "lockstep.model.name=resnet-mini",
+          "--set",
+          "lockstep.batchnorm.sync=" + (run != perSlice),
+          "--set",
+          "lockstep.optimizer.learning-rate=0.01",
+          "--workers",
+          run == one ? "1" : "2",
+          "--batch-size",
+          "64",
+          "--max-steps",
+          Integer.toString(steps),
+          "--optimizer",
+          "momentum",
+          "--seed",
+          "7",
+          "--run-dir",
+          run.toString());
     }
     // one worker's SyncBatchNorm is Deeplearning4j's BatchNorm on the whole batch (unit-tested)
     final RunComparison comparison = RunComparison.of(two, one, 1e-5);
@@ -428,35 +461,31 @@ class LocalModeTrainingIT {
     final Path one = runs.resolve("one-server");
     final Path processes = runs.resolve("two-shard-processes");
     final Path threads = runs.resolve("three-shard-threads");
-    assertEquals(0, Lockstep.execute(concat(common, "--run-dir", one.toString())));
+    assertExit(0, concat(common, "--run-dir", one.toString()));
     final String shardServers =
         "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2) + ",127.0.0.1:" + (port + 4);
     final List<Process> shards = new ArrayList<>();
     try {
       shards.add(shardServer(port + 2, runs.resolve("shard-0.log")));
       shards.add(shardServer(port + 4, runs.resolve("shard-1.log")));
-      assertEquals(
-          0,
-          Lockstep.execute(
-              concat(common, "--set", shardServers, "--run-dir", processes.toString())));
+      assertExit(0, concat(common, "--set", shardServers, "--run-dir", processes.toString()));
       // the same processes serve a second job, asynchronous across two stages: the mode and its
       // bound reach them through CONFIGURE
       final Path stale = runs.resolve("stale-sync-shard-processes");
-      assertEquals(
+      assertExit(
           0,
-          Lockstep.execute(
-              concat(
-                  common,
-                  "--set",
-                  shardServers,
-                  "--set",
-                  "lockstep.ps.mode=stale-sync",
-                  "--set",
-                  "lockstep.ps.staleness=1",
-                  "--set",
-                  "lockstep.checkpoint.every-steps=10",
-                  "--run-dir",
-                  stale.toString())));
+          concat(
+              common,
+              "--set",
+              shardServers,
+              "--set",
+              "lockstep.ps.mode=stale-sync",
+              "--set",
+              "lockstep.ps.staleness=1",
+              "--set",
+              "lockstep.checkpoint.every-steps=10",
+              "--run-dir",
+              stale.toString()));
       final String summary = Files.readString(stale.resolve("summary.json"));
       assertTrue(summary.matches("(?s).*\"sync_mode\":\\s*\"stale-sync\".*"), summary);
       assertTrue(summary.matches("(?s).*\"rejected_frames\":\\s*0,.*"), summary);
@@ -469,10 +498,7 @@ class LocalModeTrainingIT {
         shard.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
       }
     }
-    assertEquals(
-        0,
-        Lockstep.execute(
-            concat(common, "--set", "lockstep.ps.shards=3", "--run-dir", threads.toString())));
+    assertExit(0, concat(common, "--set", "lockstep.ps.shards=3", "--run-dir", threads.toString()));
     // each shard adds its range in rank order, as one server does: the same floats, bit for bit
     for (Path sharded : List.of(processes, threads)) {
       final RunComparison comparison = RunComparison.of(sharded, one, 1e-5);
@@ -482,28 +508,25 @@ class LocalModeTrainingIT {
     }
     // a shard process that is not there: a one-line error naming it, exit 1, within the timeout
     final long started = System.nanoTime();
-    assertEquals(
+    assertExit(
         1,
-        Lockstep.execute(
-            concat(
-                common,
-                "--set",
-                "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2),
-                "--set",
-                "lockstep.ps.connect-timeout=3s",
-                "--run-dir",
-                runs.resolve("no-shard").toString())));
+        concat(
+            common,
+            "--set",
+            "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2),
+            "--set",
+            "lockstep.ps.connect-timeout=3s",
+            "--run-dir",
+            runs.resolve("no-shard").toString()));
     assertTrue(System.nanoTime() - started < 60_000_000_000L, "the missing shard took too long");
   }
 
   @Test
   void shouldExitWithAnErrorForBadInput() {
-    assertEquals(
-        2, Lockstep.execute("train", "--set", "lockstep.batchnorm.sync=true", "--max-steps", "1"));
-    assertEquals(2, Lockstep.execute("train", "--workers", "0"));
-    assertEquals(2, Lockstep.execute("train", "--set", "lockstep.train.wokers=3"));
-    assertEquals(
-        1, Lockstep.execute("train", "--data-dir", "/nonexistent/fashion", "--max-steps", "1"));
+    assertExit(2, "train", "--set", "lockstep.batchnorm.sync=true", "--max-steps", "1");
+    assertExit(2, "train", "--workers", "0");
+    assertExit(2, "train", "--set", "lockstep.train.wokers=3");
+    assertExit(1, "train", "--data-dir", "/nonexistent/fashion", "--max-steps", "1");
   }
 
   private static INDArray parameters(Path run) throws Exception {
