@@ -288,7 +288,7 @@ public final class TrainingDriver {
         }
         LOG.info(
             String.format(
-                "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s, %.0f images/s",
+                "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s in stages (set-up included), %.0f images/s",
                 epoch + 1,
                 job.epochs(),
                 trainLoss,
@@ -300,6 +300,7 @@ public final class TrainingDriver {
     }
     final Replica last = Replica.restore(state);
     final double workers = job.workers() * 1e9;
+    final double stepSeconds = (phaseNs[0] + phaseNs[1] + phaseNs[2] + phaseNs[3]) / workers;
     final TrainingSummary summary =
         new TrainingSummary(
             job.jobName(),
@@ -313,9 +314,11 @@ public final class TrainingDriver {
             accuracy,
             bestAccuracy,
             bestEpoch,
-            samples / trainSeconds,
+            samples / stepSeconds,
             (System.nanoTime() - startNs) / 1e9,
             trainSeconds,
+            stepSeconds,
+            samples / trainSeconds,
             master,
             job.transport().name().toLowerCase(java.util.Locale.ROOT),
             job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),

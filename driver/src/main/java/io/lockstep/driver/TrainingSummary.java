@@ -17,9 +17,14 @@ import java.util.List;
  * @param testAccuracy accuracy on the test set after the last epoch
  * @param bestTestAccuracy the best test accuracy after any epoch (the model in best-model.zip)
  * @param bestEpoch the epoch, from 1, of the best test accuracy
- * @param imagesPerSecond training samples per second of the training stages
+ * @param imagesPerSecond training samples per second of the workers' step loops: samples over
+ *     {@code stepSeconds}, which is what PyTorch's DistributedDataParallel scripts time (barrier to
+ *     barrier around the loop, set-up and data loading outside)
  * @param wallSeconds the run's whole wall time, start-up and evaluation included
- * @param trainSeconds the wall time of the training stages
+ * @param trainSeconds the wall time of the training stages: the steps plus each stage's set-up
+ *     (Spark scheduling, data loading, replica and engine set-up, connecting to the server)
+ * @param stepSeconds the workers' mean time in steps (data, compute, sync and apply summed)
+ * @param stageImagesPerSecond training samples per second of {@code trainSeconds}
  * @param sparkMaster the Spark master the run used
  * @param transport the worker-server transport
  * @param syncMode how the replicas synchronized ({@code lockstep.ps.mode})
@@ -50,6 +55,8 @@ public record TrainingSummary(
     double imagesPerSecond,
     double wallSeconds,
     double trainSeconds,
+    double stepSeconds,
+    double stageImagesPerSecond,
     String sparkMaster,
     String transport,
     String syncMode,

@@ -61,6 +61,16 @@ class LocalModeTrainingIT {
     assertEquals(250, summary.steps());
     assertEquals(0, summary.rejectedFrames());
     assertTrue(Files.size(run.resolve("model.zip")) > 1_000_000);
+    // images/s counts the workers' step loops, as PyTorch's scripts do; the stages' set-up is in
+    // train_seconds and stage_images_per_second
+    final var phases = summary.phaseSeconds();
+    assertEquals(
+        phases.data() + phases.compute() + phases.sync() + phases.apply(),
+        summary.stepSeconds(),
+        1e-9);
+    assertTrue(summary.stepSeconds() < summary.trainSeconds(), summary.toString());
+    assertEquals(250 * 128 / summary.stepSeconds(), summary.imagesPerSecond(), 1e-6);
+    assertEquals(250 * 128 / summary.trainSeconds(), summary.stageImagesPerSecond(), 1e-6);
     final String json = Files.readString(run.resolve("summary.json"));
     for (String field :
         new String[] {
@@ -71,6 +81,8 @@ class LocalModeTrainingIT {
           "\"steps\": 250",
           "\"test_accuracy\"",
           "\"images_per_second\"",
+          "\"step_seconds\"",
+          "\"stage_images_per_second\"",
           "\"wall_seconds\""
         }) {
       assertTrue(json.contains(field), field + " missing from " + json);
