@@ -53,6 +53,13 @@ import scala.reflect.ClassTag$;
 public final class TrainingDriver {
   private static final Logger LOG = LoggerFactory.getLogger(TrainingDriver.class);
 
+  /**
+   * JVM options every JVM that runs workers or the server needs: Aeron and Agrona reach into {@code
+   * jdk.internal.misc}.
+   */
+  public static final List<String> REQUIRED_JVM_OPTIONS =
+      List.of("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
+
   /** The job file a run directory keeps, for {@code --resume}. */
   public static final String JOB_FILE = "job.conf";
 
@@ -80,7 +87,8 @@ public final class TrainingDriver {
    */
   public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
     final long startNs = System.nanoTime();
-    ComputeThreads.configure(job.workerThreads(), job.sparkMaster().isEmpty() ? job.workers() : 1);
+    final String master = master(job);
+    ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
     final LabeledImages test = Mnist.load(job.dataDir(), Mnist.Split.TEST);
     final int trainSamples = Mnist.load(job.dataDir(), Mnist.Split.TRAIN).count();
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
@@ -152,8 +160,6 @@ public final class TrainingDriver {
                 job.workers(),
                 parameters)
             .withMode(job.psMode(), job.psStaleness());
-    final String master =
-        job.sparkMaster().isEmpty() ? "local[" + job.workers() + "]" : job.sparkMaster();
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
             + " {} epochs of {} steps{}",
@@ -548,13 +554,45 @@ public final class TrainingDriver {
             .firstStep(firstStep));
   }
 
-  private static SparkConf sparkConf(JobConfig job, String master) {
-    return new SparkConf()
-        .setMaster(master)
-        .setAppName("lockstep " + job.jobName())
-        .set("spark.ui.showConsoleProgress", "false")
-        .set("spark.task.maxFailures", "1")
-        .set("spark.dynamicAllocation.enabled", "false");
+  /**
+   * The Spark master: {@code lockstep.spark.master} when set, else the one spark-submit was given
+   * ({@code spark.master}), else local mode with a thread per worker.
+   */
+  static String master(JobConfig job) {
+    if (!job.sparkMaster().isEmpty()) {
+      return job.sparkMaster();
+    }
+    return System.getProperty("spark.master", "local[" + job.workers() + "]");
+  }
+
+  /**
+   * Spark settings a barrier stage of one task per worker needs, over what spark-submit or the user
+   * set: one core per executor and task (a worker is one task; its threads are {@code
+   * lockstep.worker.threads}), as many cores or executors as workers, no dynamic allocation
+   * (barrier stages refuse it), no task retries inside a stage (the driver retries whole stages),
+   * and the JVM options Aeron needs on every executor.
+   */
+  static SparkConf sparkConf(JobConfig job, String master) {
+    final SparkConf conf =
+        new SparkConf()
+            .setMaster(master)
+            .setAppName("lockstep " + job.jobName())
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.task.maxFailures", "1")
+            .set("spark.dynamicAllocation.enabled", "false");
+    final String workers = Integer.toString(job.workers());
+    conf.setIfMissing("spark.executor.cores", "1");
+    conf.setIfMissing("spark.cores.max", workers);
+    conf.setIfMissing("spark.executor.instances", workers);
+    final String options = conf.get("spark.executor.extraJavaOptions", "");
+    final StringBuilder all = new StringBuilder(options);
+    for (String option : REQUIRED_JVM_OPTIONS) {
+      if (!options.contains(option)) {
+        all.append(all.isEmpty() ? "" : " ").append(option);
+      }
+    }
+    conf.set("spark.executor.extraJavaOptions", all.toString());
+    return conf;
   }
 
   private static String aeronDirectory(long jobId) {

@@ -19,8 +19,10 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -31,7 +33,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** The {@code lockstep} command line: {@code train}, {@code compare} and {@code config}. */
+/**
+ * The {@code lockstep} command line: {@code train}, {@code submit}, {@code cluster}, {@code
+ * compare}, {@code config}, {@code bench}.
+ */
 @Command(
     name = "lockstep",
     mixinStandardHelpOptions = true,
@@ -42,7 +47,9 @@ import picocli.CommandLine.Parameters;
       Lockstep.Compare.class,
       Lockstep.PrintConfig.class,
       Lockstep.Bench.class,
-      Lockstep.ParameterServerShard.class
+      Lockstep.ParameterServerShard.class,
+      Lockstep.Cluster.class,
+      Lockstep.Submit.class
     })
 public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
@@ -169,6 +176,29 @@ public final class Lockstep implements Runnable {
 
     @Override
     public Integer call() {
+      final JobConfig config = config();
+      final Path run =
+          config.runDir().isEmpty()
+              ? Path.of(
+                  "runs",
+                  config.jobName()
+                      + "-"
+                      + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
+              : Path.of(config.runDir());
+      final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
+      System.out.printf(
+          "%s: test accuracy %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
+          summary.job(),
+          summary.testAccuracy(),
+          summary.epochs(),
+          summary.imagesPerSecond(),
+          summary.wallSeconds(),
+          run);
+      return 0;
+    }
+
+    /** The job these flags describe; a configuration error names the flag or key. */
+    JobConfig config() {
       final Map<String, String> overrides = new LinkedHashMap<>();
       put(overrides, Keys.WORKERS, workers);
       put(overrides, Keys.EPOCHS, epochs);
@@ -210,25 +240,7 @@ public final class Lockstep implements Runnable {
         base = jobLayer(saved.toString());
         overrides.put(Keys.RUN_DIR.name(), resume);
       }
-      final JobConfig config = JobConfig.load(base, JobConfig.overrides(overrides));
-      final Path run =
-          config.runDir().isEmpty()
-              ? Path.of(
-                  "runs",
-                  config.jobName()
-                      + "-"
-                      + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
-              : Path.of(config.runDir());
-      final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
-      System.out.printf(
-          "%s: test accuracy %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
-          summary.job(),
-          summary.testAccuracy(),
-          summary.epochs(),
-          summary.imagesPerSecond(),
-          summary.wallSeconds(),
-          run);
-      return 0;
+      return JobConfig.load(base, JobConfig.overrides(overrides));
     }
 
     private static void put(Map<String, String> overrides, ConfigKey<?> key, Object value) {
@@ -463,6 +475,228 @@ public final class Lockstep implements Runnable {
             key.unit().isEmpty() ? "" : " [" + key.unit() + "]");
       }
       return 0;
+    }
+  }
+
+  /** Where {@code bin/lockstep} keeps things: the project's root, else the working folder. */
+  private static Path home() {
+    return Path.of(System.getProperty("lockstep.home", "."));
+  }
+
+  /** The Spark home {@code mvn install} assembles in {@code spark-home/target/spark-home}. */
+  private static Path defaultSparkHome() {
+    return home().resolve("spark-home/target/spark-home");
+  }
+
+  /** {@code lockstep cluster}. */
+  @Command(
+      name = "cluster",
+      description = "A Spark standalone cluster on 127.0.0.1 from the project's Spark jars.",
+      subcommands = {Lockstep.ClusterStart.class, Lockstep.ClusterStop.class})
+  static final class Cluster implements Runnable {
+    @Override
+    public void run() {
+      CommandLine.usage(this, System.out);
+    }
+  }
+
+  /** Options both cluster commands take. */
+  static class ClusterFolder {
+    @Option(
+        names = "--dir",
+        paramLabel = "DIR",
+        description =
+            "the cluster's folder: logs, worker folders, cluster.json (default: runs/cluster)")
+    Path dir;
+
+    Path dir() {
+      return dir != null ? dir : home().resolve("runs/cluster");
+    }
+  }
+
+  /** {@code lockstep cluster start}. */
+  @Command(
+      name = "start",
+      description =
+          "Start a Spark master and N workers (plain JVMs) and print the master's spark:// URL.")
+  static final class ClusterStart extends ClusterFolder implements Callable<Integer> {
+    @Option(names = "--workers", defaultValue = "2", description = "worker JVMs (default 2)")
+    int workers;
+
+    @Option(
+        names = "--cores",
+        defaultValue = "1",
+        description = "cores each worker offers: executor slots (default 1)")
+    int cores;
+
+    @Option(
+        names = "--memory",
+        defaultValue = "3g",
+        description = "memory each worker offers its executors (default 3g)")
+    String memory;
+
+    @Option(names = "--spark-home", paramLabel = "DIR", description = "a folder with Spark's jars/")
+    Path sparkHome;
+
+    @Option(
+        names = "--timeout",
+        defaultValue = "120",
+        description = "seconds to wait for the master, then for the workers (default 120)")
+    int timeoutSeconds;
+
+    @Override
+    public Integer call() {
+      final StandaloneCluster.State state =
+          StandaloneCluster.start(
+              dir(),
+              sparkHome != null ? sparkHome : defaultSparkHome(),
+              workers,
+              cores,
+              memory,
+              Duration.ofSeconds(timeoutSeconds));
+      System.err.printf(
+          "lockstep: Spark master and %d worker(s) up (logs in %s); stop them with"
+              + " bin/lockstep cluster stop%n",
+          state.workerPids().size(), dir());
+      System.out.println(state.masterUrl());
+      return 0;
+    }
+  }
+
+  /** {@code lockstep cluster stop}. */
+  @Command(
+      name = "stop",
+      description = "Stop the master, workers and executors that cluster start started.")
+  static final class ClusterStop extends ClusterFolder implements Callable<Integer> {
+    @Override
+    public Integer call() {
+      final int stopped = StandaloneCluster.stop(dir());
+      System.out.printf(
+          "lockstep: stopped %d cluster process(es) started from %s%n", stopped, dir());
+      return 0;
+    }
+  }
+
+  /** {@code lockstep submit}. */
+  @Command(
+      name = "submit",
+      description =
+          "Train on a Spark cluster: spark-submit in client mode with the spark-submit jar and the"
+              + " options executors need. Takes train's arguments: [JOB|FILE.conf] [flags].")
+  static final class Submit implements Callable<Integer> {
+    @Option(
+        names = "--master",
+        required = true,
+        paramLabel = "URL",
+        description = "the Spark master: spark://HOST:PORT, yarn, k8s://...")
+    String master;
+
+    @Option(
+        names = "--executor-memory",
+        defaultValue = "2g",
+        description = "heap of each executor JVM (default 2g)")
+    String executorMemory;
+
+    @Option(
+        names = "--conf",
+        paramLabel = "KEY=VALUE",
+        description = "a Spark setting for spark-submit (repeatable)")
+    List<String> confs = List.of();
+
+    @Option(names = "--spark-home", paramLabel = "DIR", description = "a folder with Spark's jars/")
+    Path sparkHome;
+
+    @Option(names = "--jar", paramLabel = "FILE", description = "the spark-submit jar")
+    Path jar;
+
+    @CommandLine.Unmatched List<String> trainArgs = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+      final Path spark = sparkHome != null ? sparkHome : defaultSparkHome();
+      StandaloneCluster.checkSparkHome(spark);
+      final Path submitJar =
+          jar != null ? jar : home().resolve("jobs/target/lockstep-jobs-0.1.0-SNAPSHOT-spark.jar");
+      if (!Files.isRegularFile(submitJar)) {
+        throw new ConfigurationException(
+            submitJar
+                + ": no spark-submit jar; build it with 'mvn install -DskipTests' or pass --jar");
+      }
+      for (String conf : confs) {
+        if (conf.indexOf('=') <= 0) {
+          throw new ConfigurationException("--conf " + conf + ": expected KEY=VALUE");
+        }
+      }
+      final List<String> train = new ArrayList<>(List.of("train"));
+      train.addAll(trainArgs);
+      // the flags fail here, before any JVM starts, as they would in train
+      final Train parsed = new Train();
+      try {
+        new CommandLine(parsed).parseArgs(trainArgs.toArray(String[]::new));
+      } catch (CommandLine.ParameterException e) {
+        throw new ConfigurationException("submit: " + e.getMessage());
+      }
+      final JobConfig config = parsed.config();
+      if (!config.sparkMaster().isEmpty() && !config.sparkMaster().equals(master)) {
+        throw new ConfigurationException(
+            Keys.SPARK_MASTER.name()
+                + "="
+                + config.sparkMaster()
+                + " disagrees with --master "
+                + master
+                + "; give the master once");
+      }
+      final List<String> command = new ArrayList<>();
+      command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+      command.add("-Xmx4g");
+      command.addAll(TrainingDriver.REQUIRED_JVM_OPTIONS);
+      final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
+      if (cache != null) {
+        command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
+      }
+      command.addAll(
+          List.of(
+              "-cp",
+              spark.resolve("conf") + ":" + spark.resolve("jars") + "/*",
+              "org.apache.spark.deploy.SparkSubmit",
+              "--master",
+              master,
+              "--deploy-mode",
+              "client",
+              "--class",
+              Lockstep.class.getName(),
+              "--name",
+              "lockstep " + config.jobName(),
+              "--executor-memory",
+              executorMemory));
+      if (cache != null) {
+        // executors on this machine share the driver's native-library cache
+        command.addAll(
+            List.of(
+                "--conf",
+                "spark.executor.extraJavaOptions=-Dorg.bytedeco.javacpp.cachedir=" + cache));
+      }
+      for (String conf : confs) {
+        command.addAll(List.of("--conf", conf));
+      }
+      command.add(submitJar.toString());
+      command.addAll(train);
+      final ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
+      builder.environment().put("SPARK_HOME", spark.toAbsolutePath().toString());
+      builder.environment().put("SPARK_SCALA_VERSION", "2.13");
+      builder.environment().putIfAbsent("SPARK_LOCAL_IP", "127.0.0.1");
+      final Process process = builder.start();
+      final Thread stopper = new Thread(process::destroy);
+      Runtime.getRuntime().addShutdownHook(stopper);
+      try {
+        return process.waitFor();
+      } finally {
+        try {
+          Runtime.getRuntime().removeShutdownHook(stopper);
+        } catch (IllegalStateException shuttingDown) {
+          // the hook is stopping spark-submit already
+        }
+      }
     }
   }
 }

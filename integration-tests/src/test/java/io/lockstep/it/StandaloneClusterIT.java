@@ -1,0 +1,132 @@
+package io.lockstep.it;
+
+import static io.lockstep.it.Cli.assertExit;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.lockstep.data.LabeledImages;
+import io.lockstep.data.Mnist;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The way a user runs Lockstep beyond one JVM: {@code cluster start} (a real Spark standalone
+ * master and two worker JVMs), {@code submit} (spark-submit in client mode with the shaded jar),
+ * the executors reading Fashion-MNIST from HDFS (a MiniDFSCluster's NameNode and DataNode), {@code
+ * cluster stop}.
+ */
+@Timeout(value = 15, unit = TimeUnit.MINUTES)
+class StandaloneClusterIT {
+  private static final Path FASHION = Path.of("/usr/share/datasets/fashion-mnist");
+
+  @Test
+  void shouldTrainOnAStandaloneClusterWithExecutorsReadingHdfs(@TempDir Path tmp) throws Exception {
+    final Configuration hadoop = new Configuration();
+    hadoop.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, tmp.resolve("hdfs").toString());
+    final MiniDFSCluster hdfs = new MiniDFSCluster.Builder(hadoop).numDataNodes(1).build();
+    try {
+      final FileSystem fs = hdfs.getFileSystem();
+      final org.apache.hadoop.fs.Path data = new org.apache.hadoop.fs.Path("/datasets/fashion");
+      fs.mkdirs(data);
+      try (Stream<Path> files = Files.list(FASHION)) {
+        for (Path file : files.filter(p -> p.toString().endsWith("-ubyte.gz")).toList()) {
+          fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(file.toUri()), data);
+        }
+      }
+      final String dataUri = fs.getUri() + data.toString();
+      // the readers see the same images through HDFS as on disk
+      final LabeledImages fromHdfs = Mnist.load(dataUri, Mnist.Split.TEST);
+      final LabeledImages local = Mnist.load(FASHION.toString(), Mnist.Split.TEST);
+      assertEquals(local.count(), fromHdfs.count());
+      assertTrue(java.util.Arrays.equals(local.pixels(), fromHdfs.pixels()));
+      assertTrue(java.util.Arrays.equals(local.labels(), fromHdfs.labels()));
+
+      final Path clusterDir = tmp.resolve("cluster");
+      assertExit(0, "cluster", "start", "--workers", "2", "--dir", clusterDir.toString());
+      final JsonObject cluster = json(clusterDir.resolve("cluster.json"));
+      final String master = cluster.get("masterUrl").getAsString();
+      final List<Long> pids = new ArrayList<>();
+      cluster.getAsJsonArray("workerPids").forEach(p -> pids.add(p.getAsLong()));
+      pids.add(cluster.get("masterPid").getAsLong());
+      assertTrue(master.matches("spark://127\\.0\\.0\\.1:[0-9]+"), master);
+      final List<Long> executorPids = new ArrayList<>();
+      try {
+        // a second start on the same folder, bad train flags: refused before anything starts
+        assertExit(2, "cluster", "start", "--workers", "2", "--dir", clusterDir.toString());
+        assertExit(2, "submit", "--master", master, "--workers", "0");
+        assertExit(2, "submit", "--master", master, "--set", "lockstep.spark.master=local[2]");
+
+        final Path run = tmp.resolve("run");
+        assertExit(
+            0,
+            "submit",
+            "--master",
+            master,
+            "fashion-mnist-lenet",
+            "--workers",
+            "2",
+            "--max-steps",
+            "100",
+            "--data-dir",
+            dataUri,
+            "--run-dir",
+            run.toString(),
+            "--set",
+            "lockstep.ps.transport=udp");
+        final JsonObject summary = json(run.resolve("summary.json"));
+        assertEquals(master, summary.get("spark_master").getAsString());
+        assertEquals("udp", summary.get("transport").getAsString());
+        assertEquals(100, summary.get("steps").getAsInt());
+        final double accuracy = summary.get("test_accuracy").getAsDouble();
+        assertTrue(accuracy >= 0.70, "test accuracy " + accuracy);
+        // two executor JVMs, one under each worker, ran the two ranks
+        final List<Path> executorLogs = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+          try (Stream<Path> walk = Files.walk(clusterDir.resolve("worker-" + i))) {
+            executorLogs.addAll(
+                walk.filter(p -> p.getFileName().toString().equals("stderr")).toList());
+          }
+        }
+        assertEquals(2, executorLogs.size(), executorLogs.toString());
+        final String logs =
+            Files.readString(executorLogs.get(0), StandardCharsets.UTF_8)
+                + Files.readString(executorLogs.get(1), StandardCharsets.UTF_8);
+        assertFalse(logs.contains("Exception"), logs);
+      } finally {
+        for (long pid : pids) {
+          ProcessHandle.of(pid)
+              .ifPresent(p -> p.descendants().forEach(c -> executorPids.add(c.pid())));
+        }
+        assertExit(0, "cluster", "stop", "--dir", clusterDir.toString());
+      }
+      for (long pid : pids) {
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "pid " + pid);
+      }
+      for (long pid : executorPids) {
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "pid " + pid);
+      }
+      assertFalse(Files.exists(clusterDir.resolve("cluster.json")));
+      assertExit(2, "cluster", "stop", "--dir", clusterDir.toString());
+    } finally {
+      hdfs.shutdown();
+    }
+  }
+
+  private static JsonObject json(Path file) throws Exception {
+    return JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8)).getAsJsonObject();
+  }
+}
