@@ -66,6 +66,7 @@ import java.util.stream.Collectors;
  * @param psThreshold threshold: the per-sample magnitude an element must reach to be sent
  * @param psOverlap whether synchronous steps send the gradient while the backward pass runs
  * @param workerEngine what computes the forward and backward passes
+ * @param dataFormat the layout of the dataset's files
  */
 public record JobConfig(
     String jobName,
@@ -114,7 +115,8 @@ public record JobConfig(
     double psTopKRatio,
     double psThreshold,
     boolean psOverlap,
-    ComputeEngine workerEngine)
+    ComputeEngine workerEngine,
+    DataFormat dataFormat)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -182,7 +184,8 @@ public record JobConfig(
             Keys.PS_TOP_K_RATIO.read(config),
             Keys.PS_THRESHOLD.read(config),
             Keys.PS_OVERLAP.read(config),
-            Keys.WORKER_ENGINE.read(config));
+            Keys.WORKER_ENGINE.read(config),
+            Keys.DATA_FORMAT.read(config));
     job.checkConsistency();
     return job;
   }
@@ -329,7 +332,8 @@ public record JobConfig(
       psTopKRatio,
       psThreshold,
       psOverlap,
-      Keys.lowerName(workerEngine)
+      Keys.lowerName(workerEngine),
+      Keys.lowerName(dataFormat)
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');

@@ -417,6 +417,15 @@ public final class Keys {
               + " in the log), onednn (refuse a model it cannot compute) or deeplearning4j (its own"
               + " layers, with their oneDNN helpers)");
 
+  /** The layout of the dataset's files. */
+  public static final ConfigKey<DataFormat> DATA_FORMAT =
+      enumeration(
+          "lockstep.data.format",
+          DataFormat.class,
+          DataFormat.IDX,
+          "idx (MNIST, Fashion-MNIST: train-images-idx3-ubyte[.gz] ...) or cifar10 (CIFAR-10"
+              + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin)");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -465,7 +474,8 @@ public final class Keys {
           PS_TOP_K_RATIO,
           PS_THRESHOLD,
           PS_OVERLAP,
-          WORKER_ENGINE);
+          WORKER_ENGINE,
+          DATA_FORMAT);
 
   private Keys() {}
 
@@ -587,7 +597,13 @@ public final class Keys {
         "one of " + values);
   }
 
-  static String lowerName(Enum<?> e) {
+  /**
+   * An enum value as configuration files write it: lower case, dashes for underscores.
+   *
+   * @param e the value
+   * @return its name in files
+   */
+  public static String lowerName(Enum<?> e) {
     return e.name().toLowerCase(Locale.ROOT).replace('_', '-');
   }
 }

@@ -15,6 +15,7 @@ import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
 import io.lockstep.worker.ComputeThreads;
+import io.lockstep.worker.Datasets;
 import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
@@ -89,8 +90,8 @@ public final class TrainingDriver {
     final long startNs = System.nanoTime();
     final String master = master(job);
     ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
-    final LabeledImages test = Mnist.load(job.dataDir(), Mnist.Split.TEST);
-    final int trainSamples = Mnist.load(job.dataDir(), Mnist.Split.TRAIN).count();
+    final LabeledImages test = Datasets.load(job, Mnist.Split.TEST);
+    final int trainSamples = Datasets.training(job).count();
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
     final long totalSteps = (long) job.epochs() * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);

@@ -11,8 +11,10 @@ import io.lockstep.conf.Transport;
 import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
+import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.ShardServer;
 import io.lockstep.ps.SyncBenchmark;
+import io.lockstep.worker.Replica;
 import io.lockstep.worker.StepBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
@@ -49,13 +51,14 @@ import picocli.CommandLine.Parameters;
       Lockstep.Bench.class,
       Lockstep.ParameterServerShard.class,
       Lockstep.Cluster.class,
-      Lockstep.Submit.class
+      Lockstep.Submit.class,
+      Lockstep.Models.class
     })
 public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
 
   /** The jobs shipped in this jar. */
-  static final List<String> JOBS = List.of("fashion-mnist-lenet");
+  static final List<String> JOBS = List.of("fashion-mnist-lenet", "cifar10-lenet");
 
   @Override
   public void run() {
@@ -457,6 +460,29 @@ public final class Lockstep implements Runnable {
             "--port " + port + " must be in [1024, 65534] and --jobs " + jobs + " >= 0");
       }
       return ShardServer.serve(host, port, jobs);
+    }
+  }
+
+  /** {@code lockstep models}. */
+  @Command(
+      name = "models",
+      description = "List the zoo: NAME  input=CxHxW  classes=K  params=N (trainable parameters).")
+  static final class Models implements Callable<Integer> {
+    @Override
+    public Integer call() {
+      for (ModelZoo.Spec spec : ModelZoo.all()) {
+        final JobConfig job =
+            JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), spec.name())));
+        final long trainable;
+        try (Replica replica =
+            Replica.create(ModelZoo.configuration(job, 1), ComputeEngine.DEEPLEARNING4J)) {
+          trainable = replica.trainableParameterCount();
+        }
+        System.out.printf(
+            "%-16s input=%dx%dx%d  classes=%d  params=%d%n",
+            spec.name(), spec.channels(), spec.height(), spec.width(), spec.classes(), trainable);
+      }
+      return 0;
     }
   }
 

@@ -56,6 +56,7 @@ public final class ModelZoo {
 
   static {
     SPECS.put("lenet", new Spec("lenet", 1, 28, 28, 10));
+    SPECS.put("lenet-cifar", new Spec("lenet-cifar", 3, 32, 32, 10));
     SPECS.put("resnet-mini", new Spec("resnet-mini", 1, 28, 28, 10));
     SPECS.put("resnet18-cifar", new Spec("resnet18-cifar", 3, 32, 32, 10));
   }
@@ -108,6 +109,7 @@ public final class ModelZoo {
     }
     return switch (spec.name()) {
       case "lenet" -> lenet(base, spec);
+      case "lenet-cifar" -> lenetCifar(base, spec);
       case "resnet-mini" -> resnetMini(base, spec, job.batchNormSync());
       case "resnet18-cifar" -> resnet18Cifar(base, spec, job.batchNormSync());
       default -> throw new IllegalStateException("no builder for " + spec.name());
@@ -178,6 +180,25 @@ public final class ModelZoo {
     last = add(graph, "conv2", conv(5, 1, 0, 50, true, Activation.RELU), last);
     last = add(graph, "pool2", maxPool(), last);
     last = add(graph, "fc1", new DenseLayer.Builder().nOut(500).activation(Activation.RELU), last);
+    last = add(graph, "output", softmax(spec), last);
+    return finish(graph, spec, last);
+  }
+
+  /**
+   * The seeds' LeNet for CIFAR-10 (3x32x32), as PyTorch's CIFAR tutorial writes it: conv 3->6 5x5,
+   * max-pool 2, conv 6->16 5x5, max-pool 2, fully connected 400->120->84->10, ReLU after every
+   * layer but the last: 62,006 trainable parameters.
+   */
+  private static ComputationGraphConfiguration lenetCifar(
+      NeuralNetConfiguration.Builder base, Spec spec) {
+    final GraphBuilder graph = base.graphBuilder().addInputs(INPUT);
+    String last = INPUT;
+    last = add(graph, "conv1", conv(5, 1, 0, 6, true, Activation.RELU), last);
+    last = add(graph, "pool1", maxPool(), last);
+    last = add(graph, "conv2", conv(5, 1, 0, 16, true, Activation.RELU), last);
+    last = add(graph, "pool2", maxPool(), last);
+    last = add(graph, "fc1", new DenseLayer.Builder().nOut(120).activation(Activation.RELU), last);
+    last = add(graph, "fc2", new DenseLayer.Builder().nOut(84).activation(Activation.RELU), last);
     last = add(graph, "output", softmax(spec), last);
     return finish(graph, spec, last);
   }

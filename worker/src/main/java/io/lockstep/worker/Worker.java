@@ -5,7 +5,6 @@ import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
-import io.lockstep.data.Mnist;
 import io.lockstep.ps.GradientExchange;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.slf4j.Logger;
@@ -19,9 +18,6 @@ import org.slf4j.LoggerFactory;
 public final class Worker {
   private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
   private static final int PROGRESS_EVERY_STEPS = 50;
-
-  private static LabeledImages cachedTrain;
-  private static String cachedTrainDir;
 
   private Worker() {}
 
@@ -38,7 +34,7 @@ public final class Worker {
       StageTask task, int rank, String workerHost, int workersOnHost) {
     final JobConfig job = task.job();
     ComputeThreads.configure(job.workerThreads(), workersOnHost);
-    final LabeledImages train = trainingSet(job.dataDir());
+    final LabeledImages train = Datasets.training(job);
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
@@ -203,17 +199,5 @@ public final class Worker {
       case RANK0 -> rank == 0 ? 1 : 0;
       case AVERAGE -> (double) sliceSamples / batchSamples;
     };
-  }
-
-  /**
-   * The training set, decoded once per JVM and directory: an executor runs many stages, and the
-   * workers of Spark local mode share one JVM.
-   */
-  private static synchronized LabeledImages trainingSet(String dataDir) {
-    if (cachedTrain == null || !cachedTrainDir.equals(dataDir)) {
-      cachedTrain = Mnist.load(dataDir, Mnist.Split.TRAIN);
-      cachedTrainDir = dataDir;
-    }
-    return cachedTrain;
   }
 }

@@ -48,6 +48,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_post_ops_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_set_post_ops;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_src_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_dst_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_src_md;
@@ -434,6 +435,19 @@ public final class CompiledNetwork implements AutoCloseable {
   }
 
   /**
+   * The primitives of the plans built so far, as {@code layer: implementation} in build order (the
+   * implementation as {@code DNNL_VERBOSE} names it): what a test or a profile checks for oneDNN's
+   * slow reference code ({@code ref:}).
+   *
+   * @return one line per primitive
+   */
+  public List<String> primitives() {
+    final List<String> all = new ArrayList<>();
+    plans.values().forEach(plan -> all.addAll(plan.scope.implementations()));
+    return all;
+  }
+
+  /**
    * Sets who is told, during each {@link #computeGradients}, the name of each layer with parameters
    * as soon as its gradient (and running statistics) are final, last layer first.
    *
@@ -706,13 +720,19 @@ public final class CompiledNetwork implements AutoCloseable {
             : weightsIn(plan, weightsMd, viewMd, view, back);
     final List<Action> accumulate = new ArrayList<>();
     final Memory target = plan.diffTarget(in, accumulate);
+    final dnnl_memory_desc_t diffSrcMd = plan.scope.query(bwdData, dnnl_query_diff_src_md);
+    final Memory diffSrc =
+        Dnnl.same(diffSrcMd, target.md) ? target : plan.scope.allocate(diffSrcMd);
     back.add(
         plan.run(
             plan.scope.step(
                 bwdData,
                 new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                new Memory[] {diffDst, weights, target},
+                new Memory[] {diffDst, weights, diffSrc},
                 name)));
+    if (diffSrc != target) {
+      back.add(plan.run(plan.scope.reorder(diffSrc, target)));
+    }
     back.addAll(accumulate);
   }
 
@@ -766,26 +786,29 @@ public final class CompiledNetwork implements AutoCloseable {
       final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
       final dnnl_memory_desc_t wViewMd = Dnnl.md(weightDims, w.stride());
       final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
-      final dnnl_memory_desc_t any = Dnnl.md(outDims, dnnl_format_tag_any);
-      // the network's input is reordered into whatever layout the convolution prefers
-      final dnnl_memory_desc_t srcAny =
-          in.needsDiff ? in.data.md : Dnnl.md(in.dims, dnnl_format_tag_any);
-
-      final dnnl_convolution_desc_t fwdDesc = new dnnl_convolution_desc_t();
-      Dnnl.check(
-          dnnl_convolution_forward_desc_init(
-              fwdDesc,
-              dnnl_forward_training,
-              dnnl_convolution_direct,
-              srcAny,
-              Dnnl.md(weightDims, dnnl_format_tag_any),
-              biasMd,
-              any,
-              strides,
-              padL,
-              padR),
-          "convolution " + name);
-      final dnnl_primitive_desc fwd = describeWithRelu(scope, fwdDesc, relu, "convolution " + name);
+      // The previous layer's layout is kept, unless oneDNN has no kernel for it (channels that
+      // are not a multiple of the block, as 6 in the CIFAR LeNet): then the convolution takes
+      // the layout it prefers, through a reorder. The network's input is always reordered.
+      dnnl_primitive_desc fwd = null;
+      if (in.needsDiff) {
+        fwd =
+            convolutionForward(
+                scope, in.data.md, weightDims, biasMd, outDims, strides, padL, padR, relu, name);
+      }
+      if (fwd == null || Dnnl.Scope.isReference(fwd)) {
+        fwd =
+            convolutionForward(
+                scope,
+                Dnnl.md(in.dims, dnnl_format_tag_any),
+                weightDims,
+                biasMd,
+                outDims,
+                strides,
+                padL,
+                padR,
+                relu,
+                name);
+      }
       Memory src = in.data;
       final dnnl_memory_desc_t srcMd = scope.query(fwd, dnnl_query_src_md);
       if (!Dnnl.same(srcMd, in.data.md)) {
@@ -857,30 +880,59 @@ public final class CompiledNetwork implements AutoCloseable {
       }
       plan.done(name, back);
       if (in.needsDiff) {
-        final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
-        Dnnl.check(
-            dnnl_convolution_backward_data_desc_init(
-                bwdDataDesc,
-                dnnl_convolution_direct,
-                in.data.md,
-                Dnnl.md(weightDims, dnnl_format_tag_any),
-                dst.md,
-                strides,
-                padL,
-                padR),
-            "convolution backward data " + name);
-        backwardData(
-            plan,
-            back,
-            scope.describe(bwdDataDesc, null, fwd, "convolution backward data"),
-            weights,
-            wViewMd,
-            w,
-            diffDst,
-            in,
-            name);
+        // into the input gradient's layout where oneDNN has a kernel for it, else its own
+        dnnl_primitive_desc bwdData = null;
+        for (dnnl_memory_desc_t diffSrc :
+            List.of(in.data.md, Dnnl.md(in.dims, dnnl_format_tag_any))) {
+          final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
+          Dnnl.check(
+              dnnl_convolution_backward_data_desc_init(
+                  bwdDataDesc,
+                  dnnl_convolution_direct,
+                  diffSrc,
+                  Dnnl.md(weightDims, dnnl_format_tag_any),
+                  dst.md,
+                  strides,
+                  padL,
+                  padR),
+              "convolution backward data " + name);
+          bwdData = scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
+          if (!Dnnl.Scope.isReference(bwdData)) {
+            break;
+          }
+        }
+        backwardData(plan, back, bwdData, weights, wViewMd, w, diffDst, in, name);
       }
     }
+  }
+
+  /** A convolution's forward primitive descriptor for a source layout, ReLU fused when asked. */
+  private static dnnl_primitive_desc convolutionForward(
+      Scope scope,
+      dnnl_memory_desc_t src,
+      long[] weightDims,
+      dnnl_memory_desc_t biasMd,
+      long[] outDims,
+      long[] strides,
+      long[] padL,
+      long[] padR,
+      boolean relu,
+      String name) {
+    final dnnl_convolution_desc_t fwdDesc = new dnnl_convolution_desc_t();
+    Dnnl.check(
+        dnnl_convolution_forward_desc_init(
+            fwdDesc,
+            dnnl_forward_training,
+            dnnl_convolution_direct,
+            src,
+            Dnnl.md(weightDims, dnnl_format_tag_any),
+            biasMd,
+            Dnnl.md(outDims, dnnl_format_tag_any),
+            strides,
+            padL,
+            padR),
+        "convolution " + name);
+    return describeWithRelu(scope, fwdDesc, relu, "convolution " + name);
   }
 
   /** Max pooling with a window and stride. */

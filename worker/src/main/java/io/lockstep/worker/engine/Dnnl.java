@@ -19,10 +19,12 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_set_data_handle;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_query;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_query_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_execute;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_exec_arg_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_impl_info_str;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_reorder_primitive_desc_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_stream_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_stream_default_flags;
@@ -41,6 +43,7 @@ import org.bytedeco.dnnl.dnnl_primitive;
 import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.bytedeco.dnnl.dnnl_stream;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
@@ -201,7 +204,13 @@ final class Dnnl {
     private final List<dnnl_primitive> primitives = new ArrayList<>();
     private final List<dnnl_memory_desc_t> keep = new ArrayList<>();
     private final List<Pointer> buffers = new ArrayList<>();
+    private final List<String> implementations = new ArrayList<>();
     private dnnl_stream stream;
+
+    /** Each bound primitive, in the order built, as {@code what: implementation}. */
+    List<String> implementations() {
+      return List.copyOf(implementations);
+    }
 
     dnnl_stream stream() {
       if (stream == null) {
@@ -262,6 +271,27 @@ final class Dnnl {
       return pd;
     }
 
+    /**
+     * The implementation a primitive descriptor chose, as {@code DNNL_VERBOSE} names it ({@code
+     * jit:avx2}, {@code ref:any}, ...).
+     */
+    static String implementation(dnnl_primitive_desc pd) {
+      try (PointerPointer<BytePointer> name = new PointerPointer<>(1)) {
+        check(
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, name),
+            "querying the implementation");
+        return name.get(BytePointer.class, 0).getString();
+      }
+    }
+
+    /**
+     * Whether oneDNN fell back to its reference code, which is correct but tens of times slower
+     * than its generated kernels: a layout it has no kernel for.
+     */
+    static boolean isReference(dnnl_primitive_desc pd) {
+      return implementation(pd).startsWith("ref");
+    }
+
     /** What a primitive descriptor chose for one of its memories. */
     dnnl_memory_desc_t query(dnnl_primitive_desc pd, int what) {
       return copy(dnnl_primitive_desc_query_md(pd, what, 0));
@@ -304,6 +334,7 @@ final class Dnnl {
           throw new IllegalStateException(what + ": argument " + kind + " is missing");
         }
       }
+      implementations.add(what + ": " + implementation(pd));
       return new Step(primitive(pd), kinds, memories, what);
     }
 

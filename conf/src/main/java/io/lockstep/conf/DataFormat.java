@@ -1,0 +1,14 @@
+package io.lockstep.conf;
+
+/** How the files in {@code lockstep.data.dir} hold the images. */
+public enum DataFormat {
+  /**
+   * MNIST and Fashion-MNIST: {@code train-images-idx3-ubyte[.gz]} and its labels, {@code t10k-*}.
+   */
+  IDX,
+  /**
+   * CIFAR-10's binary version: {@code data_batch_1.bin} .. {@code data_batch_5.bin}, {@code
+   * test_batch.bin}, {@code batches.meta.txt}.
+   */
+  CIFAR10
+}
