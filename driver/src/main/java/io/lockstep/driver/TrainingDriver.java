@@ -14,6 +14,7 @@ import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
+import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Datasets;
 import io.lockstep.worker.Evaluator;
@@ -642,6 +643,8 @@ public final class TrainingDriver {
               Arrays.stream(context.getTaskInfos())
                   .filter(info -> hostOf(info.address()).equals(host))
                   .count();
+      final org.apache.spark.resource.ResourceInformation gpu = context.resourcesJMap().get("gpu");
+      ComputeDevice.bind(gpu == null ? List.of() : List.of(gpu.addresses()));
       final StageReport report =
           Worker.runStage(
               task, rank, task.job().transport() == Transport.UDP ? host : null, workersOnHost);
