@@ -187,14 +187,19 @@ final class StandaloneCluster {
   }
 
   /**
-   * The cluster started from {@code dir}, when its master still runs.
+   * The cluster started from {@code dir}, while any of its processes still runs (a master that died
+   * may leave workers behind: they are stopped by {@link #stop}, not orphaned by a new start).
    *
    * @param dir the cluster's folder
    * @return the state, or empty
    */
   static Optional<State> running(Path dir) {
     return read(dir)
-        .filter(s -> ProcessHandle.of(s.masterPid()).filter(h -> startedFrom(h, dir)).isPresent());
+        .filter(
+            s ->
+                s.pids().stream()
+                    .anyMatch(
+                        pid -> ProcessHandle.of(pid).filter(h -> startedFrom(h, dir)).isPresent()));
   }
 
   private static Optional<State> read(Path dir) {

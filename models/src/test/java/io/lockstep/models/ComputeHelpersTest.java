@@ -3,10 +3,7 @@ package io.lockstep.models;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
-import io.lockstep.conf.JobConfig;
-import io.lockstep.conf.Keys;
 import java.util.List;
-import java.util.Map;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
 
@@ -19,12 +16,7 @@ class ComputeHelpersTest {
 
   private static ComputationGraph network(String model) {
     ComputeHelpers.enable();
-    final ComputationGraph network =
-        new ComputationGraph(
-            ModelZoo.configuration(
-                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10));
-    network.init();
-    return network;
+    return Networks.of(model);
   }
 
   @Test

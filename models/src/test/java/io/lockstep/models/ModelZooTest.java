@@ -3,9 +3,6 @@ package io.lockstep.models;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.lockstep.conf.JobConfig;
-import io.lockstep.conf.Keys;
-import java.util.Map;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -16,12 +13,7 @@ import org.nd4j.linalg.factory.Nd4j;
 class ModelZooTest {
 
   private static ComputationGraph network(String model) {
-    final ComputationGraph network =
-        new ComputationGraph(
-            ModelZoo.configuration(
-                JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10));
-    network.init();
-    return network;
+    return Networks.of(model);
   }
 
   @Test
