@@ -789,26 +789,13 @@ public final class CompiledNetwork implements AutoCloseable {
       // The previous layer's layout is kept, unless oneDNN has no kernel for it (channels that
       // are not a multiple of the block, as 6 in the CIFAR LeNet): then the convolution takes
       // the layout it prefers, through a reorder. The network's input is always reordered.
-      dnnl_primitive_desc fwd = null;
-      if (in.needsDiff) {
-        fwd =
-            convolutionForward(
-                scope, in.data.md, weightDims, biasMd, outDims, strides, padL, padR, relu, name);
-      }
-      if (fwd == null || Dnnl.Scope.isReference(fwd)) {
-        fwd =
-            convolutionForward(
-                scope,
-                Dnnl.md(in.dims, dnnl_format_tag_any),
-                weightDims,
-                biasMd,
-                outDims,
-                strides,
-                padL,
-                padR,
-                relu,
-                name);
-      }
+      final dnnl_memory_desc_t srcAny = Dnnl.md(in.dims, dnnl_format_tag_any);
+      final dnnl_primitive_desc fwd =
+          firstKernel(
+              in.needsDiff ? List.of(in.data.md, srcAny) : List.of(srcAny),
+              src ->
+                  convolutionForward(
+                      scope, src, weightDims, biasMd, outDims, strides, padL, padR, relu, name));
       Memory src = in.data;
       final dnnl_memory_desc_t srcMd = scope.query(fwd, dnnl_query_src_md);
       if (!Dnnl.same(srcMd, in.data.md)) {
@@ -881,29 +868,45 @@ public final class CompiledNetwork implements AutoCloseable {
       plan.done(name, back);
       if (in.needsDiff) {
         // into the input gradient's layout where oneDNN has a kernel for it, else its own
-        dnnl_primitive_desc bwdData = null;
-        for (dnnl_memory_desc_t diffSrc :
-            List.of(in.data.md, Dnnl.md(in.dims, dnnl_format_tag_any))) {
-          final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
-          Dnnl.check(
-              dnnl_convolution_backward_data_desc_init(
-                  bwdDataDesc,
-                  dnnl_convolution_direct,
-                  diffSrc,
-                  Dnnl.md(weightDims, dnnl_format_tag_any),
-                  dst.md,
-                  strides,
-                  padL,
-                  padR),
-              "convolution backward data " + name);
-          bwdData = scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
-          if (!Dnnl.Scope.isReference(bwdData)) {
-            break;
-          }
-        }
+        final dnnl_primitive_desc bwdData =
+            firstKernel(
+                List.of(in.data.md, srcAny),
+                diffSrc -> {
+                  final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
+                  Dnnl.check(
+                      dnnl_convolution_backward_data_desc_init(
+                          bwdDataDesc,
+                          dnnl_convolution_direct,
+                          diffSrc,
+                          Dnnl.md(weightDims, dnnl_format_tag_any),
+                          dst.md,
+                          strides,
+                          padL,
+                          padR),
+                      "convolution backward data " + name);
+                  return scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
+                });
         backwardData(plan, back, bwdData, weights, wViewMd, w, diffDst, in, name);
       }
     }
+  }
+
+  /**
+   * The descriptor of the first layout oneDNN has a generated kernel for, trying {@code layouts} in
+   * order (the last one's when every one falls to its reference code, correct but tens of times
+   * slower).
+   */
+  private static dnnl_primitive_desc firstKernel(
+      List<dnnl_memory_desc_t> layouts,
+      java.util.function.Function<dnnl_memory_desc_t, dnnl_primitive_desc> describe) {
+    dnnl_primitive_desc pd = null;
+    for (dnnl_memory_desc_t layout : layouts) {
+      pd = describe.apply(layout);
+      if (!Dnnl.isReference(pd)) {
+        break;
+      }
+    }
+    return pd;
   }
 
   /** A convolution's forward primitive descriptor for a source layout, ReLU fused when asked. */

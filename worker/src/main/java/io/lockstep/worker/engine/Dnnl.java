@@ -151,6 +151,27 @@ final class Dnnl {
     }
   }
 
+  /**
+   * The implementation a primitive descriptor chose, as {@code DNNL_VERBOSE} names it ({@code
+   * jit:avx2}, {@code ref:any}, ...).
+   */
+  static String implementation(dnnl_primitive_desc pd) {
+    try (PointerPointer<BytePointer> name = new PointerPointer<>(1)) {
+      check(
+          dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, name),
+          "querying the implementation");
+      return name.get(BytePointer.class, 0).getString();
+    }
+  }
+
+  /**
+   * Whether oneDNN fell back to its reference code, which is correct but tens of times slower than
+   * its generated kernels: a layout it has no kernel for.
+   */
+  static boolean isReference(dnnl_primitive_desc pd) {
+    return implementation(pd).startsWith("ref");
+  }
+
   /** One primitive with its arguments bound: executing it is one native call. */
   static final class Step {
     private final dnnl_primitive primitive;
@@ -269,27 +290,6 @@ final class Dnnl {
           "describing " + what);
       descriptors.add(pd);
       return pd;
-    }
-
-    /**
-     * The implementation a primitive descriptor chose, as {@code DNNL_VERBOSE} names it ({@code
-     * jit:avx2}, {@code ref:any}, ...).
-     */
-    static String implementation(dnnl_primitive_desc pd) {
-      try (PointerPointer<BytePointer> name = new PointerPointer<>(1)) {
-        check(
-            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, name),
-            "querying the implementation");
-        return name.get(BytePointer.class, 0).getString();
-      }
-    }
-
-    /**
-     * Whether oneDNN fell back to its reference code, which is correct but tens of times slower
-     * than its generated kernels: a layout it has no kernel for.
-     */
-    static boolean isReference(dnnl_primitive_desc pd) {
-      return implementation(pd).startsWith("ref");
     }
 
     /** What a primitive descriptor chose for one of its memories. */
