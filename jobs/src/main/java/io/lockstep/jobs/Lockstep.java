@@ -14,7 +14,6 @@ import io.lockstep.driver.TrainingSummary;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.ShardServer;
 import io.lockstep.ps.SyncBenchmark;
-import io.lockstep.worker.Replica;
 import io.lockstep.worker.StepBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
@@ -473,11 +472,7 @@ public final class Lockstep implements Runnable {
       for (ModelZoo.Spec spec : ModelZoo.all()) {
         final JobConfig job =
             JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), spec.name())));
-        final long trainable;
-        try (Replica replica =
-            Replica.create(ModelZoo.configuration(job, 1), ComputeEngine.DEEPLEARNING4J)) {
-          trainable = replica.trainableParameterCount();
-        }
+        final long trainable = ModelZoo.trainableParameters(ModelZoo.configuration(job, 1));
         System.out.printf(
             "%-16s input=%dx%dx%d  classes=%d  params=%d%n",
             spec.name(), spec.channels(), spec.height(), spec.width(), spec.classes(), trainable);

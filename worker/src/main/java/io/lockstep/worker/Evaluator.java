@@ -37,7 +37,8 @@ public final class Evaluator {
       for (int i = 0; i < indices.length; i++) {
         indices[i] = from + i;
       }
-      final INDArray predicted = network.outputSingle(false, batches.features(indices)).argMax(1);
+      // the first output is the prediction; others are auxiliary classifiers (GoogLeNet's)
+      final INDArray predicted = network.output(false, batches.features(indices))[0].argMax(1);
       for (int i = 0; i < indices.length; i++) {
         if (predicted.getInt(i) == (images.labels()[indices[i]] & 0xff)) {
           correct++;

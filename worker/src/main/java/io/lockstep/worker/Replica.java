@@ -12,6 +12,7 @@ import io.lockstep.worker.engine.UnsupportedNetworkException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -449,7 +450,10 @@ public final class Replica implements AutoCloseable {
       return;
     }
     network.setInputs(features);
-    network.setLabels(labels);
+    // auxiliary classifiers (GoogLeNet's) learn the image's class too
+    final INDArray[] everyOutput = new INDArray[network.getNumOutputArrays()];
+    Arrays.fill(everyOutput, labels);
+    network.setLabels(everyOutput);
     network.computeGradientAndScore();
     lastLoss = network.score();
     network.clearLayerMaskArrays();

@@ -25,9 +25,11 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 /**
  * The oneDNN step against Deeplearning4j's own layers computing the same network and batch in
  * double precision (its plain path, no helpers): every parameter's gradient, BatchNorm's running
- * statistics and the loss. The tolerance is the float32 noise of the deepest network, whose first
- * layers' gradients are ill-conditioned at random initialization (Deeplearning4j's own float path
- * misses the double result by as much); a wrong layout, offset or formula misses by 100%.
+ * statistics and the loss. Each parameter's gradient must be within the model's tolerance of the
+ * double result (as a whole: |got - want| / |want|), or no further off than twice Deeplearning4j's
+ * own float path is: deep networks at batch 2 and random initialization are ill-conditioned enough
+ * that float32 misses by a few percent either way, while a wrong layout, offset or formula misses
+ * by 100%.
  */
 class CompiledNetworkTest {
 
@@ -36,7 +38,11 @@ class CompiledNetworkTest {
     "lenet, 16, 1e-5",
     "lenet-cifar, 16, 1e-5",
     "resnet-mini, 8, 1e-4",
-    "resnet18-cifar, 4, 5e-2"
+    "resnet18-cifar, 4, 1e-2",
+    "feedforward, 8, 1e-5",
+    "simple-cnn, 8, 1e-5",
+    "resnet18, 2, 1e-2",
+    "resnet50, 2, 1e-2"
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
       throws Exception {
@@ -70,10 +76,20 @@ class CompiledNetworkTest {
     reference.computeGradientAndScore();
     final INDArray expected = reference.getGradientsViewArray().castTo(DataType.FLOAT);
 
+    final ComputationGraph floats = new ComputationGraph(configuration.clone());
+    floats.init(network.params().dup(), true);
+    floats.setInputs(features);
+    floats.setLabels(labels);
+    floats.computeGradientAndScore();
+    final INDArray floatGradient = floats.getGradientsViewArray().dup();
     network.getGradientsViewArray().assign(Float.NaN);
     try (CompiledNetwork compiled = CompiledNetwork.compile(network)) {
       final double loss = compiled.computeGradients(features, labels);
-      assertEquals(reference.score(), loss, 1e-5, "loss");
+      assertEquals(
+          reference.score(),
+          loss,
+          Math.max(1e-5, 2 * Math.abs(floats.score() - reference.score())),
+          "loss");
       final INDArray actual = network.getGradientsViewArray();
       assertEquals(0, actual.isNaN().castTo(DataType.INT).sumNumber().intValue(), "unwritten");
       int compared = 0;
@@ -90,25 +106,30 @@ class CompiledNetworkTest {
                   .reshape(-1)
                   .get(NDArrayIndex.interval(offset, offset + got.length()))
                   .reshape(got.ordering(), got.shape());
-          final double scale = Math.max(1e-6, want.amaxNumber().doubleValue());
-          final double error = got.sub(want).amaxNumber().doubleValue();
+          final INDArray theirs =
+              floatGradient
+                  .reshape(-1)
+                  .get(NDArrayIndex.interval(offset, offset + got.length()))
+                  .reshape(got.ordering(), got.shape());
+          final double error = relativeError(got, want);
+          final double theirError = relativeError(theirs, want);
           assertTrue(
-              error <= tolerance * scale,
+              error <= Math.max(tolerance, 2 * theirError),
               layer.conf().getLayer().getLayerName()
                   + "_"
                   + entry.getKey()
-                  + ": error "
+                  + ": relative error "
                   + error
-                  + " at scale "
-                  + scale);
+                  + ", Deeplearning4j's float path "
+                  + theirError);
           compared++;
         }
       }
-      assertTrue(compared >= 8);
+      assertTrue(compared >= 6);
       // every primitive is one of oneDNN's generated kernels, none its reference code (a layout
       // without a kernel made the CIFAR LeNet 50 times slower)
       final List<String> primitives = compiled.primitives();
-      assertTrue(primitives.size() >= 10, primitives.toString());
+      assertTrue(primitives.size() >= 6, primitives.toString());
       assertEquals(
           List.of(),
           primitives.stream().filter(p -> p.contains(": ref")).toList(),
@@ -120,6 +141,12 @@ class CompiledNetworkTest {
     } finally {
       assertEquals(disable, System.getProperty("org.eclipse.deeplearning4j.helpers.disable"));
     }
+  }
+
+  /** {@code |got - want| / |want|} over a whole parameter's gradient. */
+  private static double relativeError(INDArray got, INDArray want) {
+    return got.sub(want).norm2Number().doubleValue()
+        / Math.max(1e-12, want.norm2Number().doubleValue());
   }
 
   @Test

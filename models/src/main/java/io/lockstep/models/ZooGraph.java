@@ -1,0 +1,220 @@
+package io.lockstep.models;
+
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration.GraphBuilder;
+import org.deeplearning4j.nn.conf.ConvolutionMode;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.conf.dropout.Dropout;
+import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
+import org.deeplearning4j.nn.conf.graph.MergeVertex;
+import org.deeplearning4j.nn.conf.inputs.InputType;
+import org.deeplearning4j.nn.conf.layers.ActivationLayer;
+import org.deeplearning4j.nn.conf.layers.BatchNormalization;
+import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
+import org.deeplearning4j.nn.conf.layers.DenseLayer;
+import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
+import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
+import org.deeplearning4j.nn.conf.layers.Layer;
+import org.deeplearning4j.nn.conf.layers.OutputLayer;
+import org.deeplearning4j.nn.conf.layers.PoolingType;
+import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
+import org.nd4j.linalg.activations.Activation;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
+
+/**
+ * A zoo network under construction, in PyTorch's terms: every method adds one named vertex fed by
+ * the named input(s) and returns the new vertex's name, so a builder reads like a model's {@code
+ * forward}. Convolutions and pooling are channels first; windows are floored (PyTorch's default)
+ * unless a method says otherwise.
+ */
+final class ZooGraph {
+  /** The network's one input vertex. */
+  static final String INPUT = "input";
+
+  private final GraphBuilder graph;
+  private final boolean syncBatchNorm;
+  private final ModelZoo.Spec spec;
+
+  ZooGraph(NeuralNetConfiguration.Builder base, ModelZoo.Spec spec, boolean syncBatchNorm) {
+    this.graph = base.graphBuilder().addInputs(INPUT);
+    this.spec = spec;
+    this.syncBatchNorm = syncBatchNorm;
+  }
+
+  /** A {@code kernel x kernel} convolution with no activation (PyTorch's {@code Conv2d}). */
+  String conv(String name, String in, int kernel, int stride, int padding, int out, boolean bias) {
+    return conv(name, in, kernel, stride, padding, out, bias, Activation.IDENTITY);
+  }
+
+  /** A {@code kernel x kernel} convolution followed by {@code activation}. */
+  String conv(
+      String name,
+      String in,
+      int kernel,
+      int stride,
+      int padding,
+      int out,
+      boolean bias,
+      Activation activation) {
+    return layer(
+        name,
+        new ConvolutionLayer.Builder(kernel, kernel)
+            .stride(stride, stride)
+            .padding(padding, padding)
+            .nOut(out)
+            .hasBias(bias)
+            .activation(activation)
+            .build(),
+        in);
+  }
+
+  /**
+   * A 3x3 depthwise convolution without bias, padding 1, one filter per channel (PyTorch's {@code
+   * Conv2d(c, c, 3, stride, 1, groups=c, bias=False)}).
+   */
+  String depthwise(String name, String in, int channels, int stride) {
+    return layer(
+        name,
+        new DepthwiseConvolution2D.Builder(3, 3)
+            .stride(stride, stride)
+            .padding(1, 1)
+            .depthMultiplier(1)
+            .nOut(channels)
+            .hasBias(false)
+            .activation(Activation.IDENTITY)
+            .build(),
+        in);
+  }
+
+  /** BatchNorm with PyTorch's defaults (eps 1e-5, momentum 0.1); global when the job syncs it. */
+  String batchNorm(String name, String in) {
+    return batchNorm(name, in, 1e-5);
+  }
+
+  /** BatchNorm with {@code eps}. */
+  String batchNorm(String name, String in, double eps) {
+    final BatchNormalization layer =
+        syncBatchNorm ? new SyncBatchNormalization() : new BatchNormalization.Builder().build();
+    layer.setEps(eps);
+    return layer(name, layer, in);
+  }
+
+  /** {@code activation} on its own, e.g. ReLU after BatchNorm. */
+  String activation(String name, String in, Activation activation) {
+    return layer(name, new ActivationLayer.Builder().activation(activation).build(), in);
+  }
+
+  /** ReLU. */
+  String relu(String name, String in) {
+    return activation(name, in, Activation.RELU);
+  }
+
+  /** Max pooling, floored windows, padding ignored by the maximum. */
+  String maxPool(String name, String in, int kernel, int stride, int padding) {
+    return layer(name, pooling(PoolingType.MAX, kernel, stride, padding).build(), in);
+  }
+
+  /**
+   * Max pooling with PyTorch's {@code ceil_mode=True}: the last window may hang over the bottom and
+   * right edges ({@code ceil((size - kernel) / stride) + 1} outputs; {@code ceil(size / stride)}
+   * when {@code kernel - stride} is odd or the size is a multiple of the stride).
+   */
+  String maxPoolCeil(String name, String in, int kernel, int stride) {
+    return layer(
+        name,
+        pooling(PoolingType.MAX, kernel, stride, 0).convolutionMode(ConvolutionMode.Same).build(),
+        in);
+  }
+
+  /** Average pooling, floored windows, no padding. */
+  String averagePool(String name, String in, int kernel, int stride) {
+    return layer(name, pooling(PoolingType.AVG, kernel, stride, 0).build(), in);
+  }
+
+  /** The mean of every channel: {@code AdaptiveAvgPool2d(1)} and {@code flatten}. */
+  String globalAverage(String name, String in) {
+    return layer(name, new GlobalPoolingLayer.Builder(PoolingType.AVG).build(), in);
+  }
+
+  /** The element-wise sum of two inputs (a residual connection). */
+  String add(String name, String first, String second) {
+    graph.addVertex(name, new ElementWiseVertex(ElementWiseVertex.Op.Add), first, second);
+    return name;
+  }
+
+  /** The inputs concatenated along channels ({@code torch.cat(xs, 1)}). */
+  String concat(String name, String... inputs) {
+    graph.addVertex(name, new MergeVertex(), inputs);
+    return name;
+  }
+
+  /**
+   * A fully connected layer (flattening a convolutional input in channels-first order, as {@code
+   * torch.flatten}), with {@code dropBefore} the probability that {@code Dropout} zeroes each input
+   * in training (0: none).
+   */
+  String dense(String name, String in, int out, Activation activation, double dropBefore) {
+    final DenseLayer.Builder layer = new DenseLayer.Builder().nOut(out).activation(activation);
+    if (dropBefore > 0) {
+      layer.dropOut(dropout(dropBefore));
+    }
+    return layer(name, layer.build(), in);
+  }
+
+  /**
+   * The classifier: a linear layer to the model's classes with softmax and cross-entropy, weighted
+   * by {@code lossWeight} in the total loss (1 for the main output, GoogLeNet's 0.3 for its
+   * auxiliary classifiers).
+   */
+  String output(String name, String in, double dropBefore, double lossWeight) {
+    final LossMCXENT loss =
+        lossWeight == 1
+            ? new LossMCXENT()
+            : new LossMCXENT(Nd4j.valueArrayOf(spec.classes(), lossWeight));
+    final OutputLayer.Builder layer =
+        new OutputLayer.Builder(loss).nOut(spec.classes()).activation(Activation.SOFTMAX);
+    if (dropBefore > 0) {
+      layer.dropOut(dropout(dropBefore));
+    }
+    return layer(name, layer.build(), in);
+  }
+
+  /** The main classifier, no dropout. */
+  String output(String name, String in) {
+    return output(name, in, 0, 1);
+  }
+
+  /**
+   * The finished configuration.
+   *
+   * @param outputs the output layers, the model's prediction first
+   * @return the configuration for the spec's input shape
+   */
+  ComputationGraphConfiguration build(String... outputs) {
+    return graph
+        .setOutputs(outputs)
+        .setInputTypes(InputType.convolutional(spec.height(), spec.width(), spec.channels()))
+        .build();
+  }
+
+  private String layer(String name, Layer layer, String in) {
+    graph.addLayer(name, layer, in);
+    return name;
+  }
+
+  private static SubsamplingLayer.Builder pooling(
+      PoolingType type, int kernel, int stride, int padding) {
+    return new SubsamplingLayer.Builder(type)
+        .kernelSize(kernel, kernel)
+        .stride(stride, stride)
+        .padding(padding, padding);
+  }
+
+  /**
+   * Deeplearning4j's {@code Dropout} takes the probability of keeping an input, PyTorch's p not.
+   */
+  private static Dropout dropout(double dropProbability) {
+    return new Dropout(1 - dropProbability);
+  }
+}

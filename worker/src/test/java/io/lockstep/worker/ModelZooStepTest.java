@@ -1,0 +1,85 @@
+package io.lockstep.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.models.ModelZoo;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Every zoo model takes a training step as a worker takes it: forward, backward, the optimizer.
+ * Every layer with parameters gets a finite, non-zero gradient (GoogLeNet's auxiliary classifiers
+ * included) and every trainable parameter the optimizer's update.
+ */
+class ModelZooStepTest {
+
+  static Stream<String> models() {
+    return ModelZoo.all().stream().map(ModelZoo.Spec::name);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void everyModelTakesATrainingStep(String model) {
+    final ModelZoo.Spec spec = ModelZoo.spec(model);
+    final ComputationGraphConfiguration configuration =
+        ModelZoo.configuration(
+            JobConfig.load()
+                .with(
+                    Map.of(
+                        "lockstep.model.name", model,
+                        "lockstep.optimizer.name", "sgd",
+                        "lockstep.optimizer.learning-rate", "0.01")),
+            10);
+    // ImageNet models at 224x224 take two images: the shapes are the point, not the batch
+    final int batch = spec.height() > 64 ? 2 : 8;
+    final SplittableRandom random = new SplittableRandom(model.hashCode());
+    final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
+    for (int i = 0; i < pixels.length; i++) {
+      pixels[i] = (float) random.nextDouble(-1, 1);
+    }
+    final INDArray features =
+        Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
+    final INDArray labels = Nd4j.zeros(DataType.FLOAT, batch, spec.classes());
+    for (int i = 0; i < batch; i++) {
+      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
+    }
+    try (Replica replica = Replica.create(configuration)) {
+      assertEquals(ModelZoo.trainableParameters(configuration), replica.trainableParameterCount());
+      replica.computeGradients(features, labels, 1);
+      final double loss = replica.lastLoss();
+      // cross-entropy of a near-uniform prediction, plus GoogLeNet's two auxiliaries at 0.3
+      assertTrue(Double.isFinite(loss) && loss > 0, model + " loss " + loss);
+      int layers = 0;
+      for (Layer layer : replica.network().getLayers()) {
+        if (layer.numParams() == 0) {
+          continue;
+        }
+        final String name = layer.conf().getLayer().getLayerName();
+        final INDArray gradient = layer.getGradientsViewArray();
+        assertEquals(0, gradient.isNaN().castTo(DataType.INT).sumNumber().intValue(), name);
+        assertEquals(0, gradient.isInfinite().castTo(DataType.INT).sumNumber().intValue(), name);
+        assertNotEquals(0.0, gradient.norm2Number().doubleValue(), name + " has no gradient");
+        layers++;
+      }
+      assertTrue(layers >= 3, model + ": " + layers + " layers with parameters");
+      final INDArray before = replica.parametersCopy();
+      replica.applyUpdate(batch, 0);
+      final INDArray step = replica.network().params().sub(before);
+      assertEquals(0, step.isNaN().castTo(DataType.INT).sumNumber().intValue(), model);
+      assertTrue(step.norm2Number().doubleValue() > 0, model + " did not move");
+      assertEquals(
+          spec.classes(), replica.network().output(false, features)[0].size(1), model + " classes");
+    }
+  }
+}
