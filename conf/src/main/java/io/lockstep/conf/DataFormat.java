@@ -10,5 +10,11 @@ public enum DataFormat {
    * CIFAR-10's binary version: {@code data_batch_1.bin} .. {@code data_batch_5.bin}, {@code
    * test_batch.bin}, {@code batches.meta.txt}.
    */
-  CIFAR10
+  CIFAR10,
+  /**
+   * ImageNet's layout: {@code train/<class>/*.jpg} and {@code val/<class>/*.jpg} (JPEG or PNG),
+   * classes in sorted order; training images are randomly cropped and flipped, validation images
+   * resized and center-cropped, to the model's input.
+   */
+  FOLDER
 }

@@ -22,8 +22,8 @@ import java.util.stream.Collectors;
  * @param jobName the job's name
  * @param modelName the model to train
  * @param dataDir where the dataset lives (a folder or Hadoop URI)
- * @param dataMean normalization mean
- * @param dataStd normalization standard deviation
+ * @param dataMean normalization mean: one for every channel, or one per channel
+ * @param dataStd normalization standard deviation: one for every channel, or one per channel
  * @param workers number of data-parallel workers
  * @param epochs passes over the training set
  * @param batchSize global batch per step
@@ -72,8 +72,8 @@ public record JobConfig(
     String jobName,
     String modelName,
     String dataDir,
-    double dataMean,
-    double dataStd,
+    List<Double> dataMean,
+    List<Double> dataStd,
     int workers,
     int epochs,
     int batchSize,
@@ -289,8 +289,8 @@ public record JobConfig(
       quote(jobName),
       quote(modelName),
       quote(dataDir),
-      dataMean,
-      dataStd,
+      perChannel(dataMean),
+      perChannel(dataStd),
       workers,
       epochs,
       batchSize,
@@ -445,6 +445,11 @@ public record JobConfig(
    */
   public static long largestChunkBytes(long termLengthBytes) {
     return Math.min(65_504L, termLengthBytes / 8) - 80;
+  }
+
+  /** One value as a number, several as a list: files written before lists stay as they were. */
+  private static Object perChannel(List<Double> values) {
+    return values.size() == 1 ? values.get(0) : values;
   }
 
   private static String quote(String s) {

@@ -25,14 +25,24 @@ public final class Keys {
           "/usr/share/datasets/fashion-mnist",
           "folder or Hadoop URI (file://, hdfs://) holding the IDX files");
 
-  /** Normalization mean. */
-  public static final ConfigKey<Double> DATA_MEAN =
-      decimal(
-          "lockstep.data.mean", 0.2860, "", "pixel mean subtracted after scaling to [0,1]", 0, 1);
+  /** Normalization mean, one for every channel or one per channel. */
+  public static final ConfigKey<List<Double>> DATA_MEAN =
+      perChannel(
+          "lockstep.data.mean",
+          "0.286",
+          "pixel mean subtracted after scaling to [0,1]: one number for every channel, or one per"
+              + " channel such as [0.485, 0.456, 0.406]",
+          v -> v >= 0 && v <= 1,
+          "in [0, 1]");
 
-  /** Normalization standard deviation. */
-  public static final ConfigKey<Double> DATA_STD =
-      positive("lockstep.data.std", 0.3530, "", "pixel std divided by after subtracting the mean");
+  /** Normalization standard deviation, one for every channel or one per channel. */
+  public static final ConfigKey<List<Double>> DATA_STD =
+      perChannel(
+          "lockstep.data.std",
+          "0.353",
+          "pixel std divided by after subtracting the mean: one number, or one per channel",
+          v -> v > 0 && Double.isFinite(v),
+          "finite and > 0");
 
   /** Number of data-parallel workers. */
   public static final ConfigKey<Integer> WORKERS =
@@ -423,8 +433,10 @@ public final class Keys {
           "lockstep.data.format",
           DataFormat.class,
           DataFormat.IDX,
-          "idx (MNIST, Fashion-MNIST: train-images-idx3-ubyte[.gz] ...) or cifar10 (CIFAR-10"
-              + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin)");
+          "idx (MNIST, Fashion-MNIST: train-images-idx3-ubyte[.gz] ...), cifar10 (CIFAR-10"
+              + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin) or folder"
+              + " (ImageNet's layout: train/<class>/*.jpg and val/<class>/*.jpg, cropped to the"
+              + " model's input)");
 
   static final List<ConfigKey<?>> ALL =
       List.of(
@@ -541,6 +553,35 @@ public final class Keys {
         (c, p) -> c.getDouble(p),
         v -> v > 0 && Double.isFinite(v),
         "a finite number > 0");
+  }
+
+  /** A number, or a list of up to four (one per image channel). */
+  private static ConfigKey<List<Double>> perChannel(
+      String name,
+      String def,
+      String doc,
+      java.util.function.DoublePredicate each,
+      String eachDoc) {
+    return new ConfigKey<>(
+        name,
+        "double or list",
+        "",
+        def,
+        doc,
+        (c, p) -> {
+          if (c.getValue(p).valueType() == com.typesafe.config.ConfigValueType.LIST) {
+            return List.copyOf(c.getDoubleList(p));
+          }
+          // a number, or a list given as text on the command line: "[0.485, 0.456, 0.406]"
+          final String text = c.getString(p).trim().replaceAll("^\\[|\\]$", "");
+          try {
+            return Arrays.stream(text.split(",")).map(v -> Double.valueOf(v.trim())).toList();
+          } catch (NumberFormatException e) {
+            throw new com.typesafe.config.ConfigException.BadValue(p, "not a number: " + text);
+          }
+        },
+        v -> !v.isEmpty() && v.size() <= 4 && v.stream().allMatch(each::test),
+        "a number " + eachDoc + ", or a list of one per channel (at most 4), each " + eachDoc);
   }
 
   private static ConfigKey<Duration> duration(String name, String def, String doc) {

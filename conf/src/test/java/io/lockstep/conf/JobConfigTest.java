@@ -249,6 +249,30 @@ class JobConfigTest {
   }
 
   @Test
+  void shouldReadNormalizationAsOneNumberOrOnePerChannel() {
+    assertEquals(List.of(0.286), JobConfig.load().dataMean());
+    final JobConfig perChannel =
+        JobConfig.load(
+            JobConfig.overrides(
+                Map.of("lockstep.data.mean", "[0.485,0.456, 0.406]", "lockstep.data.std", "0.5")));
+    assertEquals(List.of(0.485, 0.456, 0.406), perChannel.dataMean());
+    assertEquals(List.of(0.5), perChannel.dataStd());
+    assertEquals(perChannel, JobConfig.load(perChannel.toConfig()));
+    assertMentions(
+        rejected(JobConfig.overrides(Map.of("lockstep.data.std", "[0.2, 0, 0.2]"))).getMessage(),
+        "lockstep.data.std",
+        "> 0");
+    assertMentions(
+        rejected(JobConfig.overrides(Map.of("lockstep.data.mean", "[0.5, x]"))).getMessage(),
+        "lockstep.data.mean");
+    assertMentions(
+        rejected(JobConfig.overrides(Map.of("lockstep.data.mean", "0.1,0.2,0.3,0.4,0.5")))
+            .getMessage(),
+        "lockstep.data.mean",
+        "at most 4");
+  }
+
+  @Test
   void shouldRoundTripDefaultsThroughToConfig() {
     final JobConfig job = JobConfig.load();
 
@@ -262,7 +286,7 @@ class JobConfigTest {
     values.put("lockstep.model.name", "mlp");
     values.put("lockstep.data.dir", "hdfs://nn:8020/data");
     values.put("lockstep.data.mean", "0.1307");
-    values.put("lockstep.data.std", "0.3081");
+    values.put("lockstep.data.std", "[0.229, 0.224, 0.225]");
     values.put("lockstep.train.workers", "3");
     values.put("lockstep.train.epochs", "7");
     values.put("lockstep.train.batch-size", "96");

@@ -5,8 +5,6 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Schedule;
 import io.lockstep.conf.Transport;
-import io.lockstep.data.LabeledImages;
-import io.lockstep.data.Mnist;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.ParameterServer;
@@ -20,6 +18,7 @@ import io.lockstep.worker.Datasets;
 import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
+import io.lockstep.worker.Samples;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StageTask;
 import io.lockstep.worker.Worker;
@@ -91,7 +90,7 @@ public final class TrainingDriver {
     final long startNs = System.nanoTime();
     final String master = master(job);
     ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
-    final LabeledImages test = Datasets.load(job, Mnist.Split.TEST);
+    final Samples test = Datasets.test(job);
     final int trainSamples = Datasets.training(job).count();
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
     final long totalSteps = (long) job.epochs() * stepsPerEpoch;
@@ -178,8 +177,7 @@ public final class TrainingDriver {
             ? ""
             : ", resuming at epoch " + (start.epoch() + 1) + " step " + start.step());
     final List<TrainingSummary.Epoch> history = new ArrayList<>(start.history());
-    final Evaluator evaluator =
-        new Evaluator(test, job.dataMean(), job.dataStd(), job.evalBatchSize());
+    final Evaluator evaluator = new Evaluator(test, job.evalBatchSize());
     double trainSeconds = start.trainSeconds();
     long samples = start.samples();
     final long[] phaseNs = start.phaseNs().clone();

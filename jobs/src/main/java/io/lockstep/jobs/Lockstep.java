@@ -57,7 +57,8 @@ public final class Lockstep implements Runnable {
   private static final String JOB_RESOURCES = "/io/lockstep/jobs/";
 
   /** The jobs shipped in this jar. */
-  static final List<String> JOBS = List.of("fashion-mnist-lenet", "cifar10-lenet");
+  static final List<String> JOBS =
+      List.of("fashion-mnist-lenet", "cifar10-lenet", "imagenet-resnet18");
 
   @Override
   public void run() {

@@ -1,27 +1,53 @@
 package io.lockstep.worker;
 
+import io.lockstep.conf.Keys;
 import io.lockstep.data.LabeledImages;
+import java.util.List;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-/** Turns dataset indices into normalized feature and one-hot label arrays. */
-public final class Batches {
+/** Decoded byte images (IDX, CIFAR-10) as normalized feature and one-hot label arrays. */
+public final class Batches implements Samples {
   private final LabeledImages images;
-  private final float scale;
-  private final float shift;
+  private final float[] scale;
+  private final float[] shift;
 
   /**
    * Creates the batch maker.
    *
    * @param images the dataset
-   * @param mean normalization mean, after scaling pixels to [0, 1]
-   * @param std normalization standard deviation
+   * @param mean normalization mean after scaling pixels to [0, 1]: one, or one per channel
+   * @param std normalization standard deviation: one, or one per channel
+   * @throws io.lockstep.conf.ConfigurationException when mean or std has neither 1 value nor one
+   *     per channel
    */
-  public Batches(LabeledImages images, double mean, double std) {
+  public Batches(LabeledImages images, List<Double> mean, List<Double> std) {
     this.images = images;
-    // (x / 255 - mean) / std as one multiply-add per pixel
-    this.scale = (float) (1.0 / (255.0 * std));
-    this.shift = (float) (-mean / std);
+    final double[] m = Samples.perChannel(mean, images.channels(), Keys.DATA_MEAN.name());
+    final double[] s = Samples.perChannel(std, images.channels(), Keys.DATA_STD.name());
+    this.scale = new float[images.channels()];
+    this.shift = new float[images.channels()];
+    for (int c = 0; c < scale.length; c++) {
+      // (x / 255 - mean) / std as one multiply-add per pixel
+      scale[c] = (float) (1.0 / (255.0 * s[c]));
+      shift[c] = (float) (-m[c] / s[c]);
+    }
+  }
+
+  @Override
+  public int count() {
+    return images.count();
+  }
+
+  @Override
+  public int label(int index) {
+    return images.labels()[index] & 0xff;
+  }
+
+  /** The images carry no random transform: every epoch gives the same features. */
+  @Override
+  public INDArray features(int[] indices, int epoch) {
+    return features(indices);
   }
 
   /**
@@ -33,13 +59,18 @@ public final class Batches {
    */
   public INDArray features(int[] indices) {
     final int size = images.imageBytes();
+    final int plane = images.height() * images.width();
     final byte[] pixels = images.pixels();
     final float[] x = new float[indices.length * size];
     for (int i = 0; i < indices.length; i++) {
       final int from = indices[i] * size;
       final int to = i * size;
-      for (int p = 0; p < size; p++) {
-        x[to + p] = (pixels[from + p] & 0xff) * scale + shift;
+      for (int c = 0; c < scale.length; c++) {
+        final float a = scale[c];
+        final float b = shift[c];
+        for (int p = c * plane; p < (c + 1) * plane; p++) {
+          x[to + p] = (pixels[from + p] & 0xff) * a + b;
+        }
       }
     }
     return Nd4j.create(
@@ -47,17 +78,12 @@ public final class Batches {
   }
 
   /**
-   * Labels as one-hot {@code [n, classes]}.
+   * Labels as one-hot {@code [n, classes]}, as wide as the dataset's classes.
    *
    * @param indices the samples
    * @return one row per sample
    */
   public INDArray labels(int[] indices) {
-    final int classes = images.classes();
-    final float[] y = new float[indices.length * classes];
-    for (int i = 0; i < indices.length; i++) {
-      y[i * classes + (images.labels()[indices[i]] & 0xff)] = 1f;
-    }
-    return Nd4j.create(y, new long[] {indices.length, classes}, 'c');
+    return labels(indices, images.classes());
   }
 }

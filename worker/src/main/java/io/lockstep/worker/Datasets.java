@@ -4,53 +4,110 @@ import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.data.Cifar10;
+import io.lockstep.data.ImageFolder;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
 import io.lockstep.models.ModelZoo;
 
 /** A job's images: read in {@code lockstep.data.format}, checked against the model's input. */
 public final class Datasets {
-  private static LabeledImages cachedTrain;
+  private static Object cachedTrain;
   private static String cachedTrainKey;
 
   private Datasets() {}
 
   /**
-   * One split of the job's dataset.
+   * The training split, as workers batch it. Decoded byte datasets are read once per JVM, folder
+   * and format (an executor runs many stages, and the workers of Spark local mode share one JVM); a
+   * folder is listed once and its images decoded batch by batch.
    *
-   * @param job the job: its data folder or URI, format and model
-   * @param split which split
-   * @return the images
-   * @throws ConfigurationException when the images are not the model's input shape or classes
+   * @param job the job: its data folder or URI, format, model and normalization
+   * @return the samples
+   * @throws ConfigurationException when the images do not fit the model
    */
-  public static LabeledImages load(JobConfig job, Mnist.Split split) {
-    final LabeledImages images =
-        switch (job.dataFormat()) {
-          case IDX -> Mnist.load(job.dataDir(), split);
-          case CIFAR10 -> Cifar10.load(job.dataDir(), split);
-        };
-    checkFits(job, images);
-    return images;
+  public static Samples training(JobConfig job) {
+    final Object images = trainingImages(job);
+    if (images instanceof ImageFolder folder) {
+      final ModelZoo.Spec model = checkFolderFits(job, folder);
+      return FolderSamples.training(folder, model.height(), mean(job, 3), std(job, 3), job.seed());
+    }
+    return new Batches((LabeledImages) images, job.dataMean(), job.dataStd());
   }
 
   /**
-   * The training split, decoded once per JVM, folder and format: an executor runs many stages, and
-   * the workers of Spark local mode share one JVM.
+   * The split accuracy is measured on: IDX's and CIFAR-10's test files, a folder's {@code val/}.
    *
    * @param job the job
-   * @return the training images
+   * @return the samples
+   * @throws ConfigurationException when the images do not fit the model
    */
-  public static synchronized LabeledImages training(JobConfig job) {
+  public static Samples test(JobConfig job) {
+    return switch (job.dataFormat()) {
+      case IDX, CIFAR10 ->
+          new Batches(checkFits(job, load(job, Mnist.Split.TEST)), job.dataMean(), job.dataStd());
+      case FOLDER -> {
+        final ImageFolder folder = ImageFolder.list(job.dataDir(), "val");
+        final ModelZoo.Spec model = checkFolderFits(job, folder);
+        yield FolderSamples.evaluation(folder, model.height(), mean(job, 3), std(job, 3));
+      }
+    };
+  }
+
+  private static synchronized Object trainingImages(JobConfig job) {
     final String key = job.dataFormat() + " " + job.dataDir();
     if (cachedTrain == null || !cachedTrainKey.equals(key)) {
-      cachedTrain = load(job, Mnist.Split.TRAIN);
+      cachedTrain =
+          job.dataFormat() == io.lockstep.conf.DataFormat.FOLDER
+              ? ImageFolder.list(job.dataDir(), "train")
+              : load(job, Mnist.Split.TRAIN);
       cachedTrainKey = key;
     }
-    checkFits(job, cachedTrain);
+    if (cachedTrain instanceof LabeledImages images) {
+      checkFits(job, images);
+    }
     return cachedTrain;
   }
 
-  private static void checkFits(JobConfig job, LabeledImages images) {
+  private static LabeledImages load(JobConfig job, Mnist.Split split) {
+    return switch (job.dataFormat()) {
+      case IDX -> Mnist.load(job.dataDir(), split);
+      case CIFAR10 -> Cifar10.load(job.dataDir(), split);
+      case FOLDER -> throw new IllegalStateException("folders are listed, not loaded");
+    };
+  }
+
+  private static double[] mean(JobConfig job, int channels) {
+    return Samples.perChannel(job.dataMean(), channels, Keys.DATA_MEAN.name());
+  }
+
+  private static double[] std(JobConfig job, int channels) {
+    return Samples.perChannel(job.dataStd(), channels, Keys.DATA_STD.name());
+  }
+
+  /** Folder images are cropped to the model's size: it must take square RGB images. */
+  private static ModelZoo.Spec checkFolderFits(JobConfig job, ImageFolder folder) {
+    final ModelZoo.Spec model = ModelZoo.spec(job.modelName());
+    if (model.channels() != 3
+        || model.height() != model.width()
+        || model.classes() < folder.classes().size()) {
+      throw new ConfigurationException(
+          String.format(
+              "model %s takes %dx%dx%d images of %d classes, but %s (%s=folder) holds RGB images"
+                  + " of %d classes; choose a model for square RGB images with at least that"
+                  + " many classes (bin/lockstep models)",
+              model.name(),
+              model.channels(),
+              model.height(),
+              model.width(),
+              model.classes(),
+              job.dataDir(),
+              Keys.DATA_FORMAT.name(),
+              folder.classes().size()));
+    }
+    return model;
+  }
+
+  private static LabeledImages checkFits(JobConfig job, LabeledImages images) {
     final ModelZoo.Spec model = ModelZoo.spec(job.modelName());
     if (model.channels() != images.channels()
         || model.height() != images.height()
@@ -74,5 +131,6 @@ public final class Datasets {
               images.width(),
               images.classes()));
     }
+    return images;
   }
 }

@@ -1,26 +1,21 @@
 package io.lockstep.worker;
 
-import io.lockstep.data.LabeledImages;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** Classification accuracy of a network on a labeled set, normalized as in training. */
+/** Classification accuracy of a network on a labeled split, transformed as for evaluation. */
 public final class Evaluator {
-  private final LabeledImages images;
-  private final Batches batches;
+  private final Samples samples;
   private final int batchSize;
 
   /**
    * Creates an evaluator.
    *
-   * @param images the labeled set
-   * @param mean normalization mean
-   * @param std normalization standard deviation
+   * @param samples the labeled split
    * @param batchSize images per forward pass
    */
-  public Evaluator(LabeledImages images, double mean, double std, int batchSize) {
-    this.images = images;
-    this.batches = new Batches(images, mean, std);
+  public Evaluator(Samples samples, int batchSize) {
+    this.samples = samples;
     this.batchSize = batchSize;
   }
 
@@ -32,19 +27,19 @@ public final class Evaluator {
    */
   public double accuracy(ComputationGraph network) {
     long correct = 0;
-    for (int from = 0; from < images.count(); from += batchSize) {
-      final int[] indices = new int[Math.min(batchSize, images.count() - from)];
+    for (int from = 0; from < samples.count(); from += batchSize) {
+      final int[] indices = new int[Math.min(batchSize, samples.count() - from)];
       for (int i = 0; i < indices.length; i++) {
         indices[i] = from + i;
       }
       // the first output is the prediction; others are auxiliary classifiers (GoogLeNet's)
-      final INDArray predicted = network.output(false, batches.features(indices))[0].argMax(1);
+      final INDArray predicted = network.output(false, samples.features(indices, 0))[0].argMax(1);
       for (int i = 0; i < indices.length; i++) {
-        if (predicted.getInt(i) == (images.labels()[indices[i]] & 0xff)) {
+        if (predicted.getInt(i) == samples.label(indices[i])) {
           correct++;
         }
       }
     }
-    return (double) correct / images.count();
+    return (double) correct / samples.count();
   }
 }

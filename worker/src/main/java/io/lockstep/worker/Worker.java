@@ -4,7 +4,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.data.EpochPlan;
-import io.lockstep.data.LabeledImages;
+import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.slf4j.Logger;
@@ -34,10 +34,9 @@ public final class Worker {
       StageTask task, int rank, String workerHost, int workersOnHost) {
     final JobConfig job = task.job();
     ComputeThreads.configure(job.workerThreads(), workersOnHost);
-    final LabeledImages train = Datasets.training(job);
+    final Samples train = Datasets.training(job);
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
-    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
     final Replica replica = Replica.restore(task.state(), job.workerEngine());
     try {
       final int steps = task.steps();
@@ -51,14 +50,23 @@ public final class Worker {
       long applyNs = 0;
       long samples = 0;
       try (GradientExchange exchange =
-          GradientExchange.connect(
-              new GradientExchange.Context()
-                  .shards(task.server())
-                  .rank(rank)
-                  .workerHost(workerHost)
-                  .stepTimeout(job.stepTimeout())
-                  .connectTimeout(job.connectTimeout())
-                  .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()))) {
+              GradientExchange.connect(
+                  new GradientExchange.Context()
+                      .shards(task.server())
+                      .rank(rank)
+                      .workerHost(workerHost)
+                      .stepTimeout(job.stepTimeout())
+                      .connectTimeout(job.connectTimeout())
+                      .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()));
+          Prefetcher prefetcher =
+              new Prefetcher(
+                  train,
+                  plan,
+                  rank,
+                  task.epoch(),
+                  ModelZoo.spec(job.modelName()).classes(),
+                  task.fromStep(),
+                  task.fromStep() + task.steps())) {
         final ExchangedStatistics statistics = new ExchangedStatistics(exchange);
         if (replica.hasSynchronizedStatistics()) {
           replica.synchronizeStatistics(statistics);
@@ -79,10 +87,11 @@ public final class Worker {
             final long globalStep = task.firstGlobalStep() + i;
             final boolean last = i + 1 == steps;
             final long t0 = System.nanoTime();
-            final int[] slice = plan.slice(step, rank);
+            final Prefetcher.Batch batch = prefetcher.take(step);
+            final int[] slice = batch.slice();
             final boolean empty = slice.length == 0;
-            final var features = empty ? null : batches.features(slice);
-            final var labels = empty ? null : batches.labels(slice);
+            final INDArray features = batch.features();
+            final INDArray labels = batch.labels();
             final long t1 = System.nanoTime();
             statistics.beginStep(globalStep, plan.batchSamples(step));
             if (overlap) {

@@ -1,0 +1,117 @@
+package io.lockstep.it;
+
+import static io.lockstep.it.Cli.assertExit;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code imagenet-resnet18} job on an ImageNet-style folder of real JPEG files: the job itself
+ * (torchvision's ResNet-18 at 224x224 on two workers, a few steps), and a small model learning the
+ * folder through the same decoding, crops, flips and normalization.
+ */
+@Timeout(value = 10, unit = TimeUnit.MINUTES)
+class ImageFolderJobIT {
+
+  private static JsonObject summary(Path run) throws Exception {
+    return JsonParser.parseString(
+            Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
+        .getAsJsonObject();
+  }
+
+  @Test
+  void trainsFromAnImageNetStyleFolder(@TempDir Path tmp) throws Exception {
+    final Path data = tmp.resolve("shapes");
+    SyntheticImageFolder.write(data, 100, 20, 5);
+
+    // the job as shipped: ResNet-18 at 224x224, per-channel ImageNet normalization, 2 workers
+    final Path resnet = tmp.resolve("resnet18");
+    assertExit(
+        0,
+        "train",
+        "imagenet-resnet18",
+        "--data-dir",
+        data.toString(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--set",
+        "lockstep.eval.batch-size=20",
+        "--run-dir",
+        resnet.toString());
+    final JsonObject shipped = summary(resnet);
+    assertEquals("resnet18", shipped.get("model").getAsString());
+    assertEquals(2, shipped.get("steps").getAsInt());
+    assertEquals(2, shipped.get("workers").getAsInt());
+    // the oneDNN engine computes torchvision's ResNet-18 (padded max-pool, 7x7/2 stem)
+    assertEquals("onednn", shipped.get("engine").getAsString());
+    final double chance = shipped.get("test_accuracy").getAsDouble();
+    assertTrue(chance >= 0 && chance <= 1, shipped.toString());
+
+    // a small model learns the folder: 32x32 crops of the same pipeline
+    final Path small = tmp.resolve("simple-cnn");
+    assertExit(
+        0,
+        "train",
+        "imagenet-resnet18",
+        "--data-dir",
+        data.toString(),
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--set",
+        "lockstep.model.name=simple-cnn",
+        "--set",
+        "lockstep.optimizer.learning-rate=0.02",
+        "--set",
+        "lockstep.schedule.name=constant",
+        "--set",
+        "lockstep.optimizer.weight-decay=0",
+        "--run-dir",
+        small.toString());
+    final JsonObject learned = summary(small);
+    assertEquals("simple-cnn", learned.get("model").getAsString());
+    // 300 training images in global batches of 32: 10 steps an epoch
+    assertEquals(60, learned.get("steps").getAsInt());
+    final double accuracy = learned.get("test_accuracy").getAsDouble();
+    assertTrue(accuracy >= 0.8, "validation accuracy " + accuracy);
+
+    // a grey-scale model for RGB folders, or the wrong number of channel means: refused up front
+    final Path refused = tmp.resolve("refused");
+    assertExit(
+        2,
+        "train",
+        "imagenet-resnet18",
+        "--data-dir",
+        data.toString(),
+        "--set",
+        "lockstep.model.name=lenet",
+        "--run-dir",
+        refused.toString());
+    assertExit(
+        2,
+        "train",
+        "imagenet-resnet18",
+        "--data-dir",
+        data.toString(),
+        "--set",
+        "lockstep.data.mean=[0.5, 0.5]",
+        "--run-dir",
+        refused.toString());
+    assertFalse(Files.exists(refused));
+  }
+}

@@ -1,0 +1,119 @@
+package io.lockstep.worker;
+
+import io.lockstep.data.EpochPlan;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * Makes a rank's batches on a thread of its own, one step ahead: while the training thread computes
+ * step {@code s}, this one decodes and transforms the images of step {@code s + 1}.
+ */
+final class Prefetcher implements AutoCloseable {
+  /**
+   * One step's slice, made.
+   *
+   * @param slice the images' indices; empty when this rank has none in the step
+   * @param features {@code [n, c, h, w]}, or null for an empty slice
+   * @param labels one-hot {@code [n, classes]}, or null for an empty slice
+   */
+  record Batch(int[] slice, INDArray features, INDArray labels) {}
+
+  private final Samples samples;
+  private final EpochPlan plan;
+  private final int rank;
+  private final int epoch;
+  private final int classes;
+  private final int endStep;
+  private final ExecutorService thread;
+  private Future<Batch> next;
+  private int nextStep;
+
+  /**
+   * Starts making the first step's batch.
+   *
+   * @param samples the training split
+   * @param plan the epoch's batches
+   * @param rank this worker
+   * @param epoch the epoch, for random transforms
+   * @param classes the model's output width
+   * @param fromStep the first step
+   * @param endStep the step after the last
+   */
+  Prefetcher(
+      Samples samples,
+      EpochPlan plan,
+      int rank,
+      int epoch,
+      int classes,
+      int fromStep,
+      int endStep) {
+    this.samples = samples;
+    this.plan = plan;
+    this.rank = rank;
+    this.epoch = epoch;
+    this.classes = classes;
+    this.endStep = endStep;
+    this.thread =
+        Executors.newSingleThreadExecutor(
+            r -> {
+              final Thread t = new Thread(r, "lockstep-data-rank-" + rank);
+              t.setDaemon(true);
+              return t;
+            });
+    submit(fromStep);
+  }
+
+  /**
+   * The batch of {@code step}, waiting for it if it is not made yet, and starts the next.
+   *
+   * @param step the step, one after the previous call's
+   * @return the batch
+   * @throws RuntimeException what making the batch threw (an unreadable image names its file)
+   */
+  Batch take(int step) {
+    if (step != nextStep) {
+      throw new IllegalStateException("asked for step " + step + ", made step " + nextStep);
+    }
+    final Batch batch;
+    try {
+      batch = next.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted waiting for the batch of step " + step, e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException cause) {
+        throw cause;
+      }
+      if (e.getCause() instanceof Error error) {
+        throw error;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+    if (step + 1 < endStep) {
+      submit(step + 1);
+    }
+    return batch;
+  }
+
+  private void submit(int step) {
+    nextStep = step;
+    next =
+        thread.submit(
+            () -> {
+              final int[] slice = plan.slice(step, rank);
+              if (slice.length == 0) {
+                return new Batch(slice, null, null);
+              }
+              return new Batch(
+                  slice, samples.features(slice, epoch), samples.labels(slice, classes));
+            });
+  }
+
+  @Override
+  public void close() {
+    thread.shutdownNow();
+  }
+}
