@@ -92,17 +92,9 @@ public final class Datasets {
         || model.classes() < folder.classes().size()) {
       throw new ConfigurationException(
           String.format(
-              "model %s takes %dx%dx%d images of %d classes, but %s (%s=folder) holds RGB images"
-                  + " of %d classes; choose a model for square RGB images with at least that"
-                  + " many classes (bin/lockstep models)",
-              model.name(),
-              model.channels(),
-              model.height(),
-              model.width(),
-              model.classes(),
-              job.dataDir(),
-              Keys.DATA_FORMAT.name(),
-              folder.classes().size()));
+              "%s, but %s (%s=folder) holds RGB images of %d classes; choose a model for square"
+                  + " RGB images with at least that many classes (bin/lockstep models)",
+              takes(model), job.dataDir(), Keys.DATA_FORMAT.name(), folder.classes().size()));
     }
     return model;
   }
@@ -115,14 +107,9 @@ public final class Datasets {
         || model.classes() < images.classes()) {
       throw new ConfigurationException(
           String.format(
-              "model %s takes %dx%dx%d images of %d classes, but %s (%s=%s) holds %dx%dx%d"
-                  + " images of %d classes; choose a model for this data (bin/lockstep models)"
-                  + " or the data for this model",
-              model.name(),
-              model.channels(),
-              model.height(),
-              model.width(),
-              model.classes(),
+              "%s, but %s (%s=%s) holds %dx%dx%d images of %d classes; choose a model for this"
+                  + " data (bin/lockstep models) or the data for this model",
+              takes(model),
               job.dataDir(),
               Keys.DATA_FORMAT.name(),
               Keys.lowerName(job.dataFormat()),
@@ -132,5 +119,11 @@ public final class Datasets {
               images.classes()));
     }
     return images;
+  }
+
+  private static String takes(ModelZoo.Spec model) {
+    return String.format(
+        "model %s takes %dx%dx%d images of %d classes",
+        model.name(), model.channels(), model.height(), model.width(), model.classes());
   }
 }

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -15,7 +14,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Every zoo model takes a training step as a worker takes it: forward, backward, the optimizer.
@@ -43,17 +41,9 @@ class ModelZooStepTest {
             10);
     // ImageNet models at 224x224 take two images: the shapes are the point, not the batch
     final int batch = spec.height() > 64 ? 2 : 8;
-    final SplittableRandom random = new SplittableRandom(model.hashCode());
-    final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
-    for (int i = 0; i < pixels.length; i++) {
-      pixels[i] = (float) random.nextDouble(-1, 1);
-    }
-    final INDArray features =
-        Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
-    final INDArray labels = Nd4j.zeros(DataType.FLOAT, batch, spec.classes());
-    for (int i = 0; i < batch; i++) {
-      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
-    }
+    final RandomBatch drawn = RandomBatch.of(spec, batch, model.hashCode());
+    final INDArray features = drawn.features();
+    final INDArray labels = drawn.labels();
     try (Replica replica = Replica.create(configuration)) {
       assertEquals(ModelZoo.trainableParameters(configuration), replica.trainableParameterCount());
       replica.computeGradients(features, labels, 1);

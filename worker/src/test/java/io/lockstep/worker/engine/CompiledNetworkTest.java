@@ -8,9 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.RandomBatch;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -59,17 +59,9 @@ class CompiledNetworkTest {
     final ComputationGraph reference = new ComputationGraph(doubles);
     reference.init(network.params().castTo(DataType.DOUBLE), true);
 
-    final SplittableRandom random = new SplittableRandom(3);
-    final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
-    for (int i = 0; i < pixels.length; i++) {
-      pixels[i] = (float) random.nextDouble(-1, 1);
-    }
-    final INDArray features =
-        Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
-    final INDArray labels = Nd4j.zeros(DataType.FLOAT, batch, spec.classes());
-    for (int i = 0; i < batch; i++) {
-      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
-    }
+    final RandomBatch drawn = RandomBatch.of(spec, batch, 3);
+    final INDArray features = drawn.features();
+    final INDArray labels = drawn.labels();
     final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
     reference.setInputs(features.castTo(DataType.DOUBLE));
     reference.setLabels(labels.castTo(DataType.DOUBLE));
