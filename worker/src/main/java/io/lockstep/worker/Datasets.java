@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.DataFormat;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.data.Cifar10;
@@ -57,7 +58,7 @@ public final class Datasets {
     final String key = job.dataFormat() + " " + job.dataDir();
     if (cachedTrain == null || !cachedTrainKey.equals(key)) {
       cachedTrain =
-          job.dataFormat() == io.lockstep.conf.DataFormat.FOLDER
+          job.dataFormat() == DataFormat.FOLDER
               ? ImageFolder.list(job.dataDir(), "train")
               : load(job, Mnist.Split.TRAIN);
       cachedTrainKey = key;
