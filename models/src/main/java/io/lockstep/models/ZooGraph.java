@@ -116,9 +116,12 @@ final class ZooGraph {
   }
 
   /**
-   * Max pooling with PyTorch's {@code ceil_mode=True}: the last window may hang over the bottom and
-   * right edges ({@code ceil((size - kernel) / stride) + 1} outputs; {@code ceil(size / stride)}
-   * when {@code kernel - stride} is odd or the size is a multiple of the stride).
+   * Max pooling in Deeplearning4j's Same mode: {@code ceil(size / stride)} outputs, the input
+   * padded as needed (the odd pixel at the bottom and right), the padding ignored by the maximum.
+   * That is PyTorch's {@code ceil_mode=True} wherever {@code ceil((size - kernel) / stride) + 1}
+   * comes to the same count (GoogLeNet's 3x3/2 pools at 112, 56 and 28, its 2x2/2 pool at 14), and
+   * a 3x3/1 pool with {@code padding=1} (its inception branches); {@code ModelZooTest} checks the
+   * sizes.
    */
   String maxPoolCeil(String name, String in, int kernel, int stride) {
     return layer(
