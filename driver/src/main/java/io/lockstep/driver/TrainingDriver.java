@@ -7,6 +7,7 @@ import io.lockstep.conf.Schedule;
 import io.lockstep.conf.Transport;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.Transfer;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
@@ -31,6 +32,7 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkConf;
@@ -76,6 +78,11 @@ public final class TrainingDriver {
   /** The run's summary. */
   public static final String SUMMARY_FILE = "summary.json";
 
+  /**
+   * Where the scratch baseline of a transfer run trains ({@code lockstep.model.scratch-baseline}).
+   */
+  public static final String SCRATCH_DIR = "scratch";
+
   private TrainingDriver() {}
 
   /**
@@ -105,6 +112,9 @@ public final class TrainingDriver {
     }
     final int parameters = initial.parameterCount();
     final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
+    if (checkpoint == null && !job.modelPretrained().isBlank()) {
+      Transfer.loadBody(initial.network(), job.modelPretrained(), job.modelName());
+    }
     final Progress start;
     ModelState state;
     if (checkpoint == null) {
@@ -339,12 +349,39 @@ public final class TrainingDriver {
             rejected,
             String.format("%08x", last.parametersCrc()),
             checkpoint == null ? 0 : start.iteration(),
-            List.copyOf(history));
+            List.copyOf(history),
+            job.modelPretrained().isBlank() ? null : job.modelPretrained(),
+            job.modelFreezeLayers(),
+            null);
     writeModel(runDir.resolve(MODEL_FILE), last);
+    writeSummary(runDir, summary);
+    if (!job.modelScratchBaseline()) {
+      return summary;
+    }
+    final Path scratchDir = runDir.resolve(SCRATCH_DIR);
+    LOG.info(
+        "{}: the same training from random weights, for comparison, in {}",
+        job.jobName(),
+        scratchDir);
+    final TrainingSummary scratch =
+        train(
+            job.with(
+                Map.of(
+                    Keys.MODEL_PRETRAINED.name(), "",
+                    Keys.MODEL_FREEZE_LAYERS.name(), "0",
+                    Keys.MODEL_SCRATCH_BASELINE.name(), "false",
+                    Keys.RUN_DIR.name(), scratchDir.toString())),
+            scratchDir,
+            false);
+    final TrainingSummary compared = summary.withScratchTestAccuracy(scratch.testAccuracy());
+    writeSummary(runDir, compared);
+    return compared;
+  }
+
+  private static void writeSummary(Path runDir, TrainingSummary summary) {
     RunFiles.writeText(
         runDir.resolve(SUMMARY_FILE),
         RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary) + "\n");
-    return summary;
   }
 
   /** The run's position after {@code state}, for a checkpoint; the job's fields filled in. */

@@ -39,6 +39,10 @@ import java.util.List;
  *     with the same bits
  * @param resumedFromStep the global step the run resumed from, 0 when it started fresh
  * @param history one entry per epoch
+ * @param pretrained the saved model the run started from, null for random weights
+ * @param frozenLayers layers kept as the pretrained model has them
+ * @param scratchTestAccuracy the test accuracy of the same training from random weights, null when
+ *     it was not asked for ({@code lockstep.model.scratch-baseline})
  */
 public record TrainingSummary(
     String job,
@@ -67,7 +71,50 @@ public record TrainingSummary(
     long rejectedFrames,
     String parametersCrc32,
     long resumedFromStep,
-    List<Epoch> history) {
+    List<Epoch> history,
+    String pretrained,
+    int frozenLayers,
+    Double scratchTestAccuracy) {
+
+  /**
+   * This summary with the accuracy of the same training from random weights.
+   *
+   * @param accuracy the scratch run's test accuracy
+   * @return a copy with {@code scratchTestAccuracy} set
+   */
+  public TrainingSummary withScratchTestAccuracy(double accuracy) {
+    return new TrainingSummary(
+        job,
+        model,
+        workers,
+        batchSize,
+        epochs,
+        steps,
+        parameters,
+        seed,
+        testAccuracy,
+        bestTestAccuracy,
+        bestEpoch,
+        imagesPerSecond,
+        wallSeconds,
+        trainSeconds,
+        stepSeconds,
+        stageImagesPerSecond,
+        sparkMaster,
+        transport,
+        syncMode,
+        compression,
+        overlap,
+        engine,
+        phaseSeconds,
+        rejectedFrames,
+        parametersCrc32,
+        resumedFromStep,
+        history,
+        pretrained,
+        frozenLayers,
+        accuracy);
+  }
 
   /**
    * Mean seconds per worker in each phase of a step.

@@ -58,7 +58,7 @@ public final class Lockstep implements Runnable {
 
   /** The jobs shipped in this jar. */
   static final List<String> JOBS =
-      List.of("fashion-mnist-lenet", "cifar10-lenet", "imagenet-resnet18");
+      List.of("fashion-mnist-lenet", "cifar10-lenet", "imagenet-resnet18", "mnist-transfer");
 
   @Override
   public void run() {
@@ -174,6 +174,12 @@ public final class Lockstep implements Runnable {
     @Option(names = "--run-dir", description = "where summary.json and model.zip go")
     String runDir;
 
+    @Option(
+        names = "--pretrained",
+        paramLabel = "FILE",
+        description = "start from a saved model (a run's model.zip): new head, the rest loaded")
+    String pretrained;
+
     @Option(names = "--set", description = "any configuration key: --set KEY=VALUE (repeatable)")
     List<String> sets = List.of();
 
@@ -197,6 +203,11 @@ public final class Lockstep implements Runnable {
           summary.imagesPerSecond(),
           summary.wallSeconds(),
           run);
+      if (summary.scratchTestAccuracy() != null) {
+        System.out.printf(
+            "%s: from random weights with the same budget: test accuracy %.4f (run in %s)%n",
+            summary.job(), summary.scratchTestAccuracy(), run.resolve(TrainingDriver.SCRATCH_DIR));
+      }
       return 0;
     }
 
@@ -212,6 +223,7 @@ public final class Lockstep implements Runnable {
       put(overrides, Keys.LEARNING_RATE, learningRate);
       put(overrides, Keys.DATA_DIR, dataDir);
       put(overrides, Keys.RUN_DIR, runDir);
+      put(overrides, Keys.MODEL_PRETRAINED, pretrained);
       for (String set : sets) {
         final int eq = set.indexOf('=');
         if (eq <= 0) {

@@ -15,6 +15,7 @@ import org.deeplearning4j.nn.conf.graph.GraphVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
+import org.deeplearning4j.nn.conf.layers.misc.FrozenLayer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.weights.WeightInit;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -110,14 +111,31 @@ public final class ModelZoo {
   }
 
   /**
-   * Builds the job's model with its optimizer, schedule, weight decay and seed.
+   * The spec of the job's model, its head as wide as {@code lockstep.model.classes} says.
+   *
+   * @param job the job
+   * @return its model's spec
+   * @throws ConfigurationException naming the known models when there is no such model
+   */
+  public static Spec spec(JobConfig job) {
+    final Spec spec = spec(job.modelName());
+    return job.modelClasses() == 0
+        ? spec
+        : new Spec(spec.name(), spec.channels(), spec.height(), spec.width(), job.modelClasses());
+  }
+
+  /**
+   * Builds the job's model with its optimizer, schedule, weight decay and seed, its head as wide as
+   * {@code lockstep.model.classes} says and its first {@code lockstep.model.freeze-layers} layers
+   * frozen.
    *
    * @param job the job
    * @param totalSteps the steps of the whole run, for schedules that span it
    * @return a configuration; every worker builds the same one
+   * @throws ConfigurationException when the model has fewer layers below its head than to freeze
    */
   public static ComputationGraphConfiguration configuration(JobConfig job, long totalSteps) {
-    final Spec spec = spec(job.modelName());
+    final Spec spec = spec(job);
     final NeuralNetConfiguration.Builder base =
         new NeuralNetConfiguration.Builder()
             .seed(job.seed())
@@ -128,15 +146,17 @@ public final class ModelZoo {
     if (job.weightDecay() > 0) {
       base.l2(job.weightDecay()).l2Bias(job.weightDecay());
     }
-    return MODELS
-        .get(spec.name())
-        .architecture()
-        .build(new ZooGraph(base, spec, job.batchNormSync()));
+    final ComputationGraphConfiguration configuration =
+        MODELS.get(spec.name()).architecture().build(new ZooGraph(base, spec, job.batchNormSync()));
+    return job.modelFreezeLayers() == 0
+        ? configuration
+        : Transfer.freeze(configuration, job.modelFreezeLayers(), spec.name());
   }
 
   /**
    * The parameters an optimizer trains, counted from the configuration without allocating them:
-   * every layer's, less BatchNorm's running mean and variance (PyTorch's buffers).
+   * every layer's, less frozen layers' and BatchNorm's running mean and variance (PyTorch's
+   * buffers).
    *
    * @param configuration a built configuration
    * @return the trainable parameter count
@@ -144,7 +164,8 @@ public final class ModelZoo {
   public static long trainableParameters(ComputationGraphConfiguration configuration) {
     long count = 0;
     for (GraphVertex vertex : configuration.getVertices().values()) {
-      if (vertex instanceof LayerVertex layerVertex) {
+      if (vertex instanceof LayerVertex layerVertex
+          && !(layerVertex.getLayerConf().getLayer() instanceof FrozenLayer)) {
         final org.deeplearning4j.nn.conf.layers.Layer layer = layerVertex.getLayerConf().getLayer();
         count += layer.initializer().numParams(layer);
         if (layer instanceof BatchNormalization norm) {

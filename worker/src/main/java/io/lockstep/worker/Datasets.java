@@ -8,6 +8,7 @@ import io.lockstep.data.Cifar10;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
+import io.lockstep.data.MnistJson;
 import io.lockstep.models.ModelZoo;
 
 /** A job's images: read in {@code lockstep.data.format}, checked against the model's input. */
@@ -44,7 +45,7 @@ public final class Datasets {
    */
   public static Samples test(JobConfig job) {
     return switch (job.dataFormat()) {
-      case IDX, CIFAR10 ->
+      case IDX, CIFAR10, MNIST_JSON ->
           new Batches(checkFits(job, load(job, Mnist.Split.TEST)), job.dataMean(), job.dataStd());
       case FOLDER -> {
         final ImageFolder folder = ImageFolder.list(job.dataDir(), "val");
@@ -55,12 +56,12 @@ public final class Datasets {
   }
 
   private static synchronized Object trainingImages(JobConfig job) {
-    final String key = job.dataFormat() + " " + job.dataDir();
+    final String key = job.dataFormat() + " " + job.dataDir() + " " + job.dataTrainSamples();
     if (cachedTrain == null || !cachedTrainKey.equals(key)) {
       cachedTrain =
           job.dataFormat() == DataFormat.FOLDER
               ? ImageFolder.list(job.dataDir(), "train")
-              : load(job, Mnist.Split.TRAIN);
+              : subset(job, load(job, Mnist.Split.TRAIN));
       cachedTrainKey = key;
     }
     if (cachedTrain instanceof LabeledImages images) {
@@ -69,9 +70,24 @@ public final class Datasets {
     return cachedTrain;
   }
 
+  private static LabeledImages subset(JobConfig job, LabeledImages images) {
+    final int samples = job.dataTrainSamples();
+    if (samples == 0) {
+      return images;
+    }
+    if (samples > images.count()) {
+      throw new ConfigurationException(
+          String.format(
+              "%s=%d, but %s holds %d training images; ask for at most that many, or 0 for all",
+              Keys.DATA_TRAIN_SAMPLES.name(), samples, job.dataDir(), images.count()));
+    }
+    return images.subset(samples);
+  }
+
   private static LabeledImages load(JobConfig job, Mnist.Split split) {
     return switch (job.dataFormat()) {
       case IDX -> Mnist.load(job.dataDir(), split);
+      case MNIST_JSON -> MnistJson.load(job.dataDir(), split);
       case CIFAR10 -> Cifar10.load(job.dataDir(), split);
       case FOLDER -> throw new IllegalStateException("folders are listed, not loaded");
     };
@@ -87,7 +103,7 @@ public final class Datasets {
 
   /** Folder images are cropped to the model's size: it must take square RGB images. */
   private static ModelZoo.Spec checkFolderFits(JobConfig job, ImageFolder folder) {
-    final ModelZoo.Spec model = ModelZoo.spec(job.modelName());
+    final ModelZoo.Spec model = ModelZoo.spec(job);
     if (model.channels() != 3
         || model.height() != model.width()
         || model.classes() < folder.classes().size()) {
@@ -101,7 +117,7 @@ public final class Datasets {
   }
 
   private static LabeledImages checkFits(JobConfig job, LabeledImages images) {
-    final ModelZoo.Spec model = ModelZoo.spec(job.modelName());
+    final ModelZoo.Spec model = ModelZoo.spec(job);
     if (model.channels() != images.channels()
         || model.height() != images.height()
         || model.width() != images.width()

@@ -68,6 +68,13 @@ public final class Replica implements AutoCloseable {
 
   private final List<INDArray> runningStatistics;
 
+  /**
+   * The gradient of frozen layers (transfer learning), which their backward pass never writes:
+   * zeroed before every pass, so nothing left in the buffer by an exchange or an average becomes a
+   * step.
+   */
+  private final List<INDArray> frozenRanges;
+
   /** Each layer's running-statistics views, for the layers that have any. */
   private final Map<Layer, List<INDArray>> statisticsByLayer;
 
@@ -106,8 +113,10 @@ public final class Replica implements AutoCloseable {
               + view.length());
     }
     final List<INDArray> trainable = new ArrayList<>();
-    this.gradient = viewsOf(network, trainable, statisticsByLayer);
+    final List<INDArray> frozen = new ArrayList<>();
+    this.gradient = viewsOf(network, trainable, frozen, statisticsByLayer);
     this.trainableRanges = merged(view, trainable);
+    this.frozenRanges = merged(view, frozen);
     statisticsByLayer.values().forEach(runningStatistics::addAll);
     this.unobservedStatistics = runningStatistics;
     this.synchronizedLayers = new ArrayList<>();
@@ -255,28 +264,39 @@ public final class Replica implements AutoCloseable {
   /**
    * The per-parameter views of the flat gradient, keyed as Deeplearning4j's graph keys them; the
    * views of parameters the updater does not divide by the batch (running statistics) are added to
-   * their layer's list in {@code statisticsByLayer}, the others to {@code trainable}.
+   * their layer's list in {@code statisticsByLayer}, frozen layers' to {@code frozen}, the others
+   * to {@code trainable}.
    */
   private static Gradient viewsOf(
       ComputationGraph network,
       List<INDArray> trainable,
+      List<INDArray> frozen,
       Map<Layer, List<INDArray>> statisticsByLayer) {
-    final Gradient gradient = new DefaultGradient(network.getGradientsViewArray());
-    for (Layer layer : network.getLayers()) {
-      if (layer.numParams() == 0) {
-        continue;
+    final INDArray flat = network.getGradientsViewArray();
+    final Gradient gradient = new DefaultGradient(flat);
+    final INDArray row = flat.reshape(flat.length());
+    final GraphVertex[] vertices = network.getVertices();
+    long first = 0;
+    for (int index : network.topologicalSortOrder()) {
+      final long parameters = vertices[index].numParams();
+      final Layer layer = vertices[index].getLayer();
+      if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
+        // a frozen layer keeps no gradient view: its range of the flat gradient is never written
+        frozen.add(row.get(NDArrayIndex.interval(first, first + parameters)));
+      } else if (parameters > 0) {
+        final String prefix = layer.conf().getLayer().getLayerName() + "_";
+        ModelZoo.gradientViews(layer)
+            .forEach(
+                (name, view) -> {
+                  gradient.setGradientFor(prefix + name, view);
+                  if (layer.updaterDivideByMinibatch(name)) {
+                    trainable.add(view);
+                  } else {
+                    statisticsByLayer.computeIfAbsent(layer, l -> new ArrayList<>()).add(view);
+                  }
+                });
       }
-      final String prefix = layer.conf().getLayer().getLayerName() + "_";
-      ModelZoo.gradientViews(layer)
-          .forEach(
-              (name, view) -> {
-                gradient.setGradientFor(prefix + name, view);
-                if (layer.updaterDivideByMinibatch(name)) {
-                  trainable.add(view);
-                } else {
-                  statisticsByLayer.computeIfAbsent(layer, l -> new ArrayList<>()).add(view);
-                }
-              });
+      first += parameters;
     }
     return gradient;
   }
@@ -298,8 +318,8 @@ public final class Replica implements AutoCloseable {
   }
 
   /**
-   * @return the parameters the optimizer trains: {@link #parameterCount()} less BatchNorm's running
-   *     statistics, PyTorch's count of a model's parameters
+   * @return the parameters the optimizer trains: {@link #parameterCount()} less frozen layers' and
+   *     BatchNorm's running statistics, PyTorch's count of a model's parameters
    */
   public long trainableParameterCount() {
     return trainableRanges.stream().mapToLong(INDArray::length).sum();
@@ -443,6 +463,9 @@ public final class Replica implements AutoCloseable {
       return;
     }
     this.statisticsShare = statisticsShare;
+    for (INDArray view : frozenRanges) {
+      view.assign(0);
+    }
     if (compiled != null) {
       lastLoss =
           compiled.computeGradients(features, labels) + network.calcRegularizationScore(true);

@@ -64,7 +64,7 @@ public final class Worker {
                   plan,
                   rank,
                   task.epoch(),
-                  ModelZoo.spec(job.modelName()).classes(),
+                  ModelZoo.spec(job).classes(),
                   task.fromStep(),
                   task.fromStep() + task.steps())) {
         final ExchangedStatistics statistics = new ExchangedStatistics(exchange);

@@ -99,6 +99,8 @@ import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
 import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.graph.vertex.GraphVertex;
+import org.deeplearning4j.nn.layers.FrozenLayer;
+import org.deeplearning4j.nn.layers.FrozenLayerWithBackprop;
 import org.nd4j.linalg.activations.IActivation;
 import org.nd4j.linalg.activations.impl.ActivationIdentity;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
@@ -214,6 +216,10 @@ public final class CompiledNetwork implements AutoCloseable {
     }
     final InputPreProcessor preProcessor = layerVertex.getPreProcessor();
     final Layer layer = vertex.getLayer();
+    if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
+      // its conf is the wrapped layer's: without this check it would train like any other
+      throw new UnsupportedNetworkException("frozen layer " + name + " (transfer learning)");
+    }
     final org.deeplearning4j.nn.conf.layers.Layer layerConf = layer.conf().getLayer();
     if (layerConf.getIDropout() != null) {
       throw new UnsupportedNetworkException("layer " + name + " with dropout");
