@@ -400,7 +400,8 @@ public record JobConfig(
                   : Keys.MODEL_SCRATCH_BASELINE.name() + "=true")
               + " needs a pretrained model; set "
               + Keys.MODEL_PRETRAINED.name()
-              + " (--pretrained FILE) or remove the setting");
+              + " (--pretrained FILE: a run's model.zip, such as bin/lockstep train"
+              + " fashion-mnist-lenet leaves) or remove the setting");
     }
     if (dataTrainSamples > 0 && dataFormat == DataFormat.FOLDER) {
       throw new ConfigurationException(

@@ -57,7 +57,7 @@ class TransferJobIT {
     assertTrue(
         transfer > scratch,
         "transfer " + transfer + " must beat the same budget from scratch, " + scratch);
-    assertTrue(transfer >= 0.85, "test accuracy on MNIST digits " + transfer);
+    assertTrue(transfer >= 0.75, "test accuracy on MNIST digits after 20 steps " + transfer);
 
     // bad input: a missing model, a model of another architecture, too many frozen layers, no
     // pretrained model for a job that compares with one; one-line errors, nothing written
