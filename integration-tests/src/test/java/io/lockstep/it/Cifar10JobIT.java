@@ -1,13 +1,12 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.summary;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -36,10 +35,7 @@ class Cifar10JobIT {
         "2",
         "--run-dir",
         run.toString());
-    final JsonObject summary =
-        JsonParser.parseString(
-                Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
-            .getAsJsonObject();
+    final JsonObject summary = summary(run);
     assertEquals("cifar10-lenet", summary.get("job").getAsString());
     assertEquals("lenet-cifar", summary.get("model").getAsString());
     assertEquals(62_006, summary.get("parameters").getAsInt());

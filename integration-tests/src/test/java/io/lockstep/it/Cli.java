@@ -2,15 +2,27 @@ package io.lockstep.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import io.lockstep.jobs.Lockstep;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 /** The command line, run in the test's JVM. */
 final class Cli {
   private Cli() {}
+
+  /** A run's {@code summary.json}. */
+  static JsonObject summary(Path run) throws IOException {
+    return JsonParser.parseString(
+            Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
+        .getAsJsonObject();
+  }
 
   /**
    * Runs the command line in this JVM and checks its exit status; on a mismatch the assertion

@@ -1,13 +1,12 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.summary;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -22,12 +21,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
 class ImageFolderJobIT {
-
-  private static JsonObject summary(Path run) throws Exception {
-    return JsonParser.parseString(
-            Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
-        .getAsJsonObject();
-  }
 
   @Test
   void trainsFromAnImageNetStyleFolder(@TempDir Path tmp) throws Exception {

@@ -1,14 +1,12 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.summary;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -23,12 +21,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 15, unit = TimeUnit.MINUTES)
 class TransferJobIT {
-
-  private static JsonObject summary(Path run) throws IOException {
-    return JsonParser.parseString(
-            Files.readString(run.resolve("summary.json"), StandardCharsets.UTF_8))
-        .getAsJsonObject();
-  }
 
   @Test
   void aFashionMnistLeNetLearnsDigitsBetterThanTheSameBudgetFromScratch(@TempDir Path tmp)
