@@ -1,13 +1,12 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.assertRefused;
 import static io.lockstep.it.Cli.summary;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -47,25 +46,16 @@ class Cifar10JobIT {
 
     // the wrong model for the data, a missing folder: one-line errors, nothing written
     final Path refused = tmp.resolve("refused");
-    assertExit(
+    assertRefused(
         2,
+        refused,
         "train",
         "cifar10-lenet",
         "--data-dir",
         data.toString(),
         "--set",
-        "lockstep.model.name=lenet",
-        "--run-dir",
-        refused.toString());
-    assertFalse(Files.exists(refused));
-    assertExit(
-        1,
-        "train",
-        "cifar10-lenet",
-        "--data-dir",
-        tmp.resolve("none").toString(),
-        "--run-dir",
-        refused.toString());
-    assertFalse(Files.exists(refused));
+        "lockstep.model.name=lenet");
+    assertRefused(
+        1, refused, "train", "cifar10-lenet", "--data-dir", tmp.resolve("none").toString());
   }
 }

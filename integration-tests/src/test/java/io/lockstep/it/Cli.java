@@ -1,6 +1,7 @@
 package io.lockstep.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -12,10 +13,27 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 
 /** The command line, run in the test's JVM. */
 final class Cli {
   private Cli() {}
+
+  /**
+   * Runs a command that must be refused: it exits with {@code expected} and leaves no run
+   * directory.
+   *
+   * @param expected the exit status
+   * @param runDir passed as {@code --run-dir}; must not exist afterwards
+   * @param args the command before {@code --run-dir}
+   */
+  static void assertRefused(int expected, Path runDir, String... args) {
+    final String[] withRunDir = Arrays.copyOf(args, args.length + 2);
+    withRunDir[args.length] = "--run-dir";
+    withRunDir[args.length + 1] = runDir.toString();
+    assertExit(expected, withRunDir);
+    assertFalse(Files.exists(runDir), () -> String.join(" ", args) + " left " + runDir);
+  }
 
   /** A run's {@code summary.json}. */
   static JsonObject summary(Path run) throws IOException {

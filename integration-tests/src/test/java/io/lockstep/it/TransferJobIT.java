@@ -1,13 +1,13 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.assertRefused;
 import static io.lockstep.it.Cli.summary;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -62,14 +62,11 @@ class TransferJobIT {
       {},
     };
     for (String[] flags : wrong) {
-      final String[] args = new String[flags.length + 4];
+      final String[] args = new String[flags.length + 2];
       args[0] = "train";
       args[1] = "mnist-transfer";
-      args[2] = "--run-dir";
-      args[3] = refused.toString();
-      System.arraycopy(flags, 0, args, 4, flags.length);
-      assertExit(2, args);
-      assertFalse(Files.exists(refused), String.join(" ", flags));
+      System.arraycopy(flags, 0, args, 2, flags.length);
+      assertRefused(2, refused, args);
     }
   }
 }
