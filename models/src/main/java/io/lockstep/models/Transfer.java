@@ -175,16 +175,7 @@ public final class Transfer {
   }
 
   private static List<Layer> bodyLayers(ComputationGraph network) {
-    final ComputationGraphConfiguration configuration = network.getConfiguration();
-    final Set<String> outputs = Set.copyOf(configuration.getNetworkOutputs());
-    final List<Layer> body = new ArrayList<>();
-    for (String name : configuration.getVertices().keySet()) {
-      final Layer layer = outputs.contains(name) ? null : network.getLayer(name);
-      if (layer != null && layer.numParams() > 0) {
-        body.add(layer);
-      }
-    }
-    return body;
+    return body(network.getConfiguration()).stream().map(network::getLayer).toList();
   }
 
   private static boolean sameShapes(Map<String, INDArray> a, Map<String, INDArray> b) {
