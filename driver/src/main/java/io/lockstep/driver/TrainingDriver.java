@@ -16,12 +16,12 @@ import io.lockstep.ps.ServerShards;
 import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Datasets;
-import io.lockstep.worker.Evaluator;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
 import io.lockstep.worker.Samples;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StageTask;
+import io.lockstep.worker.TestMetric;
 import io.lockstep.worker.Worker;
 import java.io.IOException;
 import java.io.Serializable;
@@ -187,7 +187,7 @@ public final class TrainingDriver {
             ? ""
             : ", resuming at epoch " + (start.epoch() + 1) + " step " + start.step());
     final List<TrainingSummary.Epoch> history = new ArrayList<>(start.history());
-    final Evaluator evaluator = new Evaluator(test, job.evalBatchSize());
+    final TestMetric metric = TestMetric.of(job, test);
     double trainSeconds = start.trainSeconds();
     long samples = start.samples();
     final long[] phaseNs = start.phaseNs().clone();
@@ -269,7 +269,7 @@ public final class TrainingDriver {
         samples += epochSamples;
         trainSeconds += epochSeconds;
         final Replica trained = Replica.restore(state);
-        accuracy = evaluator.accuracy(trained.network());
+        accuracy = metric.score(trained.network());
         final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
         history.add(
             new TrainingSummary.Epoch(epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
@@ -304,10 +304,11 @@ public final class TrainingDriver {
         }
         LOG.info(
             String.format(
-                "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s in stages (set-up included), %.0f images/s",
+                "epoch %d/%d: train loss %.4f, %s %.4f, %.1f s in stages (set-up included), %.0f images/s",
                 epoch + 1,
                 job.epochs(),
                 trainLoss,
+                metric.name().replace('_', ' '),
                 accuracy,
                 epochSeconds,
                 epochSamples / epochSeconds));
@@ -352,7 +353,8 @@ public final class TrainingDriver {
             List.copyOf(history),
             job.modelPretrained().isBlank() ? null : job.modelPretrained(),
             job.modelFreezeLayers(),
-            null);
+            null,
+            metric.name());
     writeModel(runDir.resolve(MODEL_FILE), last);
     writeSummary(runDir, summary);
     if (!job.modelScratchBaseline()) {
@@ -381,7 +383,7 @@ public final class TrainingDriver {
   private static void writeSummary(Path runDir, TrainingSummary summary) {
     RunFiles.writeText(
         runDir.resolve(SUMMARY_FILE),
-        RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary) + "\n");
+        RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary.toJson()) + "\n");
   }
 
   /** The run's position after {@code state}, for a checkpoint; the job's fields filled in. */

@@ -1,5 +1,7 @@
 package io.lockstep.driver;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
 import java.util.List;
 
 /**
@@ -14,9 +16,10 @@ import java.util.List;
  * @param steps optimizer steps in all
  * @param parameters trainable parameters
  * @param seed the seed
- * @param testAccuracy accuracy on the test set after the last epoch
- * @param bestTestAccuracy the best test accuracy after any epoch (the model in best-model.zip)
- * @param bestEpoch the epoch, from 1, of the best test accuracy
+ * @param testAccuracy the test score after the last epoch: the model's task's metric (accuracy, or
+ *     mAP at IoU 0.5 for detectors), named in summary.json by {@code testMetric}
+ * @param bestTestAccuracy the best test score after any epoch (the model in best-model.zip)
+ * @param bestEpoch the epoch, from 1, of the best test score
  * @param imagesPerSecond training samples per second of the workers' step loops: samples over
  *     {@code stepSeconds}, which is what PyTorch's DistributedDataParallel scripts time (barrier to
  *     barrier around the loop, set-up and data loading outside)
@@ -43,6 +46,9 @@ import java.util.List;
  * @param frozenLayers layers kept as the pretrained model has them
  * @param scratchTestAccuracy the test accuracy of the same training from random weights, null when
  *     it was not asked for ({@code lockstep.model.scratch-baseline})
+ * @param testMetric the test score's name: {@code test_accuracy} or {@code map50}; summary.json
+ *     gives the test scores under it ({@code map50}, {@code best_map50}, {@code scratch_map50}, and
+ *     in the history)
  */
 public record TrainingSummary(
     String job,
@@ -74,7 +80,8 @@ public record TrainingSummary(
     List<Epoch> history,
     String pretrained,
     int frozenLayers,
-    Double scratchTestAccuracy) {
+    Double scratchTestAccuracy,
+    String testMetric) {
 
   /**
    * This summary with the accuracy of the same training from random weights.
@@ -113,7 +120,8 @@ public record TrainingSummary(
         history,
         pretrained,
         frozenLayers,
-        accuracy);
+        accuracy,
+        testMetric);
   }
 
   /**
@@ -125,6 +133,32 @@ public record TrainingSummary(
    *     including waiting for the slowest worker
    * @param apply the optimizer step
    */
+  /**
+   * The summary as summary.json holds it: the test scores named by {@link #testMetric}.
+   *
+   * @return the JSON tree
+   */
+  JsonObject toJson() {
+    final JsonObject json = RunFiles.JSON.toJsonTree(this).getAsJsonObject();
+    final String accuracy = "test_accuracy";
+    if (!testMetric.equals(accuracy)) {
+      rename(json, accuracy, testMetric);
+      rename(json, "best_" + accuracy, "best_" + testMetric);
+      rename(json, "scratch_" + accuracy, "scratch_" + testMetric);
+      for (JsonElement epoch : json.getAsJsonArray("history")) {
+        rename(epoch.getAsJsonObject(), accuracy, testMetric);
+      }
+    }
+    return json;
+  }
+
+  private static void rename(JsonObject json, String from, String to) {
+    final JsonElement value = json.remove(from);
+    if (value != null) {
+      json.add(to, value);
+    }
+  }
+
   public record Phases(double data, double compute, double sync, double apply) {}
 
   /**
@@ -133,7 +167,7 @@ public record TrainingSummary(
    * @param epoch the epoch, from 1
    * @param steps its steps
    * @param trainLoss mean training loss over its samples
-   * @param testAccuracy accuracy on the test set after it
+   * @param testAccuracy the test score after it (see {@code testMetric})
    * @param seconds wall time of its training stage
    */
   public record Epoch(

@@ -58,7 +58,12 @@ public final class Lockstep implements Runnable {
 
   /** The jobs shipped in this jar. */
   static final List<String> JOBS =
-      List.of("fashion-mnist-lenet", "cifar10-lenet", "imagenet-resnet18", "mnist-transfer");
+      List.of(
+          "fashion-mnist-lenet",
+          "cifar10-lenet",
+          "imagenet-resnet18",
+          "mnist-transfer",
+          "shapes-detection");
 
   @Override
   public void run() {
@@ -196,8 +201,9 @@ public final class Lockstep implements Runnable {
               : Path.of(config.runDir());
       final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
       System.out.printf(
-          "%s: test accuracy %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
+          "%s: %s %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
           summary.job(),
+          summary.testMetric().replace('_', ' '),
           summary.testAccuracy(),
           summary.epochs(),
           summary.imagesPerSecond(),
@@ -205,8 +211,11 @@ public final class Lockstep implements Runnable {
           run);
       if (summary.scratchTestAccuracy() != null) {
         System.out.printf(
-            "%s: from random weights with the same budget: test accuracy %.4f (run in %s)%n",
-            summary.job(), summary.scratchTestAccuracy(), run.resolve(TrainingDriver.SCRATCH_DIR));
+            "%s: from random weights with the same budget: %s %.4f (run in %s)%n",
+            summary.job(),
+            summary.testMetric().replace('_', ' '),
+            summary.scratchTestAccuracy(),
+            run.resolve(TrainingDriver.SCRATCH_DIR));
       }
       return 0;
     }

@@ -38,8 +38,45 @@ public final class ModelZoo {
    * @param height input height
    * @param width input width
    * @param classes output classes
+   * @param task what the model predicts, and so how its labels are made and it is scored
    */
-  public record Spec(String name, int channels, int height, int width, int classes) {}
+  public record Spec(String name, int channels, int height, int width, int classes, Task task) {
+    /**
+     * A classifier's spec.
+     *
+     * @param name the name jobs use
+     * @param channels input channels
+     * @param height input height
+     * @param width input width
+     * @param classes output classes
+     */
+    public Spec(String name, int channels, int height, int width, int classes) {
+      this(name, channels, height, width, classes, Task.CLASSIFICATION);
+    }
+
+    /**
+     * The side of a detector's output grid: one cell per {@link #DETECTION_STRIDE} pixels.
+     *
+     * @return cells per row and column
+     */
+    public int grid() {
+      return height / DETECTION_STRIDE;
+    }
+  }
+
+  /** What a model predicts. */
+  public enum Task {
+    /** One class per image, one-hot labels, scored by accuracy. */
+    CLASSIFICATION,
+    /**
+     * Boxes and their classes on a grid (YOLOv2's output), labels {@code [n, 4 + classes, grid,
+     * grid]}, scored by mAP at IoU 0.5.
+     */
+    DETECTION
+  }
+
+  /** Pixels per output cell of every detector in the zoo. */
+  public static final int DETECTION_STRIDE = 8;
 
   /** Builds a model's layers into a graph. */
   @FunctionalInterface
@@ -71,6 +108,10 @@ public final class ModelZoo {
     imageNet("googlenet", ImageNetModels::googlenet);
     imageNet("mobilenet_v1", ImageNetModels::mobilenetV1);
     imageNet("mobilenet_v2", ImageNetModels::mobilenetV2);
+    MODELS.put(
+        "shapes-yolo",
+        new Model(
+            new Spec("shapes-yolo", 3, 64, 64, 3, Task.DETECTION), DetectionModels::shapesYolo));
   }
 
   /** A model for square images of 10 classes. */
@@ -121,7 +162,13 @@ public final class ModelZoo {
     final Spec spec = spec(job.modelName());
     return job.modelClasses() == 0
         ? spec
-        : new Spec(spec.name(), spec.channels(), spec.height(), spec.width(), job.modelClasses());
+        : new Spec(
+            spec.name(),
+            spec.channels(),
+            spec.height(),
+            spec.width(),
+            job.modelClasses(),
+            spec.task());
   }
 
   /**

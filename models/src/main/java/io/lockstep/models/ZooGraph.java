@@ -18,6 +18,7 @@ import org.deeplearning4j.nn.conf.layers.Layer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
+import org.deeplearning4j.nn.conf.layers.objdetect.Yolo2OutputLayer;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
@@ -181,6 +182,23 @@ final class ZooGraph {
       layer.dropOut(dropout(dropBefore));
     }
     return layer(name, layer.build(), in);
+  }
+
+  /**
+   * A YOLOv2 head: a 1x1 convolution to {@code anchors x (5 + classes)} channels and
+   * Deeplearning4j's {@code Yolo2OutputLayer} with the anchors (in grid cells) and cross-entropy
+   * for the class (the YOLOv2 paper's squared error trains it more slowly).
+   */
+  String yolo(String name, String in, double[][] anchors) {
+    final String head =
+        conv(name + "_head", in, 1, 1, 0, anchors.length * (5 + spec.classes()), true);
+    return layer(
+        name,
+        new Yolo2OutputLayer.Builder()
+            .boundingBoxPriors(Nd4j.create(anchors))
+            .lossClassPredictions(new LossMCXENT())
+            .build(),
+        head);
   }
 
   /** The main classifier, no dropout. */

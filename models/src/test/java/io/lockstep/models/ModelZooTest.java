@@ -54,7 +54,9 @@ class ModelZooTest {
     "lenet-cifar, 62006",
     "feedforward, 397802",
     "simple-cnn, 545098",
-    "resnet18-cifar, 11173962"
+    "resnet18-cifar, 11173962",
+    // 3x3 convolutions 3-16-32-64-128-128 and the 1x1 head to 3 anchors x (5 + 3 classes)
+    "shapes-yolo, 248120"
   })
   void trainableParametersAreTheReferencesCount(String model, long parameters) {
     assertEquals(parameters, ModelZoo.trainableParameters(configuration(model)));
@@ -81,8 +83,14 @@ class ModelZooTest {
             "feedforward",
             "simple-cnn",
             "resnet-mini",
-            "resnet18-cifar"),
+            "resnet18-cifar",
+            "shapes-yolo"),
         names);
+    assertEquals(
+        new ModelZoo.Spec("shapes-yolo", 3, 64, 64, 3, ModelZoo.Task.DETECTION),
+        ModelZoo.spec("shapes-yolo"));
+    assertEquals(8, ModelZoo.spec("shapes-yolo").grid());
+    assertOutput("shapes-yolo", "yolo_head", 3 * (5 + 3), 8);
     assertEquals(new ModelZoo.Spec("resnet50", 3, 224, 224, 1000), ModelZoo.spec("resnet50"));
     final ConfigurationException unknown =
         assertThrows(ConfigurationException.class, () -> ModelZoo.spec("resnet51"));
@@ -108,8 +116,11 @@ class ModelZooTest {
   }
 
   private static void assertOutput(String model, String vertex, int channels, int size) {
+    final ModelZoo.Spec spec = ModelZoo.spec(model);
     final Map<String, InputType> types =
-        configuration(model).getLayerActivationTypes(InputType.convolutional(224, 224, 3));
+        configuration(model)
+            .getLayerActivationTypes(
+                InputType.convolutional(spec.height(), spec.width(), spec.channels()));
     final InputType.InputTypeConvolutional type =
         (InputType.InputTypeConvolutional) types.get(vertex);
     assertEquals(

@@ -9,10 +9,17 @@ import io.lockstep.data.ImageFolder;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
 import io.lockstep.data.MnistJson;
+import io.lockstep.data.Shapes;
 import io.lockstep.models.ModelZoo;
 
 /** A job's images: read in {@code lockstep.data.format}, checked against the model's input. */
 public final class Datasets {
+  /** Training scenes of {@code shapes} when {@code lockstep.data.train-samples} is 0. */
+  static final int TRAIN_SCENES = 8000;
+
+  /** Test scenes of {@code shapes}. */
+  static final int TEST_SCENES = 1000;
+
   private static Object cachedTrain;
   private static String cachedTrainKey;
 
@@ -28,6 +35,11 @@ public final class Datasets {
    * @throws ConfigurationException when the images do not fit the model
    */
   public static Samples training(JobConfig job) {
+    if (job.dataFormat() == DataFormat.SHAPES) {
+      final int scenes = job.dataTrainSamples() == 0 ? TRAIN_SCENES : job.dataTrainSamples();
+      return scenes(job, job.seed(), 0, scenes);
+    }
+    checkClassifier(job);
     final Object images = trainingImages(job);
     if (images instanceof ImageFolder folder) {
       final ModelZoo.Spec model = checkFolderFits(job, folder);
@@ -44,7 +56,11 @@ public final class Datasets {
    * @throws ConfigurationException when the images do not fit the model
    */
   public static Samples test(JobConfig job) {
+    if (job.dataFormat() != DataFormat.SHAPES) {
+      checkClassifier(job);
+    }
     return switch (job.dataFormat()) {
+      case SHAPES -> scenes(job, SceneSamples.TEST_SEED, SceneSamples.TEST_FIRST, TEST_SCENES);
       case IDX, CIFAR10, MNIST_JSON ->
           new Batches(checkFits(job, load(job, Mnist.Split.TEST)), job.dataMean(), job.dataStd());
       case FOLDER -> {
@@ -89,8 +105,41 @@ public final class Datasets {
       case IDX -> Mnist.load(job.dataDir(), split);
       case MNIST_JSON -> MnistJson.load(job.dataDir(), split);
       case CIFAR10 -> Cifar10.load(job.dataDir(), split);
-      case FOLDER -> throw new IllegalStateException("folders are listed, not loaded");
+      case FOLDER, SHAPES -> throw new IllegalStateException(job.dataFormat() + " is not loaded");
     };
+  }
+
+  /** Scenes at the model's input size; the model must be a detector for square RGB images. */
+  private static SceneSamples scenes(JobConfig job, long seed, long first, int count) {
+    final ModelZoo.Spec model = ModelZoo.spec(job);
+    if (model.task() != ModelZoo.Task.DETECTION
+        || model.channels() != 3
+        || model.height() != model.width()
+        || model.classes() < Shapes.KINDS.size()) {
+      throw new ConfigurationException(
+          String.format(
+              "%s, but %s=shapes makes RGB scenes with boxes of %d classes for a detector;"
+                  + " choose a detection model such as shapes-yolo (bin/lockstep models)",
+              takes(model), Keys.DATA_FORMAT.name(), Shapes.KINDS.size()));
+    }
+    return new SceneSamples(
+        seed, first, count, model.height(), model.grid(), mean(job, 3), std(job, 3));
+  }
+
+  /** Files hold one label per image: the model must classify. */
+  private static void checkClassifier(JobConfig job) {
+    final ModelZoo.Spec model = ModelZoo.spec(job);
+    if (model.task() != ModelZoo.Task.CLASSIFICATION) {
+      throw new ConfigurationException(
+          String.format(
+              "model %s is a %s model, but %s=%s holds one class per image; train it on %s=shapes"
+                  + " or choose a classifier (bin/lockstep models)",
+              model.name(),
+              Keys.lowerName(model.task()),
+              Keys.DATA_FORMAT.name(),
+              Keys.lowerName(job.dataFormat()),
+              Keys.DATA_FORMAT.name()));
+    }
   }
 
   private static double[] mean(JobConfig job, int channels) {

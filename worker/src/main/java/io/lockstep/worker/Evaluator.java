@@ -4,7 +4,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** Classification accuracy of a network on a labeled split, transformed as for evaluation. */
-public final class Evaluator {
+public final class Evaluator implements TestMetric {
   private final Samples samples;
   private final int batchSize;
 
@@ -19,13 +19,14 @@ public final class Evaluator {
     this.batchSize = batchSize;
   }
 
-  /**
-   * The fraction of images whose most probable class is their label.
-   *
-   * @param network the network, in inference mode
-   * @return accuracy in [0, 1]
-   */
-  public double accuracy(ComputationGraph network) {
+  @Override
+  public String name() {
+    return "test_accuracy";
+  }
+
+  /** The fraction of images whose most probable class is their label. */
+  @Override
+  public double score(ComputationGraph network) {
     long correct = 0;
     for (int from = 0; from < samples.count(); from += batchSize) {
       final int[] indices = new int[Math.min(batchSize, samples.count() - from)];

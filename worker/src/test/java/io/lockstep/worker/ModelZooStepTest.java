@@ -16,9 +16,10 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * Every zoo model takes a training step as a worker takes it: forward, backward, the optimizer.
- * Every layer with parameters gets a finite, non-zero gradient (GoogLeNet's auxiliary classifiers
- * included) and every trainable parameter the optimizer's update.
+ * Every zoo model takes a training step as a worker takes it: forward, backward, the optimizer (a
+ * detector on random boxes). Every layer with parameters gets a finite, non-zero gradient
+ * (GoogLeNet's auxiliary classifiers included) and every trainable parameter the optimizer's
+ * update.
  */
 class ModelZooStepTest {
 
@@ -68,8 +69,14 @@ class ModelZooStepTest {
       final INDArray step = replica.network().params().sub(before);
       assertEquals(0, step.isNaN().castTo(DataType.INT).sumNumber().intValue(), model);
       assertTrue(step.norm2Number().doubleValue() > 0, model + " did not move");
-      assertEquals(
-          spec.classes(), replica.network().output(false, features)[0].size(1), model + " classes");
+      final INDArray output = replica.network().output(false, features)[0];
+      if (spec.task() == ModelZoo.Task.DETECTION) {
+        // per cell, each anchor's box, objectness and class probabilities
+        assertEquals(0, output.size(1) % (5 + spec.classes()), model + " anchors x (5 + classes)");
+        assertEquals(spec.grid(), output.size(2), model + " grid");
+      } else {
+        assertEquals(spec.classes(), output.size(1), model + " classes");
+      }
     }
   }
 }

@@ -7,10 +7,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * A batch of a model's shape for tests: pixels uniform in [-1, 1), one random class per image.
+ * A batch of a model's shape for tests: pixels uniform in [-1, 1), one random class per image (for
+ * a detector, one random box of a random class).
  *
  * @param features {@code [n, channels, height, width]}
- * @param labels one-hot {@code [n, classes]}
+ * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid, grid]}
  */
 public record RandomBatch(INDArray features, INDArray labels) {
   /**
@@ -29,6 +30,21 @@ public record RandomBatch(INDArray features, INDArray labels) {
     }
     final INDArray features =
         Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
+    if (spec.task() == ModelZoo.Task.DETECTION) {
+      final int grid = spec.grid();
+      final INDArray boxes = Nd4j.zeros(DataType.FLOAT, batch, 4 + spec.classes(), grid, grid);
+      for (int i = 0; i < batch; i++) {
+        final int x = random.nextInt(grid - 1);
+        final int y = random.nextInt(grid - 1);
+        final double side = 0.5 + random.nextDouble();
+        boxes.putScalar(new int[] {i, 0, y, x}, x + 0.5 - side / 2);
+        boxes.putScalar(new int[] {i, 1, y, x}, y + 0.5 - side / 2);
+        boxes.putScalar(new int[] {i, 2, y, x}, x + 0.5 + side / 2);
+        boxes.putScalar(new int[] {i, 3, y, x}, y + 0.5 + side / 2);
+        boxes.putScalar(new int[] {i, 4 + random.nextInt(spec.classes()), y, x}, 1f);
+      }
+      return new RandomBatch(features, boxes);
+    }
     final INDArray labels = Nd4j.zeros(DataType.FLOAT, batch, spec.classes());
     for (int i = 0; i < batch; i++) {
       labels.putScalar(i, random.nextInt(spec.classes()), 1f);

@@ -1,5 +1,7 @@
 package io.lockstep.worker;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.inputs.InputType;
@@ -62,12 +64,8 @@ class Yolo2GradientSumTest {
     net.setLabels(Nd4j.concat(0, y1, y1, y1, y1));
     net.computeGradientAndScore();
     final double g4 = net.gradient().gradient().norm2Number().doubleValue();
-    System.out.println(
-        "YOLO PROBE: grad norm ratio batch4/batch1 = "
-            + (g4 / g1)
-            + ", score ratio "
-            + (net.score() / s1)
-            + " activations shape "
-            + java.util.Arrays.toString(net.outputSingle(x1).shape()));
+    // four copies of one example: a sum is 4x the single gradient, a mean 1x
+    assertEquals(4.0, g4 / g1, 1e-3, "gradient over a batch of 4 copies");
+    assertEquals(1.0, net.score() / s1, 1e-3, "score over a batch of 4 copies");
   }
 }

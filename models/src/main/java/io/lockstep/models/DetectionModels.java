@@ -1,0 +1,35 @@
+package io.lockstep.models;
+
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.nd4j.linalg.activations.Activation;
+
+/** Detectors: a convolutional body down to a grid of cells and YOLOv2's output layer on it. */
+final class DetectionModels {
+  /**
+   * The anchor boxes of {@code shapes-yolo}, in grid cells (width, height): the scenes' shapes are
+   * squares of 10 to 45% of a 64-pixel side, 0.8 to 3.6 cells of 8 pixels, and each anchor takes a
+   * third of that range.
+   */
+  static final double[][] SHAPES_PRIORS = {{1.2, 1.2}, {2.2, 2.2}, {3.2, 3.2}};
+
+  private DetectionModels() {}
+
+  /**
+   * A small YOLOv2 for 64x64 scenes: three 3x3 convolutions (16, 32, 64 channels), each followed by
+   * 2x2 max-pooling, to an 8x8 grid; two 3x3 convolutions of 128 channels there (a receptive field
+   * of 70 pixels, wider than any shape), leaky ReLU throughout; a 1x1 convolution to {@code anchors
+   * x (5 + classes)} channels and {@code Yolo2OutputLayer}: per cell and anchor, box centre and
+   * size, objectness (squared error) and the class (cross-entropy).
+   */
+  static ComputationGraphConfiguration shapesYolo(ZooGraph g) {
+    String x = ZooGraph.INPUT;
+    final int[] widths = {16, 32, 64};
+    for (int i = 0; i < widths.length; i++) {
+      x = g.conv("conv" + (i + 1), x, 3, 1, 1, widths[i], true, Activation.LEAKYRELU);
+      x = g.maxPool("pool" + (i + 1), x, 2, 2, 0);
+    }
+    x = g.conv("conv4", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    x = g.conv("conv5", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    return g.build(g.yolo("yolo", x, SHAPES_PRIORS));
+  }
+}

@@ -1,0 +1,139 @@
+package io.lockstep.worker;
+
+import io.lockstep.data.Shapes;
+import java.util.List;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Scenes of {@link Shapes}, drawn on demand, as a detector trains on them: normalized RGB features
+ * and YOLOv2's label tensor {@code [n, 4 + classes, grid, grid]}: in the cell holding a shape's
+ * centre, its box corners in grid cells (x1, y1, x2, y2) and its class one-hot; zeros elsewhere.
+ */
+public final class SceneSamples implements Samples {
+  /**
+   * The test scenes' seed. Training scenes are numbers {@code 0 .. n-1} of the job's seed; test
+   * scenes are numbers from {@link #TEST_FIRST} of this seed, a range no training set reaches, so
+   * every job is scored on the same scenes.
+   */
+  static final long TEST_SEED = 0;
+
+  /** The first test scene's number. */
+  static final long TEST_FIRST = 1L << 40;
+
+  private final long seed;
+  private final long first;
+  private final int count;
+  private final int size;
+  private final int grid;
+  private final float[] scale = new float[3];
+  private final float[] shift = new float[3];
+
+  /**
+   * Creates the scenes.
+   *
+   * @param seed the set's seed
+   * @param first the first scene's number
+   * @param count how many scenes
+   * @param size the image side in pixels: the model's input
+   * @param grid cells per side of the model's output
+   * @param mean per-channel normalization mean, pixels in [0, 1]
+   * @param std per-channel normalization standard deviation
+   */
+  SceneSamples(long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
+    this.seed = seed;
+    this.first = first;
+    this.count = count;
+    this.size = size;
+    this.grid = grid;
+    for (int c = 0; c < 3; c++) {
+      scale[c] = (float) (1.0 / (255.0 * std[c]));
+      shift[c] = (float) (-mean[c] / std[c]);
+    }
+  }
+
+  @Override
+  public int count() {
+    return count;
+  }
+
+  /** The class of the scene's first shape: a detector has no one label per image. */
+  @Override
+  public int label(int index) {
+    return scene(index).boxes().get(0).kind();
+  }
+
+  /**
+   * The shapes of one scene.
+   *
+   * @param index the scene
+   * @return its boxes, in pixels
+   */
+  public List<Shapes.Box> boxes(int index) {
+    return scene(index).boxes();
+  }
+
+  /**
+   * The pixels covered by one grid cell.
+   *
+   * @return the cell's side in pixels
+   */
+  public double cellPixels() {
+    return (double) size / grid;
+  }
+
+  /** Scenes carry no random transform: a scene is the same in every epoch. */
+  @Override
+  public INDArray features(int[] indices, int epoch) {
+    final int plane = size * size;
+    final float[] x = new float[indices.length * 3 * plane];
+    for (int i = 0; i < indices.length; i++) {
+      final byte[] pixels = scene(indices[i]).pixels();
+      final int to = i * 3 * plane;
+      for (int c = 0; c < 3; c++) {
+        final float a = scale[c];
+        final float b = shift[c];
+        for (int p = c * plane; p < (c + 1) * plane; p++) {
+          x[to + p] = (pixels[p] & 0xff) * a + b;
+        }
+      }
+    }
+    return Nd4j.create(x, new long[] {indices.length, 3, size, size}, 'c');
+  }
+
+  /**
+   * YOLOv2's labels: see the class comment. Two shapes never share a centre cell in practice (they
+   * overlap by at most a tenth of the smaller one); if they do, the later one is kept.
+   *
+   * @param indices the scenes
+   * @param classes the model's classes, at least {@link Shapes#KINDS}' count
+   * @return {@code [n, 4 + classes, grid, grid]}
+   */
+  @Override
+  public INDArray labels(int[] indices, int classes) {
+    final int cells = grid * grid;
+    final int depth = 4 + classes;
+    final float[] y = new float[indices.length * depth * cells];
+    final double cell = cellPixels();
+    for (int i = 0; i < indices.length; i++) {
+      for (Shapes.Box box : boxes(indices[i])) {
+        final int gx = (int) ((box.x1() + box.x2()) / 2.0 / cell);
+        final int gy = (int) ((box.y1() + box.y2()) / 2.0 / cell);
+        final int at = i * depth * cells + gy * grid + gx;
+        for (int k = 0; k < depth; k++) {
+          y[at + k * cells] = 0f;
+        }
+        y[at] = (float) (box.x1() / cell);
+        y[at + cells] = (float) (box.y1() / cell);
+        y[at + 2 * cells] = (float) (box.x2() / cell);
+        y[at + 3 * cells] = (float) (box.y2() / cell);
+        y[at + (4 + box.kind()) * cells] = 1f;
+      }
+    }
+    return Nd4j.create(y, new long[] {indices.length, depth, grid, grid}, 'c');
+  }
+
+  private Shapes.Scene scene(int index) {
+    return Shapes.scene(seed, first + index, size);
+  }
+}

@@ -1,0 +1,37 @@
+package io.lockstep.worker;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.models.ModelZoo;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+
+/** How a trained network is scored on the job's test split: the metric of the model's task. */
+public interface TestMetric {
+  /**
+   * The metric's name in {@code summary.json}: {@code test_accuracy} or {@code map50}.
+   *
+   * @return the name
+   */
+  String name();
+
+  /**
+   * Scores a network; higher is better.
+   *
+   * @param network the network, in inference mode
+   * @return the score, in [0, 1]
+   */
+  double score(ComputationGraph network);
+
+  /**
+   * The metric of the job's model on its test split.
+   *
+   * @param job the job: its model and evaluation batch size
+   * @param test the test split, as {@link Datasets#test} made it
+   * @return accuracy for classifiers, mAP at IoU 0.5 for detectors
+   */
+  static TestMetric of(JobConfig job, Samples test) {
+    return switch (ModelZoo.spec(job).task()) {
+      case CLASSIFICATION -> new Evaluator(test, job.evalBatchSize());
+      case DETECTION -> new DetectionEvaluator((SceneSamples) test, job.evalBatchSize());
+    };
+  }
+}
