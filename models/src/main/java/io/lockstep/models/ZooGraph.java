@@ -6,22 +6,29 @@ import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.dropout.Dropout;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
+import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.graph.MergeVertex;
+import org.deeplearning4j.nn.conf.graph.PreprocessorVertex;
+import org.deeplearning4j.nn.conf.graph.rnn.LastTimeStepVertex;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
 import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
+import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
+import org.deeplearning4j.nn.conf.layers.LSTM;
 import org.deeplearning4j.nn.conf.layers.Layer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
 import org.deeplearning4j.nn.conf.layers.objdetect.Yolo2OutputLayer;
+import org.deeplearning4j.nn.conf.preprocessor.FeedForwardToCnnPreProcessor;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
+import org.nd4j.linalg.lossfunctions.impl.LossMSE;
 
 /**
  * A zoo network under construction, in PyTorch's terms: every method adds one named vertex fed by
@@ -30,15 +37,22 @@ import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
  * unless a method says otherwise.
  */
 final class ZooGraph {
-  /** The network's one input vertex. */
+  /** The network's input vertex: the image. */
   static final String INPUT = "input";
+
+  /** A grounding network's second input vertex: the phrase's token ids. */
+  static final String TOKENS = "tokens";
 
   private final GraphBuilder graph;
   private final boolean syncBatchNorm;
   private final ModelZoo.Spec spec;
+  private final java.util.Map<String, Integer> embeddings = new java.util.HashMap<>();
 
   ZooGraph(NeuralNetConfiguration.Builder base, ModelZoo.Spec spec, boolean syncBatchNorm) {
-    this.graph = base.graphBuilder().addInputs(INPUT);
+    this.graph =
+        spec.task() == ModelZoo.Task.GROUNDING
+            ? base.graphBuilder().addInputs(INPUT, TOKENS)
+            : base.graphBuilder().addInputs(INPUT);
     this.spec = spec;
     this.syncBatchNorm = syncBatchNorm;
   }
@@ -201,6 +215,47 @@ final class ZooGraph {
         head);
   }
 
+  /** A flat row read as a {@code channels x height x width} image, channels first. */
+  String image(String name, String in, int channels, int height, int width) {
+    graph.addVertex(
+        name,
+        new PreprocessorVertex(new FeedForwardToCnnPreProcessor(height, width, channels)),
+        in);
+    return name;
+  }
+
+  /** Token ids {@code [n, length]} to learned vectors {@code [n, size, length]}. */
+  String embedding(String name, String in, int vocabulary, int size, int length) {
+    embeddings.put(name, vocabulary);
+    return layer(
+        name,
+        new EmbeddingSequenceLayer.Builder()
+            .nIn(vocabulary)
+            .nOut(size)
+            .inputLength(length)
+            .hasBias(false)
+            .build(),
+        in);
+  }
+
+  /** An LSTM over a sequence, its last step's hidden state {@code [n, size]} out. */
+  String lstmLast(String name, String in, int size) {
+    layer(name + "_seq", new LSTM.Builder().nOut(size).activation(Activation.TANH).build(), in);
+    graph.addVertex(name, new LastTimeStepVertex(TOKENS), name + "_seq");
+    return name;
+  }
+
+  /**
+   * Regression of {@code outputs} values in (0, 1): a linear layer, the logistic function and mean
+   * squared error.
+   */
+  String regression(String name, String in, int outputs) {
+    return layer(
+        name,
+        new OutputLayer.Builder(new LossMSE()).nOut(outputs).activation(Activation.SIGMOID).build(),
+        in);
+  }
+
   /** The main classifier, no dropout. */
   String output(String name, String in) {
     return output(name, in, 0, 1);
@@ -213,10 +268,24 @@ final class ZooGraph {
    * @return the configuration for the spec's input shape
    */
   ComputationGraphConfiguration build(String... outputs) {
-    return graph
-        .setOutputs(outputs)
-        .setInputTypes(InputType.convolutional(spec.height(), spec.width(), spec.channels()))
-        .build();
+    final ComputationGraphConfiguration configuration =
+        graph.setOutputs(outputs).setInputTypes(inputTypes(spec)).build();
+    // Deeplearning4j sets every layer's input width from the input types when it builds, and an
+    // embedding's is then its sequence length, not its vocabulary: put the vocabulary back.
+    embeddings.forEach(
+        (name, vocabulary) ->
+            ((EmbeddingSequenceLayer)
+                    ((LayerVertex) configuration.getVertices().get(name)).getLayerConf().getLayer())
+                .setNIn(vocabulary));
+    return configuration;
+  }
+
+  /** What a model's inputs take: an image, and for grounding the phrase's token ids. */
+  private static InputType[] inputTypes(ModelZoo.Spec spec) {
+    final InputType image = InputType.convolutional(spec.height(), spec.width(), spec.channels());
+    return spec.task() == ModelZoo.Task.GROUNDING
+        ? new InputType[] {image, InputType.feedForward(ModelZoo.PHRASE_TOKENS)}
+        : new InputType[] {image};
   }
 
   private String layer(String name, Layer layer, String in) {

@@ -56,7 +56,10 @@ class ModelZooTest {
     "simple-cnn, 545098",
     "resnet18-cifar, 11173962",
     // 3x3 convolutions 3-16-32-64-128-128 and the 1x1 head to 3 anchors x (5 + 3 classes)
-    "shapes-yolo, 248120"
+    "shapes-yolo, 248120",
+    // the same convolutions 3-16-32-64 (23,584), embedding 12x16, LSTM 16->64 (20,736), 64->4096
+    // (266,240), convs 128->128->64 (221,376), fc 4096->128 (524,416), box 128->4 (516)
+    "shapes-grounding, 1057060"
   })
   void trainableParametersAreTheReferencesCount(String model, long parameters) {
     assertEquals(parameters, ModelZoo.trainableParameters(configuration(model)));
@@ -84,7 +87,8 @@ class ModelZooTest {
             "simple-cnn",
             "resnet-mini",
             "resnet18-cifar",
-            "shapes-yolo"),
+            "shapes-yolo",
+            "shapes-grounding"),
         names);
     assertEquals(
         new ModelZoo.Spec("shapes-yolo", 3, 64, 64, 3, ModelZoo.Task.DETECTION),

@@ -109,21 +109,27 @@ public final class Datasets {
     };
   }
 
-  /** Scenes at the model's input size; the model must be a detector for square RGB images. */
-  private static SceneSamples scenes(JobConfig job, long seed, long first, int count) {
+  /**
+   * Scenes at the model's input size, with boxes for a detector or phrases for a grounding model;
+   * the model must be one of those, for square RGB images.
+   */
+  private static Samples scenes(JobConfig job, long seed, long first, int count) {
     final ModelZoo.Spec model = ModelZoo.spec(job);
-    if (model.task() != ModelZoo.Task.DETECTION
+    if (model.task() == ModelZoo.Task.CLASSIFICATION
         || model.channels() != 3
         || model.height() != model.width()
         || model.classes() < Shapes.KINDS.size()) {
       throw new ConfigurationException(
           String.format(
-              "%s, but %s=shapes makes RGB scenes with boxes of %d classes for a detector;"
-                  + " choose a detection model such as shapes-yolo (bin/lockstep models)",
+              "%s, but %s=shapes makes RGB scenes of %d classes of shapes for a detector or a"
+                  + " grounding model; choose shapes-yolo or shapes-grounding (bin/lockstep"
+                  + " models)",
               takes(model), Keys.DATA_FORMAT.name(), Shapes.KINDS.size()));
     }
-    return new SceneSamples(
-        seed, first, count, model.height(), model.grid(), mean(job, 3), std(job, 3));
+    return model.task() == ModelZoo.Task.DETECTION
+        ? new SceneSamples(
+            seed, first, count, model.height(), model.grid(), mean(job, 3), std(job, 3))
+        : new PhraseSamples(seed, first, count, model.height(), mean(job, 3), std(job, 3));
   }
 
   /** Files hold one label per image: the model must classify. */

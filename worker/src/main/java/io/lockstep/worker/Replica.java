@@ -472,7 +472,7 @@ public final class Replica implements AutoCloseable {
       scale(unobservedStatistics);
       return;
     }
-    network.setInputs(features);
+    network.setInputs(ModelZoo.inputs(network, features));
     // auxiliary classifiers (GoogLeNet's) learn the image's class too
     final INDArray[] everyOutput = new INDArray[network.getNumOutputArrays()];
     Arrays.fill(everyOutput, labels);

@@ -7,7 +7,8 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 /** How a trained network is scored on the job's test split: the metric of the model's task. */
 public interface TestMetric {
   /**
-   * The metric's name in {@code summary.json}: {@code test_accuracy} or {@code map50}.
+   * The metric's name in {@code summary.json}: {@code test_accuracy}, {@code map50} or {@code
+   * mean_iou}.
    *
    * @return the name
    */
@@ -26,12 +27,13 @@ public interface TestMetric {
    *
    * @param job the job: its model and evaluation batch size
    * @param test the test split, as {@link Datasets#test} made it
-   * @return accuracy for classifiers, mAP at IoU 0.5 for detectors
+   * @return accuracy for classifiers, mAP at IoU 0.5 for detectors, mean IoU for grounding
    */
   static TestMetric of(JobConfig job, Samples test) {
     return switch (ModelZoo.spec(job).task()) {
       case CLASSIFICATION -> new Evaluator(test, job.evalBatchSize());
       case DETECTION -> new DetectionEvaluator((SceneSamples) test, job.evalBatchSize());
+      case GROUNDING -> new GroundingEvaluator((PhraseSamples) test, job.evalBatchSize());
     };
   }
 }

@@ -8,9 +8,10 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * A batch of a model's shape for tests: pixels uniform in [-1, 1), one random class per image (for
- * a detector, one random box of a random class).
+ * a detector, one random box of a random class; for a grounding model, rows of pixels and random
+ * token ids, and one random box).
  *
- * @param features {@code [n, channels, height, width]}
+ * @param features {@code [n, channels, height, width]}, or a grounding model's rows
  * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid, grid]}
  */
 public record RandomBatch(INDArray features, INDArray labels) {
@@ -24,6 +25,29 @@ public record RandomBatch(INDArray features, INDArray labels) {
    */
   public static RandomBatch of(ModelZoo.Spec spec, int batch, long seed) {
     final SplittableRandom random = new SplittableRandom(seed);
+    if (spec.task() == ModelZoo.Task.GROUNDING) {
+      final int row = spec.channels() * spec.height() * spec.width() + ModelZoo.PHRASE_TOKENS;
+      final float[] rows = new float[batch * row];
+      final float[] boxes = new float[batch * 4];
+      for (int i = 0; i < batch; i++) {
+        for (int p = 0; p < row - ModelZoo.PHRASE_TOKENS; p++) {
+          rows[i * row + p] = (float) random.nextDouble(-1, 1);
+        }
+        for (int t = row - ModelZoo.PHRASE_TOKENS; t < row; t++) {
+          rows[i * row + t] = random.nextInt(ModelZoo.VOCABULARY);
+        }
+        final double x = random.nextDouble(0.5);
+        final double y = random.nextDouble(0.5);
+        final double side = 0.1 + random.nextDouble(0.4);
+        boxes[i * 4] = (float) x;
+        boxes[i * 4 + 1] = (float) y;
+        boxes[i * 4 + 2] = (float) (x + side);
+        boxes[i * 4 + 3] = (float) (y + side);
+      }
+      return new RandomBatch(
+          Nd4j.create(rows, new long[] {batch, row}, 'c'),
+          Nd4j.create(boxes, new long[] {batch, 4}, 'c'));
+    }
     final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
     for (int i = 0; i < pixels.length; i++) {
       pixels[i] = (float) random.nextDouble(-1, 1);

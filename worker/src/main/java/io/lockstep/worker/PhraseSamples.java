@@ -1,0 +1,121 @@
+package io.lockstep.worker;
+
+import io.lockstep.data.Grounding;
+import io.lockstep.data.Shapes;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * {@link Grounding} examples, drawn on demand, as a grounding model trains on them: each input row
+ * is the scene's normalized pixels (channels first) followed by the phrase's token ids; each label
+ * the named shape's box {@code (x1, y1, x2, y2)} as fractions of the image's side.
+ */
+public final class PhraseSamples implements Samples {
+  private final long seed;
+  private final long first;
+  private final int count;
+  private final int size;
+  private final float[] scale = new float[3];
+  private final float[] shift = new float[3];
+
+  /**
+   * Creates the examples.
+   *
+   * @param seed the set's seed
+   * @param first the first example's number
+   * @param count how many examples
+   * @param size the image side in pixels: the model's input
+   * @param mean per-channel normalization mean, pixels in [0, 1]
+   * @param std per-channel normalization standard deviation
+   */
+  PhraseSamples(long seed, long first, int count, int size, double[] mean, double[] std) {
+    this.seed = seed;
+    this.first = first;
+    this.count = count;
+    this.size = size;
+    for (int c = 0; c < 3; c++) {
+      scale[c] = (float) (1.0 / (255.0 * std[c]));
+      shift[c] = (float) (-mean[c] / std[c]);
+    }
+  }
+
+  @Override
+  public int count() {
+    return count;
+  }
+
+  /** The named shape's class: a grounding model has no one class per image. */
+  @Override
+  public int label(int index) {
+    return example(index).target().kind();
+  }
+
+  /**
+   * One example.
+   *
+   * @param index its number in this set
+   * @return the scene, the target and the phrase
+   */
+  public Grounding.Example example(int index) {
+    return Grounding.example(seed, first + index, size);
+  }
+
+  /**
+   * The named shape's box.
+   *
+   * @param index the example
+   * @return {@code x1, y1, x2, y2} as fractions of the side
+   */
+  public double[] box(int index) {
+    final Shapes.Box box = example(index).target();
+    return new double[] {
+      (double) box.x1() / size,
+      (double) box.y1() / size,
+      (double) box.x2() / size,
+      (double) box.y2() / size
+    };
+  }
+
+  /** Examples carry no random transform: one is the same in every epoch. */
+  @Override
+  public INDArray features(int[] indices, int epoch) {
+    final int plane = size * size;
+    final int row = 3 * plane + Grounding.PHRASE_TOKENS;
+    final float[] x = new float[indices.length * row];
+    for (int i = 0; i < indices.length; i++) {
+      final Grounding.Example example = example(indices[i]);
+      final byte[] pixels = example.scene().pixels();
+      final int to = i * row;
+      for (int c = 0; c < 3; c++) {
+        final float a = scale[c];
+        final float b = shift[c];
+        for (int p = c * plane; p < (c + 1) * plane; p++) {
+          x[to + p] = (pixels[p] & 0xff) * a + b;
+        }
+      }
+      for (int t = 0; t < Grounding.PHRASE_TOKENS; t++) {
+        x[to + 3 * plane + t] = example.tokens()[t];
+      }
+    }
+    return Nd4j.create(x, new long[] {indices.length, row}, 'c');
+  }
+
+  /**
+   * The named shapes' boxes.
+   *
+   * @param indices the examples
+   * @param classes ignored: a box has four numbers
+   * @return {@code [n, 4]}
+   */
+  @Override
+  public INDArray labels(int[] indices, int classes) {
+    final float[] y = new float[indices.length * 4];
+    for (int i = 0; i < indices.length; i++) {
+      final double[] box = box(indices[i]);
+      for (int k = 0; k < 4; k++) {
+        y[i * 4 + k] = (float) box[k];
+      }
+    }
+    return Nd4j.create(y, new long[] {indices.length, 4}, 'c');
+  }
+}

@@ -1,0 +1,62 @@
+package io.lockstep.worker;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.lockstep.conf.JobConfig;
+import io.lockstep.data.Grounding;
+import io.lockstep.data.Shapes;
+import io.lockstep.models.ModelZoo;
+import java.util.Map;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** Grounding batches: one row per example, split into the network's two inputs; IoU by hand. */
+class PhraseSamplesTest {
+
+  @Test
+  void rowsCarryThePixelsAndTokensAndLabelsTheNamedBox() {
+    assertEquals(Grounding.VOCABULARY.size(), ModelZoo.VOCABULARY);
+    assertEquals(Grounding.PHRASE_TOKENS, ModelZoo.PHRASE_TOKENS);
+    final PhraseSamples samples =
+        new PhraseSamples(9, 0, 10, 64, new double[] {0.8, 0.8, 0.8}, new double[] {0.2, 0.2, 0.2});
+    final int[] indices = {2, 7};
+    final INDArray rows = samples.features(indices, 0);
+    assertEquals(3 * 64 * 64 + 6, rows.size(1));
+    final INDArray labels = samples.labels(indices, 3);
+    final JobConfig job = JobConfig.load().with(Map.of("lockstep.model.name", "shapes-grounding"));
+    final ComputationGraph network = new ComputationGraph(ModelZoo.configuration(job, 1));
+    network.init();
+    final INDArray[] inputs = ModelZoo.inputs(network, rows);
+    assertArrayEquals(new long[] {2, 3, 64, 64}, inputs[0].shape());
+    assertArrayEquals(new long[] {2, 6}, inputs[1].shape());
+    for (int i = 0; i < indices.length; i++) {
+      final Grounding.Example example = Grounding.example(9, indices[i], 64);
+      final byte[] pixels = example.scene().pixels();
+      // the blue plane's last pixel
+      assertEquals(
+          ((pixels[pixels.length - 1] & 0xff) / 255.0 - 0.8) / 0.2,
+          inputs[0].getDouble(i, 2, 63, 63),
+          1e-5);
+      for (int t = 0; t < 6; t++) {
+        assertEquals(example.tokens()[t], inputs[1].getInt(i, t));
+      }
+      final Shapes.Box box = example.target();
+      assertEquals(box.x1() / 64.0, labels.getDouble(i, 0), 1e-6);
+      assertEquals(box.y2() / 64.0, labels.getDouble(i, 3), 1e-6);
+    }
+    assertEquals(4, network.output(false, inputs)[0].size(1));
+  }
+
+  @Test
+  void iouOfBoxes() {
+    final double[] unit = {0, 0, 1, 1};
+    assertEquals(1.0, GroundingEvaluator.iou(unit, unit), 1e-12);
+    assertEquals(0.25, GroundingEvaluator.iou(unit, new double[] {0, 0, 0.5, 0.5}), 1e-12);
+    assertEquals(1 / 3.0, GroundingEvaluator.iou(unit, new double[] {0.5, 0, 1.5, 1}), 1e-12);
+    assertEquals(0.0, GroundingEvaluator.iou(unit, new double[] {1, 1, 2, 2}), 1e-12);
+    // a predicted box with its corners swapped is empty
+    assertEquals(0.0, GroundingEvaluator.iou(new double[] {1, 1, 0, 0}, unit), 1e-12);
+  }
+}
