@@ -15,6 +15,20 @@ final class DetectionModels {
   private DetectionModels() {}
 
   /**
+   * The image down to the 8x8 grid: three 3x3 convolutions (16, 32, 64 channels) with leaky ReLU,
+   * each followed by 2x2 max-pooling.
+   */
+  private static String grid(ZooGraph g) {
+    String x = ZooGraph.INPUT;
+    final int[] widths = {16, 32, 64};
+    for (int i = 0; i < widths.length; i++) {
+      x = g.conv("conv" + (i + 1), x, 3, 1, 1, widths[i], true, Activation.LEAKYRELU);
+      x = g.maxPool("pool" + (i + 1), x, 2, 2, 0);
+    }
+    return x;
+  }
+
+  /**
    * A small YOLOv2 for 64x64 scenes: three 3x3 convolutions (16, 32, 64 channels), each followed by
    * 2x2 max-pooling, to an 8x8 grid; two 3x3 convolutions of 128 channels there (a receptive field
    * of 70 pixels, wider than any shape), leaky ReLU throughout; a 1x1 convolution to {@code anchors
@@ -22,12 +36,7 @@ final class DetectionModels {
    * size, objectness (squared error) and the class (cross-entropy).
    */
   static ComputationGraphConfiguration shapesYolo(ZooGraph g) {
-    String x = ZooGraph.INPUT;
-    final int[] widths = {16, 32, 64};
-    for (int i = 0; i < widths.length; i++) {
-      x = g.conv("conv" + (i + 1), x, 3, 1, 1, widths[i], true, Activation.LEAKYRELU);
-      x = g.maxPool("pool" + (i + 1), x, 2, 2, 0);
-    }
+    String x = grid(g);
     x = g.conv("conv4", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
     x = g.conv("conv5", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
     return g.build(g.yolo("yolo", x, SHAPES_PRIORS));
@@ -41,12 +50,7 @@ final class DetectionModels {
    * side) through the logistic function, trained by squared error.
    */
   static ComputationGraphConfiguration shapesGrounding(ZooGraph g) {
-    String x = ZooGraph.INPUT;
-    final int[] widths = {16, 32, 64};
-    for (int i = 0; i < widths.length; i++) {
-      x = g.conv("conv" + (i + 1), x, 3, 1, 1, widths[i], true, Activation.LEAKYRELU);
-      x = g.maxPool("pool" + (i + 1), x, 2, 2, 0);
-    }
+    String x = grid(g);
     String words =
         g.embedding("embedding", ZooGraph.TOKENS, ModelZoo.VOCABULARY, 16, ModelZoo.PHRASE_TOKENS);
     words = g.lstmLast("lstm", words, 64);

@@ -9,8 +9,7 @@ import org.nd4j.linalg.factory.Nd4j;
 /** Decoded byte images (IDX, CIFAR-10) as normalized feature and one-hot label arrays. */
 public final class Batches implements Samples {
   private final LabeledImages images;
-  private final float[] scale;
-  private final float[] shift;
+  private final ChannelNormalization normalization;
 
   /**
    * Creates the batch maker.
@@ -25,13 +24,7 @@ public final class Batches implements Samples {
     this.images = images;
     final double[] m = Samples.perChannel(mean, images.channels(), Keys.DATA_MEAN.name());
     final double[] s = Samples.perChannel(std, images.channels(), Keys.DATA_STD.name());
-    this.scale = new float[images.channels()];
-    this.shift = new float[images.channels()];
-    for (int c = 0; c < scale.length; c++) {
-      // (x / 255 - mean) / std as one multiply-add per pixel
-      scale[c] = (float) (1.0 / (255.0 * s[c]));
-      shift[c] = (float) (-m[c] / s[c]);
-    }
+    this.normalization = new ChannelNormalization(m, s);
   }
 
   @Override
@@ -63,15 +56,7 @@ public final class Batches implements Samples {
     final byte[] pixels = images.pixels();
     final float[] x = new float[indices.length * size];
     for (int i = 0; i < indices.length; i++) {
-      final int from = indices[i] * size;
-      final int to = i * size;
-      for (int c = 0; c < scale.length; c++) {
-        final float a = scale[c];
-        final float b = shift[c];
-        for (int p = c * plane; p < (c + 1) * plane; p++) {
-          x[to + p] = (pixels[from + p] & 0xff) * a + b;
-        }
-      }
+      normalization.apply(pixels, indices[i] * size, plane, x, i * size);
     }
     return Nd4j.create(
         x, new long[] {indices.length, images.channels(), images.height(), images.width()}, 'c');

@@ -50,10 +50,7 @@ public final class DetectionEvaluator implements TestMetric {
     final List<MeanAveragePrecision.Box> truth = new ArrayList<>();
     int classes = Shapes.KINDS.size();
     for (int from = 0; from < scenes.count(); from += batchSize) {
-      final int[] indices = new int[Math.min(batchSize, scenes.count() - from)];
-      for (int i = 0; i < indices.length; i++) {
-        indices[i] = from + i;
-      }
+      final int[] indices = Samples.range(from, Math.min(batchSize, scenes.count() - from));
       final org.nd4j.linalg.api.ndarray.INDArray output =
           network.output(false, scenes.features(indices, 0))[0];
       final int grid = (int) output.size(2);

@@ -29,10 +29,7 @@ public final class Evaluator implements TestMetric {
   public double score(ComputationGraph network) {
     long correct = 0;
     for (int from = 0; from < samples.count(); from += batchSize) {
-      final int[] indices = new int[Math.min(batchSize, samples.count() - from)];
-      for (int i = 0; i < indices.length; i++) {
-        indices[i] = from + i;
-      }
+      final int[] indices = Samples.range(from, Math.min(batchSize, samples.count() - from));
       // the first output is the prediction; others are auxiliary classifiers (GoogLeNet's)
       final INDArray predicted = network.output(false, samples.features(indices, 0))[0].argMax(1);
       for (int i = 0; i < indices.length; i++) {

@@ -29,10 +29,7 @@ public final class GroundingEvaluator implements TestMetric {
   public double score(ComputationGraph network) {
     double sum = 0;
     for (int from = 0; from < examples.count(); from += batchSize) {
-      final int[] indices = new int[Math.min(batchSize, examples.count() - from)];
-      for (int i = 0; i < indices.length; i++) {
-        indices[i] = from + i;
-      }
+      final int[] indices = Samples.range(from, Math.min(batchSize, examples.count() - from));
       final INDArray predicted =
           network.output(false, ModelZoo.inputs(network, examples.features(indices, 0)))[0];
       for (int i = 0; i < indices.length; i++) {

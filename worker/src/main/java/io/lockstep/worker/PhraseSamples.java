@@ -15,8 +15,7 @@ public final class PhraseSamples implements Samples {
   private final long first;
   private final int count;
   private final int size;
-  private final float[] scale = new float[3];
-  private final float[] shift = new float[3];
+  private final ChannelNormalization normalization;
 
   /**
    * Creates the examples.
@@ -33,10 +32,7 @@ public final class PhraseSamples implements Samples {
     this.first = first;
     this.count = count;
     this.size = size;
-    for (int c = 0; c < 3; c++) {
-      scale[c] = (float) (1.0 / (255.0 * std[c]));
-      shift[c] = (float) (-mean[c] / std[c]);
-    }
+    this.normalization = new ChannelNormalization(mean, std);
   }
 
   @Override
@@ -86,13 +82,7 @@ public final class PhraseSamples implements Samples {
       final Grounding.Example example = example(indices[i]);
       final byte[] pixels = example.scene().pixels();
       final int to = i * row;
-      for (int c = 0; c < 3; c++) {
-        final float a = scale[c];
-        final float b = shift[c];
-        for (int p = c * plane; p < (c + 1) * plane; p++) {
-          x[to + p] = (pixels[p] & 0xff) * a + b;
-        }
-      }
+      normalization.apply(pixels, 0, plane, x, to);
       for (int t = 0; t < Grounding.PHRASE_TOKENS; t++) {
         x[to + 3 * plane + t] = example.tokens()[t];
       }

@@ -45,6 +45,21 @@ public interface Samples {
   }
 
   /**
+   * Consecutive indices, an evaluation batch.
+   *
+   * @param from the first
+   * @param count how many
+   * @return {@code from .. from + count - 1}
+   */
+  static int[] range(int from, int count) {
+    final int[] indices = new int[count];
+    for (int i = 0; i < count; i++) {
+      indices[i] = from + i;
+    }
+    return indices;
+  }
+
+  /**
    * Expands a normalization setting to one value per channel.
    *
    * @param values one value for every channel, or one per channel

@@ -26,8 +26,7 @@ public final class SceneSamples implements Samples {
   private final int count;
   private final int size;
   private final int grid;
-  private final float[] scale = new float[3];
-  private final float[] shift = new float[3];
+  private final ChannelNormalization normalization;
 
   /**
    * Creates the scenes.
@@ -46,10 +45,7 @@ public final class SceneSamples implements Samples {
     this.count = count;
     this.size = size;
     this.grid = grid;
-    for (int c = 0; c < 3; c++) {
-      scale[c] = (float) (1.0 / (255.0 * std[c]));
-      shift[c] = (float) (-mean[c] / std[c]);
-    }
+    this.normalization = new ChannelNormalization(mean, std);
   }
 
   @Override
@@ -90,13 +86,7 @@ public final class SceneSamples implements Samples {
     for (int i = 0; i < indices.length; i++) {
       final byte[] pixels = scene(indices[i]).pixels();
       final int to = i * 3 * plane;
-      for (int c = 0; c < 3; c++) {
-        final float a = scale[c];
-        final float b = shift[c];
-        for (int p = c * plane; p < (c + 1) * plane; p++) {
-          x[to + p] = (pixels[p] & 0xff) * a + b;
-        }
-      }
+      normalization.apply(pixels, 0, plane, x, to);
     }
     return Nd4j.create(x, new long[] {indices.length, 3, size, size}, 'c');
   }
