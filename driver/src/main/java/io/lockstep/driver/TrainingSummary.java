@@ -16,8 +16,9 @@ import java.util.List;
  * @param steps optimizer steps in all
  * @param parameters trainable parameters
  * @param seed the seed
- * @param testAccuracy the test score after the last epoch: the model's task's metric (accuracy, or
- *     mAP at IoU 0.5 for detectors), named in summary.json by {@code testMetric}
+ * @param testAccuracy the test score after the last epoch: the model's task's metric (accuracy, mAP
+ *     at IoU 0.5 for detectors, mean IoU for grounding), named in summary.json by {@code
+ *     testMetric}
  * @param bestTestAccuracy the best test score after any epoch (the model in best-model.zip)
  * @param bestEpoch the epoch, from 1, of the best test score
  * @param imagesPerSecond training samples per second of the workers' step loops: samples over
@@ -46,9 +47,9 @@ import java.util.List;
  * @param frozenLayers layers kept as the pretrained model has them
  * @param scratchTestAccuracy the test accuracy of the same training from random weights, null when
  *     it was not asked for ({@code lockstep.model.scratch-baseline})
- * @param testMetric the test score's name: {@code test_accuracy} or {@code map50}; summary.json
- *     gives the test scores under it ({@code map50}, {@code best_map50}, {@code scratch_map50}, and
- *     in the history)
+ * @param testMetric the test score's name: {@code test_accuracy}, {@code map50} or {@code
+ *     mean_iou}; summary.json gives the test scores under it ({@code map50}, {@code best_map50},
+ *     {@code scratch_map50}, and in the history)
  */
 public record TrainingSummary(
     String job,
@@ -125,15 +126,6 @@ public record TrainingSummary(
   }
 
   /**
-   * Mean seconds per worker in each phase of a step.
-   *
-   * @param data assembling batches
-   * @param compute forward and backward (with overlap, sending the chunks finished during it)
-   * @param sync exchanging gradients (with overlap, sending the rest and waiting for the sums),
-   *     including waiting for the slowest worker
-   * @param apply the optimizer step
-   */
-  /**
    * The summary as summary.json holds it: the test scores named by {@link #testMetric}.
    *
    * @return the JSON tree
@@ -159,6 +151,15 @@ public record TrainingSummary(
     }
   }
 
+  /**
+   * Mean seconds per worker in each phase of a step.
+   *
+   * @param data assembling batches
+   * @param compute forward and backward (with overlap, sending the chunks finished during it)
+   * @param sync exchanging gradients (with overlap, sending the rest and waiting for the sums),
+   *     including waiting for the slowest worker
+   * @param apply the optimizer step
+   */
   public record Phases(double data, double compute, double sync, double apply) {}
 
   /**
