@@ -43,11 +43,14 @@ final class DetectionModels {
   }
 
   /**
-   * Grounding for 64x64 scenes: the image through the detector's convolutions to an 8x8x64 map; the
-   * phrase's tokens through a 16-wide embedding and an LSTM of 64; its last state spread by a
-   * linear layer over the 8x8 grid (64 channels) and concatenated with the image's map; two 3x3
-   * convolutions over both, a linear layer of 128 and the box (x1, y1, x2, y2 as fractions of the
-   * side) through the logistic function, trained by squared error.
+   * One-stage grounding for 64x64 scenes (as Yang et al., "A Fast and Accurate One-Stage Approach
+   * to Visual Grounding", ICCV 2019): the image through the detector's convolutions to an 8x8x64
+   * map; the phrase's tokens through a 16-wide embedding and an LSTM of 64, its last state spread
+   * by a linear layer over the 8x8 grid (64 channels, so each cell gets the phrase and where it is)
+   * and concatenated with the image's map; three 3x3 convolutions of 128 channels dilated 1, 2 and
+   * 4 (a receptive field of 134 pixels: every cell sees the whole scene, as "on the left" needs);
+   * the detector's head, trained on the named shape alone. The prediction is the box of the highest
+   * objectness.
    */
   static ComputationGraphConfiguration shapesGrounding(ZooGraph g) {
     String x = grid(g);
@@ -58,8 +61,8 @@ final class DetectionModels {
     words = g.image("phrase_map", words, 64, 8, 8);
     x = g.concat("fused", x, words);
     x = g.conv("conv4", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
-    x = g.conv("conv5", x, 3, 1, 1, 64, true, Activation.LEAKYRELU);
-    x = g.dense("fc", x, 128, Activation.LEAKYRELU, 0);
-    return g.build(g.regression("box", x, 4));
+    x = g.conv("conv5", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    x = g.conv("conv6", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    return g.build(g.yolo("yolo", x, SHAPES_PRIORS));
   }
 }

@@ -76,8 +76,9 @@ public final class ModelZoo {
     DETECTION,
     /**
      * The box a phrase names: two inputs, the image and {@link #PHRASE_TOKENS} token ids, which
-     * batches carry as one row each ({@link #inputs}); labels {@code [n, 4]} (x1, y1, x2, y2 as
-     * fractions of the side), scored by mean IoU.
+     * batches carry as one row each ({@link #inputs}); a one-stage grounder is a detector of the
+     * named shape alone (YOLOv2's output and labels, the most confident box its answer), scored by
+     * mean IoU.
      */
     GROUNDING
   }

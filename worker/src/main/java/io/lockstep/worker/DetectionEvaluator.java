@@ -40,11 +40,7 @@ public final class DetectionEvaluator implements TestMetric {
 
   @Override
   public double score(ComputationGraph network) {
-    final int anchors =
-        (int)
-            ((Yolo2OutputLayer) network.getOutputLayer(0).conf().getLayer())
-                .getBoundingBoxes()
-                .size(0);
+    final int anchors = anchors(network);
     final double cell = scenes.cellPixels();
     final List<MeanAveragePrecision.Box> detections = new ArrayList<>();
     final List<MeanAveragePrecision.Box> truth = new ArrayList<>();
@@ -72,6 +68,12 @@ public final class DetectionEvaluator implements TestMetric {
       }
     }
     return MeanAveragePrecision.of(detections, truth, classes, 0.5);
+  }
+
+  /** The anchor boxes per cell of a network whose output layer is YOLOv2's. */
+  static int anchors(ComputationGraph network) {
+    return (int)
+        ((Yolo2OutputLayer) network.getOutputLayer(0).conf().getLayer()).getBoundingBoxes().size(0);
   }
 
   /** Every anchor of every cell of image {@code i}, one candidate per class above the floor. */

@@ -4,7 +4,11 @@ import io.lockstep.models.ModelZoo;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** A grounding model's mean IoU between the box it predicts and the box the phrase names. */
+/**
+ * A grounding model's mean IoU between the box it predicts and the box the phrase names. The
+ * prediction is the box of the anchor and cell of the highest objectness in YOLOv2's activations
+ * (decoded as {@link DetectionEvaluator} does).
+ */
 public final class GroundingEvaluator implements TestMetric {
   private final PhraseSamples examples;
   private final int batchSize;
@@ -27,16 +31,52 @@ public final class GroundingEvaluator implements TestMetric {
 
   @Override
   public double score(ComputationGraph network) {
+    final int anchors = DetectionEvaluator.anchors(network);
     double sum = 0;
     for (int from = 0; from < examples.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, examples.count() - from));
-      final INDArray predicted =
+      final INDArray output =
           network.output(false, ModelZoo.inputs(network, examples.features(indices, 0)))[0];
+      final int grid = (int) output.size(2);
+      final int depth = (int) output.size(1) / anchors;
+      final float[] values = output.dup('c').data().asFloat();
       for (int i = 0; i < indices.length; i++) {
-        sum += iou(predicted.getRow(i).toDoubleVector(), examples.box(indices[i]));
+        sum += iou(best(values, i, anchors, depth, grid), examples.box(indices[i]));
       }
     }
     return sum / examples.count();
+  }
+
+  /**
+   * The box of the highest objectness of image {@code i}.
+   *
+   * @param values YOLOv2's activations {@code [n, anchors, depth, grid, grid]}, row-major
+   * @param i the image
+   * @param anchors anchors per cell
+   * @param depth values per anchor: 5 + classes
+   * @param grid cells per side
+   * @return {@code x1, y1, x2, y2} as fractions of the image's side
+   */
+  static double[] best(float[] values, int i, int anchors, int depth, int grid) {
+    final int cells = grid * grid;
+    int at = -1;
+    int cell = -1;
+    for (int a = 0; a < anchors; a++) {
+      final int base = (i * anchors + a) * depth * cells;
+      for (int c = 0; c < cells; c++) {
+        if (at < 0 || values[base + c + 4 * cells] > values[at + 4 * cells]) {
+          at = base + c;
+          cell = c;
+        }
+      }
+    }
+    final double cx = cell % grid + values[at];
+    final double cy = cell / grid + values[at + cells];
+    final double w = values[at + 2 * cells];
+    final double h = values[at + 3 * cells];
+    return new double[] {
+      (cx - w / 2) / grid, (cy - h / 2) / grid, (cx + w / 2) / grid, (cy + h / 2) / grid
+    };
   }
 
   /**

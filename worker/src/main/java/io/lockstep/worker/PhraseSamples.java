@@ -7,14 +7,16 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * {@link Grounding} examples, drawn on demand, as a grounding model trains on them: each input row
- * is the scene's normalized pixels (channels first) followed by the phrase's token ids; each label
- * the named shape's box {@code (x1, y1, x2, y2)} as fractions of the image's side.
+ * is the scene's normalized pixels (channels first) followed by the phrase's token ids; the labels
+ * are YOLOv2's, as {@link SceneSamples} makes them, for the named shape alone: a one-stage
+ * grounding model is a detector of the one shape the phrase names.
  */
 public final class PhraseSamples implements Samples {
   private final long seed;
   private final long first;
   private final int count;
   private final int size;
+  private final int grid;
   private final ChannelNormalization normalization;
 
   /**
@@ -24,14 +26,16 @@ public final class PhraseSamples implements Samples {
    * @param first the first example's number
    * @param count how many examples
    * @param size the image side in pixels: the model's input
+   * @param grid cells per side of the model's output
    * @param mean per-channel normalization mean, pixels in [0, 1]
    * @param std per-channel normalization standard deviation
    */
-  PhraseSamples(long seed, long first, int count, int size, double[] mean, double[] std) {
+  PhraseSamples(long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
     this.seed = seed;
     this.first = first;
     this.count = count;
     this.size = size;
+    this.grid = grid;
     this.normalization = new ChannelNormalization(mean, std);
   }
 
@@ -91,21 +95,18 @@ public final class PhraseSamples implements Samples {
   }
 
   /**
-   * The named shapes' boxes.
+   * YOLOv2's labels for the named shapes.
    *
    * @param indices the examples
-   * @param classes ignored: a box has four numbers
-   * @return {@code [n, 4]}
+   * @param classes the model's classes, at least {@link Shapes#KINDS}' count
+   * @return {@code [n, 4 + classes, grid, grid]}: the named shape in the cell holding its centre
    */
   @Override
   public INDArray labels(int[] indices, int classes) {
-    final float[] y = new float[indices.length * 4];
+    final float[] y = new float[indices.length * (4 + classes) * grid * grid];
     for (int i = 0; i < indices.length; i++) {
-      final double[] box = box(indices[i]);
-      for (int k = 0; k < 4; k++) {
-        y[i * 4 + k] = (float) box[k];
-      }
+      SceneSamples.label(y, i, example(indices[i]).target(), classes, grid, (double) size / grid);
     }
-    return Nd4j.create(y, new long[] {indices.length, 4}, 'c');
+    return Nd4j.create(y, new long[] {indices.length, 4 + classes, grid, grid}, 'c');
   }
 }

@@ -101,26 +101,40 @@ public final class SceneSamples implements Samples {
    */
   @Override
   public INDArray labels(int[] indices, int classes) {
-    final int cells = grid * grid;
-    final int depth = 4 + classes;
-    final float[] y = new float[indices.length * depth * cells];
-    final double cell = cellPixels();
+    final float[] y = new float[indices.length * (4 + classes) * grid * grid];
     for (int i = 0; i < indices.length; i++) {
       for (Shapes.Box box : boxes(indices[i])) {
-        final int gx = (int) ((box.x1() + box.x2()) / 2.0 / cell);
-        final int gy = (int) ((box.y1() + box.y2()) / 2.0 / cell);
-        final int at = i * depth * cells + gy * grid + gx;
-        for (int k = 0; k < depth; k++) {
-          y[at + k * cells] = 0f;
-        }
-        y[at] = (float) (box.x1() / cell);
-        y[at + cells] = (float) (box.y1() / cell);
-        y[at + 2 * cells] = (float) (box.x2() / cell);
-        y[at + 3 * cells] = (float) (box.y2() / cell);
-        y[at + (4 + box.kind()) * cells] = 1f;
+        label(y, i, box, classes, grid, cellPixels());
       }
     }
-    return Nd4j.create(y, new long[] {indices.length, depth, grid, grid}, 'c');
+    return Nd4j.create(y, new long[] {indices.length, 4 + classes, grid, grid}, 'c');
+  }
+
+  /**
+   * Writes one shape into YOLOv2's labels: in the cell holding its centre, its corners in grid
+   * cells and its class one-hot, replacing what that cell held.
+   *
+   * @param y the labels {@code [n, 4 + classes, grid, grid]}, channels first
+   * @param i the image
+   * @param box the shape, in pixels
+   * @param classes the model's classes
+   * @param grid cells per side
+   * @param cell a cell's side in pixels
+   */
+  static void label(float[] y, int i, Shapes.Box box, int classes, int grid, double cell) {
+    final int cells = grid * grid;
+    final int depth = 4 + classes;
+    final int gx = (int) ((box.x1() + box.x2()) / 2.0 / cell);
+    final int gy = (int) ((box.y1() + box.y2()) / 2.0 / cell);
+    final int at = i * depth * cells + gy * grid + gx;
+    for (int k = 0; k < depth; k++) {
+      y[at + k * cells] = 0f;
+    }
+    y[at] = (float) (box.x1() / cell);
+    y[at + cells] = (float) (box.y1() / cell);
+    y[at + 2 * cells] = (float) (box.x2() / cell);
+    y[at + 3 * cells] = (float) (box.y2() / cell);
+    y[at + (4 + box.kind()) * cells] = 1f;
   }
 
   private Shapes.Scene scene(int index) {

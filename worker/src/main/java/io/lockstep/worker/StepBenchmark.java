@@ -8,14 +8,13 @@ import io.lockstep.models.ModelZoo;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
-import java.util.SplittableRandom;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Times one worker's full training step, forward, backward and optimizer update, exactly as {@link
  * Worker} runs it (a {@link Replica}'s gradients, then its update), on random images and labels of
- * the model's shape. No synchronization: {@code bench sync} times that.
+ * the model's shape ({@link RandomBatch}: boxes for a detector, phrases for a grounding model). No
+ * synchronization: {@code bench sync} times that.
  */
 public final class StepBenchmark {
   /**
@@ -126,30 +125,14 @@ public final class StepBenchmark {
     final ModelZoo.Spec spec = ModelZoo.spec(settings.model());
     try (Replica replica =
         Replica.create(ModelZoo.configuration(job, settings.steps()), settings.engine())) {
-      return run(settings, threads, spec, replica, new SplittableRandom(job.seed()));
+      return run(
+          settings, threads, RandomBatch.of(spec, settings.batchSize(), job.seed()), replica);
     }
   }
 
-  private static Result run(
-      Settings settings,
-      int threads,
-      ModelZoo.Spec spec,
-      Replica replica,
-      SplittableRandom random) {
-    final int inputs = spec.channels() * spec.height() * spec.width();
-    final float[] pixels = new float[settings.batchSize() * inputs];
-    for (int i = 0; i < pixels.length; i++) {
-      pixels[i] = (float) random.nextDouble(-1, 1);
-    }
-    final INDArray features =
-        Nd4j.create(
-            pixels,
-            new long[] {settings.batchSize(), spec.channels(), spec.height(), spec.width()},
-            'c');
-    final INDArray labels = Nd4j.zeros(settings.batchSize(), spec.classes());
-    for (int i = 0; i < settings.batchSize(); i++) {
-      labels.putScalar(i, random.nextInt(spec.classes()), 1f);
-    }
+  private static Result run(Settings settings, int threads, RandomBatch batch, Replica replica) {
+    final INDArray features = batch.features();
+    final INDArray labels = batch.labels();
     for (int i = 0; i < settings.warmup(); i++) {
       step(replica, features, labels, settings.batchSize());
     }

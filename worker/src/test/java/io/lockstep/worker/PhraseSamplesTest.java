@@ -11,8 +11,12 @@ import java.util.Map;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
-/** Grounding batches: one row per example, split into the network's two inputs; IoU by hand. */
+/**
+ * Grounding batches: one row per example, split into the network's two inputs, YOLOv2's labels of
+ * the named shape; the predicted box and IoU by hand.
+ */
 class PhraseSamplesTest {
 
   @Test
@@ -20,7 +24,8 @@ class PhraseSamplesTest {
     assertEquals(Grounding.VOCABULARY.size(), ModelZoo.VOCABULARY);
     assertEquals(Grounding.PHRASE_TOKENS, ModelZoo.PHRASE_TOKENS);
     final PhraseSamples samples =
-        new PhraseSamples(9, 0, 10, 64, new double[] {0.8, 0.8, 0.8}, new double[] {0.2, 0.2, 0.2});
+        new PhraseSamples(
+            9, 0, 10, 64, 8, new double[] {0.8, 0.8, 0.8}, new double[] {0.2, 0.2, 0.2});
     final int[] indices = {2, 7};
     final INDArray rows = samples.features(indices, 0);
     assertEquals(3 * 64 * 64 + 6, rows.size(1));
@@ -43,10 +48,47 @@ class PhraseSamplesTest {
         assertEquals(example.tokens()[t], inputs[1].getInt(i, t));
       }
       final Shapes.Box box = example.target();
-      assertEquals(box.x1() / 64.0, labels.getDouble(i, 0), 1e-6);
-      assertEquals(box.y2() / 64.0, labels.getDouble(i, 3), 1e-6);
+      final int gx = (box.x1() + box.x2()) / 16;
+      final int gy = (box.y1() + box.y2()) / 16;
+      assertEquals(box.x1() / 8.0, labels.getDouble(i, 0, gy, gx), 1e-6);
+      assertEquals(box.y2() / 8.0, labels.getDouble(i, 3, gy, gx), 1e-6);
+      assertEquals(1.0, labels.getDouble(i, 4 + box.kind(), gy, gx));
+      // the named shape alone: one cell marked
+      assertEquals(
+          1.0,
+          labels.get(NDArrayIndex.point(i), NDArrayIndex.interval(4, 7)).sumNumber().doubleValue());
+      assertArrayEquals(
+          new double[] {box.x1() / 64.0, box.y1() / 64.0, box.x2() / 64.0, box.y2() / 64.0},
+          samples.box(indices[i]),
+          1e-12);
     }
-    assertEquals(4, network.output(false, inputs)[0].size(1));
+    assertArrayEquals(new long[] {2, 3 * (5 + 3), 8, 8}, network.output(false, inputs)[0].shape());
+  }
+
+  /** The prediction is the box of the highest objectness, in fractions of the side. */
+  @Test
+  void predictionIsTheMostConfidentBox() {
+    final int anchors = 3;
+    final int depth = 5 + 3;
+    final int grid = 8;
+    final int cells = grid * grid;
+    final float[] values = new float[2 * anchors * depth * cells];
+    java.util.Arrays.fill(values, 0.1f);
+    // image 1, anchor 2, cell (x 5, y 3): centre (5.5, 3.25), 2 x 1 cells
+    final int at = ((anchors + 2) * depth) * cells + 3 * grid + 5;
+    values[at] = 0.5f;
+    values[at + cells] = 0.25f;
+    values[at + 2 * cells] = 2f;
+    values[at + 3 * cells] = 1f;
+    values[at + 4 * cells] = 0.9f;
+    // a near miss in image 0, another anchor and cell
+    values[(1 * depth) * cells + 4 * cells + 7] = 0.8f;
+    assertArrayEquals(
+        new double[] {4.5 / 8, 2.75 / 8, 6.5 / 8, 3.75 / 8},
+        GroundingEvaluator.best(values, 1, anchors, depth, grid),
+        1e-6);
+    final double[] other = GroundingEvaluator.best(values, 0, anchors, depth, grid);
+    assertEquals((7 + 0.1 - 0.05) / 8, other[0], 1e-6);
   }
 
   @Test

@@ -7,12 +7,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * A batch of a model's shape for tests: pixels uniform in [-1, 1), one random class per image (for
- * a detector, one random box of a random class; for a grounding model, rows of pixels and random
- * token ids, and one random box).
+ * A batch of a model's shape for benchmarks and tests: pixels uniform in [-1, 1), one random class
+ * per image (for a detector or a grounding model, YOLOv2's labels of one random box of a random
+ * class; a grounding model's features are rows of pixels and random token ids).
  *
  * @param features {@code [n, channels, height, width]}, or a grounding model's rows
- * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid, grid]}
+ * @param labels one-hot {@code [n, classes]}, or YOLOv2's {@code [n, 4 + classes, grid, grid]}
  */
 public record RandomBatch(INDArray features, INDArray labels) {
   /**
@@ -25,36 +25,30 @@ public record RandomBatch(INDArray features, INDArray labels) {
    */
   public static RandomBatch of(ModelZoo.Spec spec, int batch, long seed) {
     final SplittableRandom random = new SplittableRandom(seed);
+    final int pixels = spec.channels() * spec.height() * spec.width();
+    final INDArray features;
     if (spec.task() == ModelZoo.Task.GROUNDING) {
-      final int row = spec.channels() * spec.height() * spec.width() + ModelZoo.PHRASE_TOKENS;
+      final int row = pixels + ModelZoo.PHRASE_TOKENS;
       final float[] rows = new float[batch * row];
-      final float[] boxes = new float[batch * 4];
       for (int i = 0; i < batch; i++) {
-        for (int p = 0; p < row - ModelZoo.PHRASE_TOKENS; p++) {
+        for (int p = 0; p < pixels; p++) {
           rows[i * row + p] = (float) random.nextDouble(-1, 1);
         }
-        for (int t = row - ModelZoo.PHRASE_TOKENS; t < row; t++) {
+        for (int t = pixels; t < row; t++) {
           rows[i * row + t] = random.nextInt(ModelZoo.VOCABULARY);
         }
-        final double x = random.nextDouble(0.5);
-        final double y = random.nextDouble(0.5);
-        final double side = 0.1 + random.nextDouble(0.4);
-        boxes[i * 4] = (float) x;
-        boxes[i * 4 + 1] = (float) y;
-        boxes[i * 4 + 2] = (float) (x + side);
-        boxes[i * 4 + 3] = (float) (y + side);
       }
-      return new RandomBatch(
-          Nd4j.create(rows, new long[] {batch, row}, 'c'),
-          Nd4j.create(boxes, new long[] {batch, 4}, 'c'));
+      features = Nd4j.create(rows, new long[] {batch, row}, 'c');
+    } else {
+      final float[] values = new float[batch * pixels];
+      for (int i = 0; i < values.length; i++) {
+        values[i] = (float) random.nextDouble(-1, 1);
+      }
+      features =
+          Nd4j.create(
+              values, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
     }
-    final float[] pixels = new float[batch * spec.channels() * spec.height() * spec.width()];
-    for (int i = 0; i < pixels.length; i++) {
-      pixels[i] = (float) random.nextDouble(-1, 1);
-    }
-    final INDArray features =
-        Nd4j.create(pixels, new long[] {batch, spec.channels(), spec.height(), spec.width()}, 'c');
-    if (spec.task() == ModelZoo.Task.DETECTION) {
+    if (spec.task() != ModelZoo.Task.CLASSIFICATION) {
       final int grid = spec.grid();
       final INDArray boxes = Nd4j.zeros(DataType.FLOAT, batch, 4 + spec.classes(), grid, grid);
       for (int i = 0; i < batch; i++) {

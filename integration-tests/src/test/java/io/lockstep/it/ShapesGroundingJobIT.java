@@ -1,0 +1,37 @@
+package io.lockstep.it;
+
+import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.summary;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code shapes-grounding} job with its defaults: a CNN and an LSTM trained data-parallel on 2
+ * workers find the shape a phrase names with the issue's mean IoU goal.
+ */
+@Timeout(value = 15, unit = TimeUnit.MINUTES)
+class ShapesGroundingJobIT {
+
+  @Test
+  void theShippedJobFindsTheNamedShape(@TempDir Path tmp) throws Exception {
+    final Path run = tmp.resolve("run");
+    assertExit(0, "train", "shapes-grounding", "--run-dir", run.toString());
+    final JsonObject summary = summary(run);
+    assertEquals("shapes-grounding", summary.get("model").getAsString());
+    assertEquals(2, summary.get("workers").getAsInt());
+    assertEquals("mean_iou", summary.get("test_metric").getAsString());
+    assertFalse(summary.has("test_accuracy"), "a grounding model has no accuracy");
+    final double iou = summary.get("mean_iou").getAsDouble();
+    assertTrue(iou >= 0.5, "mean_iou " + iou);
+    assertTrue(Files.size(run.resolve("model.zip")) > 0);
+  }
+}
