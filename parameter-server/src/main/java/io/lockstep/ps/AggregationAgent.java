@@ -72,6 +72,8 @@ final class AggregationAgent implements ServerAgent {
   /** Per rank: the image and term its held head frame lies in, or null when none is held. */
   private final Image[] headImages;
 
+  private final WorkerSources sources;
+
   private final DirectBuffer[] headBuffers;
   private final int[] headOffsets;
 
@@ -143,6 +145,7 @@ final class AggregationAgent implements ServerAgent {
     this.chunkCount = layout.chunkCount();
     this.workers = address.workers();
     this.headImages = new Image[workers];
+    this.sources = new WorkerSources(workers);
     this.headBuffers = new DirectBuffer[workers];
     this.headOffsets = new int[workers];
     this.headEnds = new long[workers];
@@ -249,6 +252,7 @@ final class AggregationAgent implements ServerAgent {
       // Local SGD averages at some steps only: the first frame of a later step moves the server on.
       step = Frame.step(buffer, offset);
       headImages[rank] = image;
+      sources.heard(rank, image);
       headBuffers[rank] = buffer;
       headOffsets[rank] = offset;
       headEnds[rank] = peek.end;
@@ -530,7 +534,7 @@ final class AggregationAgent implements ServerAgent {
               + ": no statistics (SyncBatchNorm round "
               + statisticsRound
               + ") from workers "
-              + missing
+              + sources.describe(missing)
               + " after "
               + stepTimeoutNs / 1_000_000_000.0
               + " s; see their executor logs or raise lockstep.ps.step-timeout");
@@ -540,7 +544,7 @@ final class AggregationAgent implements ServerAgent {
         "step "
             + step
             + ": no complete gradient from workers "
-            + missing
+            + sources.describe(missing)
             + " after "
             + stepTimeoutNs / 1_000_000_000.0
             + " s; see their executor logs or raise lockstep.ps.step-timeout");

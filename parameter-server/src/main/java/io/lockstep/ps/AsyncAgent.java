@@ -1,5 +1,6 @@
 package io.lockstep.ps;
 
+import io.aeron.Image;
 import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.logbuffer.FragmentHandler;
@@ -68,6 +69,7 @@ final class AsyncAgent implements ServerAgent {
   private final int[] chunksIn;
   private final int[] sessions;
   private final boolean[] sessionKnown;
+  private final WorkerSources sources;
 
   /** Per rank: the step whose answer is due, -1 when none; the chunk to send next; since when. */
   private final long[] replyStep;
@@ -119,6 +121,7 @@ final class AsyncAgent implements ServerAgent {
     this.chunksIn = new int[workers];
     this.sessions = new int[workers];
     this.sessionKnown = new boolean[workers];
+    this.sources = new WorkerSources(workers);
     this.replyStep = new long[workers];
     Arrays.fill(replyStep, -1);
     this.replyChunk = new int[workers];
@@ -183,6 +186,7 @@ final class AsyncAgent implements ServerAgent {
     }
     sessions[rank] = header.sessionId();
     sessionKnown[rank] = true;
+    sources.heard(rank, (Image) header.context());
     final int c = layout.chunkSentAt(chunksIn[rank]);
     final int first = c * layout.chunkFloats();
     final int count = layout.lengthBytes(c) / Float.BYTES;
@@ -266,7 +270,7 @@ final class AsyncAgent implements ServerAgent {
                 + " waited "
                 + stepTimeoutNs / 1_000_000_000.0
                 + " s for workers "
-                + lagging(rank, step)
+                + sources.describe(lagging(rank, step))
                 + (replyFinal[rank]
                     ? " to finish the stage"
                     : " to reach step " + (step - staleness))

@@ -617,6 +617,19 @@ public final class GradientExchange implements AutoCloseable {
     idle.reset();
     while (!done.getAsBoolean()) {
       if (pollResults() == 0) {
+        final String lost = lostServer();
+        if (lost != null) {
+          throw new ParameterServerException(
+              "worker "
+                  + rank
+                  + ": step "
+                  + step
+                  + ": "
+                  + lost
+                  + " while waiting for the "
+                  + what
+                  + ": the parameter server stopped or crashed; see the driver log");
+        }
         if (clock.nanoTime() - deadlineNs > 0) {
           throw new ParameterServerException(
               "worker "
@@ -641,6 +654,26 @@ public final class GradientExchange implements AutoCloseable {
         idle.reset();
       }
     }
+  }
+
+  /**
+   * Whether a server this worker was connected to has gone: its result stream has no publisher left
+   * (Aeron notices a vanished UDP publisher after the image liveness timeout, 10 s by default) or
+   * the Aeron client has closed it.
+   *
+   * @return what is gone, or null while every server is there
+   */
+  private String lostServer() {
+    for (Link link : links) {
+      if (link.results.isClosed() || !link.results.isConnected()) {
+        return "no parameter server on "
+            + link.results.channel()
+            + " stream "
+            + link.results.streamId()
+            + " any more";
+      }
+    }
+    return null;
   }
 
   private int pollResults() {

@@ -167,7 +167,9 @@ class AsyncServerTest {
       fast.exchange(0, update(0, 0), 8, false);
       final ParameterServerException e =
           assertThrows(ParameterServerException.class, () -> fast.exchange(1, update(0, 1), 8));
-      assertTrue(e.getMessage().contains("waited 2.0 s for workers [1]"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("waited 2.0 s for workers [1 (never heard from)]"),
+          e.getMessage());
       assertTrue(e.getMessage().contains("lockstep.ps.step-timeout"), e.getMessage());
       assertThrows(ParameterServerException.class, server::checkHealthy);
     }

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -439,6 +440,68 @@ class ParameterServerTest {
     }
   }
 
+  /** A worker that took part and then stalls is named with the address its frames came from. */
+  @Test
+  void shouldNameTheHostOfAWorkerThatStalls() throws Exception {
+    final ServerAddress address = address(Transport.UDP, 2, 1000, 4096);
+    final CountDownLatch done = new CountDownLatch(1);
+    try (ParameterServer server = launch(address, Duration.ofMillis(500))) {
+      final Future<?> stalled =
+          threads.submit(
+              () -> {
+                try (GradientExchange exchange = connect(address, 1)) {
+                  exchange.exchange(0, vector(new float[1000]), 1);
+                  // alive and connected, but never sends step 1
+                  done.await(30, TimeUnit.SECONDS);
+                }
+                return null;
+              });
+      try (GradientExchange exchange = connect(address, 0)) {
+        exchange.exchange(0, vector(new float[1000]), 1);
+        final Exception e =
+            assertThrows(
+                ParameterServerException.class,
+                () -> exchange.exchange(1, vector(new float[1000]), 1));
+        assertTrue(e.getMessage().contains("step 1"), e.getMessage());
+        assertTrue(e.getMessage().contains("[1 (from 127.0.0.1:"), e.getMessage());
+      } finally {
+        done.countDown();
+      }
+      stalled.get(30, TimeUnit.SECONDS);
+    }
+  }
+
+  /**
+   * The server goes away in the middle of a step: its worker fails well before the step timeout,
+   * saying so, instead of waiting it out.
+   */
+  @Test
+  void shouldFailFastWhenTheServerGoesAway() throws Exception {
+    final ServerAddress address = address(Transport.UDP, 2, 1000, 4096);
+    final ParameterServer server = launch(address, Duration.ofSeconds(120));
+    try (GradientExchange exchange = connect(address, 0)) {
+      // rank 1 never sends, so step 0 waits; the server stops while it does
+      final Future<?> stopped =
+          threads.submit(
+              () -> {
+                Thread.sleep(500);
+                server.close();
+                return null;
+              });
+      final long start = System.nanoTime();
+      final ParameterServerException e =
+          assertThrows(
+              ParameterServerException.class,
+              () -> exchange.exchange(0, vector(new float[1000]), 1));
+      final double seconds = (System.nanoTime() - start) / 1e9;
+      assertTrue(e.getMessage().contains("stopped or crashed"), e.getMessage());
+      assertTrue(seconds < 30, seconds + " s to notice, the step timeout is 120 s");
+      stopped.get(30, TimeUnit.SECONDS);
+    } finally {
+      server.close();
+    }
+  }
+
   @Test
   void shouldNameTheMissingRankAndStepWhenAWorkerNeverSends() throws Exception {
     final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
@@ -452,7 +515,7 @@ class ParameterServerTest {
               });
       final Exception e = assertThrows(Exception.class, lonely::get);
       assertTrue(e.getMessage().contains("step 0"), e.getMessage());
-      assertTrue(e.getMessage().contains("[1]"), e.getMessage());
+      assertTrue(e.getMessage().contains("[1 (never heard from)]"), e.getMessage());
       final ParameterServerException failure =
           assertThrows(ParameterServerException.class, server::checkHealthy);
       assertTrue(failure.getMessage().contains("lockstep.ps.step-timeout"), failure.getMessage());
