@@ -55,6 +55,7 @@ import java.util.stream.Collectors;
  * @param batchNormRunningStats how replicas update BatchNorm's running statistics
  * @param checkpointEverySteps checkpoint interval in steps, 0 for epoch ends only
  * @param checkpointAtEpochEnd whether every epoch end writes a checkpoint
+ * @param stageRetries how often a failed stage runs again from its first step
  * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
  * @param psShards parameter server shards in the driver JVM
  * @param shardServers host:port of standalone shard processes, in range order; empty for none
@@ -110,6 +111,7 @@ public record JobConfig(
     RunningStats batchNormRunningStats,
     int checkpointEverySteps,
     boolean checkpointAtEpochEnd,
+    int stageRetries,
     boolean batchNormSync,
     int psShards,
     List<String> shardServers,
@@ -184,6 +186,7 @@ public record JobConfig(
             Keys.BATCHNORM_RUNNING_STATS.read(config),
             Keys.CHECKPOINT_EVERY_STEPS.read(config),
             Keys.CHECKPOINT_AT_EPOCH_END.read(config),
+            Keys.STAGE_RETRIES.read(config),
             Keys.BATCHNORM_SYNC.read(config),
             Keys.PS_SHARDS.read(config),
             shardServers(Keys.PS_SHARD_SERVERS.read(config)),
@@ -219,7 +222,10 @@ public record JobConfig(
           text,
           ConfigParseOptions.defaults().setSyntax(ConfigSyntax.CONF).setOriginDescription(origin));
     } catch (ConfigException e) {
-      throw new ConfigurationException(origin + ": " + e.getMessage());
+      // Typesafe Config's message starts with the origin and the line when it knows them
+      final String message = e.getMessage();
+      throw new ConfigurationException(
+          message.startsWith(origin) ? message : origin + ": " + message);
     }
   }
 
@@ -337,6 +343,7 @@ public record JobConfig(
       Keys.lowerName(batchNormRunningStats),
       checkpointEverySteps,
       checkpointAtEpochEnd,
+      stageRetries,
       batchNormSync,
       psShards,
       quote(String.join(",", shardServers)),

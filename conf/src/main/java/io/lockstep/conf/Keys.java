@@ -329,6 +329,18 @@ public final class Keys {
           true,
           "write checkpoint.zip at the end of every epoch");
 
+  /** Stage retries. */
+  public static final ConfigKey<Integer> STAGE_RETRIES =
+      integer(
+          "lockstep.train.stage-retries",
+          2,
+          "times",
+          "how often a failed stage (a worker or parameter server lost) runs again from the step"
+              + " it began at, the last checkpoint, with a new parameter server; 0 ends the run at"
+              + " the first failure",
+          0,
+          100);
+
   /** Parameter server shards in the driver JVM. */
   public static final ConfigKey<Integer> PS_SHARDS =
       integer(
@@ -531,6 +543,7 @@ public final class Keys {
           BATCHNORM_RUNNING_STATS,
           CHECKPOINT_EVERY_STEPS,
           CHECKPOINT_AT_EPOCH_END,
+          STAGE_RETRIES,
           BATCHNORM_SYNC,
           PS_SHARDS,
           PS_SHARD_SERVERS,

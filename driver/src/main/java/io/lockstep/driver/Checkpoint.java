@@ -5,11 +5,12 @@ import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.zip.CRC32;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -17,17 +18,26 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 /**
  * Where a run stands between two stages, in {@code checkpoint.zip}: a Deeplearning4j {@code
  * ModelSerializer} zip (configuration, parameters, optimizer state — loadable by any Deeplearning4j
- * program) plus a {@value #ENTRY} entry with the run's position and history. The shuffle needs no
- * stored generator state: an epoch's order is a pure function of (seed, epoch), so (epoch, step) is
- * the whole position in the data.
+ * program) plus a {@value #ENTRY} entry with the run's position and history and the CRC-32 of the
+ * parameters and optimizer state, which {@link #read} verifies, so a damaged file is refused rather
+ * than resumed from. The shuffle needs no stored generator state: an epoch's order is a pure
+ * function of (seed, epoch), so (epoch, step) is the whole position in the data.
  *
  * @param progress the run's position and history
  * @param parameters the flat parameters
  * @param updaterState the flat optimizer state
  */
 public record Checkpoint(Progress progress, float[] parameters, float[] updaterState) {
-  /** The zip entry (under {@code objects/}) holding the progress as JSON. */
+  /** The zip entry (under {@code objects/}) holding the {@link Saved} progress as JSON. */
   static final String ENTRY = "lockstep-progress";
+
+  /**
+   * What the {@value #ENTRY} entry holds.
+   *
+   * @param progress the run's position and history
+   * @param checksum CRC-32 of the parameters and optimizer state ({@link #checksum})
+   */
+  record Saved(Progress progress, long checksum) {}
 
   /** The file name inside a run directory. */
   public static final String FILE = "checkpoint.zip";
@@ -79,24 +89,21 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
       int bestEpoch) {}
 
   /**
-   * Writes a checkpoint atomically: a temporary file beside the target, flushed to disk, renamed
-   * over the previous checkpoint. A crash leaves the previous checkpoint whole.
+   * Writes a checkpoint atomically ({@link RunFiles#writeAtomically}: a temporary file, flushed,
+   * renamed over the previous checkpoint). A crash leaves the previous checkpoint whole.
    *
    * @param target the checkpoint file
    * @param replica the replica to save
    * @param progress the run's position
    */
   static void write(Path target, Replica replica, Progress progress) {
-    final String json = RunFiles.JSON.toJson(progress);
+    final String json = RunFiles.JSON.toJson(new Saved(progress, checksum(replica.network())));
     try {
       RunFiles.writeAtomically(
           target,
           tmp -> {
             ModelSerializer.writeModel(replica.network(), tmp.toFile(), true);
             ModelSerializer.addObjectToFile(tmp.toFile(), ENTRY, json);
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-              channel.force(true);
-            }
           });
     } catch (IOException e) {
       throw new UncheckedIOException(target + ": cannot write the checkpoint (" + e + ")", e);
@@ -118,17 +125,59 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
     try {
       final ComputationGraph network = ModelSerializer.restoreComputationGraph(file.toFile(), true);
       final String json = ModelSerializer.getObjectFromFile(file.toFile(), ENTRY);
-      final Progress progress = RunFiles.JSON.fromJson(json, Progress.class);
-      final INDArray updater =
-          network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
+      final Saved saved = RunFiles.JSON.fromJson(json, Saved.class);
+      if (saved == null || saved.progress() == null) {
+        throw new ConfigurationException(
+            file + ": no run progress in it; not a Lockstep checkpoint");
+      }
+      final long stored = saved.checksum();
+      final long actual = checksum(network);
+      if (stored != actual) {
+        throw new ConfigurationException(
+            String.format(
+                "%s: damaged (its parameters' CRC-32 is %08x, written as %08x); resume from a"
+                    + " copy, or start the run again",
+                file, actual, stored));
+      }
+      final INDArray updater = updaterState(network);
       return new Checkpoint(
-          progress,
+          saved.progress(),
           network.params().toFloatVector(),
           updater == null ? new float[0] : updater.toFloatVector());
+    } catch (ConfigurationException e) {
+      throw e;
     } catch (IOException | RuntimeException e) {
       throw new ConfigurationException(
           file + ": not a readable Lockstep checkpoint (" + e.getMessage() + ")");
     }
+  }
+
+  /**
+   * CRC-32 of a network's parameters and optimizer state, as little-endian floats.
+   *
+   * @param network the network
+   * @return the checksum
+   */
+  static long checksum(ComputationGraph network) {
+    final CRC32 crc = new CRC32();
+    update(crc, network.params());
+    final INDArray updater = updaterState(network);
+    if (updater != null) {
+      update(crc, updater);
+    }
+    return crc.getValue();
+  }
+
+  private static void update(CRC32 crc, INDArray values) {
+    final float[] floats = values.toFloatVector();
+    final ByteBuffer bytes =
+        ByteBuffer.allocate(floats.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    bytes.asFloatBuffer().put(floats);
+    crc.update(bytes);
+  }
+
+  private static INDArray updaterState(ComputationGraph network) {
+    return network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
   }
 
   /**

@@ -5,10 +5,13 @@ import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 
 /** The files of a run directory, each replaced atomically. */
@@ -23,20 +26,38 @@ final class RunFiles {
   private RunFiles() {}
 
   /**
-   * Writes through a temporary file beside {@code target} and an atomic rename, so a reader never
-   * sees half a file and a crash leaves the previous version.
+   * Writes through a temporary file beside {@code target}, flushed to the disk, and an atomic
+   * rename, itself flushed with the directory, so a reader never sees half a file and a crash (a
+   * kill, a power cut) leaves the previous version. Temporary files that an earlier crash left
+   * behind are removed first.
    *
    * @param target the file to replace
    * @param writer fills the temporary file
    * @throws IOException when writing or renaming fails
    */
   static void writeAtomically(Path target, FileWriter writer) throws IOException {
-    final Path tmp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
+    final Path directory = target.toAbsolutePath().getParent();
+    final String prefix = "." + target.getFileName();
+    try (DirectoryStream<Path> stale = Files.newDirectoryStream(directory, prefix + "*.tmp")) {
+      for (Path leftover : stale) {
+        Files.deleteIfExists(leftover);
+      }
+    }
+    final Path tmp = Files.createTempFile(directory, prefix, ".tmp");
     try {
       writer.write(tmp);
+      force(tmp, StandardOpenOption.WRITE);
       Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      force(directory, StandardOpenOption.READ);
     } finally {
       Files.deleteIfExists(tmp);
+    }
+  }
+
+  /** Flushes a file's (or a directory's entries') data to the disk. */
+  private static void force(Path path, StandardOpenOption mode) throws IOException {
+    try (FileChannel channel = FileChannel.open(path, mode)) {
+      channel.force(true);
     }
   }
 

@@ -5,6 +5,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Schedule;
 import io.lockstep.conf.Transport;
+import io.lockstep.data.DataException;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
@@ -86,6 +87,34 @@ public final class TrainingDriver {
   private TrainingDriver() {}
 
   /**
+   * Refuses a run directory a new run must not write into: a path that is a file, or the directory
+   * of an earlier run (its checkpoint, model or summary), which is never overwritten; a resumed run
+   * continues in its own directory.
+   *
+   * @param runDir where the run's files would go
+   * @param resume whether the run continues the one in {@code runDir}
+   * @throws ConfigurationException naming the path and what to do instead
+   */
+  public static void checkRunDirectory(Path runDir, boolean resume) {
+    if (Files.exists(runDir) && !Files.isDirectory(runDir)) {
+      throw new ConfigurationException(
+          runDir + ": a file, not a run directory; give --run-dir a new or empty directory");
+    }
+    if (resume) {
+      return;
+    }
+    for (String file : List.of(SUMMARY_FILE, MODEL_FILE, Checkpoint.FILE)) {
+      if (Files.exists(runDir.resolve(file))) {
+        throw new ConfigurationException(
+            String.format(
+                "%s holds a run (%s), which is never overwritten; give --run-dir a new directory,"
+                    + " or continue that run with --resume %s",
+                runDir, file, runDir));
+      }
+    }
+  }
+
+  /**
    * Trains the job to the end, from the start or from the run directory's checkpoint.
    *
    * @param job the validated job
@@ -99,6 +128,20 @@ public final class TrainingDriver {
     ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
     final Samples test = Datasets.test(job);
     final int trainSamples = Datasets.training(job).count();
+    if (trainSamples < job.batchSize()) {
+      throw new ConfigurationException(
+          trainSamples == 0
+              ? String.format(
+                  "the training set (%s=%s, %s=%s) has no samples; point %s at the data",
+                  Keys.DATA_FORMAT.name(),
+                  Keys.lowerName(job.dataFormat()),
+                  Keys.DATA_DIR.name(),
+                  job.dataDir(),
+                  Keys.DATA_DIR.name())
+              : String.format(
+                  "%s=%d is larger than the training set (%d samples); lower it to at most %d",
+                  Keys.BATCH_SIZE.name(), job.batchSize(), trainSamples, trainSamples));
+    }
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
     final long totalSteps = (long) job.epochs() * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
@@ -158,19 +201,7 @@ public final class TrainingDriver {
     final Path metricsFile = runDir.resolve(METRICS_FILE);
     final List<String> metrics =
         resume ? metricsBefore(metricsFile, start.iteration()) : new ArrayList<>();
-    final long jobId = new SecureRandom().nextLong();
-    final ServerAddress address =
-        new ServerAddress(
-                job.transport(),
-                aeronDirectory(jobId),
-                job.psHost(),
-                job.psPort(),
-                (int) job.termLengthBytes(),
-                (int) job.chunkBytes(),
-                jobId,
-                job.workers(),
-                parameters)
-            .withMode(job.psMode(), job.psStaleness());
+    ServerAddress address = serverAddress(job, parameters);
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
             + " {} epochs of {} steps{}",
@@ -196,8 +227,11 @@ public final class TrainingDriver {
     double bestAccuracy = start.bestAccuracy();
     int bestEpoch = start.bestEpoch();
     final long rejected;
-    try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
-        RunningServer server = launchServer(job, address, start.iteration())) {
+    long rejectedBefore = 0;
+    int retries = 0;
+    RunningServer server = null;
+    try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master))) {
+      server = launchServer(job, address, start.iteration());
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
         int step = resumed ? start.step() : 0;
@@ -206,9 +240,7 @@ public final class TrainingDriver {
         double epochSeconds = resumed ? start.epochSeconds() : 0;
         while (step < stepsPerEpoch) {
           final int to = stageEnd(job, epoch, stepsPerEpoch, step);
-          final StageTask task =
-              new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
-          spark.setJobDescription(
+          final String description =
               job.jobName()
                   + ": epoch "
                   + (epoch + 1)
@@ -219,18 +251,39 @@ public final class TrainingDriver {
                   + "-"
                   + to
                   + "/"
-                  + stepsPerEpoch);
+                  + stepsPerEpoch;
           final long stageStartNs = System.nanoTime();
-          final List<StageReport> reports;
-          try {
-            reports = runBarrierStage(spark, task);
-          } catch (RuntimeException e) {
-            // The server names the worker and step that failed; Spark's barrier error does not.
-            server.checkHealthy();
-            throw e;
+          StageTask task = null;
+          List<StageReport> reports = null;
+          for (int attempt = 0; reports == null; attempt++) {
+            task = new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
+            spark.setJobDescription(description + (attempt == 0 ? "" : ", retry " + attempt));
+            try {
+              final List<StageReport> collected = runBarrierStage(spark, task);
+              server.checkHealthy();
+              reports = collected;
+            } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
+              // The server names the worker and step that failed; Spark's barrier error does not.
+              final RuntimeException failure = named(server, e);
+              if (attempt == job.stageRetries() || !retryable(e)) {
+                throw failure;
+              }
+              LOG.warn(
+                  "{}: the stage failed ({}); running it again from step {} (its first, the last"
+                      + " checkpoint) with a new parameter server, retry {} of {}",
+                  description,
+                  failure.getMessage(),
+                  state.iteration(),
+                  attempt + 1,
+                  job.stageRetries());
+              retries++;
+              rejectedBefore += server.rejectedFrames();
+              server.close();
+              address = serverAddress(job, parameters);
+              server = launchServer(job, address, state.iteration());
+            }
           }
           final double seconds = (System.nanoTime() - stageStartNs) / 1e9;
-          server.checkHealthy();
           checkReplicasAgree(reports, task);
           state = reports.get(0).state();
           for (StageReport report : reports) {
@@ -313,7 +366,11 @@ public final class TrainingDriver {
                 epochSeconds,
                 epochSamples / epochSeconds));
       }
-      rejected = server.rejectedFrames();
+      rejected = rejectedBefore + server.rejectedFrames();
+    } finally {
+      if (server != null) {
+        server.close();
+      }
     }
     final Replica last = Replica.restore(state);
     final double workers = job.workers() * 1e9;
@@ -348,6 +405,7 @@ public final class TrainingDriver {
                 phaseNs[2] / workers,
                 phaseNs[3] / workers),
             rejected,
+            retries,
             String.format("%08x", last.parametersCrc()),
             checkpoint == null ? 0 : start.iteration(),
             List.copyOf(history),
@@ -568,6 +626,54 @@ public final class TrainingDriver {
    * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
    * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
    */
+  /** A new parameter server's address, under a job id of its own (its frames are told apart). */
+  private static ServerAddress serverAddress(JobConfig job, int parameters) {
+    final long jobId = new SecureRandom().nextLong();
+    return new ServerAddress(
+            job.transport(),
+            aeronDirectory(jobId),
+            job.psHost(),
+            job.psPort(),
+            (int) job.termLengthBytes(),
+            (int) job.chunkBytes(),
+            jobId,
+            job.workers(),
+            parameters)
+        .withMode(job.psMode(), job.psStaleness());
+  }
+
+  /**
+   * Whether a failed stage may succeed when run again: not when a worker found the data or the
+   * configuration wrong, which a retry would only find again.
+   */
+  private static boolean retryable(Throwable e) {
+    for (Throwable cause = e; cause != null; cause = cause.getCause()) {
+      if (cause instanceof ConfigurationException || cause instanceof DataException) {
+        return false;
+      }
+      if (cause.getCause() == cause) {
+        break;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * What a failed stage reports: the server's account when it has one (it names the worker and
+   * step), else Spark's.
+   */
+  private static RuntimeException named(RunningServer server, Exception e) {
+    try {
+      server.checkHealthy();
+      return e instanceof RuntimeException runtime
+          ? runtime
+          : new IllegalStateException(e.getMessage(), e);
+    } catch (RuntimeException failure) {
+      failure.addSuppressed(e);
+      return failure;
+    }
+  }
+
   private static RunningServer launchServer(JobConfig job, ServerAddress address, long firstStep) {
     if (!job.shardServers().isEmpty()) {
       return RemoteShards.configure(

@@ -39,6 +39,7 @@ import java.util.List;
  *     deeplearning4j} with the reason)
  * @param phaseSeconds per-worker mean seconds in data, compute, sync, apply
  * @param rejectedFrames frames the server dropped
+ * @param stageRetries stages that failed and ran again ({@code lockstep.train.stage-retries})
  * @param parametersCrc32 CRC-32 of the final parameters' bytes: equal exactly when two runs end
  *     with the same bits
  * @param resumedFromStep the global step the run resumed from, 0 when it started fresh
@@ -76,6 +77,7 @@ public record TrainingSummary(
     String engine,
     Phases phaseSeconds,
     long rejectedFrames,
+    int stageRetries,
     String parametersCrc32,
     long resumedFromStep,
     List<Epoch> history,
@@ -116,6 +118,7 @@ public record TrainingSummary(
         engine,
         phaseSeconds,
         rejectedFrames,
+        stageRetries,
         parametersCrc32,
         resumedFromStep,
         history,

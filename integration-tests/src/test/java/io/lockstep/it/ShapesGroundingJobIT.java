@@ -2,6 +2,7 @@ package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
 import static io.lockstep.it.Cli.summary;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -33,5 +34,10 @@ class ShapesGroundingJobIT {
     final double iou = summary.get("mean_iou").getAsDouble();
     assertTrue(iou >= 0.5, "mean_iou " + iou);
     assertTrue(Files.size(run.resolve("model.zip")) > 0);
+
+    // a finished run is never overwritten: refused before anything is loaded or written
+    final byte[] written = Files.readAllBytes(run.resolve("summary.json"));
+    assertExit(2, "train", "shapes-grounding", "--run-dir", run.toString());
+    assertArrayEquals(written, Files.readAllBytes(run.resolve("summary.json")));
   }
 }

@@ -66,6 +66,12 @@ public final class Lockstep implements Runnable {
           "shapes-detection",
           "shapes-grounding");
 
+  @Option(
+      names = "--verbose",
+      scope = CommandLine.ScopeType.INHERIT,
+      description = "on an error, print its stack trace after the one-line message")
+  boolean verbose;
+
   @Override
   public void run() {
     CommandLine.usage(this, System.out);
@@ -87,11 +93,15 @@ public final class Lockstep implements Runnable {
    * @return 0 on success, 1 on a failed run, 2 on bad usage or configuration
    */
   public static int execute(String... args) {
-    final CommandLine cli = new CommandLine(new Lockstep());
+    final Lockstep lockstep = new Lockstep();
+    final CommandLine cli = new CommandLine(lockstep);
     cli.setExecutionExceptionHandler(
         (e, commandLine, parseResult) -> {
           final Throwable root = rootCause(e);
           commandLine.getErr().println("lockstep: " + message(root));
+          if (lockstep.verbose) {
+            e.printStackTrace(commandLine.getErr());
+          }
           return e instanceof ConfigurationException ? 2 : 1;
         });
     return cli.execute(args);
@@ -200,6 +210,7 @@ public final class Lockstep implements Runnable {
                       + "-"
                       + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
               : Path.of(config.runDir());
+      TrainingDriver.checkRunDirectory(run, resume != null);
       final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
       System.out.printf(
           "%s: %s %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
