@@ -9,11 +9,16 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
+import io.lockstep.driver.RunComparison;
+import io.lockstep.jobs.Lockstep;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
@@ -27,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The way a user runs Lockstep beyond one JVM: {@code cluster start} (a real Spark standalone
  * master and two worker JVMs), {@code submit} (spark-submit in client mode with the shaded jar),
  * the executors reading Fashion-MNIST from HDFS (a MiniDFSCluster's NameNode and DataNode), {@code
- * cluster stop}.
+ * cluster stop}; an executor killed with SIGKILL mid-run, survived by retrying its stage.
  */
 @Timeout(value = 15, unit = TimeUnit.MINUTES)
 class StandaloneClusterIT {
@@ -106,6 +111,56 @@ class StandaloneClusterIT {
             Files.readString(executorLogs.get(0), StandardCharsets.UTF_8)
                 + Files.readString(executorLogs.get(1), StandardCharsets.UTF_8);
         assertFalse(logs.contains("Exception"), logs);
+
+        // one executor JVM killed with SIGKILL mid-run: the stage runs again from its first step
+        // (the last checkpoint) on the executor Spark starts in its place, and the run ends on the
+        // same bits as the undisturbed one
+        final Path killed = tmp.resolve("killed");
+        final ExecutorService background = Executors.newSingleThreadExecutor();
+        try {
+          final Future<Integer> submitted =
+              background.submit(
+                  () ->
+                      Lockstep.execute(
+                          "submit",
+                          "--master",
+                          master,
+                          "fashion-mnist-lenet",
+                          "--workers",
+                          "2",
+                          "--max-steps",
+                          "100",
+                          "--data-dir",
+                          dataUri,
+                          "--run-dir",
+                          killed.toString(),
+                          "--set",
+                          "lockstep.ps.transport=udp",
+                          "--set",
+                          "lockstep.checkpoint.every-steps=50",
+                          "--set",
+                          "lockstep.ps.connect-timeout=20s"));
+          final Path metrics = killed.resolve("metrics.jsonl");
+          final long deadline = System.nanoTime() + 300_000_000_000L;
+          while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 50)) {
+            assertFalse(submitted.isDone(), "the run ended before an executor was killed");
+            assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
+            Thread.sleep(50);
+          }
+          // into the second stage (steps 51-100, about 15 s here), not between stages
+          Thread.sleep(4000);
+          final List<ProcessHandle> executors = executors(pids);
+          assertEquals(2, executors.size(), executors.toString());
+          executors.get(0).destroyForcibly();
+          assertEquals(0, submitted.get(10, TimeUnit.MINUTES), "the run with a killed executor");
+        } finally {
+          background.shutdownNow();
+        }
+        final JsonObject survived = json(killed.resolve("summary.json"));
+        assertTrue(survived.get("stage_retries").getAsInt() >= 1, survived.toString());
+        assertEquals(100, survived.get("steps").getAsInt());
+        final RunComparison comparison = RunComparison.of(killed, run, 1e-5);
+        assertTrue(comparison.identical(), comparison.describe());
       } finally {
         for (long pid : pids) {
           ProcessHandle.of(pid)
@@ -124,6 +179,26 @@ class StandaloneClusterIT {
     } finally {
       hdfs.shutdown();
     }
+  }
+
+  /** The executor JVMs the workers started. */
+  private static List<ProcessHandle> executors(List<Long> workerPids) {
+    final List<ProcessHandle> executors = new ArrayList<>();
+    for (long pid : workerPids) {
+      ProcessHandle.of(pid)
+          .ifPresent(
+              worker ->
+                  worker
+                      .descendants()
+                      .filter(
+                          p ->
+                              p.info()
+                                  .commandLine()
+                                  .orElse("")
+                                  .contains("CoarseGrainedExecutorBackend"))
+                      .forEach(executors::add));
+    }
+    return executors;
   }
 
   private static JsonObject json(Path file) throws Exception {

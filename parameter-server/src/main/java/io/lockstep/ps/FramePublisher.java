@@ -12,8 +12,9 @@ import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * Offers frames to one publication, header and payload gathered without copying, retrying
- * back-pressure against a deadline. While it waits it runs {@code onBackPressure}, so a peer that
- * both sends and receives keeps draining its inbound stream and two peers never block each other.
+ * back-pressure against a deadline; a receiver that was there and went away fails the send at once.
+ * While it waits it runs {@code onBackPressure}, so a peer that both sends and receives keeps
+ * draining its inbound stream and two peers never block each other.
  */
 final class FramePublisher {
   private final Publication publication;
@@ -27,6 +28,7 @@ final class FramePublisher {
   private final Runnable onBackPressure;
   private final String role;
   private UnsafeBuffer staging;
+  private boolean delivered;
 
   FramePublisher(
       Publication publication,
@@ -62,6 +64,7 @@ final class FramePublisher {
         <= 0) {
       retry(result, deadlineNs, step);
     }
+    delivered = true;
   }
 
   /**
@@ -95,6 +98,7 @@ final class FramePublisher {
         term.addressOffset() + offset + Frame.HEADER_LENGTH,
         payloadLength);
     claim.commit();
+    delivered = true;
   }
 
   /** Handles a failed offer or claim: throws when it cannot succeed in time, else waits. */
@@ -109,6 +113,18 @@ final class FramePublisher {
               + " on "
               + publication.channel()
               + (result == Publication.CLOSED ? " is closed" : " reached its maximum position"));
+    }
+    if (result == Publication.NOT_CONNECTED && delivered) {
+      // it had a receiver: a peer that stopped or crashed, not one still starting
+      throw new ParameterServerException(
+          role
+              + ": step "
+              + step
+              + ": the receiver of stream "
+              + publication.streamId()
+              + " on "
+              + publication.channel()
+              + " went away (it stopped or crashed); see its log");
     }
     if (clock.nanoTime() - deadlineNs > 0) {
       throw new ParameterServerException(

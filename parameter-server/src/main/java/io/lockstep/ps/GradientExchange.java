@@ -2,6 +2,7 @@ package io.lockstep.ps;
 
 import io.aeron.Aeron;
 import io.aeron.FragmentAssembler;
+import io.aeron.Image;
 import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
@@ -145,6 +146,13 @@ public final class GradientExchange implements AutoCloseable {
     final Subscription results;
     final FramePublisher publisher;
     final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
+
+    /**
+     * The stream this job's results came on, once one came: another server on the same endpoint (a
+     * restarted one) adds a stream of its own, so only this one's going says the server went.
+     */
+    Image server;
+
     final ChunkLayout layout;
     final GradientEncoder encoder;
     final boolean[] resultReceived;
@@ -214,6 +222,9 @@ public final class GradientExchange implements AutoCloseable {
       if (Frame.headerProblem(buffer, offset, length) != null
           || Frame.jobId(buffer, offset) != address.jobId()) {
         return;
+      }
+      if (server == null) {
+        server = (Image) header.context();
       }
       final byte type = Frame.type(buffer, offset);
       if (type == Frame.TYPE_ABORT) {
@@ -665,7 +676,9 @@ public final class GradientExchange implements AutoCloseable {
    */
   private String lostServer() {
     for (Link link : links) {
-      if (link.results.isClosed() || !link.results.isConnected()) {
+      if (link.server != null
+          ? link.server.isClosed()
+          : link.results.isClosed() || !link.results.isConnected()) {
         return "no parameter server on "
             + link.results.channel()
             + " stream "
