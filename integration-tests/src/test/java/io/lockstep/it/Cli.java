@@ -2,6 +2,7 @@ package io.lockstep.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -14,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.function.Supplier;
 
 /** The command line, run in the test's JVM. */
 final class Cli {
@@ -33,6 +35,25 @@ final class Cli {
     withRunDir[args.length + 1] = runDir.toString();
     assertExit(expected, withRunDir);
     assertFalse(Files.exists(runDir), () -> String.join(" ", args) + " left " + runDir);
+  }
+
+  /**
+   * Waits until a run has written {@code steps} lines of {@code metrics.jsonl} (a stage has ended
+   * past them), for at most 5 minutes.
+   *
+   * @param run the run directory
+   * @param steps the lines to wait for
+   * @param running whether the run is still going; when it is not, why, for the assertion
+   */
+  static void awaitSteps(Path run, int steps, Supplier<String> running) throws Exception {
+    final Path metrics = run.resolve("metrics.jsonl");
+    final long deadline = System.nanoTime() + 300_000_000_000L;
+    while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= steps)) {
+      final String ended = running.get();
+      assertTrue(ended == null, () -> "the run ended before step " + steps + ": " + ended);
+      assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
+      Thread.sleep(50);
+    }
   }
 
   /** A run's {@code summary.json}. */

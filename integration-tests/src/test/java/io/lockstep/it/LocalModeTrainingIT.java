@@ -1,6 +1,7 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.awaitSteps;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -275,16 +276,7 @@ class LocalModeTrainingIT {
     final Process process =
         launch(concat(job, "--run-dir", killed.toString()), runs.resolve("killed.log"));
     try {
-      final Path metrics = killed.resolve("metrics.jsonl");
-      final long deadline = System.nanoTime() + 300_000_000_000L;
-      while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 20)) {
-        assertTrue(
-            process.isAlive(),
-            "training ended before it could be killed: "
-                + Files.readString(runs.resolve("killed.log")));
-        assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
-        Thread.sleep(100);
-      }
+      awaitSteps(killed, 20, () -> process.isAlive() ? null : tail(runs.resolve("killed.log")));
     } finally {
       process.destroyForcibly().waitFor();
       // a killed JVM cannot remove its Aeron directory
@@ -345,16 +337,8 @@ class LocalModeTrainingIT {
       final Process training =
           launch(concat(job, "--run-dir", disturbed.toString()), runs.resolve("disturbed.log"));
       processes.add(training);
-      final Path metrics = disturbed.resolve("metrics.jsonl");
-      final long deadline = System.nanoTime() + 300_000_000_000L;
-      while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 20)) {
-        assertTrue(
-            training.isAlive(),
-            "training ended before its server was killed: "
-                + Files.readString(runs.resolve("disturbed.log")));
-        assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
-        Thread.sleep(50);
-      }
+      awaitSteps(
+          disturbed, 20, () -> training.isAlive() ? null : tail(runs.resolve("disturbed.log")));
       first.destroyForcibly().waitFor();
       processes.add(shardServer(shardPort, runs.resolve("shard-restarted.log"), 0));
       assertTrue(training.waitFor(5, TimeUnit.MINUTES), "the disturbed run did not end");

@@ -1,6 +1,7 @@
 package io.lockstep.it;
 
 import static io.lockstep.it.Cli.assertExit;
+import static io.lockstep.it.Cli.awaitSteps;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -76,22 +77,7 @@ class StandaloneClusterIT {
         assertExit(2, "submit", "--master", master, "--set", "lockstep.spark.master=local[2]");
 
         final Path run = tmp.resolve("run");
-        assertExit(
-            0,
-            "submit",
-            "--master",
-            master,
-            "fashion-mnist-lenet",
-            "--workers",
-            "2",
-            "--max-steps",
-            "100",
-            "--data-dir",
-            dataUri,
-            "--run-dir",
-            run.toString(),
-            "--set",
-            "lockstep.ps.transport=udp");
+        assertExit(0, submit(master, dataUri, run));
         final JsonObject summary = json(run.resolve("summary.json"));
         assertEquals(master, summary.get("spark_master").getAsString());
         assertEquals("udp", summary.get("transport").getAsString());
@@ -122,31 +108,15 @@ class StandaloneClusterIT {
               background.submit(
                   () ->
                       Lockstep.execute(
-                          "submit",
-                          "--master",
-                          master,
-                          "fashion-mnist-lenet",
-                          "--workers",
-                          "2",
-                          "--max-steps",
-                          "100",
-                          "--data-dir",
-                          dataUri,
-                          "--run-dir",
-                          killed.toString(),
-                          "--set",
-                          "lockstep.ps.transport=udp",
-                          "--set",
-                          "lockstep.checkpoint.every-steps=50",
-                          "--set",
-                          "lockstep.ps.connect-timeout=20s"));
-          final Path metrics = killed.resolve("metrics.jsonl");
-          final long deadline = System.nanoTime() + 300_000_000_000L;
-          while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= 50)) {
-            assertFalse(submitted.isDone(), "the run ended before an executor was killed");
-            assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");
-            Thread.sleep(50);
-          }
+                          submit(
+                              master,
+                              dataUri,
+                              killed,
+                              "--set",
+                              "lockstep.checkpoint.every-steps=50",
+                              "--set",
+                              "lockstep.ps.connect-timeout=20s")));
+          awaitSteps(killed, 50, () -> submitted.isDone() ? "submit returned" : null);
           // into the second stage (steps 51-100, about 15 s here), not between stages
           Thread.sleep(4000);
           final List<ProcessHandle> executors = executors(pids);
@@ -179,6 +149,33 @@ class StandaloneClusterIT {
     } finally {
       hdfs.shutdown();
     }
+  }
+
+  /**
+   * {@code submit} of the LeNet job: 2 workers, 100 steps, Fashion-MNIST from HDFS, UDP.
+   *
+   * @param more flags after those
+   */
+  private static String[] submit(String master, String dataUri, Path run, String... more) {
+    final List<String> args =
+        new ArrayList<>(
+            List.of(
+                "submit",
+                "--master",
+                master,
+                "fashion-mnist-lenet",
+                "--workers",
+                "2",
+                "--max-steps",
+                "100",
+                "--data-dir",
+                dataUri,
+                "--run-dir",
+                run.toString(),
+                "--set",
+                "lockstep.ps.transport=udp"));
+    args.addAll(List.of(more));
+    return args.toArray(String[]::new);
   }
 
   /** The executor JVMs the workers started. */
