@@ -622,10 +622,6 @@ public final class TrainingDriver {
     }
   }
 
-  /**
-   * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
-   * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
-   */
   /** A new parameter server's address, under a job id of its own (its frames are told apart). */
   private static ServerAddress serverAddress(JobConfig job, int parameters) {
     final long jobId = new SecureRandom().nextLong();
@@ -674,6 +670,10 @@ public final class TrainingDriver {
     }
   }
 
+  /**
+   * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
+   * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
+   */
   private static RunningServer launchServer(JobConfig job, ServerAddress address, long firstStep) {
     if (!job.shardServers().isEmpty()) {
       return RemoteShards.configure(
