@@ -5,12 +5,9 @@ import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.zip.CRC32;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -35,7 +32,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * What the {@value #ENTRY} entry holds.
    *
    * @param progress the run's position and history
-   * @param checksum CRC-32 of the parameters and optimizer state ({@link #checksum})
+   * @param checksum CRC-32 of the parameters and optimizer state ({@link Replica#crc32})
    */
   record Saved(Progress progress, long checksum) {}
 
@@ -97,12 +94,14 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * @param progress the run's position
    */
   static void write(Path target, Replica replica, Progress progress) {
-    final String json = RunFiles.JSON.toJson(new Saved(progress, checksum(replica.network())));
+    final ComputationGraph network = replica.network();
+    final long checksum = Replica.crc32(network.params().toFloatVector(), updaterState(network));
+    final String json = RunFiles.JSON.toJson(new Saved(progress, checksum));
     try {
       RunFiles.writeAtomically(
           target,
           tmp -> {
-            ModelSerializer.writeModel(replica.network(), tmp.toFile(), true);
+            ModelSerializer.writeModel(network, tmp.toFile(), true);
             ModelSerializer.addObjectToFile(tmp.toFile(), ENTRY, json);
           });
     } catch (IOException e) {
@@ -130,8 +129,10 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
         throw new ConfigurationException(
             file + ": no run progress in it; not a Lockstep checkpoint");
       }
+      final float[] parameters = network.params().toFloatVector();
+      final float[] updater = updaterState(network);
       final long stored = saved.checksum();
-      final long actual = checksum(network);
+      final long actual = Replica.crc32(parameters, updater);
       if (stored != actual) {
         throw new ConfigurationException(
             String.format(
@@ -139,11 +140,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
                     + " copy, or start the run again",
                 file, actual, stored));
       }
-      final INDArray updater = updaterState(network);
-      return new Checkpoint(
-          saved.progress(),
-          network.params().toFloatVector(),
-          updater == null ? new float[0] : updater.toFloatVector());
+      return new Checkpoint(saved.progress(), parameters, updater);
     } catch (ConfigurationException e) {
       throw e;
     } catch (IOException | RuntimeException e) {
@@ -152,32 +149,11 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
     }
   }
 
-  /**
-   * CRC-32 of a network's parameters and optimizer state, as little-endian floats.
-   *
-   * @param network the network
-   * @return the checksum
-   */
-  static long checksum(ComputationGraph network) {
-    final CRC32 crc = new CRC32();
-    update(crc, network.params());
-    final INDArray updater = updaterState(network);
-    if (updater != null) {
-      update(crc, updater);
-    }
-    return crc.getValue();
-  }
-
-  private static void update(CRC32 crc, INDArray values) {
-    final float[] floats = values.toFloatVector();
-    final ByteBuffer bytes =
-        ByteBuffer.allocate(floats.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    bytes.asFloatBuffer().put(floats);
-    crc.update(bytes);
-  }
-
-  private static INDArray updaterState(ComputationGraph network) {
-    return network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
+  /** The optimizer state as floats, empty for an updater without state. */
+  private static float[] updaterState(ComputationGraph network) {
+    final INDArray state =
+        network.getUpdater() == null ? null : network.getUpdater().getStateViewArray();
+    return state == null ? new float[0] : state.toFloatVector();
   }
 
   /**

@@ -654,12 +654,23 @@ public final class Replica implements AutoCloseable {
    * @return the checksum
    */
   public long parametersCrc() {
-    final float[] values = network.params().toFloatVector();
-    final ByteBuffer bytes =
-        ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    bytes.asFloatBuffer().put(values);
+    return crc32(network.params().toFloatVector());
+  }
+
+  /**
+   * CRC-32 of float arrays' little-endian bytes, one array after the other.
+   *
+   * @param arrays the values
+   * @return the checksum
+   */
+  public static long crc32(float[]... arrays) {
     final CRC32 crc = new CRC32();
-    crc.update(bytes);
+    for (float[] values : arrays) {
+      final ByteBuffer bytes =
+          ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+      bytes.asFloatBuffer().put(values);
+      crc.update(bytes);
+    }
     return crc.getValue();
   }
 }
