@@ -59,6 +59,8 @@ import java.util.stream.Collectors;
  * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
  * @param psShards parameter server shards in the driver JVM
  * @param shardServers host:port of standalone shard processes, in range order; empty for none
+ * @param psFrameTags whether frames carry an HMAC tag under a per-job key
+ * @param psSecretFile the secret file the shard processes' frame keys derive from; empty for none
  * @param psMode how the replicas synchronize
  * @param psStaleness stale-sync: steps the fastest worker may run ahead of the slowest
  * @param psLocalSteps local-sgd: steps between two averagings
@@ -115,6 +117,8 @@ public record JobConfig(
     boolean batchNormSync,
     int psShards,
     List<String> shardServers,
+    boolean psFrameTags,
+    String psSecretFile,
     SyncMode psMode,
     int psStaleness,
     int psLocalSteps,
@@ -190,6 +194,8 @@ public record JobConfig(
             Keys.BATCHNORM_SYNC.read(config),
             Keys.PS_SHARDS.read(config),
             shardServers(Keys.PS_SHARD_SERVERS.read(config)),
+            Keys.PS_FRAME_TAGS.read(config),
+            Keys.PS_SECRET_FILE.read(config),
             Keys.PS_MODE.read(config),
             Keys.PS_STALENESS.read(config),
             Keys.PS_LOCAL_STEPS.read(config),
@@ -347,6 +353,8 @@ public record JobConfig(
       batchNormSync,
       psShards,
       quote(String.join(",", shardServers)),
+      psFrameTags,
+      quote(psSecretFile),
       Keys.lowerName(psMode),
       psStaleness,
       psLocalSteps,
@@ -424,6 +432,26 @@ public record JobConfig(
               + Keys.TRANSPORT.name()
               + "=udp: the shard processes are reached over the network");
     }
+    if (shardServers.isEmpty() != psSecretFile.isBlank()) {
+      throw new ConfigurationException(
+          shardServers.isEmpty()
+              ? Keys.PS_SECRET_FILE.name()
+                  + " is for shard processes and needs "
+                  + Keys.PS_SHARD_SERVERS.name()
+                  + "; remove it (shards in the driver JVM use a random key per job)"
+              : Keys.PS_SHARD_SERVERS.name()
+                  + " needs "
+                  + Keys.PS_SECRET_FILE.name()
+                  + ", the secret file every shard process reads with --secret-file (make one"
+                  + " with: head -c 32 /dev/urandom > F; chmod 600 F)");
+    }
+    if (!shardServers.isEmpty() && !psFrameTags) {
+      throw new ConfigurationException(
+          Keys.PS_FRAME_TAGS.name()
+              + "=false cannot be used with "
+              + Keys.PS_SHARD_SERVERS.name()
+              + ": shard processes always verify tags; remove it");
+    }
     if (!shardServers.isEmpty() && psShards != 1) {
       throw new ConfigurationException(
           "set either "
@@ -475,20 +503,20 @@ public record JobConfig(
               + Keys.TERM_LENGTH_BYTES.name()
               + "="
               + termLengthBytes
-              + " (one unfragmented Aeron frame: min(65504, term-length/8) - 80 bytes of headers)");
+              + " (one unfragmented Aeron frame: min(65504, term-length/8) - 96 bytes of headers)");
     }
   }
 
   /**
    * The largest gradient chunk that travels as one unfragmented Aeron frame: the MTU (65504 at
-   * most, an eighth of the term at most) less Aeron's 32-byte frame header and Lockstep's 48-byte
+   * most, an eighth of the term at most) less Aeron's 32-byte frame header and Lockstep's 64-byte
    * one. The parameter server reads chunks in place in the term, so they must not be fragmented.
    *
    * @param termLengthBytes the Aeron term length
    * @return the largest chunk payload, in bytes
    */
   public static long largestChunkBytes(long termLengthBytes) {
-    return Math.min(65_504L, termLengthBytes / 8) - 80;
+    return Math.min(65_504L, termLengthBytes / 8) - 96;
   }
 
   /** One value as a number, several as a list: files written before lists stay as they were. */

@@ -201,13 +201,13 @@ public final class Keys {
   public static final ConfigKey<Long> CHUNK_BYTES =
       bytes(
           "lockstep.ps.chunk-size",
-          "65424",
+          "65408",
           "payload of one gradient message: a multiple of 4, at most min(65504, term-length/8) -"
-              + " 80, so it travels as one unfragmented Aeron frame that the server reads in place"
-              + " in the term; the default is the largest. The streams' MTU follows: chunk + 80"
-              + " bytes rounded up to 32 (8912 fits a 9000-byte jumbo-frame network)",
+              + " 96, so it travels as one unfragmented Aeron frame that the server reads in place"
+              + " in the term; the default is the largest. The streams' MTU follows: chunk + 96"
+              + " bytes rounded up to 32 (8896 fits a 9000-byte jumbo-frame network)",
           4096,
-          65_424L);
+          65_408L);
 
   /** Aeron term length. */
   public static final ConfigKey<Long> TERM_LENGTH_BYTES =
@@ -359,6 +359,25 @@ public final class Keys {
           "",
           "comma-separated host:port of running `lockstep parameter-server` processes, one shard"
               + " each in range order, instead of shards in the driver JVM (udp transport)");
+
+  /** Whether frames are authenticated. */
+  public static final ConfigKey<Boolean> PS_FRAME_TAGS =
+      bool(
+          "lockstep.ps.frame-tags",
+          true,
+          "sign every frame with HMAC-SHA256 under a per-job key and drop frames whose tag is"
+              + " wrong; false only on a network where every host is trusted (the MAC costs ~29 ms"
+              + " per 44.7 MB on each side; shard processes always verify)");
+
+  /** The secret the shard processes' frame keys derive from. */
+  public static final ConfigKey<String> PS_SECRET_FILE =
+      string(
+          "lockstep.ps.secret-file",
+          "",
+          "file of at least 32 secret bytes (head -c 32 /dev/urandom > F; chmod 600 F) that the"
+              + " driver and every `lockstep parameter-server --secret-file F` read; each job's"
+              + " frames are signed with a key derived from it; needed with"
+              + " lockstep.ps.shard-servers (shards in the driver JVM use a random key per job)");
 
   /** How replicas synchronize. */
   public static final ConfigKey<SyncMode> PS_MODE =
@@ -547,6 +566,8 @@ public final class Keys {
           BATCHNORM_SYNC,
           PS_SHARDS,
           PS_SHARD_SERVERS,
+          PS_FRAME_TAGS,
+          PS_SECRET_FILE,
           PS_MODE,
           PS_STALENESS,
           PS_LOCAL_STEPS,

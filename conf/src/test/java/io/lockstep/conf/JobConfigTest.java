@@ -2,6 +2,7 @@ package io.lockstep.conf;
 
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -40,7 +41,7 @@ class JobConfigTest {
         () -> assertEquals(0, job.maxStepsPerEpoch()),
         () -> assertEquals(Transport.IPC, job.transport()),
         () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
-        () -> assertEquals(65_424L, job.chunkBytes()),
+        () -> assertEquals(65_408L, job.chunkBytes()),
         () -> assertEquals(1L << 20, job.termLengthBytes()),
         () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
   }
@@ -145,7 +146,7 @@ class JobConfigTest {
   @Test
   void shouldAcceptLargestChunkThatFitsInOneAeronMessage() {
     final long term = 64L << 10;
-    final long largest = term / 8 - 80;
+    final long largest = term / 8 - 96;
 
     final JobConfig job =
         JobConfig.load(
@@ -162,8 +163,11 @@ class JobConfigTest {
         JobConfig.load(
             job(
                 "lockstep.ps.transport = udp\n"
+                    + "lockstep.ps.secret-file = /etc/lockstep/secret\n"
                     + "lockstep.ps.shard-servers = \"10.0.0.7:40300, 10.0.0.8:40302\""));
     assertEquals(List.of("10.0.0.7:40300", "10.0.0.8:40302"), job.shardServers());
+    assertEquals("/etc/lockstep/secret", job.psSecretFile());
+    assertTrue(job.psFrameTags());
     assertEquals(1, JobConfig.load(job("")).psShards());
     assertEquals(List.of(), JobConfig.load(job("")).shardServers());
 
@@ -179,9 +183,27 @@ class JobConfigTest {
         rejected(
                 job(
                     "lockstep.ps.transport = udp\nlockstep.ps.shards = 2\n"
+                        + "lockstep.ps.secret-file = s\n"
                         + "lockstep.ps.shard-servers = \"a:40300,b:40300\""))
             .getMessage(),
         "not both");
+    assertMentions(
+        rejected(job("lockstep.ps.transport = udp\nlockstep.ps.shard-servers = \"a:40300\""))
+            .getMessage(),
+        "lockstep.ps.shard-servers needs lockstep.ps.secret-file",
+        "head -c 32 /dev/urandom");
+    assertMentions(
+        rejected(job("lockstep.ps.secret-file = s")).getMessage(),
+        "lockstep.ps.secret-file is for shard processes");
+    assertMentions(
+        rejected(
+                job(
+                    "lockstep.ps.transport = udp\nlockstep.ps.frame-tags = false\n"
+                        + "lockstep.ps.secret-file = s\n"
+                        + "lockstep.ps.shard-servers = \"a:40300\""))
+            .getMessage(),
+        "lockstep.ps.frame-tags=false cannot be used");
+    assertFalse(JobConfig.load(job("lockstep.ps.frame-tags = false")).psFrameTags());
     assertMentions(rejected(job("lockstep.ps.shards = 0")).getMessage(), "lockstep.ps.shards=0");
   }
 
@@ -308,6 +330,7 @@ class JobConfigTest {
     values.put("lockstep.ps.chunk-size", "32KiB");
     values.put("lockstep.ps.term-length", "4MiB");
     values.put("lockstep.ps.shard-servers", "h1:40300,h2:40300");
+    values.put("lockstep.ps.secret-file", "/etc/lockstep/secret ${y}");
     values.put("lockstep.ps.mode", "stale-sync");
     values.put("lockstep.ps.staleness", "5");
     values.put("lockstep.ps.local-steps", "9");
@@ -328,6 +351,7 @@ class JobConfigTest {
         () -> assertEquals(Duration.ofMillis(1500), again.stepTimeout()),
         () -> assertEquals(4L << 20, again.termLengthBytes()),
         () -> assertEquals("/tmp/run ${x}", again.runDir()),
+        () -> assertEquals("/etc/lockstep/secret ${y}", again.psSecretFile()),
         () -> assertEquals(SyncMode.STALE_SYNC, again.psMode()),
         () -> assertEquals(5, again.psStaleness()),
         () -> assertEquals(9, again.psLocalSteps()),

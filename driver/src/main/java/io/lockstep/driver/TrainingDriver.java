@@ -9,6 +9,7 @@ import io.lockstep.data.DataException;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
+import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
@@ -126,6 +127,7 @@ public final class TrainingDriver {
     final long startNs = System.nanoTime();
     final String master = master(job);
     ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
+    final byte[] secret = secret(job);
     final Samples test = Datasets.test(job);
     final int trainSamples = Datasets.training(job).count();
     if (trainSamples < job.batchSize()) {
@@ -201,7 +203,7 @@ public final class TrainingDriver {
     final Path metricsFile = runDir.resolve(METRICS_FILE);
     final List<String> metrics =
         resume ? metricsBefore(metricsFile, start.iteration()) : new ArrayList<>();
-    ServerAddress address = serverAddress(job, parameters);
+    ServerAddress address = serverAddress(job, parameters, secret);
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
             + " {} epochs of {} steps{}",
@@ -279,7 +281,7 @@ public final class TrainingDriver {
               retries++;
               rejectedBefore += server.rejectedFrames();
               server.close();
-              address = serverAddress(job, parameters);
+              address = serverAddress(job, parameters, secret);
               server = launchServer(job, address, state.iteration());
             }
           }
@@ -622,8 +624,27 @@ public final class TrainingDriver {
     }
   }
 
-  /** A new parameter server's address, under a job id of its own (its frames are told apart). */
-  private static ServerAddress serverAddress(JobConfig job, int parameters) {
+  /**
+   * The secret of {@code lockstep.ps.secret-file}, read once before anything starts; null when the
+   * servers run in this JVM.
+   */
+  private static byte[] secret(JobConfig job) {
+    if (job.psSecretFile().isBlank()) {
+      return null;
+    }
+    try {
+      return FrameKey.readSecret(Path.of(job.psSecretFile()), Keys.PS_SECRET_FILE.name());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigurationException(e.getMessage());
+    }
+  }
+
+  /**
+   * A new parameter server's address, under a job id and frame key of its own (its frames are told
+   * apart): a random key for servers in this JVM (none with {@code lockstep.ps.frame-tags=false}),
+   * else the one the shard processes derive from the shared secret.
+   */
+  private static ServerAddress serverAddress(JobConfig job, int parameters, byte[] secret) {
     final long jobId = new SecureRandom().nextLong();
     return new ServerAddress(
             job.transport(),
@@ -634,7 +655,10 @@ public final class TrainingDriver {
             (int) job.chunkBytes(),
             jobId,
             job.workers(),
-            parameters)
+            parameters,
+            secret != null
+                ? FrameKey.forJob(secret, jobId)
+                : job.psFrameTags() ? FrameKey.random() : FrameKey.none())
         .withMode(job.psMode(), job.psStaleness());
   }
 

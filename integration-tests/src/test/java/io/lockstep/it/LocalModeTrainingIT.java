@@ -325,7 +325,9 @@ class LocalModeTrainingIT {
       "--set",
       "lockstep.ps.connect-timeout=10s",
       "--set",
-      "lockstep.ps.shard-servers=127.0.0.1:" + shardPort
+      "lockstep.ps.shard-servers=127.0.0.1:" + shardPort,
+      "--set",
+      "lockstep.ps.secret-file=" + SECRET
     };
     final Path straight = runs.resolve("straight");
     final Path disturbed = runs.resolve("disturbed");
@@ -456,6 +458,25 @@ class LocalModeTrainingIT {
         "per-slice statistics should be far from one process:\n" + unsynchronized.describe());
   }
 
+  /**
+   * The secret the shard processes and the drivers of these tests share: 32 random bytes in a file
+   * only its owner may read (what {@code createTempFile} makes on POSIX).
+   */
+  private static final Path SECRET = secretFile();
+
+  private static Path secretFile() {
+    try {
+      final Path file = Files.createTempFile("lockstep-secret-", "");
+      file.toFile().deleteOnExit();
+      final byte[] secret = new byte[32];
+      new java.security.SecureRandom().nextBytes(secret);
+      Files.write(file, secret);
+      return file;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   /** Starts {@code lockstep parameter-server} in a JVM of its own and waits until it listens. */
   private static Process shardServer(int port, Path log) throws Exception {
     return shardServer(port, log, 2);
@@ -478,7 +499,9 @@ class LocalModeTrainingIT {
             "--port",
             Integer.toString(port),
             "--jobs",
-            Integer.toString(jobs)));
+            Integer.toString(jobs),
+            "--secret-file",
+            SECRET.toString()));
     final Process process =
         new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     final long deadline = System.nanoTime() + 120_000_000_000L;
@@ -518,7 +541,16 @@ class LocalModeTrainingIT {
     try {
       shards.add(shardServer(port + 2, runs.resolve("shard-0.log")));
       shards.add(shardServer(port + 4, runs.resolve("shard-1.log")));
-      assertExit(0, concat(common, "--set", shardServers, "--run-dir", processes.toString()));
+      assertExit(
+          0,
+          concat(
+              common,
+              "--set",
+              shardServers,
+              "--set",
+              "lockstep.ps.secret-file=" + SECRET,
+              "--run-dir",
+              processes.toString()));
       // the same processes serve a second job, asynchronous across two stages: the mode and its
       // bound reach them through CONFIGURE
       final Path stale = runs.resolve("stale-sync-shard-processes");
@@ -528,6 +560,8 @@ class LocalModeTrainingIT {
               common,
               "--set",
               shardServers,
+              "--set",
+              "lockstep.ps.secret-file=" + SECRET,
               "--set",
               "lockstep.ps.mode=stale-sync",
               "--set",
@@ -564,6 +598,8 @@ class LocalModeTrainingIT {
             common,
             "--set",
             "lockstep.ps.shard-servers=127.0.0.1:" + (port + 2),
+            "--set",
+            "lockstep.ps.secret-file=" + SECRET,
             "--set",
             "lockstep.ps.connect-timeout=3s",
             "--run-dir",

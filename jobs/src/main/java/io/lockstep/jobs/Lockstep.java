@@ -12,6 +12,7 @@ import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ShardServer;
 import io.lockstep.ps.SyncBenchmark;
 import io.lockstep.worker.StepBenchmark;
@@ -352,7 +353,7 @@ public final class Lockstep implements Runnable {
 
     @Option(
         names = "--chunk-bytes",
-        defaultValue = "65424",
+        defaultValue = "65408",
         description = "payload of one chunk (default: the largest unfragmented at MTU 65504)")
     int chunkBytes;
 
@@ -367,6 +368,13 @@ public final class Lockstep implements Runnable {
         defaultValue = "none",
         description = "none|fp16|bf16: how chunks are encoded, both ways")
     String compression;
+
+    @Option(
+        names = "--frame-tags",
+        defaultValue = "true",
+        arity = "1",
+        description = "true|false: sign every frame with HMAC-SHA256 (lockstep.ps.frame-tags)")
+    boolean frameTags;
 
     @Override
     public Integer call() throws Exception {
@@ -399,7 +407,8 @@ public final class Lockstep implements Runnable {
                 chunkBytes,
                 termLength,
                 shards,
-                encoding);
+                encoding,
+                frameTags);
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }
@@ -472,7 +481,8 @@ public final class Lockstep implements Runnable {
       name = "parameter-server",
       description =
           "Run a parameter server shard process on HOST:PORT (UDP; PORT+1 carries results) that"
-              + " serves the jobs whose lockstep.ps.shard-servers list it.")
+              + " serves the jobs whose lockstep.ps.shard-servers list it and whose"
+              + " lockstep.ps.secret-file holds the secret of --secret-file.")
   static final class ParameterServerShard implements Callable<Integer> {
     @Option(names = "--host", required = true, description = "address to bind, reachable by all")
     String host;
@@ -486,13 +496,28 @@ public final class Lockstep implements Runnable {
         description = "exit after serving this many jobs; 0 serves until stopped")
     int jobs;
 
+    @Option(
+        names = "--secret-file",
+        required = true,
+        description =
+            "at least 32 secret bytes, readable by the owner only; the jobs' drivers name the same"
+                + " file in lockstep.ps.secret-file (make one with: head -c 32 /dev/urandom > F;"
+                + " chmod 600 F)")
+    Path secretFile;
+
     @Override
     public Integer call() {
       if (port < 1024 || port > 65534 || jobs < 0) {
         throw new ConfigurationException(
             "--port " + port + " must be in [1024, 65534] and --jobs " + jobs + " >= 0");
       }
-      return ShardServer.serve(host, port, jobs);
+      final byte[] secret;
+      try {
+        secret = FrameKey.readSecret(secretFile, "--secret-file");
+      } catch (IllegalArgumentException e) {
+        throw new ConfigurationException(e.getMessage());
+      }
+      return ShardServer.serve(host, port, jobs, secret);
     }
   }
 

@@ -55,6 +55,7 @@ final class AggregationAgent implements ServerAgent {
   private final ServerAddress address;
   private final Subscription subscription;
   private final FramePublisher results;
+  private final FrameTag tag;
   private final NanoClock clock;
   private final long stepTimeoutNs;
   private final ChunkLayout layout;
@@ -135,11 +136,13 @@ final class AggregationAgent implements ServerAgent {
     this.results =
         new FramePublisher(
             publication,
+            address.key(),
             clock,
             new BackoffIdleStrategy(),
             stepTimeoutNs,
             () -> {},
             "parameter server");
+    this.tag = new FrameTag(address.key());
     this.skipsSteps = address.mode() == SyncMode.LOCAL_SGD;
     this.layout = address.layout();
     this.chunkCount = layout.chunkCount();
@@ -288,14 +291,18 @@ final class AggregationAgent implements ServerAgent {
     }
     final int rank = Frame.rank(buffer, offset);
     final byte type = Frame.type(buffer, offset);
-    if (type == Frame.TYPE_ABORT) {
-      return null;
-    }
-    if (type != Frame.TYPE_GRADIENT && type != Frame.TYPE_STATISTICS) {
+    if (type != Frame.TYPE_ABORT && type != Frame.TYPE_GRADIENT && type != Frame.TYPE_STATISTICS) {
       return "not a gradient or statistics frame";
     }
-    if (headBuffers[rank] != null) {
+    if (type != Frame.TYPE_ABORT && headBuffers[rank] != null) {
       return headImages[rank] == image ? HELD : "a second stream claims rank " + rank;
+    }
+    // after the held check: a held head is peeked again on every poll, and verified once
+    if (!tag.verify(buffer, offset, length)) {
+      return "a frame for rank " + rank + " with a wrong tag (not signed with this job's key)";
+    }
+    if (type == Frame.TYPE_ABORT) {
+      return null;
     }
     final long frameStep = Frame.step(buffer, offset);
     final boolean laterStep = frameStep > step && skipsSteps && heldHeads == 0 && chunksSummed == 0;

@@ -70,6 +70,7 @@ final class AsyncAgent implements ServerAgent {
   private final int[] sessions;
   private final boolean[] sessionKnown;
   private final WorkerSources sources;
+  private final FrameTag tag;
 
   /** Per rank: the step whose answer is due, -1 when none; the chunk to send next; since when. */
   private final long[] replyStep;
@@ -109,6 +110,7 @@ final class AsyncAgent implements ServerAgent {
       this.replies[rank] =
           new FramePublisher(
               replies[rank],
+              address.key(),
               clock,
               new BackoffIdleStrategy(),
               stepTimeoutNs,
@@ -122,6 +124,7 @@ final class AsyncAgent implements ServerAgent {
     this.sessions = new int[workers];
     this.sessionKnown = new boolean[workers];
     this.sources = new WorkerSources(workers);
+    this.tag = new FrameTag(address.key());
     this.replyStep = new long[workers];
     Arrays.fill(replyStep, -1);
     this.replyChunk = new int[workers];
@@ -223,6 +226,9 @@ final class AsyncAgent implements ServerAgent {
       return peer;
     }
     final int rank = Frame.rank(buffer, offset);
+    if (!tag.verify(buffer, offset, length)) {
+      return "a frame for rank " + rank + " with a wrong tag (not signed with this job's key)";
+    }
     if (sessionKnown[rank] && sessions[rank] != header.sessionId()) {
       return "a second stream claims rank " + rank;
     }
@@ -377,9 +383,7 @@ final class AsyncAgent implements ServerAgent {
           length,
           address.parameterCount());
       // Best effort, never blocking: a worker that is gone cannot be told.
-      reply
-          .publication()
-          .offer(reply.header(), 0, Frame.HEADER_LENGTH, new UnsafeBuffer(text), 0, length);
+      reply.offerOnce(new UnsafeBuffer(text), 0, length);
     }
   }
 

@@ -34,10 +34,20 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------+---------------+-------------------------------+
  *  |   encoding    |     flags     |           reserved            | 44
  *  +---------------+---------------+-------------------------------+
- *  |                         payload ...                           | 48
+ *  |                              tag                              | 48
+ *  |                                                               |
+ *  |                                                               |
+ *  |                                                               |
+ *  +---------------------------------------------------------------+
+ *  |                         payload ...                           | 64
  * </pre>
  *
  * All integers are little-endian. The header is 8-byte aligned so payload floats are aligned.
+ *
+ * <p>The tag authenticates the frame: HMAC-SHA256 with the job's {@link FrameKey} over bytes 0 to
+ * 47 and the payload, truncated to 16 bytes ({@link FrameTag}). Receivers verify it before they use
+ * anything of the frame beyond its routing fields, and drop and count frames whose tag is wrong:
+ * another job's, a peer's without the key, or frames changed on the way.
  *
  * <p>The encoding says how a gradient or result chunk's payload is encoded ({@link ChunkCodec}:
  * float32, scaled half precision, bfloat16 or sparse); other frames carry float32 or text. Flags:
@@ -53,7 +63,7 @@ import org.agrona.MutableDirectBuffer;
  */
 final class Frame {
   static final short MAGIC = 0x4C53;
-  static final byte VERSION = 3;
+  static final byte VERSION = 4;
 
   /** On an asynchronous update: the stage's last step; answer when every worker has sent it. */
   static final byte FLAG_FINAL = 1;
@@ -86,7 +96,9 @@ final class Frame {
   static final int PARAMETER_COUNT_OFFSET = 40;
   static final int ENCODING_OFFSET = 44;
   static final int FLAGS_OFFSET = 45;
-  static final int HEADER_LENGTH = 48;
+  static final int TAG_OFFSET = 48;
+  static final int TAG_LENGTH = 16;
+  static final int HEADER_LENGTH = 64;
 
   private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
 
@@ -115,6 +127,8 @@ final class Frame {
     buffer.putInt(PAYLOAD_LENGTH_OFFSET, payloadLength, ORDER);
     buffer.putInt(PARAMETER_COUNT_OFFSET, parameterCount, ORDER);
     buffer.putInt(PARAMETER_COUNT_OFFSET + 4, 0, ORDER);
+    buffer.putLong(TAG_OFFSET, 0);
+    buffer.putLong(TAG_OFFSET + Long.BYTES, 0);
   }
 
   /** Returns null when the header is well formed for a frame of {@code length} bytes. */

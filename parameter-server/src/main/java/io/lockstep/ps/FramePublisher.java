@@ -11,10 +11,11 @@ import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
- * Offers frames to one publication, header and payload gathered without copying, retrying
- * back-pressure against a deadline; a receiver that was there and went away fails the send at once.
- * While it waits it runs {@code onBackPressure}, so a peer that both sends and receives keeps
- * draining its inbound stream and two peers never block each other.
+ * Signs frames with the job's {@link FrameKey} and offers them to one publication, header and
+ * payload gathered without copying, retrying back-pressure against a deadline; a receiver that was
+ * there and went away fails the send at once. While it waits it runs {@code onBackPressure}, so a
+ * peer that both sends and receives keeps draining its inbound stream and two peers never block
+ * each other.
  */
 final class FramePublisher {
   private final Publication publication;
@@ -22,6 +23,7 @@ final class FramePublisher {
 
   private final UnsafeBuffer header = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH]);
   private final BufferClaim claim = new BufferClaim();
+  private final FrameTag tag;
   private final NanoClock clock;
   private final IdleStrategy idle;
   private final long timeoutNs;
@@ -32,12 +34,14 @@ final class FramePublisher {
 
   FramePublisher(
       Publication publication,
+      FrameKey key,
       NanoClock clock,
       IdleStrategy idle,
       long timeoutNs,
       Runnable onBackPressure,
       String role) {
     this.publication = publication;
+    this.tag = new FrameTag(key);
     this.clock = clock;
     this.idle = idle;
     this.timeoutNs = timeoutNs;
@@ -55,6 +59,7 @@ final class FramePublisher {
 
   /** Sends the header last encoded into {@link #header()} followed by the payload bytes. */
   void send(DirectBuffer payload, int payloadOffset, int payloadLength, long step) {
+    tag.sign(header, payload, payloadOffset, payloadLength);
     final long deadlineNs = clock.nanoTime() + timeoutNs;
     idle.reset();
     long result;
@@ -97,8 +102,20 @@ final class FramePublisher {
         term.byteArray(),
         term.addressOffset() + offset + Frame.HEADER_LENGTH,
         payloadLength);
+    tag.sign(term, offset, frameLength);
     claim.commit();
     delivered = true;
+  }
+
+  /**
+   * Signs and offers the header last encoded into {@link #header()} and a payload once, with no
+   * retry: a best-effort notice (an abort) to a peer that may be gone.
+   *
+   * @return the publication's result: a new position, or why the offer failed
+   */
+  long offerOnce(DirectBuffer payload, int payloadOffset, int payloadLength) {
+    tag.sign(header, payload, payloadOffset, payloadLength);
+    return publication.offer(header, 0, Frame.HEADER_LENGTH, payload, payloadOffset, payloadLength);
   }
 
   /** Handles a failed offer or claim: throws when it cannot succeed in time, else waits. */

@@ -146,6 +146,7 @@ public final class GradientExchange implements AutoCloseable {
     final Subscription results;
     final FramePublisher publisher;
     final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
+    final FrameTag tag;
 
     /**
      * The stream this job's results came on, once one came: another server on the same endpoint (a
@@ -164,6 +165,7 @@ public final class GradientExchange implements AutoCloseable {
       this.firstByte = firstByte;
       this.gradients = gradients;
       this.results = results;
+      this.tag = new FrameTag(address.key());
       this.layout = address.layout();
       this.encoder =
           compression == Compression.NONE
@@ -173,6 +175,7 @@ public final class GradientExchange implements AutoCloseable {
       this.publisher =
           new FramePublisher(
               gradients,
+              address.key(),
               clock,
               new BackoffIdleStrategy(),
               stepTimeoutNs,
@@ -220,7 +223,9 @@ public final class GradientExchange implements AutoCloseable {
 
     private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
       if (Frame.headerProblem(buffer, offset, length) != null
-          || Frame.jobId(buffer, offset) != address.jobId()) {
+          || Frame.jobId(buffer, offset) != address.jobId()
+          || !tag.verify(buffer, offset, length)) {
+        rejectedFrames++;
         return;
       }
       if (server == null) {
@@ -298,6 +303,10 @@ public final class GradientExchange implements AutoCloseable {
   private byte stepFlags;
   private int statisticsRound = -1;
   private int statisticsBytes;
+
+  /** Result frames dropped: malformed, another job's, or with a wrong tag. */
+  private long rejectedFrames;
+
   private boolean statisticsReceived;
   private int totalSamples;
   private String abortReason;
@@ -723,9 +732,18 @@ public final class GradientExchange implements AutoCloseable {
           0,
           length,
           address.parameterCount());
-      link.gradients.offer(
-          link.publisher.header(), 0, Frame.HEADER_LENGTH, new UnsafeBuffer(text), 0, length);
+      link.publisher.offerOnce(new UnsafeBuffer(text), 0, length);
     }
+  }
+
+  /**
+   * Result frames this worker dropped: malformed ones, another job's, and those whose tag was not
+   * made with the job's key.
+   *
+   * @return the count since this exchange connected
+   */
+  public long rejectedFrames() {
+    return rejectedFrames;
   }
 
   /** Closes the streams, the client and any media driver this worker started; idempotent. */

@@ -135,6 +135,7 @@ public final class RemoteShards implements RunningServer {
   private final long[] stepsCompleted;
   private final long[] rejected;
   private final String[] failures;
+  private final FrameTag tag;
   private boolean closed;
 
   private RemoteShards(
@@ -154,6 +155,7 @@ public final class RemoteShards implements RunningServer {
     this.stepsCompleted = new long[shards.count()];
     this.rejected = new long[shards.count()];
     this.failures = new String[shards.count()];
+    this.tag = new FrameTag(shards.shard(0).key());
   }
 
   /**
@@ -247,7 +249,9 @@ public final class RemoteShards implements RunningServer {
                 + silent
                 + " did not answer within "
                 + context.connectTimeout.toSeconds()
-                + " s; start `lockstep parameter-server --host HOST --port PORT` on each, check"
+                + " s; start `lockstep parameter-server --host HOST --port PORT --secret-file F` on"
+                + " each with the file of lockstep.ps.secret-file (a shard drops a driver's frames"
+                + " signed with another secret, and says so in its log), check"
                 + " lockstep.ps.shard-servers, or raise lockstep.ps.connect-timeout");
       }
       if (now - nextSendNs >= 0) {
@@ -284,6 +288,7 @@ public final class RemoteShards implements RunningServer {
     frame.putInt(Frame.HEADER_LENGTH + 16, shard.mode().ordinal(), ORDER);
     frame.putInt(Frame.HEADER_LENGTH + 20, shard.staleness(), ORDER);
     frame.putBytes(Frame.HEADER_LENGTH + ShardServer.CONFIGURE_FIXED_BYTES, reply);
+    tag.sign(frame, 0, frame.capacity());
     controls.get(s).offer(frame);
   }
 
@@ -291,7 +296,8 @@ public final class RemoteShards implements RunningServer {
     if (Frame.headerProblem(buffer, offset, length) != null
         || Frame.type(buffer, offset) != Frame.TYPE_STATUS
         || Frame.jobId(buffer, offset) != shards.shard(0).jobId()
-        || Frame.payloadLength(buffer, offset) < 8) {
+        || Frame.payloadLength(buffer, offset) < 8
+        || !tag.verify(buffer, offset, length)) {
       return;
     }
     final int s = Frame.chunkIndex(buffer, offset);
@@ -373,6 +379,7 @@ public final class RemoteShards implements RunningServer {
     final SleepingMillisIdleStrategy idle = new SleepingMillisIdleStrategy(1);
     for (int s = 0; s < controls.size(); s++) {
       Frame.encode(end, Frame.TYPE_END, -1, shards.shard(s).jobId(), 0, s, 0, 0, 0, 0);
+      tag.sign(end, 0, Frame.HEADER_LENGTH);
       final Publication control = controls.get(s);
       for (int attempt = 0; attempt < 100 && control.offer(end) < 0; attempt++) {
         idle.idle();

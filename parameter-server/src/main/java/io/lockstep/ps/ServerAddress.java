@@ -23,6 +23,7 @@ import java.io.Serializable;
  * @param mode how the workers synchronize: the server sums ({@code sync}, {@code local-sgd}) or
  *     adds updates as they come ({@code async}, {@code stale-sync})
  * @param staleness {@code stale-sync}: how many steps a worker may run ahead of the slowest
+ * @param key the job's secret frame key: every frame carries a tag made with it
  */
 public record ServerAddress(
     Transport transport,
@@ -36,7 +37,8 @@ public record ServerAddress(
     int parameterCount,
     int shard,
     SyncMode mode,
-    int staleness)
+    int staleness,
+    FrameKey key)
     implements Serializable {
 
   private static final int GRADIENT_STREAM_ID = 1001;
@@ -73,6 +75,7 @@ public record ServerAddress(
    * @param jobId identifies this job's frames; frames of other jobs are rejected
    * @param workers number of workers that contribute to each step
    * @param parameterCount length of the flat gradient in floats
+   * @param key the job's secret frame key
    */
   public ServerAddress(
       Transport transport,
@@ -83,7 +86,8 @@ public record ServerAddress(
       int chunkBytes,
       long jobId,
       int workers,
-      int parameterCount) {
+      int parameterCount,
+      FrameKey key) {
     this(
         transport,
         aeronDirectory,
@@ -96,7 +100,8 @@ public record ServerAddress(
         parameterCount,
         0,
         SyncMode.SYNC,
-        0);
+        0,
+        key);
   }
 
   /** Checks the values that would otherwise fail deep inside Aeron. */
@@ -120,6 +125,9 @@ public record ServerAddress(
     if (shard < 0 || shard > MAX_SHARDS) {
       throw new IllegalArgumentException("shard=" + shard + " must be in [0, " + MAX_SHARDS + "]");
     }
+    if (key == null) {
+      throw new IllegalArgumentException("key is null: every job needs a frame key");
+    }
     if (mode == null || staleness < 0) {
       throw new IllegalArgumentException("mode=" + mode + " and staleness=" + staleness);
     }
@@ -134,9 +142,9 @@ public record ServerAddress(
 
   /**
    * The streams' MTU follows the chunk size: the smallest Aeron frame that holds one chunk (its
-   * payload, Lockstep's 48-byte header and Aeron's 32-byte one, rounded up to Aeron's 32-byte
+   * payload, Lockstep's 64-byte header and Aeron's 32-byte one, rounded up to Aeron's 32-byte
    * alignment), so {@code lockstep.ps.chunk-size} sets the datagrams' size on the network (the
-   * default chunk gives Aeron's largest MTU, 65504; a chunk of 8912 bytes fits a 9000-byte jumbo
+   * default chunk gives Aeron's largest MTU, 65504; a chunk of 8896 bytes fits a 9000-byte jumbo
    * frame network without IP fragmentation).
    *
    * @return the MTU, at most {@link #MAX_MTU} and an eighth of the term
@@ -219,7 +227,8 @@ public record ServerAddress(
         parameterCount,
         shard,
         mode,
-        staleness);
+        staleness,
+        key);
   }
 
   ChunkLayout layout() {

@@ -10,6 +10,7 @@ import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -25,8 +26,11 @@ import org.slf4j.LoggerFactory;
 /**
  * A standalone parameter server shard: a process that listens on one UDP endpoint and serves one
  * shard of whichever job's driver configures it, job after job. Start one per shard host with
- * {@code lockstep parameter-server --host H --port P}; list them, in range order, in the job's
- * {@code lockstep.ps.shard-servers}.
+ * {@code lockstep parameter-server --host H --port P --secret-file F}; list them, in range order,
+ * in the job's {@code lockstep.ps.shard-servers}, and give the driver the same secret file in
+ * {@code lockstep.ps.secret-file}. Each job's frames are signed with a key derived from that secret
+ * and the job id ({@link FrameKey#forJob}), control frames included: a driver without the secret
+ * cannot configure the shard, and nobody without it has frames summed.
  *
  * <p>Control frames use the {@link Frame} header on stream {@value #CONTROL_STREAM_ID} of the
  * shard's endpoint (driver to shard) and of the driver's reply endpoint (shard to driver):
@@ -53,6 +57,7 @@ public final class ShardServer implements AutoCloseable {
   private final String host;
   private final int port;
   private final int jobs;
+  private final byte[] secret;
   private final MediaDriver driver;
   private final Aeron aeron;
   private final Subscription control;
@@ -62,10 +67,15 @@ public final class ShardServer implements AutoCloseable {
 
   private Job job;
   private int jobsServed;
+  private long rejectedControlFrames;
 
   /** The job being served. */
   private record Job(
-      ServerAddress address, ServerAgent agent, AgentRunner runner, ExclusivePublication reply) {
+      ServerAddress address,
+      FrameTag tag,
+      ServerAgent agent,
+      AgentRunner runner,
+      ExclusivePublication reply) {
     void stop() {
       CloseHelper.quietCloseAll(runner, reply);
     }
@@ -77,11 +87,13 @@ public final class ShardServer implements AutoCloseable {
    * @param host the address to bind, that workers and the driver reach
    * @param port the UDP port: control and gradients; {@code port + 1} carries results
    * @param jobs the number of jobs to serve before {@link #run} returns; 0 for no limit
+   * @param secret the secret the jobs' frame keys derive from ({@link FrameKey#readSecret})
    */
-  public ShardServer(String host, int port, int jobs) {
+  public ShardServer(String host, int port, int jobs, byte[] secret) {
     this.host = host;
     this.port = port;
     this.jobs = jobs;
+    this.secret = secret.clone();
     MediaDriver launched = null;
     Aeron client = null;
     try {
@@ -100,8 +112,8 @@ public final class ShardServer implements AutoCloseable {
   }
 
   /**
-   * Runs a shard process: {@code --host H --port P [--jobs N]}. Exits 2 on bad arguments, 1 when
-   * the endpoint cannot be bound.
+   * Runs a shard process: {@code --host H --port P --secret-file F [--jobs N]}. Exits 2 on bad
+   * arguments or secret file, 1 when the endpoint cannot be bound.
    *
    * @param args the command line
    */
@@ -109,6 +121,8 @@ public final class ShardServer implements AutoCloseable {
     String host = null;
     int port = -1;
     int jobs = 0;
+    String secretFile = null;
+    final byte[] secret;
     try {
       for (int i = 0; i < args.length; i += 2) {
         if (i + 1 >= args.length) {
@@ -118,22 +132,24 @@ public final class ShardServer implements AutoCloseable {
           case "--host" -> host = args[i + 1];
           case "--port" -> port = Integer.parseInt(args[i + 1]);
           case "--jobs" -> jobs = Integer.parseInt(args[i + 1]);
+          case "--secret-file" -> secretFile = args[i + 1];
           default -> throw new IllegalArgumentException("unknown option " + args[i]);
         }
       }
-      if (host == null || port < 1024 || port > 65534 || jobs < 0) {
+      if (host == null || secretFile == null || port < 1024 || port > 65534 || jobs < 0) {
         throw new IllegalArgumentException(
-            "--host and --port in [1024, 65534] are required, --jobs >= 0");
+            "--host, --port in [1024, 65534] and --secret-file are required, --jobs >= 0");
       }
+      secret = FrameKey.readSecret(Path.of(secretFile), "--secret-file");
     } catch (IllegalArgumentException e) {
       System.err.println(
           "parameter-server: "
               + e.getMessage()
-              + "; usage: parameter-server --host H --port P [--jobs N]");
+              + "; usage: parameter-server --host H --port P --secret-file F [--jobs N]");
       System.exit(2);
       return;
     }
-    System.exit(serve(host, port, jobs));
+    System.exit(serve(host, port, jobs, secret));
   }
 
   /**
@@ -142,12 +158,13 @@ public final class ShardServer implements AutoCloseable {
    * @param host the address to bind
    * @param port the UDP port
    * @param jobs jobs to serve, 0 for no limit
+   * @param secret the secret the jobs' frame keys derive from
    * @return the process exit status: 0, or 1 when the endpoint cannot be bound
    */
-  public static int serve(String host, int port, int jobs) {
+  public static int serve(String host, int port, int jobs, byte[] secret) {
     final ShardServer server;
     try {
-      server = new ShardServer(host, port, jobs);
+      server = new ShardServer(host, port, jobs, secret);
     } catch (RuntimeException e) {
       System.err.println(
           "parameter-server: cannot listen on "
@@ -216,8 +233,22 @@ public final class ShardServer implements AutoCloseable {
       return;
     }
     final byte type = Frame.type(buffer, offset);
+    final long jobId = Frame.jobId(buffer, offset);
+    final boolean current = job != null && job.address.jobId() == jobId;
+    final FrameTag tag = current ? job.tag : new FrameTag(FrameKey.forJob(secret, jobId));
+    if (!tag.verify(buffer, offset, length)) {
+      rejectedControlFrames++;
+      LOG.warn(
+          "shard {}:{}: dropped control frame #{} for job {} with a wrong tag; is its driver's"
+              + " lockstep.ps.secret-file the file this process read with --secret-file?",
+          host,
+          port,
+          rejectedControlFrames,
+          Long.toHexString(jobId));
+      return;
+    }
     if (type == Frame.TYPE_END) {
-      if (job != null && Frame.jobId(buffer, offset) == job.address.jobId()) {
+      if (current) {
         LOG.info("shard {}:{}: job {} ended", host, port, Long.toHexString(job.address.jobId()));
         sendStatus(job);
         job.stop();
@@ -231,9 +262,8 @@ public final class ShardServer implements AutoCloseable {
       LOG.warn("shard {}:{}: dropped a control frame of type {}", host, port, type);
       return;
     }
-    final long jobId = Frame.jobId(buffer, offset);
     if (job != null) {
-      if (job.address.jobId() == jobId) {
+      if (current) {
         return; // the driver repeats CONFIGURE until it hears a STATUS
       }
       LOG.warn(
@@ -270,7 +300,8 @@ public final class ShardServer implements AutoCloseable {
               Frame.parameterCount(buffer, offset),
               Frame.chunkIndex(buffer, offset),
               modeOrdinal >= 0 && modeOrdinal < MODES.length ? MODES[modeOrdinal] : null,
-              staleness);
+              staleness,
+              FrameKey.forJob(secret, jobId));
     } catch (IllegalArgumentException e) {
       LOG.error(
           "shard {}:{}: rejected job {}: {}", host, port, Long.toHexString(jobId), e.getMessage());
@@ -297,7 +328,7 @@ public final class ShardServer implements AutoCloseable {
       return;
     }
     final AgentRunner runner = ParameterServer.start(agent);
-    job = new Job(address, agent, runner, reply);
+    job = new Job(address, tag, agent, runner, reply);
     LOG.info(
         "shard {}:{}: serving shard {} of job {}: {} workers, {} parameters",
         host,
@@ -325,6 +356,7 @@ public final class ShardServer implements AutoCloseable {
         job.address.parameterCount());
     status.putLong(Frame.HEADER_LENGTH, job.agent.rejectedFrames(), ORDER);
     status.putBytes(Frame.HEADER_LENGTH + 8, text, 0, textLength);
+    job.tag.sign(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
     job.reply.offer(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
   }
 

@@ -39,6 +39,7 @@ public final class SyncBenchmark {
    * @param shards parameter server shards, threads in the same JVM
    * @param compression the chunks' encoding: none, fp16 or bf16 (a vector of ones sums exactly in
    *     each; the sparse encodings need real gradients, see {@code bench/modes.sh})
+   * @param frameTags whether frames carry an HMAC tag ({@code lockstep.ps.frame-tags})
    */
   public record Settings(
       int parameters,
@@ -49,7 +50,8 @@ public final class SyncBenchmark {
       int chunkBytes,
       int termLengthBytes,
       int shards,
-      Compression compression) {
+      Compression compression,
+      boolean frameTags) {
     /** Checks the counts; the address checks the rest. */
     public Settings {
       if (parameters <= 0 || workers <= 0 || iterations <= 0 || warmup < 0) {
@@ -71,7 +73,7 @@ public final class SyncBenchmark {
       }
       ServerAddress whole;
       try {
-        whole = address(transport, termLengthBytes, chunkBytes, workers, parameters);
+        whole = address(transport, termLengthBytes, chunkBytes, workers, parameters, true);
       } catch (IllegalArgumentException e) {
         throw new IllegalArgumentException("--chunk-bytes/--term-length: " + e.getMessage(), e);
       }
@@ -87,11 +89,16 @@ public final class SyncBenchmark {
      */
     ServerShards shardsFor() {
       return ServerShards.split(
-          address(transport, termLengthBytes, chunkBytes, workers, parameters), shards);
+          address(transport, termLengthBytes, chunkBytes, workers, parameters, frameTags), shards);
     }
 
     private static ServerAddress address(
-        Transport transport, int termLengthBytes, int chunkBytes, int workers, int parameters) {
+        Transport transport,
+        int termLengthBytes,
+        int chunkBytes,
+        int workers,
+        int parameters,
+        boolean frameTags) {
       return new ServerAddress(
           transport,
           "/dev/shm/lockstep-bench-" + UUID.randomUUID(),
@@ -101,7 +108,8 @@ public final class SyncBenchmark {
           chunkBytes,
           0xBE7C4,
           workers,
-          parameters);
+          parameters,
+          frameTags ? FrameKey.random() : FrameKey.none());
     }
   }
 
@@ -143,7 +151,7 @@ public final class SyncBenchmark {
           Locale.ROOT,
           "sync lockstep workers=%d (threads in one JVM, server in the same JVM) params=%d"
               + " bytes=%d (%.2f MB) transport=%s shards=%d (threads) term_length=%d"
-              + " chunk_bytes=%d compression=%s:"
+              + " chunk_bytes=%d compression=%s frame_tags=%s:"
               + " median_ms=%.3f min_ms=%.3f p90_ms=%.3f max_ms=%.3f GB/s=%.2f (n=%d)",
           settings.workers(),
           settings.parameters(),
@@ -154,6 +162,7 @@ public final class SyncBenchmark {
           settings.termLengthBytes(),
           settings.chunkBytes(),
           settings.compression().name().toLowerCase(Locale.ROOT),
+          settings.frameTags(),
           median,
           quantileMillis(0),
           quantileMillis(0.9),

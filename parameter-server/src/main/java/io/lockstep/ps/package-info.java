@@ -39,7 +39,7 @@
  * consumes the heads. The server thus reads each contribution once and writes each sum once, holds
  * no per-worker copy of the gradient (its memory is two chunks per shard, whatever the model), and
  * a worker that runs ahead is held back by Aeron's flow control rather than buffered. Chunks must
- * therefore be single, unfragmented Aeron frames: at most {@code min(65504, term/8) - 80} bytes. A
+ * therefore be single, unfragmented Aeron frames: at most {@code min(65504, term/8) - 96} bytes. A
  * short term (1 MiB by default, so half a term in flight per stream) keeps the chunks in flight in
  * the CPU cache between the worker's write, the server's read and the workers' read of the sum.
  *

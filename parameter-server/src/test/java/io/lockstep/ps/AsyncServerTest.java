@@ -47,7 +47,8 @@ class AsyncServerTest {
             4096,
             jobId,
             2,
-            PARAMETERS)
+            PARAMETERS,
+            FrameKey.random())
         .withMode(mode, staleness);
   }
 
@@ -188,7 +189,8 @@ class AsyncServerTest {
                 address.chunkBytes(),
                 0xA9,
                 address.workers(),
-                address.parameterCount())
+                address.parameterCount(),
+                address.key())
             .withMode(SyncMode.ASYNC, 0);
     try (ParameterServer server = launch(address, Duration.ofSeconds(30));
         GradientExchange worker = connect(address, 0)) {

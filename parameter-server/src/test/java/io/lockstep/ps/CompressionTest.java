@@ -203,7 +203,8 @@ class CompressionTest {
             4096,
             0xC0DE,
             workers,
-            parameters);
+            parameters,
+            FrameKey.random());
     try (ParameterServer server =
         ParameterServer.launch(
             new ParameterServer.Context().address(address).stepTimeout(Duration.ofSeconds(30)))) {

@@ -89,6 +89,50 @@ class FrameFuzzTest {
     assertTrue(allocatedPerInput < 2048, allocatedPerInput + " bytes allocated per frame");
   }
 
+  /**
+   * Signs valid frames with a job's key, mutates them the same ways, and checks that the tag
+   * accepts exactly the frames that came out unchanged: no mutation of header, tag or payload
+   * passes, and the check never throws.
+   */
+  @Test
+  @Timeout(value = 3, unit = TimeUnit.MINUTES)
+  void tagRefusesEveryChangedFrameOfAMillion() {
+    final SplittableRandom random = new SplittableRandom(20261124);
+    final int capacity = Frame.HEADER_LENGTH + ChunkCodec.maxLength(MAX_COUNT) + 64;
+    final UnsafeBuffer frame = new UnsafeBuffer(new byte[capacity]);
+    final byte[] original = new byte[capacity];
+    final float[] values = new float[MAX_COUNT];
+    final FrameKey key = FrameKey.random();
+    final FrameTag signer = new FrameTag(key);
+    final FrameTag verifier = new FrameTag(key);
+    final FrameTag stranger = new FrameTag(FrameKey.random());
+    long unchanged = 0;
+    long refused = 0;
+    final long start = System.nanoTime();
+    for (int input = 0; input < INPUTS; input++) {
+      final int count = 1 + random.nextInt(MAX_COUNT);
+      final int signedLength = validFrame(random, frame, values, count);
+      signer.sign(frame, 0, signedLength);
+      frame.getBytes(0, original, 0, signedLength);
+      final int length = mutate(random, frame, signedLength, capacity);
+      final boolean same =
+          length == signedLength
+              && java.util.Arrays.equals(original, 0, length, frame.byteArray(), 0, length);
+      assertEquals(same, verifier.verify(frame, 0, length), "input " + input);
+      if (same) {
+        assertTrue(!stranger.verify(frame, 0, length), "another key accepted input " + input);
+        unchanged++;
+      } else {
+        refused++;
+      }
+    }
+    System.out.printf(
+        "fuzz: %d signed frames mutated in %.1f s: %d changed, all refused by the tag; %d came"
+            + " out unchanged and passed (and failed another key)%n",
+        INPUTS, (System.nanoTime() - start) / 1e9, refused, unchanged);
+    assertTrue(refused > INPUTS / 2, "most mutations change the frame");
+  }
+
   /** Writes a valid frame of {@code count} floats in a random encoding; returns its length. */
   private static int validFrame(
       SplittableRandom random, UnsafeBuffer frame, float[] values, int count) {

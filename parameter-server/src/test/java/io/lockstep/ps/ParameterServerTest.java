@@ -2,24 +2,32 @@ package io.lockstep.ps;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
 import io.lockstep.conf.Transport;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -50,7 +58,8 @@ class ParameterServerTest {
         chunkBytes,
         JOB_ID,
         workers,
-        parameters);
+        parameters,
+        FrameKey.random());
   }
 
   private static ParameterServer launch(ServerAddress address, Duration stepTimeout) {
@@ -95,6 +104,11 @@ class ParameterServerTest {
 
   private List<float[]> runWorkers(ServerShards address, int steps, int[] samples)
       throws Exception {
+    return runWorkers(address, 0, steps, samples);
+  }
+
+  private List<float[]> runWorkers(ServerShards address, int firstStep, int steps, int[] samples)
+      throws Exception {
     final List<Future<float[]>> results = new ArrayList<>();
     for (int rank = 0; rank < address.workers(); rank++) {
       final int r = rank;
@@ -103,7 +117,7 @@ class ParameterServerTest {
               () -> {
                 try (GradientExchange exchange = connect(address, r)) {
                   float[] last = null;
-                  for (int step = 0; step < steps; step++) {
+                  for (int step = firstStep; step < firstStep + steps; step++) {
                     final float[] g = new float[address.parameterCount()];
                     for (int i = 0; i < g.length; i++) {
                       g[i] = contribution(r, step, i);
@@ -256,7 +270,7 @@ class ParameterServerTest {
   }
 
   /** Starts a {@code parameter-server} process, a real JVM, and waits until it listens. */
-  private static Process shardProcess(int port, Path log) throws Exception {
+  private static Process shardProcess(int port, Path log, Path secret) throws Exception {
     final Process process =
         new ProcessBuilder(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -270,7 +284,9 @@ class ParameterServerTest {
                 "--port",
                 String.valueOf(port),
                 "--jobs",
-                "1")
+                "1",
+                "--secret-file",
+                secret.toString())
             .redirectErrorStream(true)
             .redirectOutput(log.toFile())
             .start();
@@ -291,11 +307,13 @@ class ParameterServerTest {
       unsharded = runWorkers(whole, 3, new int[] {50, 50});
     }
     final int basePort = 43000 + (int) (Math.random() * 1000) * 4;
+    final byte[] secret = secret(7);
+    final Path secretFile = secretFile(logs, secret);
     final List<Process> processes = new ArrayList<>();
     try {
-      processes.add(shardProcess(basePort, logs.resolve("shard-0.log")));
-      processes.add(shardProcess(basePort + 2, logs.resolve("shard-1.log")));
-      final ServerAddress job = address(Transport.UDP, 2, 20_000, 4096);
+      processes.add(shardProcess(basePort, logs.resolve("shard-0.log"), secretFile));
+      processes.add(shardProcess(basePort + 2, logs.resolve("shard-1.log"), secretFile));
+      final ServerAddress job = withKey(whole, FrameKey.forJob(secret, JOB_ID));
       try (RemoteShards server =
           RemoteShards.configure(
               new RemoteShards.Context()
@@ -327,6 +345,63 @@ class ParameterServerTest {
         process.destroyForcibly();
       }
     }
+  }
+
+  @Test
+  void shouldNotServeADriverWhoseSecretDiffers(@TempDir Path logs) throws Exception {
+    final int port = 43000 + (int) (Math.random() * 1000) * 4;
+    final Process shard =
+        shardProcess(port, logs.resolve("shard-0.log"), secretFile(logs, secret(1)));
+    try {
+      final ServerAddress job =
+          withKey(address(Transport.UDP, 2, 20_000, 4096), FrameKey.forJob(secret(2), JOB_ID));
+      final ParameterServerException refused =
+          assertThrows(
+              ParameterServerException.class,
+              () ->
+                  RemoteShards.configure(
+                      new RemoteShards.Context()
+                          .servers(List.of("127.0.0.1:" + port))
+                          .address(job)
+                          .connectTimeout(Duration.ofSeconds(3))));
+      assertTrue(refused.getMessage().contains("lockstep.ps.secret-file"), refused.getMessage());
+      final String log = Files.readString(logs.resolve("shard-0.log"));
+      assertTrue(log.contains("with a wrong tag"), log);
+      assertFalse(log.contains("serving shard"), log);
+    } finally {
+      shard.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+  }
+
+  private static byte[] secret(int seed) {
+    final byte[] secret = new byte[32];
+    new Random(seed).nextBytes(secret);
+    return secret;
+  }
+
+  /** The secret in a file only its owner may read, as the shard process demands. */
+  private static Path secretFile(Path folder, byte[] secret) throws IOException {
+    final Path file = folder.resolve("secret-" + Arrays.hashCode(secret));
+    Files.write(file, secret);
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+    return file;
+  }
+
+  private static ServerAddress withKey(ServerAddress address, FrameKey key) {
+    return new ServerAddress(
+        address.transport(),
+        address.aeronDirectory(),
+        address.host(),
+        address.port(),
+        address.termLengthBytes(),
+        address.chunkBytes(),
+        address.jobId(),
+        address.workers(),
+        address.parameterCount(),
+        address.shard(),
+        address.mode(),
+        address.staleness(),
+        key);
   }
 
   private static String logs(Path folder) {
@@ -423,15 +498,15 @@ class ParameterServerTest {
 
   @Test
   void shouldSynchronizeOverUdpInDatagramsTheChunkSizeSets() throws Exception {
-    // a chunk that fits a 9000-byte jumbo frame: 8912 + 48 + 32 = 8992 bytes on the wire
-    final ServerAddress address = address(Transport.UDP, 2, 50_000, 8912);
+    // a chunk that fits a 9000-byte jumbo frame: 8896 + 64 + 32 = 8992 bytes on the wire
+    final ServerAddress address = address(Transport.UDP, 2, 50_000, 8896);
     assertTrue(address.gradientChannel().contains("|mtu=8992"), address.gradientChannel());
     assertTrue(
         address.resultPublicationChannel().contains("|mtu=8992"),
         address.resultPublicationChannel());
     // rounded up to Aeron's 32-byte frame alignment
-    assertEquals(4192, address(Transport.IPC, 2, 50_000, 4100).mtu());
-    assertEquals(65504, address(Transport.IPC, 2, 50_000, 65424).mtu());
+    assertEquals(4224, address(Transport.IPC, 2, 50_000, 4100).mtu());
+    assertEquals(65504, address(Transport.IPC, 2, 50_000, 65408).mtu());
     try (ParameterServer server = launch(address, Duration.ofSeconds(30))) {
       final List<float[]> results = runWorkers(address, 2, new int[] {10, 0});
       assertArrayEquals(results.get(0), results.get(1), 0f);
@@ -602,7 +677,8 @@ class ParameterServerTest {
             address.chunkBytes(),
             JOB_ID + 1,
             address.workers(),
-            address.parameterCount());
+            address.parameterCount(),
+            address.key());
     try (ParameterServer server = launch(address, Duration.ofSeconds(30));
         GradientExchange intruder = connect(foreign, 1)) {
       final Future<?> ignored =
@@ -615,6 +691,66 @@ class ParameterServerTest {
       ignored.cancel(true);
       final List<float[]> results = runWorkers(address, 1, new int[] {1, 1});
       assertEquals(contribution(0, 0, 7) + contribution(1, 0, 7), results.get(1)[7], 0f);
+    }
+  }
+
+  @Test
+  void shouldRejectFramesSignedWithAnotherKeyAndNeverSumThem() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    // the right job id and a real rank, but not the job's key: a peer that guessed the id
+    final ServerAddress forged = withKey(address, FrameKey.random());
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30));
+        GradientExchange intruder = connect(forged, 1)) {
+      final float[] poison = new float[1000];
+      Arrays.fill(poison, 1e6f);
+      final Future<?> ignored = threads.submit(() -> intruder.exchange(0, vector(poison), 1000));
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (server.rejectedFrames() == 0 && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
+      assertTrue(server.rejectedFrames() > 0);
+      intruder.abort(0, "a forged abort");
+      ignored.cancel(true);
+      final List<float[]> results = runWorkers(address, 2, new int[] {1, 1});
+      for (int i = 0; i < 1000; i++) {
+        assertEquals(contribution(0, 1, i) + contribution(1, 1, i), results.get(0)[i], 0f);
+      }
+      server.checkHealthy();
+    }
+  }
+
+  @Test
+  void shouldRejectAReplayOfAnEarlierStepSignedWithTheJobsKey() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30));
+        Aeron aeron =
+            Aeron.connect(new Aeron.Context().aeronDirectoryName(address.aeronDirectory()));
+        ExclusivePublication raw =
+            aeron.addExclusivePublication(address.gradientChannel(), address.gradientStreamId())) {
+      runWorkers(ServerShards.of(address), 0, 1, new int[] {1, 1});
+      // step 0's frame of rank 1, signed with the job's key, sent again once step 0 is over
+      final FramePublisher replay =
+          new FramePublisher(
+              raw,
+              address.key(),
+              SystemNanoClock.INSTANCE,
+              new BackoffIdleStrategy(),
+              Duration.ofSeconds(10).toNanos(),
+              () -> {},
+              "replay");
+      final float[] old = new float[1000];
+      Arrays.fill(old, 1e6f);
+      Frame.encode(replay.header(), Frame.TYPE_GRADIENT, 1, JOB_ID, 0, 0, 1, 1, 4000, 1000);
+      replay.send(old, 0, 4000, 0);
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (server.rejectedFrames() == 0 && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
+      assertEquals(1, server.rejectedFrames());
+      final List<float[]> results = runWorkers(ServerShards.of(address), 1, 1, new int[] {1, 1});
+      for (int i = 0; i < 1000; i++) {
+        assertEquals(contribution(0, 1, i) + contribution(1, 1, i), results.get(1)[i], 0f);
+      }
     }
   }
 

@@ -17,7 +17,7 @@ class SyncBenchmarkTest {
     final SyncBenchmark.Result result =
         SyncBenchmark.run(
             new SyncBenchmark.Settings(
-                300_000, 3, 4, 1, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
+                300_000, 3, 4, 1, Transport.IPC, 65_408, 1 << 20, 2, Compression.NONE, true));
     assertEquals(4, result.millis().length);
     for (double millis : result.millis()) {
       assertTrue(millis > 0, "iteration time " + millis);
@@ -38,7 +38,7 @@ class SyncBenchmarkTest {
             IllegalArgumentException.class,
             () ->
                 new SyncBenchmark.Settings(
-                    1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1, Compression.NONE));
+                    1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1, Compression.NONE, true));
     assertTrue(e.getMessage().startsWith("--chunk-bytes/--term-length: "), e.getMessage());
   }
 
@@ -49,7 +49,7 @@ class SyncBenchmarkTest {
             IllegalArgumentException.class,
             () ->
                 new SyncBenchmark.Settings(
-                    1000, 2, 1, 0, Transport.IPC, 65_424, 1 << 20, 2, Compression.NONE));
+                    1000, 2, 1, 0, Transport.IPC, 65_408, 1 << 20, 2, Compression.NONE, true));
     assertTrue(
         e.getMessage().startsWith("--shards: 2 shards for a gradient of 1 chunks"), e.getMessage());
   }

@@ -14,6 +14,7 @@ import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
@@ -318,7 +319,8 @@ class DataParallelExactnessTest {
             (int) job.chunkBytes(),
             SEED,
             workers,
-            start.parameters().length);
+            start.parameters().length,
+            FrameKey.random());
     final ServerShards shards = ServerShards.split(address, job.psShards());
     final EpochPlan plan = EpochPlan.of(SEED, 0, samples, BATCH, workers);
     final Batches batches = new Batches(train, job.dataMean(), job.dataStd());

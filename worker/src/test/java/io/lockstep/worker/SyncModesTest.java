@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Transport;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
@@ -79,7 +80,8 @@ class SyncModesTest {
                 (int) job.chunkBytes(),
                 0xFEED,
                 2,
-                state.parameters().length)
+                state.parameters().length,
+                FrameKey.random())
             .withMode(job.psMode(), job.psStaleness());
     final ServerShards shards = ServerShards.of(address);
     final double[] stageLoss = new double[2];
