@@ -445,6 +445,14 @@ public record JobConfig(
                   + ", the secret file every shard process reads with --secret-file (make one"
                   + " with: head -c 32 /dev/urandom > F; chmod 600 F)");
     }
+    if (psHost.equals("0.0.0.0") || psHost.equals("::") || psHost.equals("[::]")) {
+      throw new ConfigurationException(
+          Keys.PS_HOST.name()
+              + "="
+              + psHost
+              + " would bind every interface and is no address the workers can reach; set the"
+              + " driver's address on the cluster network (such as 10.0.0.5)");
+    }
     if (!shardServers.isEmpty() && !psFrameTags) {
       throw new ConfigurationException(
           Keys.PS_FRAME_TAGS.name()

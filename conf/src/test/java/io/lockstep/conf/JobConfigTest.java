@@ -204,6 +204,9 @@ class JobConfigTest {
             .getMessage(),
         "lockstep.ps.frame-tags=false cannot be used");
     assertFalse(JobConfig.load(job("lockstep.ps.frame-tags = false")).psFrameTags());
+    assertMentions(
+        rejected(job("lockstep.ps.host = \"0.0.0.0\"")).getMessage(),
+        "lockstep.ps.host=0.0.0.0 would bind every interface");
     assertMentions(rejected(job("lockstep.ps.shards = 0")).getMessage(), "lockstep.ps.shards=0");
   }
 

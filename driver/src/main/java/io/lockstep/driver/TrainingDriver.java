@@ -11,6 +11,7 @@ import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
 import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ParameterServer;
+import io.lockstep.ps.ParameterServerException;
 import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
@@ -267,7 +268,7 @@ public final class TrainingDriver {
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
               // The server names the worker and step that failed; Spark's barrier error does not.
               final RuntimeException failure = named(server, e);
-              if (attempt == job.stageRetries() || !retryable(e)) {
+              if (attempt == job.stageRetries() || !retryable(e) || !retryable(failure)) {
                 throw failure;
               }
               LOG.warn(
@@ -668,7 +669,9 @@ public final class TrainingDriver {
    */
   private static boolean retryable(Throwable e) {
     for (Throwable cause = e; cause != null; cause = cause.getCause()) {
-      if (cause instanceof ConfigurationException || cause instanceof DataException) {
+      if (cause instanceof ConfigurationException
+          || cause instanceof DataException
+          || cause instanceof ParameterServerException reported && reported.permanent()) {
         return false;
       }
       if (cause.getCause() == cause) {

@@ -106,6 +106,9 @@ final class AggregationAgent implements ServerAgent {
   private final AtomicLong rejectedFrames = new AtomicLong();
   private volatile String failure;
 
+  /** Set before {@link #failure}: whether the worker that aborted says a retry would fail too. */
+  private volatile boolean failurePermanent;
+
   private long step;
 
   /** Chunks of this step's gradient summed so far; the next is {@link #currentChunk}. */
@@ -245,6 +248,7 @@ final class AggregationAgent implements ServerAgent {
       final byte type = Frame.type(buffer, offset);
       if (type == Frame.TYPE_ABORT) {
         final String reason = text(buffer, offset);
+        failurePermanent = (Frame.flags(buffer, offset) & Frame.FLAG_PERMANENT) != 0;
         image.position(peek.end);
         abort("worker " + rank + " failed at step " + Frame.step(buffer, offset) + ": " + reason);
         return fragments + 1;
@@ -597,5 +601,10 @@ final class AggregationAgent implements ServerAgent {
   @Override
   public String failure() {
     return failure;
+  }
+
+  @Override
+  public boolean failurePermanent() {
+    return failurePermanent;
   }
 }

@@ -85,6 +85,9 @@ final class AsyncAgent implements ServerAgent {
   private final AtomicLong rejectedFrames = new AtomicLong();
   private volatile String failure;
 
+  /** Set before {@link #failure}: whether the worker that aborted says a retry would fail too. */
+  private volatile boolean failurePermanent;
+
   /** Ranks whose last update of the stage is in, and ranks that got their last answer. */
   private int finalsIn;
 
@@ -177,6 +180,7 @@ final class AsyncAgent implements ServerAgent {
     }
     final int rank = Frame.rank(buffer, offset);
     if (Frame.type(buffer, offset) == Frame.TYPE_ABORT) {
+      failurePermanent = (Frame.flags(buffer, offset) & Frame.FLAG_PERMANENT) != 0;
       abort(
           "worker "
               + rank
@@ -400,5 +404,10 @@ final class AsyncAgent implements ServerAgent {
   @Override
   public String failure() {
     return failure;
+  }
+
+  @Override
+  public boolean failurePermanent() {
+    return failurePermanent;
   }
 }

@@ -52,7 +52,7 @@ import org.agrona.MutableDirectBuffer;
  * <p>The encoding says how a gradient or result chunk's payload is encoded ({@link ChunkCodec}:
  * float32, scaled half precision, bfloat16 or sparse); other frames carry float32 or text. Flags:
  * {@link #FLAG_FINAL} on an asynchronous update asks for the parameters once every worker has sent
- * that step.
+ * that step; {@link #FLAG_PERMANENT} on an abort says a retry would fail the same way.
  *
  * <p>A step's gradient chunks travel newest first, chunk {@code count - 1} down to 0 ({@link
  * ChunkLayout#chunkSentAt}); the results may come back in any order.
@@ -67,6 +67,12 @@ final class Frame {
 
   /** On an asynchronous update: the stage's last step; answer when every worker has sent it. */
   static final byte FLAG_FINAL = 1;
+
+  /**
+   * On an abort, and on the status of a shard that aborted: the failure would recur if the stage
+   * ran again (a worker found its data or configuration wrong), so the driver does not retry it.
+   */
+  static final byte FLAG_PERMANENT = 2;
 
   static final byte TYPE_GRADIENT = 1;
   static final byte TYPE_RESULT = 2;

@@ -715,8 +715,10 @@ public final class GradientExchange implements AutoCloseable {
    *
    * @param step the step the worker was at
    * @param reason what failed
+   * @param permanent whether running the stage again would fail the same way (the worker's data or
+   *     configuration is wrong), so the driver does not retry it
    */
-  public void abort(long step, String reason) {
+  public void abort(long step, String reason, boolean permanent) {
     final byte[] text = String.valueOf(reason).getBytes(StandardCharsets.UTF_8);
     for (Link link : links) {
       final ServerAddress address = link.address;
@@ -732,6 +734,8 @@ public final class GradientExchange implements AutoCloseable {
           0,
           length,
           address.parameterCount());
+      Frame.encodingAndFlags(
+          link.publisher.header(), (byte) 0, permanent ? Frame.FLAG_PERMANENT : 0);
       link.publisher.offerOnce(new UnsafeBuffer(text), 0, length);
     }
   }

@@ -265,7 +265,8 @@ public final class ParameterServer implements RunningServer {
       final String failure = agent.failure();
       if (failure != null) {
         throw new ParameterServerException(
-            (agents.size() > 1 ? "shard " + agents.indexOf(agent) + ": " : "") + failure);
+            (agents.size() > 1 ? "shard " + agents.indexOf(agent) + ": " : "") + failure,
+            agent.failurePermanent());
       }
     }
   }

@@ -135,6 +135,7 @@ public final class RemoteShards implements RunningServer {
   private final long[] stepsCompleted;
   private final long[] rejected;
   private final String[] failures;
+  private final boolean[] permanent;
   private final FrameTag tag;
   private boolean closed;
 
@@ -155,6 +156,7 @@ public final class RemoteShards implements RunningServer {
     this.stepsCompleted = new long[shards.count()];
     this.rejected = new long[shards.count()];
     this.failures = new String[shards.count()];
+    this.permanent = new boolean[shards.count()];
     this.tag = new FrameTag(shards.shard(0).key());
   }
 
@@ -309,6 +311,7 @@ public final class RemoteShards implements RunningServer {
     rejected[s] = buffer.getLong(offset + Frame.HEADER_LENGTH, ORDER);
     final int textLength = Frame.payloadLength(buffer, offset) - 8;
     if (textLength > 0 && failures[s] == null) {
+      permanent[s] = (Frame.flags(buffer, offset) & Frame.FLAG_PERMANENT) != 0;
       failures[s] = buffer.getStringWithoutLengthUtf8(offset + Frame.HEADER_LENGTH + 8, textLength);
     }
   }
@@ -353,7 +356,7 @@ public final class RemoteShards implements RunningServer {
     for (int s = 0; s < shards.count(); s++) {
       if (failures[s] != null) {
         throw new ParameterServerException(
-            "shard " + s + " at " + context.servers.get(s) + ": " + failures[s]);
+            "shard " + s + " at " + context.servers.get(s) + ": " + failures[s], permanent[s]);
       }
       if (lastStatusNs[s] != 0 && now - lastStatusNs[s] > context.stepTimeout.toNanos()) {
         throw new ParameterServerException(

@@ -24,6 +24,11 @@ interface ServerAgent extends Agent {
   String failure();
 
   /**
+   * @return whether the failure came from a worker that reported it would recur on a retry
+   */
+  boolean failurePermanent();
+
+  /**
    * Records a failure and tells every worker; later frames are ignored.
    *
    * @param reason what failed, for the workers' errors

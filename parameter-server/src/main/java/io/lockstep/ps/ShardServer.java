@@ -356,6 +356,8 @@ public final class ShardServer implements AutoCloseable {
         job.address.parameterCount());
     status.putLong(Frame.HEADER_LENGTH, job.agent.rejectedFrames(), ORDER);
     status.putBytes(Frame.HEADER_LENGTH + 8, text, 0, textLength);
+    Frame.encodingAndFlags(
+        status, (byte) 0, job.agent.failurePermanent() ? Frame.FLAG_PERMANENT : 0);
     job.tag.sign(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
     job.reply.offer(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
   }

@@ -709,7 +709,7 @@ class ParameterServerTest {
         Thread.onSpinWait();
       }
       assertTrue(server.rejectedFrames() > 0);
-      intruder.abort(0, "a forged abort");
+      intruder.abort(0, "a forged abort", true);
       ignored.cancel(true);
       final List<float[]> results = runWorkers(address, 2, new int[] {1, 1});
       for (int i = 0; i < 1000; i++) {
@@ -766,11 +766,32 @@ class ParameterServerTest {
                   return exchange.exchange(0, vector(new float[1000]), 1);
                 }
               });
-      failing.abort(0, "out of memory");
+      failing.abort(0, "out of memory", false);
       final Exception e = assertThrows(Exception.class, waiting::get);
       assertTrue(
           e.getMessage().contains("worker 1 failed at step 0: out of memory"), e.getMessage());
-      assertThrows(ParameterServerException.class, server::checkHealthy);
+      assertFalse(assertThrows(ParameterServerException.class, server::checkHealthy).permanent());
+    }
+  }
+
+  @Test
+  void shouldSayAWorkersFailureIsPermanentWhenTheWorkerSaysSo() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 4096);
+    try (ParameterServer server = launch(address, Duration.ofSeconds(60));
+        GradientExchange failing = connect(address, 1)) {
+      failing.abort(3, "labels out of range", true);
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (server.stepsCompleted() == 0 && System.nanoTime() < deadline) {
+        try {
+          server.checkHealthy();
+          Thread.sleep(10);
+        } catch (ParameterServerException e) {
+          assertTrue(e.permanent(), e.getMessage());
+          assertTrue(e.getMessage().contains("labels out of range"), e.getMessage());
+          return;
+        }
+      }
+      throw new AssertionError("the server did not take the abort");
     }
   }
 

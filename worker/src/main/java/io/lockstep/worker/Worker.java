@@ -1,8 +1,10 @@
 package io.lockstep.worker;
 
+import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
+import io.lockstep.data.DataException;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
@@ -168,7 +170,10 @@ public final class Worker {
             }
           }
         } catch (RuntimeException e) {
-          exchange.abort(task.firstGlobalStep() + i, e.getMessage());
+          // the data or the configuration: a retry would meet it again
+          final boolean permanent =
+              e instanceof ConfigurationException || e instanceof DataException;
+          exchange.abort(task.firstGlobalStep() + i, e.getMessage(), permanent);
           throw e;
         }
       }
