@@ -36,6 +36,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkConf;
@@ -86,6 +88,13 @@ public final class TrainingDriver {
    */
   public static final String SCRATCH_DIR = "scratch";
 
+  /** {@code local}, {@code local[N]}, {@code local[*]}, {@code local[N, F]}: N in group 1. */
+  private static final Pattern LOCAL_MASTER =
+      Pattern.compile("local(?:\\[\\s*(\\*|\\d+)\\s*(?:,\\s*\\d+\\s*)?\\])?");
+
+  /** How often Spark checks for a barrier stage's slots. */
+  private static final int BARRIER_CHECK_SECONDS = 5;
+
   private TrainingDriver() {}
 
   /**
@@ -127,6 +136,7 @@ public final class TrainingDriver {
   public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
     final long startNs = System.nanoTime();
     final String master = master(job);
+    checkLocalSlots(job, master);
     ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
     final byte[] secret = secret(job);
     final Samples test = Datasets.test(job);
@@ -266,6 +276,18 @@ public final class TrainingDriver {
               server.checkHealthy();
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
+              if (slotsMissing(e)) {
+                throw new ConfigurationException(
+                    String.format(
+                        "%s=%d needs %d task slots (one core each) and the cluster at %s offered"
+                            + " fewer for %d s; start more workers or executors, or lower %s",
+                        Keys.WORKERS.name(),
+                        job.workers(),
+                        job.workers(),
+                        master,
+                        job.connectTimeout().toSeconds(),
+                        Keys.WORKERS.name()));
+              }
               // The server names the worker and step that failed; Spark's barrier error does not.
               final RuntimeException failure = named(server, e);
               if (attempt == job.stageRetries() || !retryable(e) || !retryable(failure)) {
@@ -738,6 +760,47 @@ public final class TrainingDriver {
   }
 
   /**
+   * Refuses a local master with fewer task slots than workers, which Spark would otherwise retry
+   * for minutes before it fails the barrier stage.
+   */
+  static void checkLocalSlots(JobConfig job, String master) {
+    final Matcher local = LOCAL_MASTER.matcher(master);
+    if (!local.matches()) {
+      return;
+    }
+    final String threads = local.group(1);
+    final int slots =
+        threads == null
+            ? 1
+            : threads.equals("*")
+                ? Runtime.getRuntime().availableProcessors()
+                : Integer.parseInt(threads);
+    if (slots < job.workers()) {
+      throw new ConfigurationException(
+          String.format(
+              "%s=%d needs %d task slots, but Spark master %s has %d; use local[%d] or fewer"
+                  + " workers",
+              Keys.WORKERS.name(), job.workers(), job.workers(), master, slots, job.workers()));
+    }
+  }
+
+  /**
+   * Whether Spark gave up on a barrier stage because the cluster offered fewer task slots than it
+   * has tasks (its {@code BarrierJobSlotsNumberCheckFailed}, not part of Spark's API).
+   */
+  private static boolean slotsMissing(Throwable e) {
+    for (Throwable cause = e; cause != null; cause = cause.getCause()) {
+      if (cause.getClass().getSimpleName().equals("BarrierJobSlotsNumberCheckFailed")) {
+        return true;
+      }
+      if (cause.getCause() == cause) {
+        break;
+      }
+    }
+    return false;
+  }
+
+  /**
    * Spark settings a barrier stage of one task per worker needs, over what spark-submit or the user
    * set: one core per executor and task (a worker is one task; its threads are {@code
    * lockstep.worker.threads}), as many cores or executors as workers, no dynamic allocation
@@ -756,6 +819,13 @@ public final class TrainingDriver {
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);
     conf.setIfMissing("spark.executor.instances", workers);
+    // executors may still be registering: wait for their slots as long as for the workers to
+    // connect, not Spark's default 40 checks 15 s apart
+    final long checks = Math.max(1, job.connectTimeout().toSeconds() / BARRIER_CHECK_SECONDS);
+    conf.setIfMissing(
+        "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", BARRIER_CHECK_SECONDS + "s");
+    conf.setIfMissing(
+        "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", Long.toString(checks));
     final String options = conf.get("spark.executor.extraJavaOptions", "");
     final StringBuilder all = new StringBuilder(options);
     for (String option : REQUIRED_JVM_OPTIONS) {

@@ -25,6 +25,7 @@ import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -104,6 +105,23 @@ public final class Lockstep implements Runnable {
             e.printStackTrace(commandLine.getErr());
           }
           return e instanceof ConfigurationException ? 2 : 1;
+        });
+    // a mistyped flag: one line and where to look, not the whole usage
+    cli.setParameterExceptionHandler(
+        (e, arguments) -> {
+          final CommandLine command = e.getCommandLine();
+          command
+              .getErr()
+              .println(
+                  "lockstep: "
+                      + e.getMessage()
+                      + "; see "
+                      + command.getCommandSpec().qualifiedName(" ")
+                      + " --help");
+          if (Arrays.asList(arguments).contains("--verbose")) {
+            e.printStackTrace(command.getErr());
+          }
+          return 2;
         });
     return cli.execute(args);
   }

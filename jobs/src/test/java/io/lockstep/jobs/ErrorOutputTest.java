@@ -9,6 +9,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,6 +37,10 @@ class ErrorOutputTest {
   @Test
   void oneLineWithoutATraceUnlessVerbose(@TempDir Path tmp) throws Exception {
     final Path file = Files.writeString(tmp.resolve("file"), "x");
+    final Path openSecret = Files.write(tmp.resolve("open-secret"), new byte[32]);
+    Files.setPosixFilePermissions(openSecret, PosixFilePermissions.fromString("rw-r--r--"));
+    final Path shortSecret = Files.write(tmp.resolve("short-secret"), new byte[8]);
+    Files.setPosixFilePermissions(shortSecret, PosixFilePermissions.fromString("rw-------"));
     final Path broken =
         Files.writeString(
             tmp.resolve("broken.conf"), "lockstep {\n  train {\n    epochs = = 3\n  }\n}\n");
@@ -49,6 +54,43 @@ class ErrorOutputTest {
       {"train", "--resume", tmp.resolve("none").toString()},
       {"train", broken.toString()},
       {"train", "shapes-detection", "--set", "lockstep.data.train-samples=16"},
+      {"train", "--workers", "3", "--set", "lockstep.spark.master=local[2]"},
+      {"train", "--set", "lockstep.ps.host=0.0.0.0"},
+      {
+        "train",
+        "--set",
+        "lockstep.ps.transport=udp",
+        "--set",
+        "lockstep.ps.shard-servers=127.0.0.1:40300"
+      },
+      {
+        "train",
+        "--set",
+        "lockstep.ps.transport=udp",
+        "--set",
+        "lockstep.ps.shard-servers=127.0.0.1:40300",
+        "--set",
+        "lockstep.ps.secret-file=" + tmp.resolve("no-secret")
+      },
+      {"parameter-server", "--host", "127.0.0.1", "--port", "40300"},
+      {
+        "parameter-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "40300",
+        "--secret-file",
+        openSecret.toString()
+      },
+      {
+        "parameter-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "40300",
+        "--secret-file",
+        shortSecret.toString()
+      },
     };
     for (String[] args : refused) {
       final Outcome plain = run(args);
@@ -75,5 +117,27 @@ class ErrorOutputTest {
         run("train", "shapes-detection", "--set", "lockstep.data.train-samples=16").lines().get(0);
     assertTrue(batch.contains("at most 16"), batch);
     assertFalse(Files.exists(tmp.resolve("none")));
+    // more workers than a local master's threads: refused at once, not after Spark's retries
+    final String slots =
+        run("train", "--workers", "3", "--set", "lockstep.spark.master=local[2]").lines().get(0);
+    assertTrue(slots.contains("needs 3 task slots") && slots.contains("local[3]"), slots);
+    // the secret file's problems name the file and the fix
+    assertTrue(
+        run("parameter-server", "--host", "127.0.0.1", "--port", "40300", "--secret-file", "x")
+            .lines()
+            .get(0)
+            .contains("head -c 32 /dev/urandom"));
+    final String open =
+        run(
+                "parameter-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "40300",
+                "--secret-file",
+                openSecret.toString())
+            .lines()
+            .get(0);
+    assertTrue(open.contains("chmod 600 " + openSecret), open);
   }
 }
