@@ -34,6 +34,13 @@ class ErrorOutputTest {
     }
   }
 
+  /** {@code parameter-server} on 127.0.0.1:40300 with a secret file. */
+  private static String[] shardServer(String secretFile) {
+    return new String[] {
+      "parameter-server", "--host", "127.0.0.1", "--port", "40300", "--secret-file", secretFile
+    };
+  }
+
   @Test
   void oneLineWithoutATraceUnlessVerbose(@TempDir Path tmp) throws Exception {
     final Path file = Files.writeString(tmp.resolve("file"), "x");
@@ -73,24 +80,8 @@ class ErrorOutputTest {
         "lockstep.ps.secret-file=" + tmp.resolve("no-secret")
       },
       {"parameter-server", "--host", "127.0.0.1", "--port", "40300"},
-      {
-        "parameter-server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "40300",
-        "--secret-file",
-        openSecret.toString()
-      },
-      {
-        "parameter-server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "40300",
-        "--secret-file",
-        shortSecret.toString()
-      },
+      shardServer(openSecret.toString()),
+      shardServer(shortSecret.toString()),
     };
     for (String[] args : refused) {
       final Outcome plain = run(args);
@@ -122,22 +113,8 @@ class ErrorOutputTest {
         run("train", "--workers", "3", "--set", "lockstep.spark.master=local[2]").lines().get(0);
     assertTrue(slots.contains("needs 3 task slots") && slots.contains("local[3]"), slots);
     // the secret file's problems name the file and the fix
-    assertTrue(
-        run("parameter-server", "--host", "127.0.0.1", "--port", "40300", "--secret-file", "x")
-            .lines()
-            .get(0)
-            .contains("head -c 32 /dev/urandom"));
-    final String open =
-        run(
-                "parameter-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "40300",
-                "--secret-file",
-                openSecret.toString())
-            .lines()
-            .get(0);
+    assertTrue(run(shardServer("x")).lines().get(0).contains("head -c 32 /dev/urandom"));
+    final String open = run(shardServer(openSecret.toString())).lines().get(0);
     assertTrue(open.contains("chmod 600 " + openSecret), open);
   }
 }
