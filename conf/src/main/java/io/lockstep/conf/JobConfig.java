@@ -75,6 +75,9 @@ import java.util.stream.Collectors;
  * @param modelFreezeLayers layers with parameters kept as the pretrained model has them
  * @param modelScratchBaseline whether the same training from random weights runs afterwards
  * @param dataTrainSamples size of the class-balanced training subset, 0 for all images
+ * @param runProgress how the driver shows an epoch's progress
+ * @param runTimelineSteps the first steps timeline.json traces, 0 for no timeline
+ * @param runReportImages test images report.html shows
  */
 public record JobConfig(
     String jobName,
@@ -132,7 +135,10 @@ public record JobConfig(
     String modelPretrained,
     int modelFreezeLayers,
     boolean modelScratchBaseline,
-    int dataTrainSamples)
+    int dataTrainSamples,
+    ProgressDisplay runProgress,
+    int runTimelineSteps,
+    int runReportImages)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -209,7 +215,10 @@ public record JobConfig(
             Keys.MODEL_PRETRAINED.read(config),
             Keys.MODEL_FREEZE_LAYERS.read(config),
             Keys.MODEL_SCRATCH_BASELINE.read(config),
-            Keys.DATA_TRAIN_SAMPLES.read(config));
+            Keys.DATA_TRAIN_SAMPLES.read(config),
+            Keys.RUN_PROGRESS.read(config),
+            Keys.RUN_TIMELINE_STEPS.read(config),
+            Keys.RUN_REPORT_IMAGES.read(config));
     job.checkConsistency();
     return job;
   }
@@ -368,7 +377,10 @@ public record JobConfig(
       quote(modelPretrained),
       modelFreezeLayers,
       modelScratchBaseline,
-      dataTrainSamples
+      dataTrainSamples,
+      Keys.lowerName(runProgress),
+      runTimelineSteps,
+      runReportImages
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');

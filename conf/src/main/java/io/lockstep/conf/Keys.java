@@ -524,6 +524,36 @@ public final class Keys {
           0,
           Integer.MAX_VALUE);
 
+  /** Console progress. */
+  public static final ConfigKey<ProgressDisplay> RUN_PROGRESS =
+      enumeration(
+          "lockstep.run.progress",
+          ProgressDisplay.class,
+          ProgressDisplay.AUTO,
+          "the driver's progress per epoch: a bar on a terminal, plain lines when the output is a"
+              + " file or pipe (auto), or always one of them, or none");
+
+  /** Timeline length. */
+  public static final ConfigKey<Integer> RUN_TIMELINE_STEPS =
+      integer(
+          "lockstep.run.timeline-steps",
+          2000,
+          "steps",
+          "timeline.json traces the run's first this many steps (every worker's phases, every"
+              + " shard's sums); 0 writes no timeline",
+          0,
+          1_000_000);
+
+  /** Report images. */
+  public static final ConfigKey<Integer> RUN_REPORT_IMAGES =
+      integer(
+          "lockstep.run.report-images",
+          48,
+          "images",
+          "test images report.html shows with true and predicted labels, mistakes first",
+          0,
+          1000);
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -581,7 +611,10 @@ public final class Keys {
           MODEL_PRETRAINED,
           MODEL_FREEZE_LAYERS,
           MODEL_SCRATCH_BASELINE,
-          DATA_TRAIN_SAMPLES);
+          DATA_TRAIN_SAMPLES,
+          RUN_PROGRESS,
+          RUN_TIMELINE_STEPS,
+          RUN_REPORT_IMAGES);
 
   private Keys() {}
 

@@ -1,5 +1,6 @@
 package io.lockstep.driver;
 
+import com.google.gson.JsonObject;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
@@ -16,6 +17,7 @@ import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
+import io.lockstep.ps.ShardSpan;
 import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Datasets;
@@ -24,6 +26,7 @@ import io.lockstep.worker.Replica;
 import io.lockstep.worker.Samples;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StageTask;
+import io.lockstep.worker.StepListener;
 import io.lockstep.worker.TestMetric;
 import io.lockstep.worker.Worker;
 import java.io.IOException;
@@ -214,6 +217,12 @@ public final class TrainingDriver {
     final Path metricsFile = runDir.resolve(METRICS_FILE);
     final List<String> metrics =
         resume ? metricsBefore(metricsFile, start.iteration()) : new ArrayList<>();
+    final Timeline timeline =
+        new Timeline(
+            job.jobName(),
+            job.runTimelineSteps(),
+            ShardSpan.toMicros(startNs),
+            !job.shardServers().isEmpty());
     ServerAddress address = serverAddress(job, parameters, secret);
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
@@ -244,6 +253,7 @@ public final class TrainingDriver {
     int retries = 0;
     RunningServer server = null;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master))) {
+      final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
       server = launchServer(job, address, start.iteration());
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
@@ -266,13 +276,15 @@ public final class TrainingDriver {
                   + "/"
                   + stepsPerEpoch;
           final long stageStartNs = System.nanoTime();
+          progress.beginStage("epoch " + (epoch + 1) + "/" + job.epochs(), step, to, stepsPerEpoch);
           StageTask task = null;
           List<StageReport> reports = null;
           for (int attempt = 0; reports == null; attempt++) {
             task = new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
             spark.setJobDescription(description + (attempt == 0 ? "" : ", retry " + attempt));
             try {
-              final List<StageReport> collected = runBarrierStage(spark, task);
+              final List<StageReport> collected =
+                  runBarrierStage(spark, task, progress.listener(epoch, stepsPerEpoch));
               server.checkHealthy();
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
@@ -308,8 +320,17 @@ public final class TrainingDriver {
               server = launchServer(job, address, state.iteration());
             }
           }
-          final double seconds = (System.nanoTime() - stageStartNs) / 1e9;
+          final long stageEndNs = System.nanoTime();
+          final double seconds = (stageEndNs - stageStartNs) / 1e9;
           checkReplicasAgree(reports, task);
+          timeline.stage(
+              description,
+              ShardSpan.toMicros(stageStartNs),
+              ShardSpan.toMicros(stageEndNs),
+              task.firstGlobalStep(),
+              epoch,
+              reports,
+              server.drainSpans());
           state = reports.get(0).state();
           for (StageReport report : reports) {
             epochSamples += report.samples();
@@ -319,8 +340,13 @@ public final class TrainingDriver {
             phaseNs[2] += report.syncNs();
             phaseNs[3] += report.applyNs();
           }
-          metrics.addAll(stepLines(task, reports));
+          for (StepMetrics line : StepMetrics.of(task.firstGlobalStep(), epoch, reports)) {
+            metrics.add(RunFiles.JSON.toJson(line));
+          }
           RunFiles.writeLines(metricsFile, metrics);
+          if (job.runTimelineSteps() > 0) {
+            timeline.write(runDir.resolve(Timeline.FILE));
+          }
           epochSeconds += seconds;
           step = to;
           if (step < stepsPerEpoch) {
@@ -347,8 +373,25 @@ public final class TrainingDriver {
         samples += epochSamples;
         trainSeconds += epochSeconds;
         final Replica trained = Replica.restore(state);
+        final long evaluationNs = System.nanoTime();
         accuracy = metric.score(trained.network());
+        timeline.evaluation(epoch, ShardSpan.toMicros(evaluationNs), ShardSpan.nowMicros());
         final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
+        metrics.add(
+            RunFiles.JSON.toJson(
+                new EpochMetrics(
+                    EpochMetrics.TYPE,
+                    epoch + 1,
+                    (long) (epoch + 1) * stepsPerEpoch,
+                    trainLoss,
+                    metric.name(),
+                    accuracy,
+                    epochSeconds,
+                    epochSamples / epochSeconds)));
+        RunFiles.writeLines(metricsFile, metrics);
+        if (job.runTimelineSteps() > 0) {
+          timeline.write(runDir.resolve(Timeline.FILE));
+        }
         history.add(
             new TrainingSummary.Epoch(epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
         if (!(accuracy <= bestAccuracy)) {
@@ -380,7 +423,7 @@ public final class TrainingDriver {
                   bestAccuracy,
                   bestEpoch));
         }
-        LOG.info(
+        final String epochSummary =
             String.format(
                 "epoch %d/%d: train loss %.4f, %s %.4f, %.1f s in stages (set-up included), %.0f images/s",
                 epoch + 1,
@@ -389,7 +432,9 @@ public final class TrainingDriver {
                 metric.name().replace('_', ' '),
                 accuracy,
                 epochSeconds,
-                epochSamples / epochSeconds));
+                epochSamples / epochSeconds);
+        progress.endEpoch(epochSummary);
+        LOG.info(epochSummary);
       }
       rejected = rejectedBefore + server.rejectedFrames();
     } finally {
@@ -590,16 +635,19 @@ public final class TrainingDriver {
     }
   }
 
-  /** The metrics lines of steps before {@code globalStep}; a resumed run rewrites the rest. */
+  /**
+   * The metrics lines of the steps up to {@code globalStep} and of the epochs that ended by then; a
+   * resumed run rewrites the rest.
+   */
   private static List<String> metricsBefore(Path file, int globalStep) {
     final List<String> kept = new ArrayList<>();
     if (!Files.isRegularFile(file)) {
       return kept;
     }
     try {
-      for (StepMetrics step : StepMetrics.read(file)) {
-        if (step.step() <= globalStep) {
-          kept.add(RunFiles.JSON.toJson(step));
+      for (JsonObject line : StepMetrics.lines(file)) {
+        if (line.get("step").getAsLong() <= globalStep) {
+          kept.add(RunFiles.JSON.toJson(line));
         }
       }
     } catch (IOException | RuntimeException e) {
@@ -612,29 +660,6 @@ public final class TrainingDriver {
           e);
     }
     return kept;
-  }
-
-  private static List<String> stepLines(StageTask task, List<StageReport> reports) {
-    final List<String> lines = new ArrayList<>();
-    for (int i = 0; i < task.steps(); i++) {
-      double lossSum = 0;
-      int samples = 0;
-      for (StageReport report : reports) {
-        lossSum += report.stepLossSums()[i];
-        samples += report.stepSamples()[i];
-      }
-      final StageReport lead = reports.get(0);
-      lines.add(
-          RunFiles.JSON.toJson(
-              new StepMetrics(
-                  task.firstGlobalStep() + i + 1,
-                  task.epoch() + 1,
-                  samples,
-                  lossSum / samples,
-                  lead.learningRates()[i],
-                  lead.gradientNorms()[i])));
-    }
-    return lines;
   }
 
   private static void writeModel(Path target, Replica replica) {
@@ -815,6 +840,8 @@ public final class TrainingDriver {
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.task.maxFailures", "1")
             .set("spark.dynamicAllocation.enabled", "false");
+    // running tasks' accumulators reach the driver's progress bar with every heartbeat
+    conf.setIfMissing("spark.executor.heartbeatInterval", "1s");
     final String workers = Integer.toString(job.workers());
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);
@@ -843,10 +870,11 @@ public final class TrainingDriver {
     return base.resolve("lockstep-" + Long.toHexString(jobId)).toString();
   }
 
-  private static List<StageReport> runBarrierStage(JavaSparkContext spark, StageTask task) {
+  private static List<StageReport> runBarrierStage(
+      JavaSparkContext spark, StageTask task, StepListener listener) {
     final int workers = task.job().workers();
     final Function1<scala.collection.Iterator<Integer>, scala.collection.Iterator<StageReport>>
-        train = new WorkerFunction(task);
+        train = new WorkerFunction(task, listener);
     final ClassTag<StageReport> tag = ClassTag$.MODULE$.apply(StageReport.class);
     final Object collected =
         spark
@@ -867,9 +895,11 @@ public final class TrainingDriver {
       implements Serializable {
     private static final long serialVersionUID = 1L;
     private final StageTask task;
+    private final StepListener listener;
 
-    WorkerFunction(StageTask task) {
+    WorkerFunction(StageTask task, StepListener listener) {
       this.task = task;
+      this.listener = listener;
     }
 
     @Override
@@ -887,7 +917,11 @@ public final class TrainingDriver {
       ComputeDevice.bind(gpu == null ? List.of() : List.of(gpu.addresses()));
       final StageReport report =
           Worker.runStage(
-              task, rank, task.job().transport() == Transport.UDP ? host : null, workersOnHost);
+              task,
+              rank,
+              task.job().transport() == Transport.UDP ? host : null,
+              workersOnHost,
+              listener);
       return CollectionConverters.asScala(List.of(report).iterator());
     }
 

@@ -11,7 +11,9 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.agrona.BufferUtil;
@@ -44,6 +46,10 @@ import org.slf4j.LoggerFactory;
 final class AggregationAgent implements ServerAgent {
   private static final Logger LOG = LoggerFactory.getLogger(AggregationAgent.class);
   private static final int FRAGMENT_LIMIT = 64;
+
+  /** Spans a shard keeps between drains: a stage of more steps loses its later steps' spans. */
+  private static final int SPANS_KEPT = 1 << 16;
+
   private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
 
   static {
@@ -104,6 +110,13 @@ final class AggregationAgent implements ServerAgent {
   private final float[] scratch;
   private final AtomicLong stepsCompleted = new AtomicLong();
   private final AtomicLong rejectedFrames = new AtomicLong();
+
+  /**
+   * The steps' spans until the driver drains them after each stage; bounded, so a shard process
+   * that serves job after job and is never drained holds a fixed amount.
+   */
+  private final ArrayBlockingQueue<ShardSpan> spans = new ArrayBlockingQueue<>(SPANS_KEPT);
+
   private volatile String failure;
 
   /** Set before {@link #failure}: whether the worker that aborted says a retry would fail too. */
@@ -122,6 +135,11 @@ final class AggregationAgent implements ServerAgent {
 
   private int statisticsBytes = -1;
   private long stepDeadlineNs = Long.MAX_VALUE;
+
+  /** The open step's first frame and first fully gathered chunk, on the wall clock; 0 before. */
+  private long stepStartMicros;
+
+  private long stepGatheredMicros;
 
   AggregationAgent(
       ServerAddress address,
@@ -255,6 +273,9 @@ final class AggregationAgent implements ServerAgent {
       }
       if (stepDeadlineNs == Long.MAX_VALUE) {
         stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
+      }
+      if (stepStartMicros == 0) {
+        stepStartMicros = ShardSpan.nowMicros();
       }
       // Local SGD averages at some steps only: the first frame of a later step moves the server on.
       step = Frame.step(buffer, offset);
@@ -399,6 +420,9 @@ final class AggregationAgent implements ServerAgent {
       }
     }
     final boolean statistics = heldType == Frame.TYPE_STATISTICS;
+    if (!statistics && chunksSummed == 0) {
+      stepGatheredMicros = ShardSpan.nowMicros();
+    }
     final int bytes = statistics ? statisticsBytes : layout.lengthBytes(currentChunk());
     int totalSamples = 0;
     if (!statistics) {
@@ -432,6 +456,10 @@ final class AggregationAgent implements ServerAgent {
       stepDeadlineNs = Long.MAX_VALUE;
     } else if (++chunksSummed == chunkCount) {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
+      spans.offer(
+          new ShardSpan(
+              address.shard(), step, stepStartMicros, stepGatheredMicros, ShardSpan.nowMicros()));
+      stepStartMicros = 0;
       step++;
       chunksSummed = 0;
       statisticsRound = 0;
@@ -591,6 +619,11 @@ final class AggregationAgent implements ServerAgent {
   @Override
   public long stepsCompleted() {
     return stepsCompleted.get();
+  }
+
+  @Override
+  public void drainSpans(Collection<ShardSpan> into) {
+    spans.drainTo(into);
   }
 
   @Override

@@ -269,6 +269,7 @@ public final class GradientExchange implements AutoCloseable {
       }
       resultReceived[chunk] = true;
       chunksReceived++;
+      final long decodeStartNs = awaiting ? clock.nanoTime() : 0;
       totalSamples = Frame.samples(buffer, offset);
       ChunkCodec.decode(
           encoding,
@@ -278,6 +279,9 @@ public final class GradientExchange implements AutoCloseable {
           target,
           firstByte + layout.offsetBytes(chunk),
           count);
+      if (awaiting) {
+        decodeNs += clock.nanoTime() - decodeStartNs;
+      }
     }
   }
 
@@ -309,6 +313,16 @@ public final class GradientExchange implements AutoCloseable {
 
   private boolean statisticsReceived;
   private int totalSamples;
+
+  /** Whether {@link #finish} has sent everything and waits: decoding is timed then. */
+  private boolean awaiting;
+
+  /** Time spent decoding answer chunks while {@link #awaiting}. */
+  private long decodeNs;
+
+  private long sendNs;
+  private long waitNs;
+  private long receiveNs;
   private String abortReason;
   private boolean closed;
 
@@ -525,6 +539,7 @@ public final class GradientExchange implements AutoCloseable {
    */
   public int finish() {
     requireOpenStep();
+    final long startNs = clock.nanoTime();
     try {
       boolean sent = true;
       while (sent) {
@@ -537,9 +552,17 @@ public final class GradientExchange implements AutoCloseable {
         }
         pollResults();
       }
+      final long sentNs = clock.nanoTime();
+      awaiting = true;
+      decodeNs = 0;
       awaitServer(this::allResultsIn, "result", this::resultProgress);
+      final long endNs = clock.nanoTime();
+      sendNs = sentNs - startNs;
+      receiveNs = decodeNs;
+      waitNs = Math.max(0, endNs - sentNs - decodeNs);
       return totalSamples;
     } finally {
+      awaiting = false;
       stepOpen = false;
     }
   }
@@ -707,6 +730,36 @@ public final class GradientExchange implements AutoCloseable {
       throw new ParameterServerException("worker " + rank + ": server aborted: " + abortReason);
     }
     return work;
+  }
+
+  /**
+   * How the last {@link #finish} spent its time sending what was left of the vector: chunks that
+   * {@link #ready} sent during the backward pass are not in it.
+   *
+   * @return nanoseconds
+   */
+  public long lastSendNs() {
+    return sendNs;
+  }
+
+  /**
+   * How long the last {@link #finish} waited idle, after its last chunk went, for the answer: the
+   * server waiting for the slowest worker, summing, and the way back.
+   *
+   * @return nanoseconds
+   */
+  public long lastWaitNs() {
+    return waitNs;
+  }
+
+  /**
+   * How long the last {@link #finish}, after its last chunk went, spent taking answer chunks in:
+   * decoding them into the vector (chunks that arrived during the backward pass are not in it).
+   *
+   * @return nanoseconds
+   */
+  public long lastReceiveNs() {
+    return receiveNs;
   }
 
   /**

@@ -271,6 +271,15 @@ public final class ParameterServer implements RunningServer {
     }
   }
 
+  @Override
+  public List<ShardSpan> drainSpans() {
+    final List<ShardSpan> spans = new ArrayList<>();
+    for (ServerAgent agent : agents) {
+      agent.drainSpans(spans);
+    }
+    return spans;
+  }
+
   /** Stops the agents, the client and the media driver; idempotent. */
   @Override
   public void close() {

@@ -1,5 +1,7 @@
 package io.lockstep.ps;
 
+import java.util.List;
+
 /**
  * A parameter server a job trains through, wherever its shards run: in this JVM ({@link
  * ParameterServer}) or in standalone processes ({@link RemoteShards}).
@@ -25,6 +27,16 @@ public interface RunningServer extends AutoCloseable {
    * @return the count, over all shards
    */
   long rejectedFrames();
+
+  /**
+   * The spans of the steps every shard completed since the last call, for the run's timeline; none
+   * from shard processes, whose clocks and spans stay on their hosts.
+   *
+   * @return the spans, per shard oldest first
+   */
+  default List<ShardSpan> drainSpans() {
+    return List.of();
+  }
 
   /** Stops serving the job; idempotent. */
   @Override

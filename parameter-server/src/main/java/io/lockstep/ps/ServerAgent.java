@@ -1,5 +1,6 @@
 package io.lockstep.ps;
 
+import java.util.Collection;
 import org.agrona.concurrent.Agent;
 
 /**
@@ -12,6 +13,14 @@ interface ServerAgent extends Agent {
    * @return the first step plus the steps the shard has answered every worker
    */
   long stepsCompleted();
+
+  /**
+   * Moves the spans of the steps completed since the last call into {@code into}; an asynchronous
+   * shard has no steps in common to record.
+   *
+   * @param into where they go, oldest first
+   */
+  default void drainSpans(Collection<ShardSpan> into) {}
 
   /**
    * @return frames dropped: another job's, an unknown rank's, a stale step's, malformed ones

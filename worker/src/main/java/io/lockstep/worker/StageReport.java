@@ -11,10 +11,7 @@ import java.io.Serializable;
  * @param stepSamples per step of the stage, this worker's samples
  * @param learningRates per step of the stage, the learning rate applied (equal on every rank)
  * @param gradientNorms per step, the L2 norm of the global mean gradient before clipping
- * @param dataNs time spent assembling batches
- * @param computeNs time in forward and backward passes
- * @param syncNs time exchanging gradients with the parameter server
- * @param applyNs time applying the optimizer step
+ * @param phases per step, when it began and where its time went
  * @param parametersCrc CRC-32 of the replica's parameters at the end, equal on every rank
  * @param state the replica at the end of the stage (rank 0 only, null elsewhere)
  */
@@ -25,13 +22,40 @@ public record StageReport(
     int[] stepSamples,
     double[] learningRates,
     double[] gradientNorms,
-    long dataNs,
-    long computeNs,
-    long syncNs,
-    long applyNs,
+    StepPhases phases,
     long parametersCrc,
     ModelState state)
     implements Serializable {
+
+  /**
+   * @return time spent taking batches from the prefetcher, over the stage
+   */
+  public long dataNs() {
+    return StepPhases.sum(phases.dataNs());
+  }
+
+  /**
+   * @return time in forward and backward passes, over the stage
+   */
+  public long computeNs() {
+    return StepPhases.sum(phases.computeNs());
+  }
+
+  /**
+   * @return time exchanging gradients with the parameter server, over the stage
+   */
+  public long syncNs() {
+    return StepPhases.sum(phases.sendNs())
+        + StepPhases.sum(phases.waitNs())
+        + StepPhases.sum(phases.receiveNs());
+  }
+
+  /**
+   * @return time applying the optimizer step, over the stage
+   */
+  public long applyNs() {
+    return StepPhases.sum(phases.applyNs());
+  }
 
   /**
    * @return the sum over this worker's samples of the loss, over the whole stage

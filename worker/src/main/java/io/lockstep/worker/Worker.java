@@ -8,9 +8,8 @@ import io.lockstep.data.DataException;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
+import io.lockstep.ps.ShardSpan;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Trains one rank's share of an epoch: for each global batch it computes the gradient on its slice,
@@ -18,13 +17,10 @@ import org.slf4j.LoggerFactory;
  * Spark types: the driver calls it from a barrier task, tests call it from plain threads.
  */
 public final class Worker {
-  private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
-  private static final int PROGRESS_EVERY_STEPS = 50;
-
   private Worker() {}
 
   /**
-   * Runs one stage on this rank.
+   * Runs one stage on this rank, telling nobody of its steps as they finish.
    *
    * @param task the stage's steps and starting replica
    * @param rank this worker's rank
@@ -34,6 +30,21 @@ public final class Worker {
    */
   public static StageReport runStage(
       StageTask task, int rank, String workerHost, int workersOnHost) {
+    return runStage(task, rank, workerHost, workersOnHost, StepListener.NONE);
+  }
+
+  /**
+   * Runs one stage on this rank.
+   *
+   * @param task the stage's steps and starting replica
+   * @param rank this worker's rank
+   * @param workerHost this host's address, as the server can reach it (UDP only)
+   * @param workersOnHost the workers of the stage that run on this host, this one included
+   * @param listener told of each step as it finishes, on the training thread
+   * @return timings, per-step losses and the resulting replica's checksum (and snapshot on rank 0)
+   */
+  public static StageReport runStage(
+      StageTask task, int rank, String workerHost, int workersOnHost, StepListener listener) {
     final JobConfig job = task.job();
     ComputeThreads.configure(job.workerThreads(), workersOnHost);
     final Samples train = Datasets.training(job);
@@ -46,10 +57,7 @@ public final class Worker {
       final int[] stepSamples = new int[steps];
       final double[] learningRates = new double[steps];
       final double[] gradientNorms = new double[steps];
-      long dataNs = 0;
-      long computeNs = 0;
-      long syncNs = 0;
-      long applyNs = 0;
+      final StepPhases phases = StepPhases.of(steps);
       long samples = 0;
       try (GradientExchange exchange =
               GradientExchange.connect(
@@ -77,7 +85,6 @@ public final class Worker {
         if (overlap) {
           replica.reportBackward(exchange::ready);
         }
-        final long startNs = System.nanoTime();
         final SyncMode mode = job.psMode();
         final INDArray stageStart =
             mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
@@ -147,27 +154,22 @@ public final class Worker {
                 replica.setParameters(stageStart);
               }
             }
-            final long t3 = t2 + exchangeNs;
             final long t4 = System.nanoTime();
-            dataNs += t1 - t0;
-            computeNs += t2 - t1;
-            syncNs += t3 - t2;
-            applyNs += t4 - t3;
+            phases.startMicros()[i] = ShardSpan.toMicros(t0);
+            phases.dataNs()[i] = t1 - t0;
+            phases.computeNs()[i] = t2 - t1;
+            if (exchangeNs > 0) {
+              phases.sendNs()[i] = exchange.lastSendNs();
+              phases.waitNs()[i] = exchange.lastWaitNs();
+              phases.receiveNs()[i] =
+                  Math.max(0, exchangeNs - phases.sendNs()[i] - phases.waitNs()[i]);
+            }
+            phases.applyNs()[i] = Math.max(0, t4 - t2 - phases.syncNs(i));
             samples += slice.length;
             lossSums[i] = replica.lastLoss() * slice.length;
             stepSamples[i] = slice.length;
             gradientNorms[i] = replica.lastGradientNorm();
-            if (rank == 0 && ((step + 1) % PROGRESS_EVERY_STEPS == 0 || i + 1 == steps)) {
-              final double seconds = (System.nanoTime() - startNs) / 1e9;
-              LOG.info(
-                  String.format(
-                      "epoch %d step %d/%d loss %.4f %.0f images/s",
-                      task.epoch() + 1,
-                      step + 1,
-                      task.stepsPerEpoch(),
-                      replica.lastLoss(),
-                      (i + 1) * (double) job.batchSize() / seconds));
-            }
+            listener.stepDone(rank, globalStep, lossSums[i], slice.length);
           }
         } catch (RuntimeException e) {
           // the data or the configuration: a retry would meet it again
@@ -187,10 +189,7 @@ public final class Worker {
           stepSamples,
           learningRates,
           gradientNorms,
-          dataNs,
-          computeNs,
-          syncNs,
-          applyNs,
+          phases,
           replica.parametersCrc(),
           rank == 0 ? replica.snapshot() : null);
     } finally {
