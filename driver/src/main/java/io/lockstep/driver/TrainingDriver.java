@@ -57,9 +57,10 @@ import scala.reflect.ClassTag$;
 /**
  * The Spark application: plans the run, starts the parameter server, runs the workers as barrier
  * stages (one per epoch, or one per checkpoint interval), checks that the replicas agree,
- * evaluates, and writes the run directory: {@code job.conf}, {@code metrics.jsonl} (a line per
- * step), {@code checkpoint.zip} (see {@link Checkpoint}), {@code model.zip}, {@code best-model.zip}
- * (the best test accuracy so far) and {@code summary.json}.
+ * evaluates, and writes the run directory: {@code job.conf}, {@code metrics.jsonl} (a line per step
+ * and per epoch), {@code timeline.json} (see {@link Timeline}), {@code checkpoint.zip} (see {@link
+ * Checkpoint}), {@code model.zip}, {@code best-model.zip} (the best test accuracy so far), {@code
+ * summary.json} and {@code report.html} (see {@link RunReport}).
  */
 public final class TrainingDriver {
   private static final Logger LOG = LoggerFactory.getLogger(TrainingDriver.class);
@@ -485,6 +486,7 @@ public final class TrainingDriver {
             metric.name());
     writeModel(runDir.resolve(MODEL_FILE), last);
     writeSummary(runDir, summary);
+    writeReport(runDir);
     if (!job.modelScratchBaseline()) {
       return summary;
     }
@@ -506,6 +508,22 @@ public final class TrainingDriver {
     final TrainingSummary compared = summary.withScratchTestAccuracy(scratch.testAccuracy());
     writeSummary(runDir, compared);
     return compared;
+  }
+
+  /** The run's report; its failure leaves the run's other files complete, and says so. */
+  private static void writeReport(Path runDir) {
+    try {
+      LOG.info("report: {}", RunReport.write(runDir).toUri());
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(
+          runDir.resolve(RunReport.FILE)
+              + ": not written ("
+              + e.getMessage()
+              + "); the run's model, metrics and summary are complete, write the report with"
+              + " lockstep report "
+              + runDir,
+          e);
+    }
   }
 
   private static void writeSummary(Path runDir, TrainingSummary summary) {

@@ -9,6 +9,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.driver.RunComparison;
+import io.lockstep.driver.RunReport;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.models.ModelZoo;
@@ -38,7 +39,7 @@ import picocli.CommandLine.Parameters;
 
 /**
  * The {@code lockstep} command line: {@code train}, {@code submit}, {@code cluster}, {@code
- * compare}, {@code config}, {@code bench}.
+ * compare}, {@code report}, {@code config}, {@code bench}.
  */
 @Command(
     name = "lockstep",
@@ -48,6 +49,7 @@ import picocli.CommandLine.Parameters;
     subcommands = {
       Lockstep.Train.class,
       Lockstep.Compare.class,
+      Lockstep.Report.class,
       Lockstep.PrintConfig.class,
       Lockstep.Bench.class,
       Lockstep.ParameterServerShard.class,
@@ -325,6 +327,23 @@ public final class Lockstep implements Runnable {
     @Override
     public Integer call() {
       System.out.print(RunComparison.of(a, b, tolerance).describe());
+      return 0;
+    }
+  }
+
+  /** {@code lockstep report}. */
+  @Command(
+      name = "report",
+      description =
+          "Write RUN_DIR/report.html again from the run's files: charts, confusion matrix, test"
+              + " images.")
+  static final class Report implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "RUN_DIR", description = "a training run's folder")
+    Path runDir;
+
+    @Override
+    public Integer call() {
+      System.out.println(RunReport.write(runDir));
       return 0;
     }
   }

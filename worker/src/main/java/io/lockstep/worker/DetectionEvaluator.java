@@ -19,6 +19,9 @@ public final class DetectionEvaluator implements TestMetric {
   static final double NMS_IOU = 0.45;
   static final int MAX_PER_IMAGE = 100;
 
+  /** The report draws predicted boxes from this score up. */
+  static final double SHOWN_SCORE = 0.3;
+
   private final SceneSamples scenes;
   private final int batchSize;
 
@@ -40,10 +43,69 @@ public final class DetectionEvaluator implements TestMetric {
 
   @Override
   public double score(ComputationGraph network) {
-    final int anchors = anchors(network);
-    final double cell = scenes.cellPixels();
     final List<MeanAveragePrecision.Box> detections = new ArrayList<>();
     final List<MeanAveragePrecision.Box> truth = new ArrayList<>();
+    final int classes =
+        detect(
+            network,
+            (scene, found, grid) -> {
+              detections.addAll(found);
+              truth.addAll(truth(scene));
+            });
+    return MeanAveragePrecision.of(detections, truth, classes, Prediction.MATCH_IOU);
+  }
+
+  /**
+   * Per scene, the boxes with a score of at least {@value #SHOWN_SCORE} and the true ones; right
+   * when every true box is found (same class, IoU >= 0.5) and no other box is predicted.
+   */
+  @Override
+  public List<Prediction> predict(ComputationGraph network) {
+    final List<Prediction> predictions = new ArrayList<>(scenes.count());
+    detect(
+        network,
+        (scene, found, grid) -> {
+          final List<MeanAveragePrecision.Box> shown =
+              found.stream().filter(box -> box.score() >= SHOWN_SCORE).toList();
+          final List<MeanAveragePrecision.Box> truth = truth(scene);
+          final List<MeanAveragePrecision.Box> unmatched = new ArrayList<>(shown);
+          boolean allFound = true;
+          for (MeanAveragePrecision.Box box : truth) {
+            final MeanAveragePrecision.Box match =
+                unmatched.stream()
+                    .filter(p -> p.kind() == box.kind() && p.iou(box) >= Prediction.MATCH_IOU)
+                    .findFirst()
+                    .orElse(null);
+            allFound &= match != null;
+            unmatched.remove(match);
+          }
+          predictions.add(
+              new Prediction(
+                  scene,
+                  -1,
+                  -1,
+                  allFound && unmatched.isEmpty(),
+                  "",
+                  truth.stream().map(box -> fraction(box, grid)).toList(),
+                  shown.stream().map(box -> fraction(box, grid)).toList()));
+        });
+    return predictions;
+  }
+
+  /** What {@link #detect} hands over per scene. */
+  @FunctionalInterface
+  private interface SceneDetections {
+    void accept(int scene, List<MeanAveragePrecision.Box> found, int grid);
+  }
+
+  /**
+   * Runs the network over the test scenes and hands each scene's boxes after non-maximum
+   * suppression, in grid cells, to {@code each}.
+   *
+   * @return the classes the network predicts
+   */
+  private int detect(ComputationGraph network, SceneDetections each) {
+    final int anchors = anchors(network);
     int classes = Shapes.KINDS.size();
     for (int from = 0; from < scenes.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, scenes.count() - from));
@@ -53,21 +115,39 @@ public final class DetectionEvaluator implements TestMetric {
       classes = (int) output.size(1) / anchors - 5;
       final float[] values = output.dup('c').data().asFloat();
       for (int i = 0; i < indices.length; i++) {
-        detections.addAll(suppress(decode(values, i, indices[i], anchors, classes, grid)));
-        for (Shapes.Box box : scenes.boxes(indices[i])) {
-          truth.add(
-              new MeanAveragePrecision.Box(
-                  indices[i],
-                  box.kind(),
-                  1,
-                  box.x1() / cell,
-                  box.y1() / cell,
-                  box.x2() / cell,
-                  box.y2() / cell));
-        }
+        each.accept(
+            indices[i], suppress(decode(values, i, indices[i], anchors, classes, grid)), grid);
       }
     }
-    return MeanAveragePrecision.of(detections, truth, classes, 0.5);
+    return classes;
+  }
+
+  /** A scene's true boxes, in grid cells. */
+  private List<MeanAveragePrecision.Box> truth(int scene) {
+    final double cell = scenes.cellPixels();
+    final List<MeanAveragePrecision.Box> truth = new ArrayList<>();
+    for (Shapes.Box box : scenes.boxes(scene)) {
+      truth.add(
+          new MeanAveragePrecision.Box(
+              scene,
+              box.kind(),
+              1,
+              box.x1() / cell,
+              box.y1() / cell,
+              box.x2() / cell,
+              box.y2() / cell));
+    }
+    return truth;
+  }
+
+  private static Prediction.Box fraction(MeanAveragePrecision.Box box, int grid) {
+    return new Prediction.Box(
+        box.kind(),
+        box.score(),
+        box.x1() / grid,
+        box.y1() / grid,
+        box.x2() / grid,
+        box.y2() / grid);
   }
 
   /** The anchor boxes per cell of a network whose output layer is YOLOv2's. */

@@ -1,5 +1,7 @@
 package io.lockstep.worker;
 
+import java.util.ArrayList;
+import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -27,17 +29,23 @@ public final class Evaluator implements TestMetric {
   /** The fraction of images whose most probable class is their label. */
   @Override
   public double score(ComputationGraph network) {
-    long correct = 0;
+    return (double) predict(network).stream().filter(Prediction::correct).count() / samples.count();
+  }
+
+  @Override
+  public List<Prediction> predict(ComputationGraph network) {
+    final List<Prediction> predictions = new ArrayList<>(samples.count());
     for (int from = 0; from < samples.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, samples.count() - from));
       // the first output is the prediction; others are auxiliary classifiers (GoogLeNet's)
       final INDArray predicted = network.output(false, samples.features(indices, 0))[0].argMax(1);
       for (int i = 0; i < indices.length; i++) {
-        if (predicted.getInt(i) == samples.label(indices[i])) {
-          correct++;
-        }
+        final int label = samples.label(indices[i]);
+        final int guess = predicted.getInt(i);
+        predictions.add(
+            new Prediction(indices[i], label, guess, guess == label, "", List.of(), List.of()));
       }
     }
-    return (double) correct / samples.count();
+    return predictions;
   }
 }

@@ -1,6 +1,9 @@
 package io.lockstep.worker;
 
+import io.lockstep.data.Grounding;
 import io.lockstep.models.ModelZoo;
+import java.util.ArrayList;
+import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -31,8 +34,39 @@ public final class GroundingEvaluator implements TestMetric {
 
   @Override
   public double score(ComputationGraph network) {
+    final double[] sum = {0};
+    locate(network, (found, example) -> sum[0] += iou(found, examples.box(example)));
+    return sum[0] / examples.count();
+  }
+
+  /** Per phrase, the box of the highest objectness; right at IoU >= 0.5 with the named shape's. */
+  @Override
+  public List<Prediction> predict(ComputationGraph network) {
+    final List<Prediction> predictions = new ArrayList<>(examples.count());
+    locate(
+        network,
+        (found, example) -> {
+          final double[] truth = examples.box(example);
+          final Grounding.Example shown = examples.example(example);
+          final int kind = shown.target().kind();
+          predictions.add(
+              new Prediction(
+                  example,
+                  kind,
+                  -1,
+                  iou(found, truth) >= Prediction.MATCH_IOU,
+                  shown.phrase(),
+                  List.of(new Prediction.Box(kind, 1, truth[0], truth[1], truth[2], truth[3])),
+                  List.of(new Prediction.Box(kind, 1, found[0], found[1], found[2], found[3]))));
+        });
+    return predictions;
+  }
+
+  /**
+   * Runs the network over the test phrases and hands each one's {@link #best} box to {@code each}.
+   */
+  private void locate(ComputationGraph network, java.util.function.ObjIntConsumer<double[]> each) {
     final int anchors = DetectionEvaluator.anchors(network);
-    double sum = 0;
     for (int from = 0; from < examples.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, examples.count() - from));
       final INDArray output =
@@ -41,10 +75,9 @@ public final class GroundingEvaluator implements TestMetric {
       final int depth = (int) output.size(1) / anchors;
       final float[] values = output.dup('c').data().asFloat();
       for (int i = 0; i < indices.length; i++) {
-        sum += iou(best(values, i, anchors, depth, grid), examples.box(indices[i]));
+        each.accept(best(values, i, anchors, depth, grid), indices[i]);
       }
     }
-    return sum / examples.count();
   }
 
   /**

@@ -2,6 +2,7 @@ package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
+import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 
 /** How a trained network is scored on the job's test split: the metric of the model's task. */
@@ -21,6 +22,14 @@ public interface TestMetric {
    * @return the score, in [0, 1]
    */
   double score(ComputationGraph network);
+
+  /**
+   * What the network makes of every test image, for the run's report.
+   *
+   * @param network the network, in inference mode
+   * @return one prediction per test image, in the split's order
+   */
+  List<Prediction> predict(ComputationGraph network);
 
   /**
    * The metric of the job's model on its test split.
