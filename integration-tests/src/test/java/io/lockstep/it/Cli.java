@@ -38,8 +38,8 @@ final class Cli {
   }
 
   /**
-   * Waits until a run has written {@code steps} lines of {@code metrics.jsonl} (a stage has ended
-   * past them), for at most 5 minutes.
+   * Waits until a run has written {@code steps} step lines of {@code metrics.jsonl} (a stage has
+   * ended past them), for at most 5 minutes.
    *
    * @param run the run directory
    * @param steps the lines to wait for
@@ -48,7 +48,9 @@ final class Cli {
   static void awaitSteps(Path run, int steps, Supplier<String> running) throws Exception {
     final Path metrics = run.resolve("metrics.jsonl");
     final long deadline = System.nanoTime() + 300_000_000_000L;
-    while (!(Files.isRegularFile(metrics) && Files.readAllLines(metrics).size() >= steps)) {
+    while (!(Files.isRegularFile(metrics)
+        && Files.readAllLines(metrics).stream().filter(l -> l.contains("\"type\":\"step\"")).count()
+            >= steps)) {
       final String ended = running.get();
       assertTrue(ended == null, () -> "the run ended before step " + steps + ": " + ended);
       assertTrue(System.nanoTime() < deadline, "no progress within 5 minutes");

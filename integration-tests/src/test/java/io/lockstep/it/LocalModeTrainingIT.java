@@ -5,6 +5,8 @@ import static io.lockstep.it.Cli.awaitSteps;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
@@ -49,8 +51,8 @@ class LocalModeTrainingIT {
   }
 
   @Test
-  void shouldReachEightyPercentTestAccuracyWithTwoWorkersOnATrainingSubset(@TempDir Path run)
-      throws Exception {
+  void shouldReachEightyPercentTestAccuracyWithTwoWorkersOnATrainingSubset(
+      @TempDir Path run, @TempDir Path scratch) throws Exception {
     final TrainingSummary summary =
         TrainingDriver.train(
             job(Map.of("lockstep.train.workers", "2", "lockstep.train.max-steps", "250")),
@@ -100,9 +102,24 @@ class LocalModeTrainingIT {
         parameters(run),
         ModelSerializer.restoreComputationGraph(run.resolve("checkpoint.zip").toFile(), false)
             .params());
+    // a line per step with every worker's phases, then the epoch's line
     final List<String> metrics = Files.readAllLines(run.resolve("metrics.jsonl"));
-    assertEquals(250, metrics.size());
-    assertTrue(metrics.get(249).startsWith("{\"step\":250,\"epoch\":1,\"samples\":128,"));
+    assertEquals(251, metrics.size());
+    final JsonObject last = JsonParser.parseString(metrics.get(249)).getAsJsonObject();
+    assertEquals(250, last.get("step").getAsInt());
+    assertEquals(128, last.get("samples").getAsInt());
+    assertEquals(2, last.getAsJsonArray("worker_phases").size());
+    for (String phase :
+        List.of("data_ms", "compute_ms", "send_ms", "wait_ms", "receive_ms", "apply_ms")) {
+      assertTrue(last.getAsJsonObject("phases").get(phase).getAsDouble() >= 0, phase);
+    }
+    assertTrue(last.getAsJsonObject("phases").get("compute_ms").getAsDouble() > 0);
+    assertTrue(last.get("images_per_second").getAsDouble() > 0);
+    final JsonObject epoch = JsonParser.parseString(metrics.get(250)).getAsJsonObject();
+    assertEquals("epoch", epoch.get("type").getAsString());
+    assertEquals(summary.testAccuracy(), epoch.get("test_value").getAsDouble());
+    RunFilesCheck.assertTimeline(run, 2, 1);
+    RunFilesCheck.assertReportRenders(run, scratch);
   }
 
   /**
