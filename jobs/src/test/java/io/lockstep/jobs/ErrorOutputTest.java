@@ -82,6 +82,8 @@ class ErrorOutputTest {
       {"parameter-server", "--host", "127.0.0.1", "--port", "40300"},
       shardServer(openSecret.toString()),
       shardServer(shortSecret.toString()),
+      {"report", tmp.toString()},
+      {"train", "--set", "lockstep.run.progress=sometimes"},
     };
     for (String[] args : refused) {
       final Outcome plain = run(args);
@@ -114,6 +116,10 @@ class ErrorOutputTest {
     assertTrue(slots.contains("needs 3 task slots") && slots.contains("local[3]"), slots);
     // the secret file's problems name the file and the fix
     assertTrue(run(shardServer("x")).lines().get(0).contains("head -c 32 /dev/urandom"));
+    // a report of a folder no run wrote says so
+    final String report = run("report", tmp.toString()).lines().get(0);
+    assertTrue(report.contains("not a run directory (no job.conf)"), report);
+    assertFalse(Files.exists(tmp.resolve("report.html")));
     final String open = run(shardServer(openSecret.toString())).lines().get(0);
     assertTrue(open.contains("chmod 600 " + openSecret), open);
   }
