@@ -74,8 +74,22 @@ final class EpochProgress extends SparkListener {
    * @return the listener, registered with Spark
    */
   static EpochProgress start(JavaSparkContext spark, ProgressDisplay display, int workers) {
-    final EpochProgress progress =
-        new EpochProgress(spark, display, workers, System.err, errorIsTerminal());
+    return start(spark, display, workers, System.err, errorIsTerminal());
+  }
+
+  /**
+   * Starts showing the progress of the job's stages.
+   *
+   * @param spark the job's context
+   * @param display how
+   * @param workers the workers of every stage
+   * @param out where the bar goes
+   * @param tty whether {@code out} is a terminal, for {@link ProgressDisplay#AUTO}
+   * @return the listener, registered with Spark
+   */
+  static EpochProgress start(
+      JavaSparkContext spark, ProgressDisplay display, int workers, PrintStream out, boolean tty) {
+    final EpochProgress progress = new EpochProgress(spark, display, workers, out, tty);
     spark.sc().addSparkListener(progress);
     return progress;
   }

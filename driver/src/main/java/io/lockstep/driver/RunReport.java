@@ -8,6 +8,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.data.Cifar10;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.Shapes;
+import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Datasets;
 import io.lockstep.worker.Prediction;
 import io.lockstep.worker.Samples;
@@ -400,7 +401,9 @@ public final class RunReport {
     final int count = Math.min(job.runReportImages(), shown.size());
     for (int i = 0; i < count; i++) {
       final Prediction p = shown.get(i);
-      final INDArray features = test.features(new int[] {p.index()}, 0);
+      // the image: a grounding model's features carry the phrase's tokens after it
+      final INDArray features =
+          ModelZoo.inputs(network, test.features(new int[] {p.index()}, 0))[0];
       html.append("<figure class=\"")
           .append(p.correct() ? "right" : "wrong")
           .append("\"><img alt=\"test image ")

@@ -282,7 +282,11 @@ public final class TrainingDriver {
           List<StageReport> reports = null;
           for (int attempt = 0; reports == null; attempt++) {
             task = new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
-            spark.setJobDescription(description + (attempt == 0 ? "" : ", retry " + attempt));
+            final String attemptDescription =
+                description + (attempt == 0 ? "" : ", retry " + attempt);
+            // the job's and its stage's names in Spark's UI, instead of "collect at ..."
+            spark.setJobDescription(attemptDescription);
+            spark.setCallSite(attemptDescription);
             try {
               final List<StageReport> collected =
                   runBarrierStage(spark, task, progress.listener(epoch, stepsPerEpoch));
