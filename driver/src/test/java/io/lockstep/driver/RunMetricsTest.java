@@ -24,15 +24,7 @@ class RunMetricsTest {
   /** Two steps of one worker: phases in ms (data, compute, send, wait, receive, apply). */
   private static StageReport report(int rank, long[][] stepMs, int samples) {
     final int steps = stepMs.length;
-    final StepPhases phases =
-        new StepPhases(
-            new long[steps],
-            new long[steps],
-            new long[steps],
-            new long[steps],
-            new long[steps],
-            new long[steps],
-            new long[steps]);
+    final StepPhases phases = StepPhases.of(steps);
     long at = ORIGIN + 10_000;
     for (int i = 0; i < steps; i++) {
       phases.startMicros()[i] = at;

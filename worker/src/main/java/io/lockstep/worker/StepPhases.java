@@ -33,7 +33,7 @@ public record StepPhases(
    * @param steps the stage's steps
    * @return the arrays, to be filled in
    */
-  static StepPhases of(int steps) {
+  public static StepPhases of(int steps) {
     return new StepPhases(
         new long[steps],
         new long[steps],
