@@ -47,6 +47,12 @@ final class EpochProgress extends SparkListener {
   /** Per running task: its steps, samples and loss sum so far in the stage. */
   private final Map<Long, double[]> tasks = new ConcurrentHashMap<>();
 
+  /**
+   * The newest Spark stage heard of: a heartbeat of an earlier stage's task, late on the listener
+   * bus, is not counted into the current one.
+   */
+  private int sparkStage = -1;
+
   private volatile String title = "";
   private volatile int stageFirstStep;
   private volatile int stageSteps;
@@ -115,7 +121,7 @@ final class EpochProgress extends SparkListener {
    * @param toStep one past its last step
    * @param epochSteps the steps of an epoch
    */
-  void beginStage(String title, int fromStep, int toStep, int epochSteps) {
+  synchronized void beginStage(String title, int fromStep, int toStep, int epochSteps) {
     tasks.clear();
     this.title = title;
     this.stageFirstStep = fromStep;
@@ -126,26 +132,37 @@ final class EpochProgress extends SparkListener {
   }
 
   /**
-   * An epoch has ended: ends the bar's line.
+   * An epoch has ended: draws the bar a last time with the epoch's exact figures, and ends its
+   * line.
    *
-   * @param summary the epoch's figures
+   * @param samples the epoch's samples
+   * @param lossSum their summed loss
+   * @param seconds the epoch's stages
    */
-  synchronized void endEpoch(String summary) {
+  synchronized void endEpoch(long samples, double lossSum, double seconds) {
     if (bar) {
-      out.print("\r\033[K");
-      out.println(summary);
+      draw(stepsPerEpoch, samples / seconds, lossSum / samples, 0);
+      out.println();
       out.flush();
     }
   }
 
   @Override
-  public void onExecutorMetricsUpdate(SparkListenerExecutorMetricsUpdate update) {
+  public synchronized void onExecutorMetricsUpdate(SparkListenerExecutorMetricsUpdate update) {
     if (!bar && !lines) {
       return;
     }
     boolean heard = false;
     for (Tuple4<Object, Object, Object, scala.collection.immutable.Seq<AccumulableInfo>> task :
         CollectionConverters.asJava(update.accumUpdates())) {
+      final int stage = (Integer) task._2();
+      if (stage < sparkStage) {
+        continue;
+      }
+      if (stage > sparkStage) {
+        sparkStage = stage;
+        tasks.clear();
+      }
       final double[] counts = tasks.computeIfAbsent((Long) task._1(), id -> new double[3]);
       for (AccumulableInfo info : CollectionConverters.asJava(task._4())) {
         final Object value = info.update().isDefined() ? info.update().get() : null;
@@ -182,30 +199,32 @@ final class EpochProgress extends SparkListener {
     final double seconds = (now - stageStartNs) / 1e9;
     final double imagesPerSecond = sampleSum / seconds;
     final double eta = done == 0 ? Double.NaN : seconds * (stageSteps - done) / done;
-    final int step = stageFirstStep + done;
-    final String figures =
-        String.format(
-            "%d/%d steps  %.0f images/s  loss %.4f  ETA %s",
-            step,
-            stepsPerEpoch,
-            imagesPerSecond,
-            sampleSum == 0 ? Double.NaN : loss / sampleSum,
-            duration(eta));
+    final double meanLoss = sampleSum == 0 ? Double.NaN : loss / sampleSum;
     if (bar) {
-      final int filled = (int) Math.round(BAR_WIDTH * (double) step / stepsPerEpoch);
-      out.print(
-          "\r\033[K"
-              + title
-              + " ["
-              + "#".repeat(filled)
-              + ".".repeat(BAR_WIDTH - filled)
-              + "] "
-              + figures);
-      out.flush();
+      draw(stageFirstStep + done, imagesPerSecond, meanLoss, eta);
     } else if (now - lastLineNs >= LINE_EVERY_NS) {
       lastLineNs = now;
-      LOG.info("{}: {}", title, figures);
+      LOG.info("{}: {}", title, figures(stageFirstStep + done, imagesPerSecond, meanLoss, eta));
     }
+  }
+
+  private void draw(int step, double imagesPerSecond, double loss, double eta) {
+    final int filled = (int) Math.round(BAR_WIDTH * (double) step / stepsPerEpoch);
+    out.print(
+        "\r\033[K"
+            + title
+            + " ["
+            + "#".repeat(filled)
+            + ".".repeat(BAR_WIDTH - filled)
+            + "] "
+            + figures(step, imagesPerSecond, loss, eta));
+    out.flush();
+  }
+
+  private String figures(int step, double imagesPerSecond, double loss, double eta) {
+    return String.format(
+        "%d/%d steps  %.0f images/s  loss %.4f  ETA %s",
+        step, stepsPerEpoch, imagesPerSecond, loss, duration(eta));
   }
 
   private static String duration(double seconds) {

@@ -438,7 +438,7 @@ public final class TrainingDriver {
                 accuracy,
                 epochSeconds,
                 epochSamples / epochSeconds);
-        progress.endEpoch(epochSummary);
+        progress.endEpoch(epochSamples, epochLossSum, epochSeconds);
         LOG.info(epochSummary);
       }
       rejected = rejectedBefore + server.rejectedFrames();

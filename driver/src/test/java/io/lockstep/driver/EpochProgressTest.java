@@ -44,7 +44,7 @@ class EpochProgressTest {
                   listener.stepDone(rank, step, 0.5 * 64, 64);
                 }
               });
-      progress.endEpoch("epoch 1/1: done");
+      progress.endEpoch(2L * STEPS * 64, 0.5 * 2 * STEPS * 64, 3);
     }
     final String text = captured.toString(StandardCharsets.UTF_8);
     // several redraws while the 1.5 s stage ran, each with steps, images/s, the loss and an ETA
@@ -64,6 +64,7 @@ class EpochProgressTest {
     assertTrue(draws >= 3, "bar drawn " + draws + " times: " + text);
     assertTrue(monotone, text);
     assertTrue(before > 0 && before <= STEPS, text);
-    assertTrue(text.endsWith("epoch 1/1: done\n"), text);
+    // the epoch ends with its exact figures: every step, no time left
+    assertTrue(text.endsWith("] 30/30 steps  1280 images/s  loss 0.5000  ETA 0:00\n"), text);
   }
 }
