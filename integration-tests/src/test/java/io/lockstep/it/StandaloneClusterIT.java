@@ -97,6 +97,15 @@ class StandaloneClusterIT {
             Files.readString(executorLogs.get(0), StandardCharsets.UTF_8)
                 + Files.readString(executorLogs.get(1), StandardCharsets.UTF_8);
         assertFalse(logs.contains("Exception"), logs);
+        // each executor's log names its worker's rank and step
+        for (String rank : List.of("rank 0: epoch 1 step 50/100", "rank 1: epoch 1 step 50/100")) {
+          assertTrue(logs.contains(rank), rank + " missing from the executors' logs");
+        }
+        // the cluster run leaves the files people look at too
+        for (String file : List.of("metrics.jsonl", "timeline.json", "report.html")) {
+          assertTrue(Files.isRegularFile(run.resolve(file)), file);
+        }
+        RunFilesCheck.assertTimeline(run, 2, 1);
 
         // one executor JVM killed with SIGKILL mid-run: the stage runs again from its first step
         // (the last checkpoint) on the executor Spark starts in its place, and the run ends on the
