@@ -89,6 +89,36 @@ final class RunFiles {
     writeText(target, text.toString());
   }
 
+  /**
+   * Appends lines to a JSON-lines file and flushes them to the disk: a run's {@code metrics.jsonl}
+   * grows by a stage at a time without being rewritten. A crash mid-write leaves at most a partial
+   * last line, which {@link StepMetrics#lines} skips.
+   *
+   * @param target the file, created if missing
+   * @param lines the lines, without line ends
+   */
+  static void appendLines(Path target, List<String> lines) {
+    final StringBuilder text = new StringBuilder();
+    for (String line : lines) {
+      text.append(line).append('\n');
+    }
+    try (FileChannel channel =
+        FileChannel.open(
+            target,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE,
+            StandardOpenOption.APPEND)) {
+      final java.nio.ByteBuffer bytes =
+          java.nio.ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8));
+      while (bytes.hasRemaining()) {
+        channel.write(bytes);
+      }
+      channel.force(false);
+    } catch (IOException e) {
+      throw new UncheckedIOException(target + ": cannot append (" + e.getMessage() + ")", e);
+    }
+  }
+
   /** Fills a temporary file. */
   @FunctionalInterface
   interface FileWriter {

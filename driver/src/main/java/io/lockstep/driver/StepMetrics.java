@@ -147,7 +147,8 @@ public record StepMetrics(
   }
 
   /**
-   * The JSON objects of a {@code metrics.jsonl}, one per non-blank line.
+   * The JSON objects of a {@code metrics.jsonl}, one per non-blank line; a partial last line (an
+   * append cut short) is left out.
    *
    * @param file the file
    * @return the lines
@@ -156,7 +157,10 @@ public record StepMetrics(
    */
   static List<JsonObject> lines(Path file) throws IOException {
     final List<JsonObject> objects = new ArrayList<>();
-    for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+    final String text = Files.readString(file, StandardCharsets.UTF_8);
+    // a crash mid-append leaves a last line without its line end: the stage it began is not done
+    final String whole = text.endsWith("\n") ? text : text.substring(0, text.lastIndexOf('\n') + 1);
+    for (String line : whole.split("\n")) {
       if (!line.isBlank()) {
         final JsonElement element = JsonParser.parseString(line);
         if (!element.isJsonObject()) {

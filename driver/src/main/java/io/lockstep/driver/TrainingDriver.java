@@ -216,8 +216,9 @@ public final class TrainingDriver {
     }
     RunFiles.writeText(runDir.resolve(JOB_FILE), job.render());
     final Path metricsFile = runDir.resolve(METRICS_FILE);
-    final List<String> metrics =
-        resume ? metricsBefore(metricsFile, start.iteration()) : new ArrayList<>();
+    // the earlier steps' lines of a resumed run, then every stage's appended
+    RunFiles.writeLines(
+        metricsFile, resume ? metricsBefore(metricsFile, start.iteration()) : List.of());
     final Timeline timeline =
         new Timeline(
             job.jobName(),
@@ -345,10 +346,11 @@ public final class TrainingDriver {
             phaseNs[2] += report.syncNs();
             phaseNs[3] += report.applyNs();
           }
+          final List<String> lines = new ArrayList<>();
           for (StepMetrics line : StepMetrics.of(task.firstGlobalStep(), epoch, reports)) {
-            metrics.add(RunFiles.JSON.toJson(line));
+            lines.add(RunFiles.JSON.toJson(line));
           }
-          RunFiles.writeLines(metricsFile, metrics);
+          RunFiles.appendLines(metricsFile, lines);
           if (job.runTimelineSteps() > 0) {
             timeline.write(runDir.resolve(Timeline.FILE));
           }
@@ -382,18 +384,19 @@ public final class TrainingDriver {
         accuracy = metric.score(trained.network());
         timeline.evaluation(epoch, ShardSpan.toMicros(evaluationNs), ShardSpan.nowMicros());
         final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
-        metrics.add(
-            RunFiles.JSON.toJson(
-                new EpochMetrics(
-                    EpochMetrics.TYPE,
-                    epoch + 1,
-                    (long) (epoch + 1) * stepsPerEpoch,
-                    trainLoss,
-                    metric.name(),
-                    accuracy,
-                    epochSeconds,
-                    epochSamples / epochSeconds)));
-        RunFiles.writeLines(metricsFile, metrics);
+        RunFiles.appendLines(
+            metricsFile,
+            List.of(
+                RunFiles.JSON.toJson(
+                    new EpochMetrics(
+                        EpochMetrics.TYPE,
+                        epoch + 1,
+                        (long) (epoch + 1) * stepsPerEpoch,
+                        trainLoss,
+                        metric.name(),
+                        accuracy,
+                        epochSeconds,
+                        epochSamples / epochSeconds))));
         if (job.runTimelineSteps() > 0) {
           timeline.write(runDir.resolve(Timeline.FILE));
         }

@@ -103,6 +103,12 @@ class RunMetricsTest {
     final List<EpochMetrics> epochs = EpochMetrics.read(file);
     assertEquals(1, epochs.size());
     assertEquals(0.8, epochs.get(0).testValue());
+    // a stage's append cut short by a crash: its partial last line is left out
+    RunFiles.appendLines(file, List.of(RunFiles.JSON.toJson(StepMetrics.of(3, 0, stage()).get(0))));
+    Files.writeString(
+        file, "{\"type\":\"step\",\"step\":5,\"epo", java.nio.file.StandardOpenOption.APPEND);
+    assertEquals(
+        List.of(1L, 2L, 3L, 4L), StepMetrics.read(file).stream().map(StepMetrics::step).toList());
   }
 
   @Test
