@@ -17,7 +17,7 @@ import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
-import io.lockstep.ps.ShardSpan;
+import io.lockstep.ps.TraceClock;
 import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Datasets;
@@ -223,7 +223,7 @@ public final class TrainingDriver {
         new Timeline(
             job.jobName(),
             job.runTimelineSteps(),
-            ShardSpan.toMicros(startNs),
+            TraceClock.toMicros(startNs),
             !job.shardServers().isEmpty());
     ServerAddress address = serverAddress(job, parameters, secret);
     LOG.info(
@@ -331,8 +331,8 @@ public final class TrainingDriver {
           checkReplicasAgree(reports, task);
           timeline.stage(
               description,
-              ShardSpan.toMicros(stageStartNs),
-              ShardSpan.toMicros(stageEndNs),
+              TraceClock.toMicros(stageStartNs),
+              TraceClock.toMicros(stageEndNs),
               task.firstGlobalStep(),
               epoch,
               reports,
@@ -382,7 +382,7 @@ public final class TrainingDriver {
         final Replica trained = Replica.restore(state);
         final long evaluationNs = System.nanoTime();
         accuracy = metric.score(trained.network());
-        timeline.evaluation(epoch, ShardSpan.toMicros(evaluationNs), ShardSpan.nowMicros());
+        timeline.evaluation(epoch, TraceClock.toMicros(evaluationNs), TraceClock.nowMicros());
         final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
         RunFiles.appendLines(
             metricsFile,

@@ -275,7 +275,7 @@ final class AggregationAgent implements ServerAgent {
         stepDeadlineNs = clock.nanoTime() + stepTimeoutNs;
       }
       if (stepStartMicros == 0) {
-        stepStartMicros = ShardSpan.nowMicros();
+        stepStartMicros = TraceClock.nowMicros();
       }
       // Local SGD averages at some steps only: the first frame of a later step moves the server on.
       step = Frame.step(buffer, offset);
@@ -421,7 +421,7 @@ final class AggregationAgent implements ServerAgent {
     }
     final boolean statistics = heldType == Frame.TYPE_STATISTICS;
     if (!statistics && chunksSummed == 0) {
-      stepGatheredMicros = ShardSpan.nowMicros();
+      stepGatheredMicros = TraceClock.nowMicros();
     }
     final int bytes = statistics ? statisticsBytes : layout.lengthBytes(currentChunk());
     int totalSamples = 0;
@@ -458,7 +458,7 @@ final class AggregationAgent implements ServerAgent {
       LOG.debug("step {} complete: {} samples", step, totalSamples);
       spans.offer(
           new ShardSpan(
-              address.shard(), step, stepStartMicros, stepGatheredMicros, ShardSpan.nowMicros()));
+              address.shard(), step, stepStartMicros, stepGatheredMicros, TraceClock.nowMicros()));
       stepStartMicros = 0;
       step++;
       chunksSummed = 0;

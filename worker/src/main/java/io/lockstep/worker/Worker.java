@@ -8,7 +8,7 @@ import io.lockstep.data.DataException;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
-import io.lockstep.ps.ShardSpan;
+import io.lockstep.ps.TraceClock;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -155,7 +155,7 @@ public final class Worker {
               }
             }
             final long t4 = System.nanoTime();
-            phases.startMicros()[i] = ShardSpan.toMicros(t0);
+            phases.startMicros()[i] = TraceClock.toMicros(t0);
             phases.dataNs()[i] = t1 - t0;
             phases.computeNs()[i] = t2 - t1;
             if (exchangeNs > 0) {
