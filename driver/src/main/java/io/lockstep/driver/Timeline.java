@@ -20,7 +20,7 @@ final class Timeline {
   /** The file's name in the run directory. */
   static final String FILE = "timeline.json";
 
-  private static final int DRIVER = 0;
+  private static final int DRIVER = 3;
   private static final int WORKERS = 1;
   private static final int SERVER = 2;
   private static final String[] PHASES = {"data", "compute", "send", "wait", "receive", "apply"};
