@@ -41,8 +41,18 @@ public record EpochMetrics(
    * @throws com.google.gson.JsonParseException when a line is not JSON
    */
   static List<EpochMetrics> read(Path file) throws IOException {
+    return epochs(StepMetrics.lines(file));
+  }
+
+  /**
+   * The epochs among a {@code metrics.jsonl}'s lines.
+   *
+   * @param lines the file's {@link StepMetrics#lines}
+   * @return its epochs, in file order
+   */
+  static List<EpochMetrics> epochs(List<JsonObject> lines) {
     final List<EpochMetrics> epochs = new ArrayList<>();
-    for (JsonObject line : StepMetrics.lines(file)) {
+    for (JsonObject line : lines) {
       if (StepMetrics.typeOf(line).equals(TYPE)) {
         epochs.add(RunFiles.JSON.fromJson(line, EpochMetrics.class));
       }

@@ -134,8 +134,9 @@ public final class RunReport {
     final List<StepMetrics> steps;
     final List<EpochMetrics> epochs;
     try {
-      steps = StepMetrics.read(metricsFile);
-      epochs = EpochMetrics.read(metricsFile);
+      final List<JsonObject> lines = StepMetrics.lines(metricsFile);
+      steps = StepMetrics.steps(lines);
+      epochs = EpochMetrics.epochs(lines);
     } catch (IOException | RuntimeException e) {
       throw new ConfigurationException(
           metricsFile + ": cannot read the run's metrics (" + e.getMessage() + ")");

@@ -137,8 +137,18 @@ public record StepMetrics(
    * @throws com.google.gson.JsonParseException when a line is not JSON
    */
   static List<StepMetrics> read(Path file) throws IOException {
+    return steps(lines(file));
+  }
+
+  /**
+   * The steps among a {@code metrics.jsonl}'s lines.
+   *
+   * @param lines the file's {@link #lines}
+   * @return its steps, in file order
+   */
+  static List<StepMetrics> steps(List<JsonObject> lines) {
     final List<StepMetrics> steps = new ArrayList<>();
-    for (JsonObject line : lines(file)) {
+    for (JsonObject line : lines) {
       if (typeOf(line).equals(TYPE)) {
         steps.add(RunFiles.JSON.fromJson(line, StepMetrics.class));
       }

@@ -157,11 +157,15 @@ final class Timeline {
   }
 
   /**
-   * Writes the trace, replacing the file atomically.
+   * Writes the trace, replacing the file atomically; writes nothing when the timeline traces no
+   * steps ({@code lockstep.run.timeline-steps=0}).
    *
    * @param file where
    */
   void write(Path file) {
+    if (maxSteps == 0) {
+      return;
+    }
     final JsonObject trace = new JsonObject();
     trace.add("traceEvents", events);
     trace.addProperty("displayTimeUnit", "ms");

@@ -351,9 +351,7 @@ public final class TrainingDriver {
             lines.add(RunFiles.JSON.toJson(line));
           }
           RunFiles.appendLines(metricsFile, lines);
-          if (job.runTimelineSteps() > 0) {
-            timeline.write(runDir.resolve(Timeline.FILE));
-          }
+          timeline.write(runDir.resolve(Timeline.FILE));
           epochSeconds += seconds;
           step = to;
           if (step < stepsPerEpoch) {
@@ -397,9 +395,7 @@ public final class TrainingDriver {
                         accuracy,
                         epochSeconds,
                         epochSamples / epochSeconds))));
-        if (job.runTimelineSteps() > 0) {
-          timeline.write(runDir.resolve(Timeline.FILE));
-        }
+        timeline.write(runDir.resolve(Timeline.FILE));
         history.add(
             new TrainingSummary.Epoch(epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
         if (!(accuracy <= bestAccuracy)) {
