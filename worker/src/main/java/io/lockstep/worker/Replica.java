@@ -87,6 +87,9 @@ public final class Replica implements AutoCloseable {
   /** What computes the passes, for logs and summaries. */
   private final String engine;
 
+  /** The optimizer step in one pass, or null where Deeplearning4j's updater runs. */
+  private final FusedMomentumStep fusedStep;
+
   private StatisticsReducer reducer;
 
   /** The running-statistics views that no {@link ObservedLayer} scales: all, until observed. */
@@ -149,6 +152,15 @@ public final class Replica implements AutoCloseable {
     }
     this.compiled = step;
     this.engine = description;
+    this.fusedStep = FusedMomentumStep.of(network).orElse(null);
+  }
+
+  /**
+   * @return whether the optimizer step runs fused ({@link FusedMomentumStep}) rather than through
+   *     Deeplearning4j's updater
+   */
+  boolean fusesOptimizerStep() {
+    return fusedStep != null;
   }
 
   /** Frees the oneDNN engine's native memory; the replica cannot compute afterwards. */
@@ -267,7 +279,7 @@ public final class Replica implements AutoCloseable {
    * their layer's list in {@code statisticsByLayer}, frozen layers' to {@code frozen}, the others
    * to {@code trainable}.
    */
-  private static Gradient viewsOf(
+  static Gradient viewsOf(
       ComputationGraph network,
       List<INDArray> trainable,
       List<INDArray> frozen,
@@ -511,9 +523,7 @@ public final class Replica implements AutoCloseable {
    * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
   public void applyUpdate(int globalBatchSize, double clipNorm) {
-    computeStep(globalBatchSize, clipNorm);
-    final INDArray parameters = network.params();
-    parameters.subi(network.getGradientsViewArray().reshape(parameters.shape()));
+    step(globalBatchSize, clipNorm, true);
   }
 
   /**
@@ -524,26 +534,44 @@ public final class Replica implements AutoCloseable {
    * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
   public void computeStep(int batchSize, double clipNorm) {
-    double squares = 0;
-    for (INDArray view : trainableRanges) {
-      final double norm = view.norm2Number().doubleValue();
-      squares += norm * norm;
+    step(batchSize, clipNorm, false);
+  }
+
+  private void step(int batchSize, double clipNorm, boolean apply) {
+    final double norm;
+    if (fusedStep != null) {
+      norm = fusedStep.gradientNorm();
+    } else {
+      double squares = 0;
+      for (INDArray view : trainableRanges) {
+        final double rangeNorm = view.norm2Number().doubleValue();
+        squares += rangeNorm * rangeNorm;
+      }
+      norm = Math.sqrt(squares);
     }
-    lastGradientNorm = Math.sqrt(squares) / Math.max(1, batchSize);
+    lastGradientNorm = norm / Math.max(1, batchSize);
     if (clipNorm > 0 && lastGradientNorm > clipNorm) {
       final double scale = clipNorm / (lastGradientNorm + CLIP_EPSILON);
       for (INDArray view : trainableRanges) {
         view.muli(scale);
       }
     }
-    network
-        .getUpdater()
-        .update(
-            gradient,
-            network.getIterationCount(),
-            network.getEpochCount(),
-            batchSize,
-            LayerWorkspaceMgr.noWorkspaces());
+    if (fusedStep != null) {
+      fusedStep.step(batchSize, network.getIterationCount(), network.getEpochCount(), apply);
+    } else {
+      network
+          .getUpdater()
+          .update(
+              gradient,
+              network.getIterationCount(),
+              network.getEpochCount(),
+              batchSize,
+              LayerWorkspaceMgr.noWorkspaces());
+      if (apply) {
+        final INDArray parameters = network.params();
+        parameters.subi(network.getGradientsViewArray().reshape(parameters.shape()));
+      }
+    }
     skipStep();
   }
 

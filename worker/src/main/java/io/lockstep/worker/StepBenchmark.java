@@ -57,6 +57,7 @@ public final class StepBenchmark {
    * @param engine what computed the passes ({@link Replica#engine()})
    * @param helpers layers with a oneDNN or cuDNN helper, of those that can take one
    * @param stepMillis every timed step's wall time, in order
+   * @param updateMillis the part of each step spent in the optimizer update
    */
   public record Result(
       Settings settings,
@@ -64,12 +65,24 @@ public final class StepBenchmark {
       long parameters,
       String engine,
       String helpers,
-      double[] stepMillis) {
+      double[] stepMillis,
+      double[] updateMillis) {
     /**
      * @return the median step time in milliseconds
      */
     public double medianMillis() {
-      final double[] sorted = stepMillis.clone();
+      return median(stepMillis);
+    }
+
+    /**
+     * @return the median time of a step's optimizer update in milliseconds
+     */
+    public double medianUpdateMillis() {
+      return median(updateMillis);
+    }
+
+    private static double median(double[] values) {
+      final double[] sorted = values.clone();
       Arrays.sort(sorted);
       final int n = sorted.length;
       return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
@@ -91,7 +104,8 @@ public final class StepBenchmark {
       return String.format(
           Locale.ROOT,
           "model=%s batch_size=%d steps=%d threads=%d parameters=%d engine=%s helpers=%s"
-              + " min_ms=%.2f median_ms=%.2f max_ms=%.2f images_per_second=%.1f",
+              + " min_ms=%.2f median_ms=%.2f max_ms=%.2f median_update_ms=%.2f"
+              + " images_per_second=%.1f",
           settings.model(),
           settings.batchSize(),
           settings.steps(),
@@ -102,6 +116,7 @@ public final class StepBenchmark {
           sorted[0],
           medianMillis(),
           sorted[sorted.length - 1],
+          medianUpdateMillis(),
           imagesPerSecond());
     }
   }
@@ -134,13 +149,19 @@ public final class StepBenchmark {
     final INDArray features = batch.features();
     final INDArray labels = batch.labels();
     for (int i = 0; i < settings.warmup(); i++) {
-      step(replica, features, labels, settings.batchSize());
+      replica.computeGradients(features, labels, 1.0);
+      replica.applyUpdate(settings.batchSize(), 0);
     }
     final double[] millis = new double[settings.steps()];
+    final double[] updateMillis = new double[settings.steps()];
     for (int i = 0; i < settings.steps(); i++) {
       final long start = System.nanoTime();
-      step(replica, features, labels, settings.batchSize());
-      millis[i] = (System.nanoTime() - start) / 1e6;
+      replica.computeGradients(features, labels, 1.0);
+      final long computed = System.nanoTime();
+      replica.applyUpdate(settings.batchSize(), 0);
+      final long end = System.nanoTime();
+      millis[i] = (end - start) / 1e6;
+      updateMillis[i] = (end - computed) / 1e6;
     }
     return new Result(
         settings,
@@ -148,11 +169,7 @@ public final class StepBenchmark {
         replica.trainableParameterCount(),
         replica.engine(),
         ComputeHelpers.summary(replica.network()),
-        millis);
-  }
-
-  private static void step(Replica replica, INDArray features, INDArray labels, int batchSize) {
-    replica.computeGradients(features, labels, 1.0);
-    replica.applyUpdate(batchSize, 0);
+        millis,
+        updateMillis);
   }
 }

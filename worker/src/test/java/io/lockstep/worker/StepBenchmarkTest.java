@@ -23,6 +23,8 @@ class StepBenchmarkTest {
     final String line = result.line();
     assertTrue(line.startsWith("model=lenet batch_size=16 steps=3 threads=1"), line);
     assertTrue(line.contains(" parameters=431080 engine=onednn helpers=4/4 "), line);
+    assertTrue(line.matches(".* median_update_ms=[0-9]+\\.[0-9]{2} .*"), line);
+    assertEquals(3, result.updateMillis().length);
     assertTrue(line.matches(".* images_per_second=[0-9]+\\.[0-9]$"), line);
   }
 

@@ -1,0 +1,155 @@
+package io.lockstep.worker;
+
+import io.lockstep.models.Momentum;
+import java.util.List;
+import java.util.Optional;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.api.Updater;
+import org.deeplearning4j.nn.conf.GradientNormalization;
+import org.deeplearning4j.nn.conf.layers.BaseLayer;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.updater.BaseMultiLayerUpdater;
+import org.deeplearning4j.nn.updater.UpdaterBlock;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * The optimizer step of a network whose every parameter {@link Momentum} trains without
+ * regularization or gradient normalization, in one pass over native memory: Deeplearning4j's
+ * updater runs about ten array operations for it (divide by the batch, the velocity's multiply and
+ * add, the step's assign and multiply, the parameters' subtract, the norm), each a native call with
+ * its own pass over every parameter; for LeNet's 431,080 parameters on one thread that is 5.8 ms of
+ * a 44 ms step, and this loop takes a fraction of it.
+ *
+ * <p>The arithmetic is Deeplearning4j's to the bit, operation by operation in float32: {@code g =
+ * sum / batch}, {@code v = v * momentum + g}, {@code step = v * lr}, {@code parameter -= step}
+ * ({@code FusedMomentumStepTest} compares both over many steps). The gradient norm is computed in
+ * double precision, which Deeplearning4j's float reduction approximates.
+ *
+ * <p>Not thread-safe: one per replica, over that replica's network.
+ */
+final class FusedMomentumStep {
+  private final Momentum rule;
+  private final UnsafeBuffer gradients;
+  private final UnsafeBuffer velocity;
+  private final UnsafeBuffer parameters;
+  private final int count;
+
+  private FusedMomentumStep(
+      Momentum rule, INDArray gradients, INDArray velocity, INDArray parameters) {
+    this.rule = rule;
+    this.count = (int) parameters.length();
+    this.gradients = over(gradients);
+    this.velocity = over(velocity);
+    this.parameters = over(parameters);
+  }
+
+  /**
+   * The fused step for a network, where its updater is one block of {@link Momentum} over every
+   * parameter and nothing else touches the gradient.
+   *
+   * @param network the network
+   * @return the step, or empty where Deeplearning4j's updater must run
+   */
+  static Optional<FusedMomentumStep> of(ComputationGraph network) {
+    final Updater updater = network.getUpdater(true);
+    if (!(updater instanceof BaseMultiLayerUpdater<?> multi)) {
+      return Optional.empty();
+    }
+    final List<UpdaterBlock> blocks = multi.getUpdaterBlocks();
+    final long count = network.numParams();
+    if (blocks.size() != 1
+        || blocks.get(0).getParamOffsetStart() != 0
+        || blocks.get(0).getParamOffsetEnd() != count
+        || !(blocks.get(0).getGradientUpdater().getConfig() instanceof Momentum rule)) {
+      return Optional.empty();
+    }
+    for (Layer layer : network.getLayers()) {
+      if (layer.numParams() > 0 && !plain(layer)) {
+        return Optional.empty();
+      }
+    }
+    final INDArray gradients = network.getGradientsViewArray();
+    final INDArray velocity = blocks.get(0).getUpdaterView();
+    final INDArray parameters = network.params();
+    if (!dense(gradients, count) || !dense(velocity, count) || !dense(parameters, count)) {
+      return Optional.empty();
+    }
+    return Optional.of(new FusedMomentumStep(rule, gradients, velocity, parameters));
+  }
+
+  /** A layer whose gradient only the updater changes, divided by the batch for every parameter. */
+  private static boolean plain(Layer layer) {
+    if (!(layer.conf().getLayer() instanceof BaseLayer conf)) {
+      return false;
+    }
+    final GradientNormalization normalization = conf.getGradientNormalization();
+    if ((conf.getRegularization() != null && !conf.getRegularization().isEmpty())
+        || (conf.getRegularizationBias() != null && !conf.getRegularizationBias().isEmpty())
+        || (normalization != null && normalization != GradientNormalization.None)) {
+      return false;
+    }
+    return layer.paramTable().keySet().stream().allMatch(layer::updaterDivideByMinibatch);
+  }
+
+  private static boolean dense(INDArray array, long count) {
+    return array.dataType() == DataType.FLOAT
+        && array.length() == count
+        && count <= Integer.MAX_VALUE / Float.BYTES
+        && array.elementWiseStride() == 1;
+  }
+
+  private static UnsafeBuffer over(INDArray array) {
+    return new UnsafeBuffer(
+        array.data().address() + array.offset() * Float.BYTES, (int) array.length() * Float.BYTES);
+  }
+
+  /**
+   * The L2 norm of the gradient buffer.
+   *
+   * @return the norm
+   */
+  double gradientNorm() {
+    double a = 0;
+    double b = 0;
+    int i = 0;
+    for (; i + 1 < count; i += 2) {
+      final double x = gradients.getFloat(i * Float.BYTES);
+      final double y = gradients.getFloat((i + 1) * Float.BYTES);
+      a += x * x;
+      b += y * y;
+    }
+    if (i < count) {
+      final double x = gradients.getFloat(i * Float.BYTES);
+      a += x * x;
+    }
+    return Math.sqrt(a + b);
+  }
+
+  /**
+   * One optimizer step from the gradient sum in the buffer: the velocity moves, the step replaces
+   * the gradient in the buffer and, when {@code apply}, is subtracted from the parameters.
+   *
+   * @param batchSize the samples behind the sum
+   * @param iteration the iteration, for the learning-rate schedule
+   * @param epoch the epoch, for the learning-rate schedule
+   * @param apply whether to subtract the step from the parameters
+   */
+  void step(int batchSize, int iteration, int epoch, boolean apply) {
+    final float divisor = batchSize;
+    final float momentum = (float) rule.getMomentum();
+    final float rate = (float) rule.getLearningRate(iteration, epoch);
+    for (int i = 0; i < count; i++) {
+      final int at = i * Float.BYTES;
+      final float g = gradients.getFloat(at) / divisor;
+      final float v = velocity.getFloat(at) * momentum + g;
+      velocity.putFloat(at, v);
+      final float step = v * rate;
+      gradients.putFloat(at, step);
+      if (apply) {
+        parameters.putFloat(at, parameters.getFloat(at) - step);
+      }
+    }
+  }
+}
