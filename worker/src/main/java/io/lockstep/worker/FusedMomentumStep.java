@@ -40,9 +40,9 @@ final class FusedMomentumStep {
       Momentum rule, INDArray gradients, INDArray velocity, INDArray parameters) {
     this.rule = rule;
     this.count = (int) parameters.length();
-    this.gradients = over(gradients);
-    this.velocity = over(velocity);
-    this.parameters = over(parameters);
+    this.gradients = Replica.nativeFloats(gradients);
+    this.velocity = Replica.nativeFloats(velocity);
+    this.parameters = Replica.nativeFloats(parameters);
   }
 
   /**
@@ -98,11 +98,6 @@ final class FusedMomentumStep {
         && array.length() == count
         && count <= Integer.MAX_VALUE / Float.BYTES
         && array.elementWiseStride() == 1;
-  }
-
-  private static UnsafeBuffer over(INDArray array) {
-    return new UnsafeBuffer(
-        array.data().address() + array.offset() * Float.BYTES, (int) array.length() * Float.BYTES);
   }
 
   /**

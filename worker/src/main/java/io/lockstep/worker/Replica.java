@@ -130,9 +130,7 @@ public final class Replica implements AutoCloseable {
         synchronizedLayers.add(layer);
       }
     }
-    this.gradientBuffer =
-        new UnsafeBuffer(
-            view.data().address() + view.offset() * Float.BYTES, (int) view.length() * Float.BYTES);
+    this.gradientBuffer = nativeFloats(view);
     CompiledNetwork step = null;
     String description = "deeplearning4j";
     if (choice != ComputeEngine.DEEPLEARNING4J) {
@@ -248,6 +246,12 @@ public final class Replica implements AutoCloseable {
     network.getConfiguration().setIterationCount(state.iteration());
     network.getConfiguration().setEpochCount(state.epoch());
     return new Replica(network, state.configurationJson(), engine);
+  }
+
+  /** A float32 array's native memory, from its first element, for reading and writing in place. */
+  static UnsafeBuffer nativeFloats(INDArray array) {
+    return new UnsafeBuffer(
+        array.data().address() + array.offset() * Float.BYTES, (int) array.length() * Float.BYTES);
   }
 
   /** Views of {@code flat} covering exactly the elements of {@code views}, adjacent ones merged. */
