@@ -48,6 +48,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_post_ops_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_set_post_ops;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_dst_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_src_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_dst_md;
@@ -827,21 +828,34 @@ public final class CompiledNetwork implements AutoCloseable {
         back.add(plan.run(reluBackward(scope, dst, out.diff, beforeRelu)));
         diffDst = beforeRelu;
       }
-      final dnnl_convolution_desc_t bwdWeightsDesc = new dnnl_convolution_desc_t();
-      Dnnl.check(
-          dnnl_convolution_backward_weights_desc_init(
-              bwdWeightsDesc,
-              dnnl_convolution_direct,
-              Dnnl.md(in.dims, dnnl_format_tag_any),
-              Dnnl.md(weightDims, dnnl_format_tag_any),
-              biasMd,
-              dst.md,
-              strides,
-              padL,
-              padR),
-          "convolution backward weights " + name);
+      // the output gradient as it is, unless oneDNN has only reference code for it (with
+      // AVX-512, a plain source of 6 channels and a blocked gradient: the CIFAR LeNet's conv2);
+      // then in the layout oneDNN prefers, through a reorder
       final dnnl_primitive_desc bwdWeights =
-          scope.describe(bwdWeightsDesc, null, fwd, "convolution backward weights");
+          firstKernel(
+              List.of(dst.md, Dnnl.md(outDims, dnnl_format_tag_any)),
+              diffDstLayout -> {
+                final dnnl_convolution_desc_t bwdWeightsDesc = new dnnl_convolution_desc_t();
+                Dnnl.check(
+                    dnnl_convolution_backward_weights_desc_init(
+                        bwdWeightsDesc,
+                        dnnl_convolution_direct,
+                        Dnnl.md(in.dims, dnnl_format_tag_any),
+                        Dnnl.md(weightDims, dnnl_format_tag_any),
+                        biasMd,
+                        diffDstLayout,
+                        strides,
+                        padL,
+                        padR),
+                    "convolution backward weights " + name);
+                return scope.describe(bwdWeightsDesc, null, fwd, "convolution backward weights");
+              });
+      Memory weightsDiffDst = diffDst;
+      final dnnl_memory_desc_t weightsDiffDstMd = scope.query(bwdWeights, dnnl_query_diff_dst_md);
+      if (!Dnnl.same(weightsDiffDstMd, diffDst.md)) {
+        weightsDiffDst = scope.allocate(weightsDiffDstMd);
+        back.add(plan.run(scope.reorder(diffDst, weightsDiffDst)));
+      }
       // backward weights may want the source in another layout than forward (one input channel)
       Memory weightsSrc = src;
       final dnnl_memory_desc_t weightsSrcMd = scope.query(bwdWeights, dnnl_query_src_md);
@@ -862,7 +876,7 @@ public final class CompiledNetwork implements AutoCloseable {
               },
               new Memory[] {
                 weightsSrc,
-                diffDst,
+                weightsDiffDst,
                 diffWeights,
                 bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
               },
