@@ -17,16 +17,20 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The optimizer step of a network whose every parameter {@link Momentum} trains without
- * regularization or gradient normalization, in one pass over native memory: Deeplearning4j's
+ * regularization or gradient normalization, in one pass over the parameters: Deeplearning4j's
  * updater runs about ten array operations for it (divide by the batch, the velocity's multiply and
  * add, the step's assign and multiply, the parameters' subtract, the norm), each a native call with
  * its own pass over every parameter; for LeNet's 431,080 parameters on one thread that is 5.8 ms of
- * a 44 ms step, and this loop takes a fraction of it.
+ * a 44 ms step. The pass copies a few thousand floats at a time from the native buffers into Java
+ * arrays and back: loops over arrays compile to vector instructions, loops over native memory do
+ * not (LeNet, one thread: 1.1-1.6 ms a step over the native buffers directly, 0.75 this way, the
+ * norm included).
  *
  * <p>The arithmetic is Deeplearning4j's to the bit, operation by operation in float32: {@code g =
  * sum / batch}, {@code v = v * momentum + g}, {@code step = v * lr}, {@code parameter -= step}
- * ({@code FusedMomentumStepTest} compares both over many steps). The gradient norm is computed in
- * double precision, which Deeplearning4j's float reduction approximates.
+ * ({@code FusedMomentumStepTest} compares both over many steps); a vector instruction rounds each
+ * lane as the scalar one does, and Java never fuses a multiply and an add. The gradient norm is
+ * computed in double precision, which Deeplearning4j's float reduction approximates.
  *
  * <p>Not thread-safe: one per replica, over that replica's network.
  */
