@@ -1,10 +1,12 @@
 package io.lockstep.worker;
 
 import io.lockstep.models.Momentum;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.Optional;
-import org.agrona.UnsafeApi;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.bytedeco.javacpp.BytePointer;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.api.Updater;
 import org.deeplearning4j.nn.conf.GradientNormalization;
@@ -36,15 +38,13 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 final class FusedMomentumStep {
   private final Momentum rule;
-  private final UnsafeBuffer gradients;
-  private final UnsafeBuffer velocity;
-  private final UnsafeBuffer parameters;
+  private final FloatBuffer gradients;
+  private final FloatBuffer velocity;
+  private final FloatBuffer parameters;
   private final int count;
 
   /** Floats per pass of {@link #step}: three chunks stay in the first-level cache. */
   private static final int CHUNK = 2048;
-
-  private static final long FLOATS = UnsafeApi.arrayBaseOffset(float[].class);
 
   private final float[] gradientChunk = new float[CHUNK];
   private final float[] velocityChunk = new float[CHUNK];
@@ -54,9 +54,28 @@ final class FusedMomentumStep {
       Momentum rule, INDArray gradients, INDArray velocity, INDArray parameters) {
     this.rule = rule;
     this.count = (int) parameters.length();
-    this.gradients = Replica.nativeFloats(gradients);
-    this.velocity = Replica.nativeFloats(velocity);
-    this.parameters = Replica.nativeFloats(parameters);
+    this.gradients = floats(gradients);
+    this.velocity = floats(velocity);
+    this.parameters = floats(parameters);
+  }
+
+  /**
+   * An ND4J float array's native memory as a buffer whose bulk copies are plain memory copies (and
+   * need no access to the JDK's internals, as Agrona's buffers do).
+   */
+  private static FloatBuffer floats(INDArray array) {
+    final UnsafeBuffer memory = Replica.nativeFloats(array);
+    final BytePointer pointer =
+        new BytePointer() {
+          {
+            address = memory.addressOffset();
+          }
+        };
+    return pointer
+        .capacity(memory.capacity())
+        .asByteBuffer()
+        .order(ByteOrder.nativeOrder())
+        .asFloatBuffer();
   }
 
   /**
@@ -128,8 +147,7 @@ final class FusedMomentumStep {
     double d = 0;
     for (int start = 0; start < count; start += CHUNK) {
       final int n = Math.min(CHUNK, count - start);
-      UnsafeApi.copyMemory(
-          null, gradients.addressOffset() + (long) start * Float.BYTES, g, FLOATS, (long) n * 4);
+      gradients.get(start, g, 0, n);
       int i = 0;
       for (; i + 3 < n; i += 4) {
         final double x = g[i];
@@ -167,10 +185,8 @@ final class FusedMomentumStep {
     final float[] w = parameterChunk;
     for (int start = 0; start < count; start += CHUNK) {
       final int n = Math.min(CHUNK, count - start);
-      final long offset = (long) start * Float.BYTES;
-      final long bytes = (long) n * Float.BYTES;
-      UnsafeApi.copyMemory(null, gradients.addressOffset() + offset, g, FLOATS, bytes);
-      UnsafeApi.copyMemory(null, velocity.addressOffset() + offset, v, FLOATS, bytes);
+      gradients.get(start, g, 0, n);
+      velocity.get(start, v, 0, n);
       // loops over arrays, which the compiler turns into vector instructions (a loop over native
       // memory it does not): the same float operations lane by lane, so the same bits
       for (int i = 0; i < n; i++) {
@@ -178,14 +194,14 @@ final class FusedMomentumStep {
         v[i] = next;
         g[i] = next * rate;
       }
-      UnsafeApi.copyMemory(g, FLOATS, null, gradients.addressOffset() + offset, bytes);
-      UnsafeApi.copyMemory(v, FLOATS, null, velocity.addressOffset() + offset, bytes);
+      gradients.put(start, g, 0, n);
+      velocity.put(start, v, 0, n);
       if (apply) {
-        UnsafeApi.copyMemory(null, parameters.addressOffset() + offset, w, FLOATS, bytes);
+        parameters.get(start, w, 0, n);
         for (int i = 0; i < n; i++) {
           w[i] -= g[i];
         }
-        UnsafeApi.copyMemory(w, FLOATS, null, parameters.addressOffset() + offset, bytes);
+        parameters.put(start, w, 0, n);
       }
     }
   }
