@@ -936,6 +936,16 @@ public final class TrainingDriver {
                   .count();
       final org.apache.spark.resource.ResourceInformation gpu = context.resourcesJMap().get("gpu");
       ComputeDevice.bind(gpu == null ? List.of() : List.of(gpu.addresses()));
+      if (!"driver".equals(org.apache.spark.SparkEnv.get().executorId())) {
+        // an executor's log says what each of its tasks trains, and which attempt it is
+        LOG.info(
+            "rank {}: epoch {} steps {}-{} starting (stage attempt {})",
+            rank,
+            task.epoch() + 1,
+            task.fromStep() + 1,
+            task.fromStep() + task.steps(),
+            context.stageAttemptNumber());
+      }
       final StageReport report =
           Worker.runStage(
               task,

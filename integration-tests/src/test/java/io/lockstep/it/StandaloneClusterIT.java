@@ -21,6 +21,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
@@ -126,8 +127,13 @@ class StandaloneClusterIT {
                               "--set",
                               "lockstep.ps.connect-timeout=20s")));
           awaitSteps(killed, 50, () -> submitted.isDone() ? "submit returned" : null);
-          // into the second stage (steps 51-100, about 15 s here), not between stages
-          Thread.sleep(4000);
+          // into the second stage (steps 51-100), not between stages: once a task of it has
+          // started (the stage takes 3-15 s, machine by machine; no fixed sleep lands in it)
+          awaitExecutorLog(
+              clusterDir,
+              executorLogs,
+              "epoch 1 steps 51-100 starting",
+              () -> submitted.isDone() ? "submit returned" : null);
           final List<ProcessHandle> executors = executors(pids);
           assertEquals(2, executors.size(), executors.toString());
           executors.get(0).destroyForcibly();
@@ -185,6 +191,32 @@ class StandaloneClusterIT {
                 "lockstep.ps.transport=udp"));
     args.addAll(List.of(more));
     return args.toArray(String[]::new);
+  }
+
+  /**
+   * Waits until an executor log under {@code clusterDir} other than {@code earlier} contains {@code
+   * line}.
+   */
+  private static void awaitExecutorLog(
+      Path clusterDir, List<Path> earlier, String line, Supplier<String> running) throws Exception {
+    final long deadline = System.nanoTime() + 300_000_000_000L;
+    while (true) {
+      final List<Path> logs;
+      try (Stream<Path> walk = Files.walk(clusterDir)) {
+        logs = walk.filter(p -> p.getFileName().toString().equals("stderr")).toList();
+      }
+      for (Path log : logs) {
+        if (!earlier.contains(log)
+            && Files.readString(log, StandardCharsets.UTF_8).contains(line)) {
+          return;
+        }
+      }
+      final String ended = running.get();
+      assertTrue(
+          ended == null, () -> "the run ended before an executor logged " + line + ": " + ended);
+      assertTrue(System.nanoTime() < deadline, "no executor logged " + line + " within 5 minutes");
+      Thread.sleep(20);
+    }
   }
 
   /** The executor JVMs the workers started. */
