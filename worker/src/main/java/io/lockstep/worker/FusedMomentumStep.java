@@ -5,7 +5,6 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.Optional;
-import org.agrona.concurrent.UnsafeBuffer;
 import org.bytedeco.javacpp.BytePointer;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.api.Updater;
@@ -64,15 +63,14 @@ final class FusedMomentumStep {
    * need no access to the JDK's internals, as Agrona's buffers do).
    */
   private static FloatBuffer floats(INDArray array) {
-    final UnsafeBuffer memory = Replica.nativeFloats(array);
     final BytePointer pointer =
         new BytePointer() {
           {
-            address = memory.addressOffset();
+            address = Replica.nativeAddress(array);
           }
         };
     return pointer
-        .capacity(memory.capacity())
+        .capacity(array.length() * Float.BYTES)
         .asByteBuffer()
         .order(ByteOrder.nativeOrder())
         .asFloatBuffer();

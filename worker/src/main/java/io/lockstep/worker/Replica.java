@@ -130,7 +130,7 @@ public final class Replica implements AutoCloseable {
         synchronizedLayers.add(layer);
       }
     }
-    this.gradientBuffer = nativeFloats(view);
+    this.gradientBuffer = new UnsafeBuffer(nativeAddress(view), (int) view.length() * Float.BYTES);
     CompiledNetwork step = null;
     String description = "deeplearning4j";
     if (choice != ComputeEngine.DEEPLEARNING4J) {
@@ -248,10 +248,9 @@ public final class Replica implements AutoCloseable {
     return new Replica(network, state.configurationJson(), engine);
   }
 
-  /** A float32 array's native memory, from its first element, for reading and writing in place. */
-  static UnsafeBuffer nativeFloats(INDArray array) {
-    return new UnsafeBuffer(
-        array.data().address() + array.offset() * Float.BYTES, (int) array.length() * Float.BYTES);
+  /** The native address of a float32 array's first element, for reading and writing in place. */
+  static long nativeAddress(INDArray array) {
+    return array.data().address() + array.offset() * Float.BYTES;
   }
 
   /** Views of {@code flat} covering exactly the elements of {@code views}, adjacent ones merged. */
