@@ -78,6 +78,7 @@ import java.util.stream.Collectors;
  * @param runProgress how the driver shows an epoch's progress
  * @param runTimelineSteps the first steps timeline.json traces, 0 for no timeline
  * @param runReportImages test images report.html shows
+ * @param microBatch the largest batch one pass computes (gradient accumulation), 0 for the slice
  */
 public record JobConfig(
     String jobName,
@@ -138,7 +139,8 @@ public record JobConfig(
     int dataTrainSamples,
     ProgressDisplay runProgress,
     int runTimelineSteps,
-    int runReportImages)
+    int runReportImages,
+    int microBatch)
     implements Serializable {
 
   private static final String ROOT = "lockstep";
@@ -218,7 +220,8 @@ public record JobConfig(
             Keys.DATA_TRAIN_SAMPLES.read(config),
             Keys.RUN_PROGRESS.read(config),
             Keys.RUN_TIMELINE_STEPS.read(config),
-            Keys.RUN_REPORT_IMAGES.read(config));
+            Keys.RUN_REPORT_IMAGES.read(config),
+            Keys.MICRO_BATCH.read(config));
     job.checkConsistency();
     return job;
   }
@@ -380,7 +383,8 @@ public record JobConfig(
       dataTrainSamples,
       Keys.lowerName(runProgress),
       runTimelineSteps,
-      runReportImages
+      runReportImages,
+      microBatch
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
@@ -479,6 +483,20 @@ public record JobConfig(
               + " (shards in the driver JVM) or "
               + Keys.PS_SHARD_SERVERS.name()
               + " (shard processes), not both");
+    }
+    if (batchNormSync && microBatch > 0) {
+      throw new ConfigurationException(
+          Keys.MICRO_BATCH.name()
+              + "="
+              + microBatch
+              + " cannot be used with "
+              + Keys.BATCHNORM_SYNC.name()
+              + "=true: SyncBatchNorm normalizes with the whole global batch's statistics, which"
+              + " no micro-batch sees; set "
+              + Keys.MICRO_BATCH.name()
+              + "=0 or "
+              + Keys.BATCHNORM_SYNC.name()
+              + "=false");
     }
     if (batchNormSync && psMode != SyncMode.SYNC) {
       throw new ConfigurationException(

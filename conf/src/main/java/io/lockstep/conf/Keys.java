@@ -554,6 +554,19 @@ public final class Keys {
           0,
           1000);
 
+  /** Gradient accumulation: the largest batch one forward and backward pass computes. */
+  public static final ConfigKey<Integer> MICRO_BATCH =
+      integer(
+          "lockstep.train.micro-batch",
+          0,
+          "samples",
+          "gradient accumulation: each worker computes its slice of a global batch in"
+              + " ceil(slice/M) micro-batches of at most M samples, cut as evenly as the batch is"
+              + " cut into slices (a smaller last batch in as many), adds their gradients in order"
+              + " and exchanges once per step (PyTorch's no_sync); 0 computes a slice in one pass",
+          0,
+          1 << 20);
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -614,7 +627,8 @@ public final class Keys {
           DATA_TRAIN_SAMPLES,
           RUN_PROGRESS,
           RUN_TIMELINE_STEPS,
-          RUN_REPORT_IMAGES);
+          RUN_REPORT_IMAGES,
+          MICRO_BATCH);
 
   private Keys() {}
 

@@ -85,13 +85,36 @@ public final class EpochPlan {
    */
   public int[] slice(int step, int rank) {
     final int batch = batchSamples(step);
-    final int base = batch / workers;
-    final int extra = batch % workers;
-    final int from = step * batchSize + rank * base + Math.min(rank, extra);
-    final int length = base + (rank < extra ? 1 : 0);
-    final int[] indices = new int[length];
-    System.arraycopy(order, from, indices, 0, length);
+    final int from = step * batchSize + partStart(batch, workers, rank);
+    final int[] indices = new int[partSize(batch, workers, rank)];
+    System.arraycopy(order, from, indices, 0, indices.length);
     return indices;
+  }
+
+  /**
+   * The size of part {@code index} when {@code samples} are cut into {@code parts} contiguous parts
+   * as a global batch is cut into slices: the first {@code samples mod parts} parts one sample
+   * larger than the others. A worker cuts its slice into micro-batches by the same rule.
+   *
+   * @param samples the samples to cut
+   * @param parts the number of parts
+   * @param index the part
+   * @return its samples, possibly none when there are fewer samples than parts
+   */
+  public static int partSize(int samples, int parts, int index) {
+    return samples / parts + (index < samples % parts ? 1 : 0);
+  }
+
+  /**
+   * Where part {@code index} starts when {@code samples} are cut as {@link #partSize} cuts them.
+   *
+   * @param samples the samples to cut
+   * @param parts the number of parts
+   * @param index the part
+   * @return the offset of its first sample
+   */
+  public static int partStart(int samples, int parts, int index) {
+    return index * (samples / parts) + Math.min(index, samples % parts);
   }
 
   /**

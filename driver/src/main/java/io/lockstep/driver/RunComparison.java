@@ -102,6 +102,24 @@ public record RunComparison(
         maxLossDifference);
   }
 
+  /**
+   * This comparison beside the noise floor: {@code floor} compares a second run of the reference's
+   * configuration, changed only in its rounding (another thread count), with the reference.
+   *
+   * @param floor that comparison
+   * @return the lines {@code bin/lockstep compare --floor} adds
+   */
+  public String describeAgainst(RunComparison floor) {
+    final double ratio =
+        floor.maxRelativeDifference == 0
+            ? (maxRelativeDifference == 0 ? 0 : Double.POSITIVE_INFINITY)
+            : maxRelativeDifference / floor.maxRelativeDifference;
+    return String.format(
+        "noise floor (max |c - b| / max |b|): %.3e, bit-identical: %s%n"
+            + "distance / noise floor: %.2f%n",
+        floor.maxRelativeDifference, floor.identical ? "yes" : "no", ratio);
+  }
+
   private static float[] parameters(Path run) {
     final Path model = run.resolve(TrainingDriver.MODEL_FILE);
     if (!Files.isRegularFile(model)) {

@@ -324,9 +324,22 @@ public final class Lockstep implements Runnable {
         description = "relative tolerance counted against max |b| (default: ${DEFAULT-VALUE})")
     double tolerance;
 
+    @Option(
+        names = "--floor",
+        paramLabel = "RUN_C",
+        description =
+            "a second run of RUN_B's configuration with one equally valid change of rounding (such"
+                + " as another lockstep.worker.threads): prints how far it is from RUN_B, the noise"
+                + " floor, beside RUN_A's distance")
+    Path floor;
+
     @Override
     public Integer call() {
-      System.out.print(RunComparison.of(a, b, tolerance).describe());
+      final RunComparison comparison = RunComparison.of(a, b, tolerance);
+      System.out.print(comparison.describe());
+      if (floor != null) {
+        System.out.print(comparison.describeAgainst(RunComparison.of(floor, b, tolerance)));
+      }
       return 0;
     }
   }

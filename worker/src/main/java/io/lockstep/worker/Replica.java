@@ -3,10 +3,12 @@ package io.lockstep.worker;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.Keys;
+import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.StatisticsReducer;
 import io.lockstep.models.SyncBatchNormLayer;
+import io.lockstep.ps.GradientExchange;
 import io.lockstep.worker.engine.CompiledNetwork;
 import io.lockstep.worker.engine.UnsupportedNetworkException;
 import java.nio.ByteBuffer;
@@ -32,6 +34,7 @@ import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
@@ -98,6 +101,10 @@ public final class Replica implements AutoCloseable {
   private boolean layersObserved;
 
   private BackwardProgress progress;
+
+  /** The micro-batches' gradient sum so far, allocated with the first accumulating step. */
+  private INDArray accumulated;
+
   private double statisticsShare = 1;
   private double lastLoss;
   private double lastGradientNorm;
@@ -496,6 +503,81 @@ public final class Replica implements AutoCloseable {
     lastLoss = network.score();
     network.clearLayerMaskArrays();
     scale(unobservedStatistics);
+  }
+
+  /** The weight of one micro-batch in a step's running-statistics update. */
+  @FunctionalInterface
+  public interface StatisticsShares {
+    /**
+     * @param part the micro-batch, from 0
+     * @param samples its samples
+     * @return its weight; the weights of one step's micro-batches over all replicas add up to 1
+     */
+    double of(int part, int samples);
+  }
+
+  /**
+   * Gradient accumulation: runs forward and backward over the batch in {@code parts} micro-batches
+   * and leaves the sum of their gradient sums in the buffer, added in order. The batch is cut into
+   * contiguous parts by the rule that cuts a global batch into slices ({@link EpochPlan#partSize}),
+   * and the sums are added as the parameter server adds the workers' ({@code ((g0 + g1) + g2) +
+   * ...}): one replica computing a global batch in k micro-batches leaves exactly the bits that k
+   * workers computing a slice each receive from the server. The loss is the mean over the batch.
+   *
+   * <p>While the micro-batches run, nobody is told of the backward pass's progress: the buffer is
+   * final only after the last one, and {@link GradientExchange#finish} then sends it whole.
+   *
+   * @param features {@code [n, ...]}, or null for an empty batch
+   * @param labels {@code [n, ...]}, or null for an empty batch
+   * @param parts the micro-batches, at least 1; at most one per sample is computed
+   * @param shares each micro-batch's weight in the running-statistics update
+   */
+  public void computeGradients(
+      INDArray features, INDArray labels, int parts, StatisticsShares shares) {
+    final int samples = features == null ? 0 : (int) features.size(0);
+    if (parts < 1) {
+      throw new IllegalArgumentException("parts " + parts + " < 1");
+    }
+    final int computed = Math.min(parts, samples);
+    if (computed <= 1) {
+      computeGradients(features, labels, shares.of(0, samples));
+      return;
+    }
+    final INDArray view = network.getGradientsViewArray();
+    if (accumulated == null) {
+      accumulated = Nd4j.createUninitialized(DataType.FLOAT, view.shape(), view.ordering());
+    }
+    final BackwardProgress told = progress;
+    progress = null;
+    try {
+      double lossSum = 0;
+      for (int part = 0; part < computed; part++) {
+        final int from = EpochPlan.partStart(samples, computed, part);
+        final int size = EpochPlan.partSize(samples, computed, part);
+        computeGradients(
+            rows(features, from, size), rows(labels, from, size), shares.of(part, size));
+        if (part == 0) {
+          accumulated.assign(view);
+        } else {
+          accumulated.addi(view);
+        }
+        lossSum += lastLoss * size;
+      }
+      view.assign(accumulated);
+      lastLoss = lossSum / samples;
+    } finally {
+      progress = told;
+    }
+  }
+
+  /** Rows {@code [from, from + count)} of {@code array}, contiguous. */
+  private static INDArray rows(INDArray array, int from, int count) {
+    final INDArrayIndex[] index = new INDArrayIndex[array.rank()];
+    index[0] = NDArrayIndex.interval(from, from + count);
+    for (int d = 1; d < index.length; d++) {
+      index[d] = NDArrayIndex.all();
+    }
+    return array.get(index).dup('c');
   }
 
   /**

@@ -88,6 +88,7 @@ public final class Worker {
         final SyncMode mode = job.psMode();
         final INDArray stageStart =
             mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
+        final int microBatches = microBatches(job, rank);
         int samplesSinceAverage = 0;
         int i = 0;
         try {
@@ -106,12 +107,15 @@ public final class Worker {
             if (overlap) {
               exchange.begin(globalStep, replica.gradientBuffer(), slice.length, false);
             }
+            final int batchSamples = plan.batchSamples(step);
             replica.computeGradients(
                 features,
                 labels,
-                mode == SyncMode.SYNC
-                    ? statisticsShare(job, rank, slice.length, plan.batchSamples(step))
-                    : 1);
+                microBatches,
+                (part, partSamples) ->
+                    mode == SyncMode.SYNC
+                        ? statisticsShare(job, rank, part, partSamples, batchSamples)
+                        : (double) partSamples / Math.max(1, slice.length));
             final long t2 = System.nanoTime();
             learningRates[i] = replica.learningRate();
             long exchangeNs = 0;
@@ -198,6 +202,24 @@ public final class Worker {
   }
 
   /**
+   * How many micro-batches this rank computes each step in ({@code lockstep.train.micro-batch}):
+   * its slice of a full global batch in parts of at most the micro-batch, as few as that allows. A
+   * smaller last batch is cut into as many parts, so one worker with micro-batches of {@code ceil(B
+   * / N)} computes every step as N workers do, whenever that takes N parts.
+   *
+   * @param job the job, for its batch, workers and micro-batch
+   * @param rank the worker
+   * @return at least 1
+   */
+  static int microBatches(JobConfig job, int rank) {
+    if (job.microBatch() == 0) {
+      return 1;
+    }
+    final int slice = EpochPlan.partSize(job.batchSize(), job.workers(), rank);
+    return Math.max(1, (slice + job.microBatch() - 1) / job.microBatch());
+  }
+
+  /**
    * This rank's weight in the step's update of running statistics: see {@link RunningStats}. Rank 0
    * always has samples, because the first ranks get the remainder of a batch.
    *
@@ -208,9 +230,26 @@ public final class Worker {
    * @return the weight, in [0, 1]
    */
   static double statisticsShare(JobConfig job, int rank, int sliceSamples, int batchSamples) {
+    return statisticsShare(job, rank, 0, sliceSamples, batchSamples);
+  }
+
+  /**
+   * One micro-batch's weight in the step's update of running statistics: each micro-batch counts as
+   * a worker of its own would, so under the rank-0 rule only rank 0's first micro-batch updates
+   * them, and one worker computing a batch in k micro-batches updates them as k workers do.
+   *
+   * @param job the job, for its rule
+   * @param rank the worker
+   * @param part the micro-batch within the worker's slice, from 0
+   * @param partSamples its samples
+   * @param batchSamples the samples of the step's global batch
+   * @return the weight, in [0, 1]
+   */
+  static double statisticsShare(
+      JobConfig job, int rank, int part, int partSamples, int batchSamples) {
     return switch (job.batchNormRunningStats()) {
-      case RANK0 -> rank == 0 ? 1 : 0;
-      case AVERAGE -> (double) sliceSamples / batchSamples;
+      case RANK0 -> rank == 0 && part == 0 ? 1 : 0;
+      case AVERAGE -> (double) partSamples / batchSamples;
     };
   }
 }
