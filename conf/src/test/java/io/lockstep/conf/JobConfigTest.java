@@ -208,6 +208,15 @@ class JobConfigTest {
         rejected(job("lockstep.ps.host = \"0.0.0.0\"")).getMessage(),
         "lockstep.ps.host=0.0.0.0 would bind every interface");
     assertMentions(rejected(job("lockstep.ps.shards = 0")).getMessage(), "lockstep.ps.shards=0");
+    assertMentions(
+        rejected(job("lockstep.train.micro-batch = 8\nlockstep.batchnorm.sync = true"))
+            .getMessage(),
+        "lockstep.train.micro-batch=8 cannot be used with lockstep.batchnorm.sync=true",
+        "no micro-batch sees");
+    assertMentions(
+        rejected(job("lockstep.train.micro-batch = -1")).getMessage(),
+        "lockstep.train.micro-batch");
+    assertEquals(40, JobConfig.load(job("lockstep.train.micro-batch = 40")).microBatch());
   }
 
   @Test

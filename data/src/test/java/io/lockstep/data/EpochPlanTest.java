@@ -145,4 +145,24 @@ class EpochPlanTest {
     Arrays.sort(copy);
     return copy;
   }
+
+  @Test
+  void shouldCutAnyCountIntoPartsAsTheBatchIsCutIntoSlices() {
+    for (int samples = 0; samples <= 50; samples++) {
+      for (int parts = 1; parts <= 7; parts++) {
+        int next = 0;
+        for (int index = 0; index < parts; index++) {
+          assertEquals(next, EpochPlan.partStart(samples, parts, index));
+          final int size = EpochPlan.partSize(samples, parts, index);
+          assertTrue(size == samples / parts || size == samples / parts + 1);
+          next += size;
+        }
+        assertEquals(samples, next);
+      }
+    }
+    final EpochPlan plan = EpochPlan.of(3, 0, 100, 22, 4);
+    for (int rank = 0; rank < 4; rank++) {
+      assertEquals(EpochPlan.partSize(22, 4, rank), plan.slice(0, rank).length);
+    }
+  }
 }

@@ -155,7 +155,14 @@ class LocalModeTrainingIT {
   void shouldEqualOneWorkerAccumulatingTheSameSlicesWithThreeWorkersFromTheCommandLine(
       @TempDir Path runs) throws Exception {
     final String[] common = {
-      "--batch-size", "120", "--max-steps", "30", "--seed", "7", "--set", "lockstep.worker.threads=1"
+      "--batch-size",
+      "120",
+      "--max-steps",
+      "30",
+      "--seed",
+      "7",
+      "--set",
+      "lockstep.worker.threads=1"
     };
     for (String optimizer : new String[] {"momentum", "adam"}) {
       final Path three = runs.resolve(optimizer + "-3");

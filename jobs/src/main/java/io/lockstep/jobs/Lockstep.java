@@ -193,6 +193,12 @@ public final class Lockstep implements Runnable {
     @Option(names = "--batch-size", description = "global batch, split across workers")
     Integer batchSize;
 
+    @Option(
+        names = "--micro-batch",
+        description =
+            "gradient accumulation: largest batch one pass computes (lockstep.train.micro-batch)")
+    Integer microBatch;
+
     @Option(names = "--seed", description = "seed of weights and shuffles")
     Long seed;
 
@@ -259,6 +265,7 @@ public final class Lockstep implements Runnable {
       put(overrides, Keys.WORKERS, workers);
       put(overrides, Keys.EPOCHS, epochs);
       put(overrides, Keys.BATCH_SIZE, batchSize);
+      put(overrides, Keys.MICRO_BATCH, microBatch);
       put(overrides, Keys.SEED, seed);
       put(overrides, Keys.MAX_STEPS, maxSteps);
       put(overrides, Keys.OPTIMIZER, optimizer);
