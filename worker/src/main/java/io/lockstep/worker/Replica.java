@@ -168,11 +168,18 @@ public final class Replica implements AutoCloseable {
     return fusedStep != null;
   }
 
-  /** Frees the oneDNN engine's native memory; the replica cannot compute afterwards. */
+  /**
+   * Frees the oneDNN engine's native memory and the micro-batches' sum; the replica cannot compute
+   * afterwards.
+   */
   @Override
   public void close() {
     if (compiled != null) {
       compiled.close();
+    }
+    if (accumulated != null) {
+      accumulated.close();
+      accumulated = null;
     }
   }
 

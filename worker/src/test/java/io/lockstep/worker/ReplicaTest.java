@@ -3,6 +3,7 @@ package io.lockstep.worker;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
 import java.nio.ByteOrder;
@@ -151,5 +152,47 @@ class ReplicaTest {
     for (int i = 0; i < g.capacity(); i += Float.BYTES * 101) {
       assertEquals(0f, g.getFloat(i, ByteOrder.LITTLE_ENDIAN));
     }
+  }
+
+  /**
+   * Micro-batches: the buffer holds the parts' gradient sums added in order, to the bit, on the
+   * engine and on Deeplearning4j's layers alike, running statistics weighted per part; the loss is
+   * the batch's mean; the backward pass reports nothing while the parts run.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"lenet onednn", "lenet deeplearning4j", "resnet-mini deeplearning4j"})
+  void shouldAddTheMicroBatchesGradientSumsInOrder(String modelAndEngine) {
+    final String[] words = modelAndEngine.split(" ");
+    final ComputeEngine engine = ComputeEngine.valueOf(words[1].toUpperCase(java.util.Locale.ROOT));
+    final ComputationGraphConfiguration configuration =
+        ModelZoo.configuration(JobConfig.load().with(Map.of("lockstep.model.name", words[0])), 10);
+    final Replica accumulating = Replica.create(configuration.clone(), engine);
+    final Replica parts = Replica.restore(accumulating.snapshot(), engine);
+    final int n = accumulating.parameterCount();
+    final java.util.List<Integer> reported = new java.util.ArrayList<>();
+    accumulating.reportBackward(reported::add);
+    final double[] shares = {0.5, 0.3, 0.2};
+    accumulating.computeGradients(
+        features(0, 0, BATCH).dup(), labels(0, 0, BATCH), 3, (part, samples) -> shares[part]);
+    assertEquals(java.util.List.of(), reported, "nothing is final before the last part");
+    final float[] sum = new float[n];
+    double loss = 0;
+    for (int part = 0; part < 3; part++) {
+      parts.computeGradients(
+          features(0, 4 * part, 4).dup(), labels(0, 4 * part, 4), shares[part]);
+      final float[] gradient = floats(parts.gradientBuffer(), 0, n);
+      for (int i = 0; i < n; i++) {
+        sum[i] = part == 0 ? gradient[i] : sum[i] + gradient[i];
+      }
+      loss += parts.lastLoss() * 4 / BATCH;
+    }
+    org.junit.jupiter.api.Assertions.assertArrayEquals(
+        sum, floats(accumulating.gradientBuffer(), 0, n), 0f, modelAndEngine);
+    assertEquals(loss, accumulating.lastLoss(), 1e-12);
+    // the next whole batch reports its layers again
+    accumulating.computeGradients(features(1, 0, BATCH).dup(), labels(1, 0, BATCH), 0.25);
+    assertTrue(!reported.isEmpty(), "a pass in one part reports its layers");
+    accumulating.close();
+    parts.close();
   }
 }
