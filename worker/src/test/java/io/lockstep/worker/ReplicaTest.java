@@ -178,8 +178,7 @@ class ReplicaTest {
     final float[] sum = new float[n];
     double loss = 0;
     for (int part = 0; part < 3; part++) {
-      parts.computeGradients(
-          features(0, 4 * part, 4).dup(), labels(0, 4 * part, 4), shares[part]);
+      parts.computeGradients(features(0, 4 * part, 4).dup(), labels(0, 4 * part, 4), shares[part]);
       final float[] gradient = floats(parts.gradientBuffer(), 0, n);
       for (int i = 0; i < n; i++) {
         sum[i] = part == 0 ? gradient[i] : sum[i] + gradient[i];
