@@ -46,10 +46,11 @@ class TransferJobIT {
     final double scratch = summary.get("scratch_test_accuracy").getAsDouble();
     assertEquals(scratch, summary(run.resolve("scratch")).get("test_accuracy").getAsDouble());
     assertFalse(summary(run.resolve("scratch")).has("pretrained"));
+    // seeds 0, 1 and 2: transfer 0.791, 0.859, 0.831 against scratch 0.636, 0.820, 0.637 (README)
     assertTrue(
-        transfer > scratch,
-        "transfer " + transfer + " must beat the same budget from scratch, " + scratch);
-    assertTrue(transfer >= 0.75, "test accuracy on MNIST digits after 20 steps " + transfer);
+        transfer >= scratch + 0.02,
+        "transfer " + transfer + " must beat the same budget from scratch, " + scratch + ", by 0.02");
+    assertTrue(transfer >= 0.77, "test accuracy on MNIST digits after 20 steps " + transfer);
 
     // bad input: a missing model, a model of another architecture, too many frozen layers, no
     // pretrained model for a job that compares with one; one-line errors, nothing written
