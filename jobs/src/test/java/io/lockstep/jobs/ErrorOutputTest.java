@@ -5,18 +5,23 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
 import java.util.List;
+import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What a refused command prints: one line naming the problem, exit 2, no stack trace; the trace
- * only with {@code --verbose}.
+ * What a refused command prints: one line naming the problem, exit 2 (1 for damaged data), no stack
+ * trace; the trace only with {@code --verbose}.
  */
 class ErrorOutputTest {
 
@@ -122,5 +127,57 @@ class ErrorOutputTest {
     assertFalse(Files.exists(tmp.resolve("report.html")));
     final String open = run(shardServer(openSecret.toString())).lines().get(0);
     assertTrue(open.contains("chmod 600 " + openSecret), open);
+  }
+
+  /** An IDX file of unsigned bytes: the header for these dimensions, then zeros. */
+  private static byte[] idx(int... dimensions) throws IOException {
+    final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    final DataOutputStream out = new DataOutputStream(bytes);
+    out.write(new byte[] {0, 0, 0x08, (byte) dimensions.length});
+    int length = 1;
+    for (int dimension : dimensions) {
+      out.writeInt(dimension);
+      length *= dimension;
+    }
+    out.write(new byte[length]);
+    out.flush();
+    return bytes.toByteArray();
+  }
+
+  private static byte[] gzip(byte[] content) throws IOException {
+    final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (OutputStream out = new GZIPOutputStream(bytes)) {
+      out.write(content);
+    }
+    return bytes.toByteArray();
+  }
+
+  /** Fashion-MNIST's four files, 8 training and 4 test images of 28x28. */
+  private static Path idxDataset(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    Files.write(dir.resolve("train-images-idx3-ubyte.gz"), gzip(idx(8, 28, 28)));
+    Files.write(dir.resolve("train-labels-idx1-ubyte.gz"), gzip(idx(8)));
+    Files.write(dir.resolve("t10k-images-idx3-ubyte.gz"), gzip(idx(4, 28, 28)));
+    Files.write(dir.resolve("t10k-labels-idx1-ubyte.gz"), gzip(idx(4)));
+    return dir;
+  }
+
+  @Test
+  void aDamagedDataFileIsNamedInOneLine(@TempDir Path tmp) throws Exception {
+    final Path data = idxDataset(tmp.resolve("data"));
+    final Path images = data.resolve("t10k-images-idx3-ubyte.gz");
+    final byte[] whole = Files.readAllBytes(images);
+    Files.write(images, Arrays.copyOf(whole, whole.length / 2));
+    final String[] args = {
+      "train", "--data-dir", data.toString(), "--run-dir", tmp.resolve("run").toString()
+    };
+    final Outcome plain = run(args);
+    assertEquals(1, plain.status(), plain.lines().toString());
+    assertEquals(1, plain.lines().size(), plain.lines().toString());
+    final String line = plain.lines().get(0);
+    assertTrue(line.startsWith("lockstep: " + images + ": truncated"), line);
+    assertFalse(
+        line.contains("ZLIB"), "the library's words are the cause, not the message: " + line);
+    assertFalse(Files.exists(tmp.resolve("run")), "nothing written for a run that cannot start");
   }
 }
