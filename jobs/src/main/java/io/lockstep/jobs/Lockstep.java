@@ -153,15 +153,7 @@ public final class Lockstep implements Runnable {
   /** Reads a job: a name shipped in the jar, or a HOCON file. */
   static Config jobLayer(String job) {
     if (job.endsWith(".conf")) {
-      final Path file = Path.of(job);
-      if (!Files.isRegularFile(file)) {
-        throw new ConfigurationException(job + ": no such job file");
-      }
-      try {
-        return JobConfig.parse(Files.readString(file, StandardCharsets.UTF_8), job);
-      } catch (IOException e) {
-        throw new ConfigurationException(job + ": cannot read (" + e.getMessage() + ")");
-      }
+      return JobConfig.read(Path.of(job));
     }
     try (InputStream in = Lockstep.class.getResourceAsStream(JOB_RESOURCES + job + ".conf")) {
       if (in == null) {
