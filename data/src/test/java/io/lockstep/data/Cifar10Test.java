@@ -90,16 +90,66 @@ class Cifar10Test {
             .contains("test_batch.bin"));
   }
 
+  /** The one line a damaged file gives: the file's path as the folder was given, then what. */
+  private static String refusal(String file, Runnable load) {
+    final DataException e = assertThrows(DataException.class, load::run);
+    assertTrue(e.getMessage().startsWith(file + ": "), e.getMessage());
+    assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+    return e.getMessage();
+  }
+
   @Test
   void refusesATruncatedOrEmptyFile() throws IOException {
     final byte[] whole = batch(2, 3);
     Files.write(dir.resolve("data_batch_2.bin"), Arrays.copyOf(whole, whole.length - 100));
-    final DataException e =
-        assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
-    assertTrue(e.getMessage().contains("data_batch_2.bin"), e.getMessage());
-    assertTrue(e.getMessage().contains("3073-byte"), e.getMessage());
+    final String truncated =
+        refusal(dir + "/data_batch_2.bin", () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+    assertTrue(
+        truncated.contains(
+            "9,119 bytes is not a whole number of 3,073-byte CIFAR-10 records (2 and 2,973 bytes"),
+        truncated);
+    assertTrue(truncated.contains("truncated"), truncated);
     Files.write(dir.resolve("data_batch_2.bin"), new byte[0]);
-    assertThrows(DataException.class, () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+    final String empty =
+        refusal(dir + "/data_batch_2.bin", () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
+    assertTrue(empty.contains("empty (0 bytes)"), empty);
+    assertTrue(empty.contains("cifar-10-binary.tar.gz"), empty);
+  }
+
+  @Test
+  void namesTheFileOfAUriAsGiven() throws IOException {
+    Files.write(dir.resolve("test_batch.bin"), new byte[100]);
+    final String uri = "file://" + dir;
+    assertTrue(
+        refusal(uri + "/test_batch.bin", () -> Cifar10.load(uri, Mnist.Split.TEST))
+            .contains("100 bytes"));
+  }
+
+  @Test
+  void refusesAFolderWhereAFileShouldBeAndAFileGivenAsTheFolder() throws IOException {
+    Files.delete(dir.resolve("test_batch.bin"));
+    Files.createDirectories(dir.resolve("test_batch.bin"));
+    assertTrue(
+        refusal(dir + "/test_batch.bin", () -> Cifar10.load(dir.toString(), Mnist.Split.TEST))
+            .contains("a folder where the file should be"));
+    Files.delete(dir.resolve("batches.meta.txt"));
+    Files.createDirectories(dir.resolve("batches.meta.txt"));
+    assertTrue(
+        refusal(dir + "/batches.meta.txt", () -> Cifar10.classNames(dir.toString()))
+            .contains("a folder where the file should be"));
+    final String archive =
+        Files.write(dir.resolve("cifar-10-binary.tar.gz"), new byte[] {0x1f, (byte) 0x8b})
+            .toString();
+    final String file = refusal(archive, () -> Cifar10.load(archive, Mnist.Split.TRAIN));
+    assertTrue(file.contains("a file, not a folder"), file);
+  }
+
+  @Test
+  void refusesAnEmptyMetaFile() throws IOException {
+    Files.write(dir.resolve("batches.meta.txt"), new byte[0]);
+    assertTrue(
+        refusal(dir + "/batches.meta.txt", () -> Cifar10.classNames(dir.toString()))
+            .contains("empty (0 bytes)"));
   }
 
   @Test

@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.BeforeEach;
@@ -80,5 +82,68 @@ class ImageFolderTest {
     final ImageFolder train = ImageFolder.list(root.toString(), "train");
     final DataException garbage = assertThrows(DataException.class, () -> train.decode(0));
     assertTrue(garbage.getMessage().contains("broken.jpg"), garbage.getMessage());
+  }
+
+  /** A 256x256 image of varied colours: its compressed data spans many bytes. */
+  private static byte[] busyImage(String format) throws IOException {
+    final BufferedImage image = new BufferedImage(256, 256, BufferedImage.TYPE_INT_RGB);
+    for (int y = 0; y < 256; y++) {
+      for (int x = 0; x < 256; x++) {
+        image.setRGB(x, y, ((x * 7) & 255) << 16 | ((y * 3) & 255) << 8 | ((x ^ y) & 255));
+      }
+    }
+    final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    assertTrue(ImageIO.write(image, format, bytes), format);
+    return bytes.toByteArray();
+  }
+
+  /** The one line decoding a damaged image gives: the file as the root was given, then what. */
+  private static String refusal(ImageFolder folder, int index, String file) {
+    final DataException e = assertThrows(DataException.class, () -> folder.decode(index));
+    assertTrue(e.getMessage().startsWith(file + ": "), e.getMessage());
+    assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+    return e.getMessage();
+  }
+
+  @Test
+  void namesADamagedImageAndWhatIsWrongWithIt() throws IOException {
+    final byte[] jpeg = busyImage("jpg");
+    final byte[] png = busyImage("png");
+    final Path n03 = Files.createDirectories(root.resolve("train/n03"));
+    Files.write(n03.resolve("a-half.jpg"), Arrays.copyOf(jpeg, jpeg.length / 2));
+    Files.write(n03.resolve("b-no-end.jpg"), Arrays.copyOf(jpeg, jpeg.length - 2));
+    Files.write(n03.resolve("c-half.png"), Arrays.copyOf(png, png.length / 2));
+    Files.write(n03.resolve("d-html.jpg"), "<html><body>Not Found</body></html>".getBytes());
+    Files.write(n03.resolve("e-whole.jpg"), jpeg);
+    Files.write(n03.resolve("f-whole.png"), png);
+    final ImageFolder train = ImageFolder.list(root.toString(), "train");
+    final String n03Name = root + "/train/n03/";
+    // n01: z.png; n02: a.JPEG, b.jpg; then n03's six
+    assertTrue(refusal(train, 3, n03Name + "a-half.jpg").contains("truncated"));
+    assertTrue(refusal(train, 4, n03Name + "b-no-end.jpg").contains("truncated"));
+    final String halfPng = refusal(train, 5, n03Name + "c-half.png");
+    assertTrue(halfPng.contains("truncated"), halfPng);
+    assertTrue(halfPng.contains("copy it again"), halfPng);
+    assertTrue(refusal(train, 6, n03Name + "d-html.jpg").contains("not a JPEG or PNG image"));
+    assertEquals(256, train.decode(7).width());
+    assertEquals(256, train.decode(8).width());
+    // replaced by a folder after the listing
+    Files.delete(n03.resolve("e-whole.jpg"));
+    Files.createDirectories(n03.resolve("e-whole.jpg"));
+    assertTrue(
+        refusal(train, 7, n03Name + "e-whole.jpg").contains("a folder where the file should be"));
+    // through a URI, the file is named as the root was given
+    final String uri = "file://" + root;
+    final ImageFolder fromUri = ImageFolder.list(uri, "train");
+    assertTrue(refusal(fromUri, 3, uri + "/train/n03/a-half.jpg").contains("truncated"));
+  }
+
+  @Test
+  void theListingRefusesAnEmptyImage() throws IOException {
+    Files.write(root.resolve("train/n02/c.jpg"), new byte[0]);
+    final DataException e =
+        assertThrows(DataException.class, () -> ImageFolder.list(root.toString(), "train"));
+    assertEquals(
+        root + "/train/n02/c.jpg: empty (0 bytes); copy it again, or remove it", e.getMessage());
   }
 }

@@ -108,13 +108,15 @@ class MnistJsonTest {
     final Path three = mnist.resolve("src/digits/3.json");
     final String good = Files.readString(three);
     final String[][] cases = {
-      {good.substring(0, good.length() / 2), "the end of the file"},
+      {good.substring(0, good.length() / 2), "truncated: the file ends after"},
+      {good.substring(0, good.length() - 2), "truncated: the file ends after"},
       {"{ \"data\": [" + "0,".repeat(PIXELS) + "0]}", "whole number of 28x28"},
       {good.replaceFirst("\\[[^,]*,", "[1.5,"), "outside [0, 1]"},
       {good.replaceFirst("\\[[^,]*,", "[,"), "expected a number"},
       {good.replaceFirst("\\]", ",]"), "expected a number"},
       {good.replace("\"data\"", "\"pixels\""), "expected \"data\""},
-      {"", "expected '{'"},
+      {"", "empty (0 bytes)"},
+      {"\u001f\u008b\u0008", "expected '{', found byte 0x1f"},
       {good + "x", "text after"},
       {good.replaceFirst("\\[[^,]*,", "[0.5;"), "expected ',' or ']'"},
     };
@@ -123,14 +125,27 @@ class MnistJsonTest {
       final DataException e =
           assertThrows(
               DataException.class, () -> MnistJson.load(mnist.toString(), Mnist.Split.TRAIN));
-      assertTrue(e.getMessage().contains("3.json"), e.getMessage());
+      assertTrue(e.getMessage().startsWith(three + ": "), e.getMessage());
+      assertEquals(1, e.getMessage().lines().count(), e.getMessage());
       assertTrue(e.getMessage().contains(c[1]), c[1] + " in " + e.getMessage());
     }
+    final String uri = "file://" + mnist;
+    final DataException fromUri =
+        assertThrows(DataException.class, () -> MnistJson.load(uri, Mnist.Split.TRAIN));
+    assertTrue(
+        fromUri.getMessage().startsWith(uri + "/src/digits/3.json: byte "), fromUri.getMessage());
     Files.delete(three);
     final DataException missing =
         assertThrows(
             DataException.class, () -> MnistJson.load(mnist.toString(), Mnist.Split.TRAIN));
-    assertTrue(missing.getMessage().contains("3.json"), missing.getMessage());
+    assertTrue(missing.getMessage().startsWith(three + ": no such file"), missing.getMessage());
+    Files.createDirectories(three);
+    final DataException folder =
+        assertThrows(
+            DataException.class, () -> MnistJson.load(mnist.toString(), Mnist.Split.TRAIN));
+    assertTrue(
+        folder.getMessage().startsWith(three + ": a folder where the file should be"),
+        folder.getMessage());
   }
 
   @Test

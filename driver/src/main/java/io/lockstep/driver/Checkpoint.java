@@ -1,6 +1,7 @@
 package io.lockstep.driver;
 
 import io.lockstep.conf.ConfigurationException;
+import io.lockstep.models.ModelFile;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.Replica;
 import java.io.IOException;
@@ -114,13 +115,15 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    *
    * @param file the checkpoint file
    * @return its contents
-   * @throws ConfigurationException naming the file when it is missing or not a checkpoint
+   * @throws ConfigurationException naming the file when it is missing, damaged ({@link
+   *     ModelFile#check}) or not a checkpoint
    */
   public static Checkpoint read(Path file) {
-    if (!Files.isRegularFile(file)) {
+    if (!Files.exists(file)) {
       throw new ConfigurationException(
           file + ": no checkpoint; --resume takes a run directory that holds " + FILE);
     }
+    ModelFile.check(file, file.toString(), "resume from a copy, or start the run again");
     try {
       final ComputationGraph network = ModelSerializer.restoreComputationGraph(file.toFile(), true);
       final String json = ModelSerializer.getObjectFromFile(file.toFile(), ENTRY);
@@ -144,8 +147,15 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
     } catch (ConfigurationException e) {
       throw e;
     } catch (IOException | RuntimeException e) {
+      final String message = e.getMessage();
       throw new ConfigurationException(
-          file + ": not a readable Lockstep checkpoint (" + e.getMessage() + ")");
+          file
+              + ": not a readable Lockstep checkpoint ("
+              + (message == null || message.isBlank()
+                  ? e.getClass().getSimpleName()
+                  : message.lines().findFirst().orElse(message))
+              + ")",
+          e);
     }
   }
 

@@ -1,11 +1,11 @@
 package io.lockstep.driver;
 
 import io.lockstep.conf.ConfigurationException;
+import io.lockstep.models.ModelFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.deeplearning4j.util.ModelSerializer;
 
 /**
  * How far two runs' final models and loss curves are apart: the figures the exactness bounds are
@@ -122,16 +122,13 @@ public record RunComparison(
 
   private static float[] parameters(Path run) {
     final Path model = run.resolve(TrainingDriver.MODEL_FILE);
-    if (!Files.isRegularFile(model)) {
+    if (!Files.exists(model)) {
       throw new ConfigurationException(model + ": no such file; compare takes two run directories");
     }
-    try {
-      return ModelSerializer.restoreComputationGraph(model.toFile(), false)
-          .params()
-          .toFloatVector();
-    } catch (IOException | RuntimeException e) {
-      throw new ConfigurationException(model + ": not a readable model (" + e.getMessage() + ")");
-    }
+    return ModelFile.restoreGraph(
+            model, model.toString(), "compare another run, or train this one again", false)
+        .params()
+        .toFloatVector();
   }
 
   private static List<StepMetrics> metrics(Path run) {

@@ -8,6 +8,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.data.Cifar10;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.Shapes;
+import io.lockstep.models.ModelFile;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Datasets;
 import io.lockstep.worker.Prediction;
@@ -32,7 +33,6 @@ import java.util.Locale;
 import java.util.Map;
 import javax.imageio.ImageIO;
 import org.deeplearning4j.nn.graph.ComputationGraph;
-import org.deeplearning4j.util.ModelSerializer;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.VectorGraphicsEncoder;
@@ -371,13 +371,8 @@ public final class RunReport {
 
   /** The confusion matrix (classifiers) and the grid of test images, mistakes first. */
   private static void predictions(StringBuilder html, JobConfig job, Path modelFile) {
-    final ComputationGraph network;
-    try {
-      network = ModelSerializer.restoreComputationGraph(modelFile.toFile(), false);
-    } catch (IOException | RuntimeException e) {
-      throw new ConfigurationException(
-          modelFile + ": not a readable model (" + e.getMessage() + ")");
-    }
+    final ComputationGraph network =
+        ModelFile.restoreGraph(modelFile, modelFile.toString(), "train the run again", false);
     final Samples test = Datasets.test(job);
     final TestMetric metric = TestMetric.of(job, test);
     final List<Prediction> predictions = metric.predict(network);

@@ -99,14 +99,22 @@ class CheckpointTest {
 
     final Path truncated = dir.resolve("truncated.zip");
     Files.write(truncated, java.util.Arrays.copyOf(whole, whole.length / 2));
-    refused(truncated);
+    assertTrue(refused(truncated).contains(": truncated ("));
+
+    // only the zip's directory cut off: every entry whole, still a file that was not copied whole
+    final Path cutEnd = dir.resolve("cut-end.zip");
+    Files.write(cutEnd, java.util.Arrays.copyOf(whole, whole.length - 10));
+    assertTrue(refused(cutEnd).contains(": truncated ("));
 
     final Path garbage = dir.resolve("garbage.zip");
     Files.writeString(garbage, "not a checkpoint at all");
-    refused(garbage);
+    assertTrue(refused(garbage).contains(": not a zip file (it starts 6e 6f 74 20)"));
 
     final Path empty = Files.createFile(dir.resolve("empty.zip"));
-    refused(empty);
+    assertTrue(refused(empty).contains(": empty (0 bytes); resume from a copy"));
+
+    final Path folder = Files.createDirectories(dir.resolve("folder.zip"));
+    assertTrue(refused(folder).contains(": a folder where the file should be"));
 
     // a Deeplearning4j model zip without the run's progress
     final Path model = dir.resolve("model.zip");

@@ -8,6 +8,7 @@ import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
+import io.lockstep.data.DataException;
 import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.RunReport;
 import io.lockstep.driver.TrainingDriver;
@@ -128,11 +129,17 @@ public final class Lockstep implements Runnable {
     return cli.execute(args);
   }
 
+  /**
+   * The exception whose message to print: the first of ours down the cause chain (its message names
+   * the key or file; its cause holds only a library's words, such as an {@code EOFException}'s),
+   * else the deepest cause.
+   */
   private static Throwable rootCause(Throwable e) {
     Throwable cause = e;
     while (cause.getCause() != null
         && cause.getCause() != cause
-        && !(cause instanceof ConfigurationException)) {
+        && !(cause instanceof ConfigurationException)
+        && !(cause instanceof DataException)) {
       cause = cause.getCause();
     }
     return cause;
@@ -146,15 +153,7 @@ public final class Lockstep implements Runnable {
   /** Reads a job: a name shipped in the jar, or a HOCON file. */
   static Config jobLayer(String job) {
     if (job.endsWith(".conf")) {
-      final Path file = Path.of(job);
-      if (!Files.isRegularFile(file)) {
-        throw new ConfigurationException(job + ": no such job file");
-      }
-      try {
-        return JobConfig.parse(Files.readString(file, StandardCharsets.UTF_8), job);
-      } catch (IOException e) {
-        throw new ConfigurationException(job + ": cannot read (" + e.getMessage() + ")");
-      }
+      return JobConfig.read(Path.of(job));
     }
     try (InputStream in = Lockstep.class.getResourceAsStream(JOB_RESOURCES + job + ".conf")) {
       if (in == null) {

@@ -91,7 +91,8 @@ public final class Transfer {
    * @param network the job's initialized network
    * @param file a Deeplearning4j {@code ModelSerializer} zip
    * @param model the job's model name, for errors
-   * @throws ConfigurationException when the file is missing or unreadable, or its body does not fit
+   * @throws ConfigurationException when the file is missing, damaged ({@link ModelFile#check}) or
+   *     not a model, or its body does not fit
    */
   public static void loadBody(ComputationGraph network, String file, String model) {
     final ComputationGraph saved = read(file);
@@ -133,14 +134,10 @@ public final class Transfer {
   }
 
   private static ComputationGraph read(String file) {
+    final String name = Keys.MODEL_PRETRAINED.name() + "=" + file;
+    final String fix = "give a saved model (a run's model.zip)";
     final File path = new File(file);
-    if (!path.isFile()) {
-      throw new ConfigurationException(
-          Keys.MODEL_PRETRAINED.name()
-              + "="
-              + file
-              + ": no such file; give a saved model (a run's model.zip)");
-    }
+    ModelFile.check(path.toPath(), name, fix);
     try {
       return ModelSerializer.restoreComputationGraph(path, false);
     } catch (IOException | RuntimeException notAGraph) {
@@ -148,15 +145,23 @@ public final class Transfer {
         final MultiLayerNetwork network = ModelSerializer.restoreMultiLayerNetwork(path, false);
         return network.toComputationGraph();
       } catch (IOException | RuntimeException notANetwork) {
+        notAGraph.addSuppressed(notANetwork);
         throw new ConfigurationException(
-            Keys.MODEL_PRETRAINED.name()
-                + "="
-                + file
+            name
                 + " is not a Deeplearning4j ModelSerializer zip ("
-                + notAGraph.getMessage()
-                + "); give a saved model (a run's model.zip)");
+                + firstLine(notAGraph)
+                + "); "
+                + fix,
+            notAGraph);
       }
     }
+  }
+
+  private static String firstLine(Throwable e) {
+    final String message = e.getMessage();
+    return message == null || message.isBlank()
+        ? e.getClass().getSimpleName()
+        : message.lines().findFirst().orElse(message);
   }
 
   /** The body's vertex names: layers with parameters, in definition order, outputs left out. */

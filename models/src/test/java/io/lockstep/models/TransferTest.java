@@ -12,6 +12,7 @@ import io.lockstep.conf.Keys;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
@@ -199,7 +200,28 @@ class TransferTest {
             ConfigurationException.class,
             () -> Transfer.loadBody(network, garbage.toString(), "lenet"));
     assertTrue(
-        bad.getMessage().contains("not a Deeplearning4j ModelSerializer zip"), bad.getMessage());
+        bad.getMessage().startsWith("lockstep.model.pretrained=" + garbage + ": not a zip file"),
+        bad.getMessage());
+    final Path saved = dir.resolve("saved.zip");
+    ModelSerializer.writeModel(network, saved.toFile(), false);
+    final byte[] whole = Files.readAllBytes(saved);
+    final Path cut = Files.write(dir.resolve("cut.zip"), Arrays.copyOf(whole, whole.length - 10));
+    final ConfigurationException truncated =
+        assertThrows(
+            ConfigurationException.class,
+            () -> Transfer.loadBody(network, cut.toString(), "lenet"));
+    assertTrue(
+        truncated.getMessage().startsWith("lockstep.model.pretrained=" + cut + ": truncated"),
+        truncated.getMessage());
+    assertTrue(truncated.getMessage().endsWith("give a saved model (a run's model.zip)"));
+    final Path folder = Files.createDirectories(dir.resolve("folder.zip"));
+    final ConfigurationException notAFile =
+        assertThrows(
+            ConfigurationException.class,
+            () -> Transfer.loadBody(network, folder.toString(), "lenet"));
+    assertTrue(
+        notAFile.getMessage().contains(": a folder where the file should be"),
+        notAFile.getMessage());
   }
 
   private static Map<String, INDArray> copy(Map<String, INDArray> params) {
