@@ -73,14 +73,15 @@ public final class Cifar10 {
       if (bytes.length % RECORD != 0) {
         throw file.damaged(
             DataFile.count(bytes.length)
-                + " bytes is not a whole number of "
+                + " bytes, "
+                + DataFile.count(bytes.length / RECORD)
+                + " whole "
                 + DataFile.count(RECORD)
-                + "-byte CIFAR-10 records ("
-                + bytes.length / RECORD
-                + " and "
+                + "-byte CIFAR-10 record"
+                + (bytes.length / RECORD == 1 ? "" : "s")
+                + " (1 label byte + 3x32x32 pixels) and "
                 + DataFile.count(bytes.length % RECORD)
-                + " bytes; a record is 1 label byte + 3x32x32 pixels): the file is truncated or not"
-                + " CIFAR-10's binary version",
+                + " bytes over: the file is truncated or not CIFAR-10's binary version",
             null);
       }
       for (int offset = 0; offset < bytes.length; offset += RECORD) {

@@ -120,10 +120,10 @@ public final class MnistJson {
       expect('"');
       final StringBuilder key = new StringBuilder();
       for (int c = in.read(); c != '"'; c = in.read()) {
+        offset++;
         if (c < 0) {
           throw unexpected("the rest of the key", c);
         }
-        offset++;
         key.append((char) c);
       }
       offset++;

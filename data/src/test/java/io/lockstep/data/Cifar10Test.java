@@ -106,7 +106,8 @@ class Cifar10Test {
         refusal(dir + "/data_batch_2.bin", () -> Cifar10.load(dir.toString(), Mnist.Split.TRAIN));
     assertTrue(
         truncated.contains(
-            "9,119 bytes is not a whole number of 3,073-byte CIFAR-10 records (2 and 2,973 bytes"),
+            "9,119 bytes, 2 whole 3,073-byte CIFAR-10 records (1 label byte + 3x32x32 pixels)"
+                + " and 2,973 bytes over"),
         truncated);
     assertTrue(truncated.contains("truncated"), truncated);
     Files.write(dir.resolve("data_batch_2.bin"), new byte[0]);

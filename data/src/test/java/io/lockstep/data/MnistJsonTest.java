@@ -110,6 +110,7 @@ class MnistJsonTest {
     final String[][] cases = {
       {good.substring(0, good.length() / 2), "truncated: the file ends after"},
       {good.substring(0, good.length() - 2), "truncated: the file ends after"},
+      {"{ \"da", "truncated: the file ends after 5 bytes, where the rest of the key should"},
       {"{ \"data\": [" + "0,".repeat(PIXELS) + "0]}", "whole number of 28x28"},
       {good.replaceFirst("\\[[^,]*,", "[1.5,"), "outside [0, 1]"},
       {good.replaceFirst("\\[[^,]*,", "[,"), "expected a number"},
