@@ -471,6 +471,7 @@ public final class TrainingDriver {
             job.transport().name().toLowerCase(java.util.Locale.ROOT),
             job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+            address.key().tags(),
             job.overlapsBackward(),
             initial.engine(),
             new TrainingSummary.Phases(

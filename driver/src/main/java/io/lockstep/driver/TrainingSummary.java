@@ -33,6 +33,8 @@ import java.util.List;
  * @param transport the worker-server transport
  * @param syncMode how the replicas synchronized ({@code lockstep.ps.mode})
  * @param compression how workers encoded what they sent ({@code lockstep.ps.compression})
+ * @param frameTags whether the frames carried an HMAC tag under the job's key ({@code
+ *     lockstep.ps.frame-tags}): the key the parameter server was started with
  * @param overlap whether workers sent the gradient during the backward pass (then compute includes
  *     sending, and sync is the wait for the rest of the sums)
  * @param engine what computed the workers' forward and backward passes ({@code onednn}, or {@code
@@ -73,6 +75,7 @@ public record TrainingSummary(
     String transport,
     String syncMode,
     String compression,
+    boolean frameTags,
     boolean overlap,
     String engine,
     Phases phaseSeconds,
@@ -114,6 +117,7 @@ public record TrainingSummary(
         transport,
         syncMode,
         compression,
+        frameTags,
         overlap,
         engine,
         phaseSeconds,

@@ -23,6 +23,8 @@ import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One worker's connection to the parameter server, to all its shards at once. {@link #exchange}
@@ -32,6 +34,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <p>Not thread-safe: one training thread owns it.
  */
 public final class GradientExchange implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(GradientExchange.class);
+
   /** Per-process settings of a worker's connection; never serialized. */
   public static final class Context {
     private ServerShards shards;
@@ -222,10 +226,15 @@ public final class GradientExchange implements AutoCloseable {
     }
 
     private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
-      if (Frame.headerProblem(buffer, offset, length) != null
-          || Frame.jobId(buffer, offset) != address.jobId()
-          || !tag.verify(buffer, offset, length)) {
+      final String problem = problem(buffer, offset, length);
+      if (problem != null) {
         rejectedFrames++;
+        LOG.debug(
+            "worker {}: rejected result frame #{} at step {}: {}",
+            rank,
+            rejectedFrames,
+            step,
+            problem);
         return;
       }
       if (server == null) {
@@ -239,49 +248,77 @@ public final class GradientExchange implements AutoCloseable {
                     offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
         return;
       }
-      final int chunk = Frame.chunkIndex(buffer, offset);
       if (type == Frame.TYPE_STATISTICS_RESULT) {
-        if (statisticsRound >= 0
-            && chunk == statisticsRound
-            && Frame.step(buffer, offset) == step
-            && Frame.payloadLength(buffer, offset) == statisticsBytes
-            && !statisticsReceived) {
-          statisticsReceived = true;
-          target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
-        }
+        statisticsReceived = true;
+        target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
         return;
       }
-      if (type != Frame.TYPE_RESULT
-          || statisticsRound >= 0
-          || target == null
-          || Frame.step(buffer, offset) != step
-          || chunk < 0
-          || chunk >= resultReceived.length
-          || resultReceived[chunk]) {
-        return;
-      }
-      final byte encoding = Frame.encoding(buffer, offset);
-      final int payload = offset + Frame.HEADER_LENGTH;
-      final int payloadLength = Frame.payloadLength(buffer, offset);
+      final int chunk = Frame.chunkIndex(buffer, offset);
       final int count = layout.lengthBytes(chunk) / Float.BYTES;
-      if (ChunkCodec.frameProblem(buffer, offset, count) != null) {
-        return;
-      }
       resultReceived[chunk] = true;
       chunksReceived++;
       final long decodeStartNs = awaiting ? clock.nanoTime() : 0;
       totalSamples = Frame.samples(buffer, offset);
       ChunkCodec.decode(
-          encoding,
+          Frame.encoding(buffer, offset),
           buffer,
-          payload,
-          payloadLength,
+          offset + Frame.HEADER_LENGTH,
+          Frame.payloadLength(buffer, offset),
           target,
           firstByte + layout.offsetBytes(chunk),
           count);
       if (awaiting) {
         decodeNs += clock.nanoTime() - decodeStartNs;
       }
+    }
+
+    /**
+     * Null when the frame is the server's and this worker waits for it: an abort, the sum of the
+     * open statistics round, or an answer chunk of the open step not yet taken; else why not. A
+     * frame signed with the job's key but for another step or round, or a second copy of a chunk,
+     * is a replay: the server sends each once.
+     */
+    private String problem(DirectBuffer buffer, int offset, int length) {
+      final String header = Frame.headerProblem(buffer, offset, length);
+      if (header != null) {
+        return header;
+      }
+      if (Frame.jobId(buffer, offset) != address.jobId()) {
+        return "frame of job " + Frame.jobId(buffer, offset);
+      }
+      if (!tag.verify(buffer, offset, length)) {
+        return "a wrong tag (not signed with this job's key)";
+      }
+      final byte type = Frame.type(buffer, offset);
+      if (type == Frame.TYPE_ABORT) {
+        return null;
+      }
+      final long frameStep = Frame.step(buffer, offset);
+      final int chunk = Frame.chunkIndex(buffer, offset);
+      if (type == Frame.TYPE_STATISTICS_RESULT) {
+        if (statisticsRound < 0 || chunk != statisticsRound || frameStep != step) {
+          return "the sum of statistics round " + chunk + " of step " + frameStep + ", not awaited";
+        }
+        if (statisticsReceived) {
+          return "a second sum of statistics round " + chunk;
+        }
+        return Frame.payloadLength(buffer, offset) == statisticsBytes
+            ? null
+            : "statistics of " + Frame.payloadLength(buffer, offset) + " bytes";
+      }
+      if (type != Frame.TYPE_RESULT) {
+        return "a frame of type " + type;
+      }
+      if (!stepOpen || frameStep != step) {
+        return "an answer to step " + frameStep + (stepOpen ? "" : ", no step open");
+      }
+      if (chunk < 0 || chunk >= resultReceived.length) {
+        return "chunk " + chunk + " of " + resultReceived.length;
+      }
+      if (resultReceived[chunk]) {
+        return "a second answer for chunk " + chunk;
+      }
+      return ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
     }
   }
 
@@ -308,7 +345,9 @@ public final class GradientExchange implements AutoCloseable {
   private int statisticsRound = -1;
   private int statisticsBytes;
 
-  /** Result frames dropped: malformed, another job's, or with a wrong tag. */
+  /**
+   * Result frames dropped: malformed, another job's, with a wrong tag, or not awaited (a replay).
+   */
   private long rejectedFrames;
 
   private boolean statisticsReceived;
@@ -794,8 +833,9 @@ public final class GradientExchange implements AutoCloseable {
   }
 
   /**
-   * Result frames this worker dropped: malformed ones, another job's, and those whose tag was not
-   * made with the job's key.
+   * Result frames this worker dropped, never applied: malformed ones, another job's, those whose
+   * tag was not made with the job's key, and replays of the server's own frames (an answer to
+   * another step, a second copy of a chunk, the sum of a statistics round not awaited).
    *
    * @return the count since this exchange connected
    */

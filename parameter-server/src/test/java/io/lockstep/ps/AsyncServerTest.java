@@ -209,4 +209,71 @@ class AsyncServerTest {
       assertArrayEquals(sum(new int[] {0}, 0, 1), floats(buffer), "nothing of the intruder's");
     }
   }
+
+  @Test
+  void shouldRefuseAWorkerWithTheWrongKeyAndNeverAddItsUpdates() throws Exception {
+    final ServerAddress address = address(SyncMode.ASYNC, 0, 0xAA);
+    // the job's id, a real rank and the job's streams, but not the job's key
+    final ServerAddress forged =
+        new ServerAddress(
+                address.transport(),
+                address.aeronDirectory(),
+                address.host(),
+                address.port(),
+                address.termLengthBytes(),
+                address.chunkBytes(),
+                address.jobId(),
+                address.workers(),
+                address.parameterCount(),
+                FrameKey.random())
+            .withMode(SyncMode.ASYNC, 0);
+    final int chunks = address.layout().chunkCount();
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30));
+        GradientExchange worker = connect(address, 0)) {
+      try (GradientExchange intruder =
+          GradientExchange.connect(
+              new GradientExchange.Context()
+                  .address(forged)
+                  .rank(1)
+                  .stepTimeout(Duration.ofSeconds(1))
+                  .connectTimeout(Duration.ofSeconds(30)))) {
+        final UnsafeBuffer poison = update(1, 0);
+        for (int i = 0; i < PARAMETERS; i++) {
+          poison.putFloat(i * Float.BYTES, 1e6f, ByteOrder.LITTLE_ENDIAN);
+        }
+        final ParameterServerException refused =
+            assertThrows(ParameterServerException.class, () -> intruder.exchange(0, poison, 8));
+        assertTrue(refused.getMessage().contains("no result"), refused.getMessage());
+        intruder.abort(0, "a forged abort", true);
+        final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (server.rejectedFrames() < chunks + 1) {
+          assertTrue(System.nanoTime() < deadline, server.rejectedFrames() + " rejected");
+          Thread.onSpinWait();
+        }
+      }
+      server.checkHealthy();
+
+      // the job's workers, rank 1 on a stream of its own: nothing of the intruder's in any answer
+      final UnsafeBuffer first = update(0, 0);
+      worker.exchange(0, first, 8, false);
+      assertArrayEquals(sum(new int[] {0}, 0, 1), floats(first), "step 0 of rank 0 alone");
+      final Future<float[]> last =
+          threads.submit(
+              () -> {
+                final UnsafeBuffer buffer = update(0, 1);
+                worker.exchange(1, buffer, 8, true);
+                return floats(buffer);
+              });
+      final float[] everything = sum(new int[] {0, 1}, 0, 2);
+      try (GradientExchange rank1 = connect(address, 1)) {
+        rank1.exchange(0, update(1, 0), 8, false);
+        final UnsafeBuffer buffer = update(1, 1);
+        rank1.exchange(1, buffer, 8, true);
+        assertArrayEquals(everything, floats(buffer));
+      }
+      assertArrayEquals(everything, last.get(30, TimeUnit.SECONDS));
+      assertEquals(chunks + 1, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
 }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.aeron.Aeron;
 import io.aeron.ExclusivePublication;
+import io.aeron.Subscription;
 import io.lockstep.conf.Transport;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -751,6 +752,153 @@ class ParameterServerTest {
       for (int i = 0; i < 1000; i++) {
         assertEquals(contribution(0, 1, i) + contribution(1, 1, i), results.get(1)[i], 0f);
       }
+    }
+  }
+
+  /**
+   * A rogue publisher on the workers' result stream (in the media driver they share with the
+   * server) answers a step the server has not summed yet: frames signed with another key, unsigned,
+   * signed with the job's key and changed afterwards, the server's genuine answer to the previous
+   * step replayed byte for byte and relabelled to the open step, and a forged abort. The worker
+   * drops and counts every one, writes none of them into its vector, and takes the server's answer
+   * when it comes.
+   */
+  @Test
+  void shouldRejectForgedTamperedAndReplayedResultFramesAndNeverApplyThem() throws Exception {
+    final ServerAddress address = address(Transport.IPC, 2, 1000, 1024);
+    final int parameters = address.parameterCount();
+    final int chunks = address.layout().chunkCount();
+    final List<UnsafeBuffer> answersToStep0 = new ArrayList<>();
+    try (ParameterServer server = launch(address, Duration.ofSeconds(30));
+        Aeron aeron =
+            Aeron.connect(new Aeron.Context().aeronDirectoryName(address.aeronDirectory()));
+        Subscription recorder =
+            aeron.addSubscription(
+                address.resultSubscriptionChannel(null), address.resultStreamId());
+        ExclusivePublication rogue =
+            aeron.addExclusivePublication(
+                address.resultPublicationChannel(), address.resultStreamId());
+        GradientExchange worker = connect(address, 0);
+        GradientExchange peer = connect(address, 1)) {
+      // step 0, undisturbed: the server's answer is recorded as it goes by
+      final Future<Integer> peerStep0 = threads.submit(() -> peer.exchange(0, gradient(1, 0), 1));
+      assertEquals(2, worker.exchange(0, gradient(0, 0), 1));
+      assertEquals(2, peerStep0.get());
+      final long recordDeadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (answersToStep0.size() < chunks) {
+        assertTrue(System.nanoTime() < recordDeadline, "recorded " + answersToStep0.size());
+        recorder.poll(
+            (buffer, offset, length, header) -> {
+              if (Frame.type(buffer, offset) == Frame.TYPE_RESULT) {
+                final UnsafeBuffer copy = new UnsafeBuffer(new byte[length]);
+                copy.putBytes(0, buffer, offset, length);
+                answersToStep0.add(copy);
+              }
+            },
+            16);
+      }
+      assertEquals(0, worker.rejectedFrames(), "the server's own answers");
+
+      // step 1: the worker's gradient is in, the server waits for the peer's
+      final float[] own = new float[parameters];
+      for (int i = 0; i < parameters; i++) {
+        own[i] = contribution(0, 1, i);
+      }
+      final UnsafeBuffer vector = vector(own);
+      worker.begin(1, vector, 1, false);
+      assertEquals(0, worker.ready(0));
+      final FrameTag stranger = new FrameTag(FrameKey.random());
+      final FrameTag none = new FrameTag(FrameKey.none());
+      final FrameTag insider = new FrameTag(address.key());
+      int forged = 0;
+      for (int chunk = 0; chunk < chunks; chunk++) {
+        for (FrameTag tag : List.of(stranger, none)) {
+          offer(rogue, poisonedAnswer(address, 1, chunk, tag));
+          forged++;
+        }
+        // signed with the job's key, then one float changed on the way
+        final UnsafeBuffer tampered = poisonedAnswer(address, 1, chunk, insider);
+        tampered.putFloat(Frame.HEADER_LENGTH, -1e6f, ByteOrder.LITTLE_ENDIAN);
+        offer(rogue, tampered);
+        forged++;
+      }
+      for (UnsafeBuffer answer : answersToStep0) {
+        offer(rogue, answer);
+        final UnsafeBuffer relabelled = new UnsafeBuffer(answer.byteArray().clone());
+        relabelled.putLong(Frame.STEP_OFFSET, 1, ByteOrder.LITTLE_ENDIAN);
+        offer(rogue, relabelled);
+        forged += 2;
+      }
+      final UnsafeBuffer abort = frameOf(address, Frame.TYPE_ABORT, 1, 0, 0, 16);
+      stranger.sign(abort, 0, abort.capacity());
+      offer(rogue, abort);
+      forged++;
+
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (worker.rejectedFrames() < forged) {
+        assertTrue(System.nanoTime() < deadline, worker.rejectedFrames() + " of " + forged);
+        assertEquals(0, worker.ready(0), "chunks of step 1 taken before the server answered");
+      }
+      assertArrayEquals(own, floats(vector), "nothing forged was written into the vector");
+
+      final Future<Integer> peerStep1 = threads.submit(() -> peer.exchange(1, gradient(1, 1), 1));
+      assertEquals(2, worker.finish());
+      assertEquals(2, peerStep1.get());
+      for (int i = 0; i < parameters; i++) {
+        assertEquals(contribution(0, 1, i) + contribution(1, 1, i), floats(vector)[i], 0f);
+      }
+      assertEquals(forged, worker.rejectedFrames());
+      assertEquals(0, server.rejectedFrames());
+      server.checkHealthy();
+    }
+  }
+
+  /** Rank {@code rank}'s gradient at {@code step}, as {@link #runWorkers} sends it. */
+  private static UnsafeBuffer gradient(int rank, int step) {
+    final float[] g = new float[1000];
+    for (int i = 0; i < g.length; i++) {
+      g[i] = contribution(rank, step, i);
+    }
+    return vector(g);
+  }
+
+  /** A frame's header and a zeroed payload, unsigned. */
+  private static UnsafeBuffer frameOf(
+      ServerAddress address, byte type, long step, int chunk, int samples, int payloadBytes) {
+    final UnsafeBuffer frame = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH + payloadBytes]);
+    Frame.encode(
+        frame,
+        type,
+        0,
+        address.jobId(),
+        step,
+        chunk,
+        address.layout().chunkCount(),
+        samples,
+        payloadBytes,
+        address.parameterCount());
+    return frame;
+  }
+
+  /** A well-formed answer to {@code step}'s chunk, every float 1e6, signed with {@code tag}. */
+  private static UnsafeBuffer poisonedAnswer(
+      ServerAddress address, long step, int chunk, FrameTag tag) {
+    final int bytes = address.layout().lengthBytes(chunk);
+    final UnsafeBuffer frame = frameOf(address, Frame.TYPE_RESULT, step, chunk, 2, bytes);
+    for (int at = Frame.HEADER_LENGTH; at < frame.capacity(); at += Float.BYTES) {
+      frame.putFloat(at, 1e6f, ByteOrder.LITTLE_ENDIAN);
+    }
+    tag.sign(frame, 0, frame.capacity());
+    return frame;
+  }
+
+  /** Offers a whole frame, retrying until a subscriber has it. */
+  private static void offer(ExclusivePublication publication, UnsafeBuffer frame) {
+    final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    long result;
+    while ((result = publication.offer(frame, 0, frame.capacity())) < 0) {
+      assertTrue(System.nanoTime() < deadline, "offer: " + result);
+      Thread.onSpinWait();
     }
   }
 
