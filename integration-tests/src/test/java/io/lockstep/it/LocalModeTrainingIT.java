@@ -175,17 +175,8 @@ class LocalModeTrainingIT {
               optimizer,
               "--learning-rate",
               optimizer.equals("momentum") ? "0.01" : "0.001");
-      assertExit(0, with(job, "--workers", "3", "--run-dir", three.toString()));
-      assertExit(
-          0,
-          with(
-              job,
-              "--workers",
-              "1",
-              "--set",
-              "lockstep.train.micro-batch=40",
-              "--run-dir",
-              accumulating.toString()));
+      train(job, three, "--workers", "3");
+      train(job, accumulating, "--workers", "1", "--micro-batch", "40");
       final RunComparison comparison = RunComparison.of(three, accumulating, 1e-5);
       System.out.print(optimizer + ", 3 workers vs 1 accumulating:\n" + comparison.describe());
       assertTrue(comparison.identical(), comparison.describe());
@@ -196,17 +187,8 @@ class LocalModeTrainingIT {
       if (optimizer.equals("momentum")) {
         final Path unsplit = runs.resolve("momentum-1");
         final Path otherThreads = runs.resolve("momentum-1-threads-2");
-        assertExit(0, with(job, "--workers", "1", "--run-dir", unsplit.toString()));
-        assertExit(
-            0,
-            with(
-                job,
-                "--workers",
-                "1",
-                "--set",
-                "lockstep.worker.threads=2",
-                "--run-dir",
-                otherThreads.toString()));
+        train(job, unsplit, "--workers", "1");
+        train(job, otherThreads, "--workers", "1", "--set", "lockstep.worker.threads=2");
         final RunComparison distance = RunComparison.of(three, unsplit, 1e-5);
         final RunComparison floor = RunComparison.of(otherThreads, unsplit, 1e-5);
         System.out.print(
@@ -464,6 +446,11 @@ class LocalModeTrainingIT {
     final List<String> all = new ArrayList<>(Arrays.asList(first));
     all.addAll(Arrays.asList(more));
     return all.toArray(String[]::new);
+  }
+
+  /** Trains {@code job} (a whole command line) with {@code flags} into {@code run}: exit 0. */
+  private static void train(String[] job, Path run, String... flags) {
+    assertExit(0, with(with(job, flags), "--run-dir", run.toString()));
   }
 
   private static String[] concat(String[] first, String... more) {

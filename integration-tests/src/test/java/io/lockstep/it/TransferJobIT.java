@@ -49,7 +49,11 @@ class TransferJobIT {
     // seeds 0, 1 and 2: transfer 0.791, 0.859, 0.831 against scratch 0.636, 0.820, 0.637 (README)
     assertTrue(
         transfer >= scratch + 0.02,
-        "transfer " + transfer + " must beat the same budget from scratch, " + scratch + ", by 0.02");
+        "transfer "
+            + transfer
+            + " must beat the same budget from scratch, "
+            + scratch
+            + ", by 0.02");
     assertTrue(transfer >= 0.77, "test accuracy on MNIST digits after 20 steps " + transfer);
 
     // bad input: a missing model, a model of another architecture, too many frozen layers, no
