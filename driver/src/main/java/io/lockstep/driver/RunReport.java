@@ -8,6 +8,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.data.Cifar10;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.Shapes;
+import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelFile;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Datasets;
@@ -373,6 +374,7 @@ public final class RunReport {
   private static void predictions(StringBuilder html, JobConfig job, Path modelFile) {
     final ComputationGraph network =
         ModelFile.restoreGraph(modelFile, modelFile.toString(), "train the run again", false);
+    ComputeHelpers.detachUnsupported(network);
     final Samples test = Datasets.test(job);
     final TestMetric metric = TestMetric.of(job, test);
     final List<Prediction> predictions = metric.predict(network);

@@ -19,7 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The {@code shapes-grounding} job with its defaults: a CNN and an LSTM trained data-parallel on 2
  * workers find the shape a phrase names with the issue's mean IoU goal.
  */
-@Timeout(value = 15, unit = TimeUnit.MINUTES)
+@Timeout(value = 30, unit = TimeUnit.MINUTES)
 class ShapesGroundingJobIT {
 
   @Test
@@ -32,7 +32,8 @@ class ShapesGroundingJobIT {
     assertEquals("mean_iou", summary.get("test_metric").getAsString());
     assertFalse(summary.has("test_accuracy"), "a grounding model has no accuracy");
     final double iou = summary.get("mean_iou").getAsDouble();
-    assertTrue(iou >= 0.5, "mean_iou " + iou);
+    // seed 0 (the job's default) reached 0.745 with AVX-512 kernels (README)
+    assertTrue(iou >= 0.7, "mean_iou " + iou);
     assertTrue(Files.size(run.resolve("model.zip")) > 0);
 
     // a finished run is never overwritten: refused before anything is loaded or written

@@ -60,9 +60,9 @@ final class DetectionModels {
     words = g.dense("spread", words, 64 * 8 * 8, Activation.LEAKYRELU, 0);
     words = g.image("phrase_map", words, 64, 8, 8);
     x = g.concat("fused", x, words);
-    x = g.conv("conv4", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
-    x = g.conv("conv5", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
-    x = g.conv("conv6", x, 3, 1, 1, 128, true, Activation.LEAKYRELU);
+    x = g.dilatedConv("conv4", x, 1, 128, Activation.LEAKYRELU);
+    x = g.dilatedConv("conv5", x, 2, 128, Activation.LEAKYRELU);
+    x = g.dilatedConv("conv6", x, 4, 128, Activation.LEAKYRELU);
     return g.build(g.yolo("yolo", x, SHAPES_PRIORS));
   }
 }

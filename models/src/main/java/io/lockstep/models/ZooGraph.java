@@ -84,6 +84,23 @@ final class ZooGraph {
   }
 
   /**
+   * A 3x3 convolution with bias whose taps lie {@code dilation} apart (PyTorch's {@code Conv2d(in,
+   * out, 3, padding=dilation, dilation=dilation)}), followed by {@code activation}: the output
+   * keeps the input's size and each output sees a {@code 2 * dilation + 1} square.
+   */
+  String dilatedConv(String name, String in, int dilation, int out, Activation activation) {
+    return layer(
+        name,
+        new ConvolutionLayer.Builder(3, 3)
+            .dilation(dilation, dilation)
+            .padding(dilation, dilation)
+            .nOut(out)
+            .activation(activation)
+            .build(),
+        in);
+  }
+
+  /**
    * A 3x3 depthwise convolution without bias, padding 1, one filter per channel (PyTorch's {@code
    * Conv2d(c, c, 3, stride, 1, groups=c, bias=False)}).
    */

@@ -216,6 +216,7 @@ public final class Replica implements AutoCloseable {
     ComputeHelpers.enable();
     final ComputationGraph network = new ComputationGraph(configuration);
     network.init();
+    ComputeHelpers.detachUnsupported(network);
     ModelZoo.initialize(network, network.getConfiguration().getDefaultConfiguration().getSeed());
     network.getUpdater(true);
     return new Replica(network, configuration.toJson(), engine);
@@ -246,6 +247,7 @@ public final class Replica implements AutoCloseable {
         new ComputationGraph(ComputationGraphConfiguration.fromJson(state.configurationJson()));
     network.init(
         Nd4j.create(state.parameters(), new long[] {1, state.parameters().length}, 'c'), false);
+    ComputeHelpers.detachUnsupported(network);
     final INDArray updaterView = network.getUpdater(true).getStateViewArray();
     if (updaterView != null) {
       if (updaterView.length() != state.updaterState().length) {
