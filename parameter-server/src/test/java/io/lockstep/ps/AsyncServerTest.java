@@ -179,19 +179,7 @@ class AsyncServerTest {
   @Test
   void shouldRejectAnotherJobsUpdatesAndNeverAddThem() throws Exception {
     final ServerAddress address = address(SyncMode.ASYNC, 0, 0xA8);
-    final ServerAddress foreign =
-        new ServerAddress(
-                address.transport(),
-                address.aeronDirectory(),
-                address.host(),
-                address.port(),
-                address.termLengthBytes(),
-                address.chunkBytes(),
-                0xA9,
-                address.workers(),
-                address.parameterCount(),
-                address.key())
-            .withMode(SyncMode.ASYNC, 0);
+    final ServerAddress foreign = impostor(address, 0xA9, address.key());
     try (ParameterServer server = launch(address, Duration.ofSeconds(30));
         GradientExchange worker = connect(address, 0)) {
       try (GradientExchange intruder =
@@ -214,19 +202,7 @@ class AsyncServerTest {
   void shouldRefuseAWorkerWithTheWrongKeyAndNeverAddItsUpdates() throws Exception {
     final ServerAddress address = address(SyncMode.ASYNC, 0, 0xAA);
     // the job's id, a real rank and the job's streams, but not the job's key
-    final ServerAddress forged =
-        new ServerAddress(
-                address.transport(),
-                address.aeronDirectory(),
-                address.host(),
-                address.port(),
-                address.termLengthBytes(),
-                address.chunkBytes(),
-                address.jobId(),
-                address.workers(),
-                address.parameterCount(),
-                FrameKey.random())
-            .withMode(SyncMode.ASYNC, 0);
+    final ServerAddress forged = impostor(address, address.jobId(), FrameKey.random());
     final int chunks = address.layout().chunkCount();
     try (ParameterServer server = launch(address, Duration.ofSeconds(30));
         GradientExchange worker = connect(address, 0)) {
@@ -275,5 +251,21 @@ class AsyncServerTest {
       assertEquals(chunks + 1, server.rejectedFrames());
       server.checkHealthy();
     }
+  }
+
+  /** {@code address}'s streams and server under another job id or key, asynchronous. */
+  private static ServerAddress impostor(ServerAddress address, long jobId, FrameKey key) {
+    return new ServerAddress(
+            address.transport(),
+            address.aeronDirectory(),
+            address.host(),
+            address.port(),
+            address.termLengthBytes(),
+            address.chunkBytes(),
+            jobId,
+            address.workers(),
+            address.parameterCount(),
+            key)
+        .withMode(SyncMode.ASYNC, 0);
   }
 }
