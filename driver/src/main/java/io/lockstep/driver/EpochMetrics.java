@@ -1,6 +1,7 @@
 package io.lockstep.driver;
 
 import com.google.gson.JsonObject;
+import io.lockstep.worker.ProcessResources;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,6 +19,9 @@ import java.util.List;
  * @param testValue the test metric of the model after the epoch
  * @param seconds the epoch's stages, set-up included
  * @param imagesPerSecond the epoch's samples over {@code seconds}
+ * @param resources what the driver held after the epoch's evaluation and each executor at the end
+ *     of its last stage: resident memory, heap after GC, JavaCPP's off-heap bytes, threads, open
+ *     files (what a long run keeps flat)
  */
 public record EpochMetrics(
     String type,
@@ -27,7 +31,8 @@ public record EpochMetrics(
     String testMetric,
     double testValue,
     double seconds,
-    double imagesPerSecond) {
+    double imagesPerSecond,
+    List<ProcessResources> resources) {
 
   /** The {@code type} of an epoch's line. */
   public static final String TYPE = "epoch";

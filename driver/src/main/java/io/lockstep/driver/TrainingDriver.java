@@ -1,6 +1,7 @@
 package io.lockstep.driver;
 
 import com.google.gson.JsonObject;
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
@@ -22,6 +23,7 @@ import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
 import io.lockstep.worker.Datasets;
 import io.lockstep.worker.ModelState;
+import io.lockstep.worker.ProcessResources;
 import io.lockstep.worker.Replica;
 import io.lockstep.worker.Samples;
 import io.lockstep.worker.StageReport;
@@ -71,6 +73,19 @@ public final class TrainingDriver {
    */
   public static final List<String> REQUIRED_JVM_OPTIONS =
       List.of("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
+
+  /**
+   * The environment every JVM that trains needs from glibc's allocator: a fixed threshold above
+   * which {@code malloc} maps memory of its own and {@code free} returns it. By default glibc
+   * raises the threshold to the size of each mapped block freed (up to 32 MiB), so the large
+   * buffers that come and go all run long (Deeplearning4j's oneDNN reorders, batches, workspaces)
+   * move into per-thread arenas, which keep their freed memory: resident memory then grows by tens
+   * of MB per epoch without end though what is in use stays flat. The threshold is glibc's own
+   * initial value, 128 KiB, held. {@code bin/lockstep} sets it for the driver; {@link #sparkConf}
+   * for executors.
+   */
+  public static final Map<String, String> ALLOCATOR_ENVIRONMENT =
+      Map.of("MALLOC_MMAP_THRESHOLD_", "131072");
 
   /** The job file a run directory keeps, for {@code --resume}. */
   public static final String JOB_FILE = "job.conf";
@@ -138,6 +153,7 @@ public final class TrainingDriver {
    * @return the summary, also written to {@code runDir/summary.json}
    */
   public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
+    warnOfAllocator();
     final long startNs = System.nanoTime();
     final String master = master(job);
     checkLocalSlots(job, master);
@@ -171,6 +187,7 @@ public final class TrainingDriver {
               + " has no BatchNorm layers; remove the setting or choose a model with BatchNorm");
     }
     final int parameters = initial.parameterCount();
+    final String engine = initial.engine();
     final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
     if (checkpoint == null && !job.modelPretrained().isBlank()) {
       Transfer.loadBody(initial.network(), job.modelPretrained(), job.modelName());
@@ -199,8 +216,8 @@ public final class TrainingDriver {
       start = checkpoint.progress();
       checkResumable(job, start, parameters, checkpoint.parameters().length, runDir, stepsPerEpoch);
       state = checkpoint.state(configuration.toJson());
-      try {
-        Replica.restore(state);
+      try (Replica fits = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
+        fits.parameterCount();
       } catch (RuntimeException e) {
         throw new ConfigurationException(
             runDir.resolve(Checkpoint.FILE)
@@ -209,6 +226,7 @@ public final class TrainingDriver {
                 + "); resume with the run's own settings");
       }
     }
+    initial.close();
     try {
       Files.createDirectories(runDir);
     } catch (IOException e) {
@@ -232,7 +250,7 @@ public final class TrainingDriver {
         job.jobName(),
         job.modelName(),
         parameters,
-        initial.engine(),
+        engine,
         job.workers(),
         master,
         job.batchSize(),
@@ -263,6 +281,7 @@ public final class TrainingDriver {
         double epochLossSum = resumed ? start.epochLossSum() : 0;
         long epochSamples = resumed ? start.epochSamples() : 0;
         double epochSeconds = resumed ? start.epochSeconds() : 0;
+        List<StageReport> lastReports = List.of();
         while (step < stepsPerEpoch) {
           final int to = stageEnd(job, epoch, stepsPerEpoch, step);
           final String description =
@@ -338,6 +357,7 @@ public final class TrainingDriver {
               reports,
               server.drainSpans());
           state = reports.get(0).state();
+          lastReports = reports;
           for (StageReport report : reports) {
             epochSamples += report.samples();
             epochLossSum += report.lossSum();
@@ -355,77 +375,84 @@ public final class TrainingDriver {
           epochSeconds += seconds;
           step = to;
           if (step < stepsPerEpoch) {
+            try (Replica checkpointed = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
+              Checkpoint.write(
+                  runDir.resolve(Checkpoint.FILE),
+                  checkpointed,
+                  progress(
+                      job,
+                      stepsPerEpoch,
+                      epoch,
+                      step,
+                      state,
+                      samples,
+                      trainSeconds,
+                      epochLossSum,
+                      epochSamples,
+                      epochSeconds,
+                      phaseNs.clone(),
+                      List.copyOf(history),
+                      bestAccuracy,
+                      bestEpoch));
+            }
+          }
+        }
+        samples += epochSamples;
+        trainSeconds += epochSeconds;
+        final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
+        try (Replica trained = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
+          final long evaluationNs = System.nanoTime();
+          accuracy = metric.score(trained.network());
+          timeline.evaluation(epoch, TraceClock.toMicros(evaluationNs), TraceClock.nowMicros());
+          final List<ProcessResources> resources =
+              resources(spark.getConf().get("spark.driver.host", "localhost"), lastReports);
+          RunFiles.appendLines(
+              metricsFile,
+              List.of(
+                  RunFiles.JSON.toJson(
+                      new EpochMetrics(
+                          EpochMetrics.TYPE,
+                          epoch + 1,
+                          (long) (epoch + 1) * stepsPerEpoch,
+                          trainLoss,
+                          metric.name(),
+                          accuracy,
+                          epochSeconds,
+                          epochSamples / epochSeconds,
+                          resources))));
+          timeline.write(runDir.resolve(Timeline.FILE));
+          history.add(
+              new TrainingSummary.Epoch(
+                  epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
+          if (!(accuracy <= bestAccuracy)) {
+            bestAccuracy = accuracy;
+            bestEpoch = epoch + 1;
+            writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
+          }
+          final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
+          final int every = job.checkpointEverySteps();
+          if (job.checkpointAtEpochEnd()
+              || epoch + 1 == job.epochs()
+              || (every > 0 && globalStep % every == 0)) {
             Checkpoint.write(
                 runDir.resolve(Checkpoint.FILE),
-                Replica.restore(state),
+                trained,
                 progress(
                     job,
                     stepsPerEpoch,
-                    epoch,
-                    step,
+                    epoch + 1,
+                    0,
                     state,
                     samples,
                     trainSeconds,
-                    epochLossSum,
-                    epochSamples,
-                    epochSeconds,
+                    0,
+                    0,
+                    0,
                     phaseNs.clone(),
                     List.copyOf(history),
                     bestAccuracy,
                     bestEpoch));
           }
-        }
-        samples += epochSamples;
-        trainSeconds += epochSeconds;
-        final Replica trained = Replica.restore(state);
-        final long evaluationNs = System.nanoTime();
-        accuracy = metric.score(trained.network());
-        timeline.evaluation(epoch, TraceClock.toMicros(evaluationNs), TraceClock.nowMicros());
-        final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
-        RunFiles.appendLines(
-            metricsFile,
-            List.of(
-                RunFiles.JSON.toJson(
-                    new EpochMetrics(
-                        EpochMetrics.TYPE,
-                        epoch + 1,
-                        (long) (epoch + 1) * stepsPerEpoch,
-                        trainLoss,
-                        metric.name(),
-                        accuracy,
-                        epochSeconds,
-                        epochSamples / epochSeconds))));
-        timeline.write(runDir.resolve(Timeline.FILE));
-        history.add(
-            new TrainingSummary.Epoch(epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
-        if (!(accuracy <= bestAccuracy)) {
-          bestAccuracy = accuracy;
-          bestEpoch = epoch + 1;
-          writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
-        }
-        final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
-        final int every = job.checkpointEverySteps();
-        if (job.checkpointAtEpochEnd()
-            || epoch + 1 == job.epochs()
-            || (every > 0 && globalStep % every == 0)) {
-          Checkpoint.write(
-              runDir.resolve(Checkpoint.FILE),
-              trained,
-              progress(
-                  job,
-                  stepsPerEpoch,
-                  epoch + 1,
-                  0,
-                  state,
-                  samples,
-                  trainSeconds,
-                  0,
-                  0,
-                  0,
-                  phaseNs.clone(),
-                  List.copyOf(history),
-                  bestAccuracy,
-                  bestEpoch));
         }
         final String epochSummary =
             String.format(
@@ -445,8 +472,9 @@ public final class TrainingDriver {
       if (server != null) {
         server.close();
       }
+      // the workers of local mode ran in this JVM: free what they keep between stages
+      Worker.releaseReplicas();
     }
-    final Replica last = Replica.restore(state);
     final double workers = job.workers() * 1e9;
     final double stepSeconds = (phaseNs[0] + phaseNs[1] + phaseNs[2] + phaseNs[3]) / workers;
     final TrainingSummary summary =
@@ -473,7 +501,7 @@ public final class TrainingDriver {
             job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
             address.key().tags(),
             job.overlapsBackward(),
-            initial.engine(),
+            engine,
             new TrainingSummary.Phases(
                 phaseNs[0] / workers,
                 phaseNs[1] / workers,
@@ -481,14 +509,16 @@ public final class TrainingDriver {
                 phaseNs[3] / workers),
             rejected,
             retries,
-            String.format("%08x", last.parametersCrc()),
+            String.format("%08x", Replica.crc32(state.parameters())),
             checkpoint == null ? 0 : start.iteration(),
             List.copyOf(history),
             job.modelPretrained().isBlank() ? null : job.modelPretrained(),
             job.modelFreezeLayers(),
             null,
             metric.name());
-    writeModel(runDir.resolve(MODEL_FILE), last);
+    try (Replica last = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
+      writeModel(runDir.resolve(MODEL_FILE), last);
+    }
     writeSummary(runDir, summary);
     writeReport(runDir);
     if (!job.modelScratchBaseline()) {
@@ -883,8 +913,36 @@ public final class TrainingDriver {
       }
     }
     conf.set("spark.executor.extraJavaOptions", all.toString());
+    ALLOCATOR_ENVIRONMENT.forEach(
+        (name, value) -> conf.setIfMissing("spark.executorEnv." + name, value));
     return conf;
   }
+
+  /**
+   * Says once, where this JVM was started without {@link #ALLOCATOR_ENVIRONMENT} (a driver not
+   * started by {@code bin/lockstep}), that its resident memory will grow over a long run and how to
+   * start it instead.
+   */
+  private static void warnOfAllocator() {
+    if (!System.getProperty("os.name", "").startsWith("Linux")) {
+      return;
+    }
+    ALLOCATOR_ENVIRONMENT.forEach(
+        (name, value) -> {
+          if (System.getenv(name) == null && WARNED_OF_ALLOCATOR.compareAndSet(false, true)) {
+            LOG.warn(
+                "{} is not set in the driver's environment: glibc will keep the memory of freed"
+                    + " buffers and the driver's resident memory grow over a long run (the workers"
+                    + " of local mode run in it); start it with {}={} (bin/lockstep does)",
+                name,
+                name,
+                value);
+          }
+        });
+  }
+
+  private static final java.util.concurrent.atomic.AtomicBoolean WARNED_OF_ALLOCATOR =
+      new java.util.concurrent.atomic.AtomicBoolean();
 
   private static String aeronDirectory(long jobId) {
     final Path shm = Path.of("/dev/shm");
@@ -947,19 +1005,40 @@ public final class TrainingDriver {
             task.fromStep() + task.steps(),
             context.stageAttemptNumber());
       }
+      final String executor = org.apache.spark.SparkEnv.get().executorId();
       final StageReport report =
           Worker.runStage(
-              task,
-              rank,
-              task.job().transport() == Transport.UDP ? host : null,
-              workersOnHost,
-              listener);
+                  task,
+                  rank,
+                  task.job().transport() == Transport.UDP ? host : null,
+                  workersOnHost,
+                  listener)
+              .withResources(
+                  ProcessResources.measure(
+                      "driver".equals(executor) ? "driver" : "executor " + executor, host));
       return CollectionConverters.asScala(List.of(report).iterator());
     }
 
     private static String hostOf(String address) {
       return address.contains(":") ? address.substring(0, address.lastIndexOf(':')) : address;
     }
+  }
+
+  /**
+   * What the driver holds now, then what each executor held at the end of its last stage: one line
+   * per process (the workers of local mode run in the driver's).
+   */
+  private static List<ProcessResources> resources(String driverHost, List<StageReport> reports) {
+    final List<ProcessResources> processes = new ArrayList<>();
+    processes.add(ProcessResources.measure("driver", driverHost));
+    for (StageReport report : reports) {
+      final ProcessResources executor = report.resources();
+      if (executor != null
+          && processes.stream().noneMatch(p -> p.process().equals(executor.process()))) {
+        processes.add(executor);
+      }
+    }
+    return processes;
   }
 
   private static void checkReplicasAgree(List<StageReport> reports, StageTask task) {

@@ -51,6 +51,7 @@ class RunMetricsTest {
         new double[] {2, 3},
         phases,
         0,
+        null,
         null);
   }
 
@@ -96,7 +97,8 @@ class RunMetricsTest {
     }
     lines.add(
         RunFiles.JSON.toJson(
-            new EpochMetrics(EpochMetrics.TYPE, 1, 3, 1.4, "test_accuracy", 0.8, 1.5, 256)));
+            new EpochMetrics(
+                EpochMetrics.TYPE, 1, 3, 1.4, "test_accuracy", 0.8, 1.5, 256, List.of())));
     RunFiles.writeLines(file, lines);
     assertEquals(
         List.of(1L, 2L, 3L), StepMetrics.read(file).stream().map(StepMetrics::step).toList());

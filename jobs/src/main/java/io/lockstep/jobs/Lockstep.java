@@ -821,6 +821,7 @@ public final class Lockstep implements Runnable {
       builder.environment().put("SPARK_HOME", spark.toAbsolutePath().toString());
       builder.environment().put("SPARK_SCALA_VERSION", "2.13");
       builder.environment().putIfAbsent("SPARK_LOCAL_IP", "127.0.0.1");
+      TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
       final Process process = builder.start();
       final Thread stopper = new Thread(process::destroy);
       Runtime.getRuntime().addShutdownHook(stopper);

@@ -109,11 +109,15 @@ public final class DetectionEvaluator implements TestMetric {
     int classes = Shapes.KINDS.size();
     for (int from = 0; from < scenes.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, scenes.count() - from));
-      final org.nd4j.linalg.api.ndarray.INDArray output =
-          network.output(false, scenes.features(indices, 0))[0];
+      final org.nd4j.linalg.api.ndarray.INDArray features = scenes.features(indices, 0);
+      final org.nd4j.linalg.api.ndarray.INDArray[] outputs = network.output(false, features);
+      final org.nd4j.linalg.api.ndarray.INDArray output = outputs[0];
       final int grid = (int) output.size(2);
       classes = (int) output.size(1) / anchors - 5;
-      final float[] values = output.dup('c').data().asFloat();
+      final org.nd4j.linalg.api.ndarray.INDArray rowMajor = output.dup('c');
+      final float[] values = rowMajor.data().asFloat();
+      NativeMemory.release(rowMajor, features);
+      NativeMemory.release(outputs);
       for (int i = 0; i < indices.length; i++) {
         each.accept(
             indices[i], suppress(decode(values, i, indices[i], anchors, classes, grid)), grid);

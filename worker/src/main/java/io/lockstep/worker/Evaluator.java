@@ -38,13 +38,17 @@ public final class Evaluator implements TestMetric {
     for (int from = 0; from < samples.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, samples.count() - from));
       // the first output is the prediction; others are auxiliary classifiers (GoogLeNet's)
-      final INDArray predicted = network.output(false, samples.features(indices, 0))[0].argMax(1);
+      final INDArray features = samples.features(indices, 0);
+      final INDArray[] outputs = network.output(false, features);
+      final INDArray predicted = outputs[0].argMax(1);
       for (int i = 0; i < indices.length; i++) {
         final int label = samples.label(indices[i]);
         final int guess = predicted.getInt(i);
         predictions.add(
             new Prediction(indices[i], label, guess, guess == label, "", List.of(), List.of()));
       }
+      NativeMemory.release(predicted, features);
+      NativeMemory.release(outputs);
     }
     return predictions;
   }

@@ -69,11 +69,17 @@ public final class GroundingEvaluator implements TestMetric {
     final int anchors = DetectionEvaluator.anchors(network);
     for (int from = 0; from < examples.count(); from += batchSize) {
       final int[] indices = Samples.range(from, Math.min(batchSize, examples.count() - from));
-      final INDArray output =
-          network.output(false, ModelZoo.inputs(network, examples.features(indices, 0)))[0];
+      final INDArray features = examples.features(indices, 0);
+      final INDArray[] inputs = ModelZoo.inputs(network, features);
+      final INDArray[] outputs = network.output(false, inputs);
+      final INDArray output = outputs[0];
       final int grid = (int) output.size(2);
       final int depth = (int) output.size(1) / anchors;
-      final float[] values = output.dup('c').data().asFloat();
+      final INDArray rowMajor = output.dup('c');
+      final float[] values = rowMajor.data().asFloat();
+      NativeMemory.release(rowMajor, features);
+      NativeMemory.release(inputs);
+      NativeMemory.release(outputs);
       for (int i = 0; i < indices.length; i++) {
         each.accept(best(values, i, anchors, depth, grid), indices[i]);
       }

@@ -9,7 +9,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * Makes a rank's batches on a thread of its own, one step ahead: while the training thread computes
- * step {@code s}, this one decodes and transforms the images of step {@code s + 1}.
+ * step {@code s}, this one decodes and transforms the images of step {@code s + 1}. Whoever takes a
+ * batch frees it ({@link Batch#release}) when its step is over.
  */
 final class Prefetcher implements AutoCloseable {
   /**
@@ -19,7 +20,12 @@ final class Prefetcher implements AutoCloseable {
    * @param features {@code [n, c, h, w]}, or null for an empty slice
    * @param labels one-hot {@code [n, classes]}, or null for an empty slice
    */
-  record Batch(int[] slice, INDArray features, INDArray labels) {}
+  record Batch(int[] slice, INDArray features, INDArray labels) {
+    /** Frees the batch's arrays: the step that read them is over. */
+    void release() {
+      NativeMemory.release(features, labels);
+    }
+  }
 
   private final Samples samples;
   private final EpochPlan plan;
@@ -94,6 +100,8 @@ final class Prefetcher implements AutoCloseable {
     }
     if (step + 1 < endStep) {
       submit(step + 1);
+    } else {
+      next = null;
     }
     return batch;
   }
@@ -112,8 +120,24 @@ final class Prefetcher implements AutoCloseable {
             });
   }
 
+  /**
+   * Stops making batches and frees a batch made and not taken. A stage that trained all its steps
+   * took every batch; one that failed may leave a batch half made, which the collector frees.
+   */
   @Override
   public void close() {
     thread.shutdownNow();
+    if (next != null && next.isDone() && !next.isCancelled()) {
+      try {
+        next.get().release();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (ExecutionException e) {
+        // its making failed: there is nothing to free
+      }
+    } else if (next != null) {
+      next.cancel(true);
+    }
+    next = null;
   }
 }

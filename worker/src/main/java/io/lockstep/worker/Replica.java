@@ -87,6 +87,9 @@ public final class Replica implements AutoCloseable {
   /** The oneDNN step, or null where Deeplearning4j's layers compute. */
   private final CompiledNetwork compiled;
 
+  /** The engine asked for. */
+  private final ComputeEngine choice;
+
   /** What computes the passes, for logs and summaries. */
   private final String engine;
 
@@ -111,6 +114,7 @@ public final class Replica implements AutoCloseable {
 
   private Replica(ComputationGraph network, String configurationJson, ComputeEngine choice) {
     this.network = network;
+    this.choice = choice;
     this.configurationJson = configurationJson;
     this.runningStatistics = new ArrayList<>();
     this.statisticsByLayer = new IdentityHashMap<>();
@@ -169,18 +173,24 @@ public final class Replica implements AutoCloseable {
   }
 
   /**
-   * Frees the oneDNN engine's native memory and the micro-batches' sum; the replica cannot compute
-   * afterwards.
+   * Frees what the replica holds natively, now rather than when the collector finds it: the oneDNN
+   * engine's plans, the micro-batches' sum, the network's parameters, gradients and optimizer
+   * state, and the calling thread's Deeplearning4j workspaces (the thread that computed with it).
+   * The replica and its {@link #network} cannot be used afterwards.
    */
   @Override
   public void close() {
     if (compiled != null) {
       compiled.close();
     }
-    if (accumulated != null) {
-      accumulated.close();
-      accumulated = null;
-    }
+    NativeMemory.release(accumulated);
+    accumulated = null;
+    final org.deeplearning4j.nn.api.Updater updater = network.getUpdater(false);
+    NativeMemory.release(
+        network.params(),
+        network.getGradientsViewArray(),
+        updater == null ? null : updater.getStateViewArray());
+    Nd4j.getWorkspaceManager().destroyAllWorkspacesForCurrentThread();
   }
 
   /**
@@ -262,6 +272,53 @@ public final class Replica implements AutoCloseable {
     network.getConfiguration().setIterationCount(state.iteration());
     network.getConfiguration().setEpochCount(state.epoch());
     return new Replica(network, state.configurationJson(), engine);
+  }
+
+  /**
+   * Whether {@link #load} can make this replica into {@code state}'s: the same network, computed by
+   * the same engine.
+   *
+   * @param state a snapshot
+   * @param choice what must compute the passes
+   * @return true when it can
+   */
+  boolean fits(ModelState state, ComputeEngine choice) {
+    return this.choice == choice && configurationJson.equals(state.configurationJson());
+  }
+
+  /**
+   * Makes this replica, bit for bit, what {@link #restore} makes of {@code state}, in the memory it
+   * already holds: parameters, optimizer state and counters written over its own, the last stage's
+   * reducer and progress receiver dropped. A stage reuses the last one's replica this way instead
+   * of allocating a network, an engine and workspaces again.
+   *
+   * @param state a snapshot of the same network ({@link #fits})
+   * @throws IllegalArgumentException when the snapshot is of another network
+   */
+  void load(ModelState state) {
+    if (!configurationJson.equals(state.configurationJson())) {
+      throw new IllegalArgumentException("the snapshot is of another network than the replica");
+    }
+    NativeMemory.write(network.params(), state.parameters());
+    final INDArray updaterView = network.getUpdater(true).getStateViewArray();
+    if (updaterView != null) {
+      if (updaterView.length() != state.updaterState().length) {
+        throw new IllegalStateException(
+            "optimizer state of "
+                + state.updaterState().length
+                + " floats, the model needs "
+                + updaterView.length());
+      }
+      NativeMemory.write(updaterView, state.updaterState());
+    }
+    network.getConfiguration().setIterationCount(state.iteration());
+    network.getConfiguration().setEpochCount(state.epoch());
+    network.clear();
+    synchronizeStatistics(null);
+    reportBackward(null);
+    statisticsShare = 1;
+    lastLoss = 0;
+    lastGradientNorm = 0;
   }
 
   /** The native address of a float32 array's first element, for reading and writing in place. */
@@ -563,8 +620,10 @@ public final class Replica implements AutoCloseable {
       for (int part = 0; part < computed; part++) {
         final int from = EpochPlan.partStart(samples, computed, part);
         final int size = EpochPlan.partSize(samples, computed, part);
-        computeGradients(
-            rows(features, from, size), rows(labels, from, size), shares.of(part, size));
+        final INDArray partFeatures = rows(features, from, size);
+        final INDArray partLabels = rows(labels, from, size);
+        computeGradients(partFeatures, partLabels, shares.of(part, size));
+        NativeMemory.release(partFeatures, partLabels);
         if (part == 0) {
           accumulated.assign(view);
         } else {

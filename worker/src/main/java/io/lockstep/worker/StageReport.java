@@ -14,6 +14,8 @@ import java.io.Serializable;
  * @param phases per step, when it began and where its time went
  * @param parametersCrc CRC-32 of the replica's parameters at the end, equal on every rank
  * @param state the replica at the end of the stage (rank 0 only, null elsewhere)
+ * @param resources what the worker's process held when the stage ended, its replica closed; null
+ *     until {@link #withResources} sets it
  */
 public record StageReport(
     int rank,
@@ -24,8 +26,27 @@ public record StageReport(
     double[] gradientNorms,
     StepPhases phases,
     long parametersCrc,
-    ModelState state)
+    ModelState state,
+    ProcessResources resources)
     implements Serializable {
+
+  /**
+   * @param measured what the worker's process held at the stage's end
+   * @return this report with {@code measured}
+   */
+  public StageReport withResources(ProcessResources measured) {
+    return new StageReport(
+        rank,
+        samples,
+        stepLossSums,
+        stepSamples,
+        learningRates,
+        gradientNorms,
+        phases,
+        parametersCrc,
+        state,
+        measured);
+  }
 
   /**
    * @return time spent taking batches from the prefetcher, over the stage

@@ -1,5 +1,6 @@
 package io.lockstep.worker;
 
+import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.RunningStats;
@@ -9,6 +10,10 @@ import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.TraceClock;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -17,6 +22,14 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * Spark types: the driver calls it from a barrier task, tests call it from plain threads.
  */
 public final class Worker {
+  /**
+   * Each rank's replica between its stages in this JVM: the next stage loads its starting state
+   * into it ({@link Replica#load}) rather than allocating a network, an engine and workspaces again
+   * and leaving the allocator the last stage's memory to scatter. A stage takes its rank's replica
+   * out and puts it back when it ends well; a failed stage closes it.
+   */
+  private static final Map<Integer, Replica> IDLE_REPLICAS = new HashMap<>();
+
   private Worker() {}
 
   /**
@@ -50,7 +63,8 @@ public final class Worker {
     final Samples train = Datasets.training(job);
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
-    final Replica replica = Replica.restore(task.state(), job.workerEngine());
+    final Replica replica = takeReplica(rank, task.state(), job.workerEngine());
+    boolean completed = false;
     try {
       final int steps = task.steps();
       final double[] lossSums = new double[steps];
@@ -174,6 +188,7 @@ public final class Worker {
             stepSamples[i] = slice.length;
             gradientNorms[i] = replica.lastGradientNorm();
             listener.stepDone(rank, globalStep, lossSums[i], slice.length);
+            batch.release();
           }
         } catch (RuntimeException e) {
           // the data or the configuration: a retry would meet it again
@@ -186,19 +201,74 @@ public final class Worker {
       if (task.endsEpoch()) {
         replica.endEpoch();
       }
-      return new StageReport(
-          rank,
-          samples,
-          lossSums,
-          stepSamples,
-          learningRates,
-          gradientNorms,
-          phases,
-          replica.parametersCrc(),
-          rank == 0 ? replica.snapshot() : null);
+      final StageReport report =
+          new StageReport(
+              rank,
+              samples,
+              lossSums,
+              stepSamples,
+              learningRates,
+              gradientNorms,
+              phases,
+              replica.parametersCrc(),
+              rank == 0 ? replica.snapshot() : null,
+              null);
+      completed = true;
+      return report;
     } finally {
-      replica.close();
+      if (completed) {
+        putBackReplica(rank, replica);
+      } else {
+        replica.close();
+      }
     }
+  }
+
+  /**
+   * The replica a stage of {@code rank} starts from: the rank's idle one loaded with {@code state}
+   * when it is of the same network and engine, a new one otherwise.
+   */
+  private static Replica takeReplica(int rank, ModelState state, ComputeEngine engine) {
+    final Replica idle;
+    synchronized (IDLE_REPLICAS) {
+      idle = IDLE_REPLICAS.remove(rank);
+    }
+    if (idle != null) {
+      if (idle.fits(state, engine)) {
+        try {
+          idle.load(state);
+          return idle;
+        } catch (RuntimeException e) {
+          idle.close();
+          throw e;
+        }
+      }
+      idle.close();
+    }
+    return Replica.restore(state, engine);
+  }
+
+  private static void putBackReplica(int rank, Replica replica) {
+    final Replica previous;
+    synchronized (IDLE_REPLICAS) {
+      previous = IDLE_REPLICAS.put(rank, replica);
+    }
+    if (previous != null) {
+      previous.close();
+    }
+  }
+
+  /**
+   * Frees the replicas this JVM keeps between stages. The driver calls it when a job ends, for the
+   * workers of Spark local mode that run in its JVM; an executor's end frees its own.
+   */
+  public static void releaseReplicas() {
+    final List<Replica> idle;
+    synchronized (IDLE_REPLICAS) {
+      idle = new ArrayList<>(IDLE_REPLICAS.values());
+      IDLE_REPLICAS.clear();
+    }
+    idle.forEach(Replica::close);
   }
 
   /**
