@@ -11,6 +11,7 @@ import io.lockstep.data.DataException;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
+import io.lockstep.ps.AeronDirectories;
 import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ParameterServerException;
@@ -945,9 +946,9 @@ public final class TrainingDriver {
       new java.util.concurrent.atomic.AtomicBoolean();
 
   private static String aeronDirectory(long jobId) {
-    final Path shm = Path.of("/dev/shm");
-    final Path base = Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
-    return base.resolve("lockstep-" + Long.toHexString(jobId)).toString();
+    return AeronDirectories.base()
+        .resolve(AeronDirectories.PREFIX + Long.toHexString(jobId))
+        .toString();
   }
 
   private static List<StageReport> runBarrierStage(

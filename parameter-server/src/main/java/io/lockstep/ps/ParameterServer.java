@@ -5,6 +5,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -195,6 +196,11 @@ public final class ParameterServer implements RunningServer {
    * one thread, backing off when idle because training needs the cores.
    */
   static MediaDriver launchDriver(String directory, int termLengthBytes) {
+    final Path path = Path.of(directory).toAbsolutePath();
+    if (path.getParent() != null) {
+      AeronDirectories.removeStale(path.getParent());
+    }
+    AeronDirectories.own(path);
     return MediaDriver.launch(
         new MediaDriver.Context()
             .aeronDirectoryName(directory)

@@ -271,7 +271,7 @@ class ParameterServerTest {
   }
 
   /** Starts a {@code parameter-server} process, a real JVM, and waits until it listens. */
-  private static Process shardProcess(int port, Path log, Path secret) throws Exception {
+  static Process shardProcess(int port, Path log, Path secret) throws Exception {
     final Process process =
         new ProcessBuilder(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -374,14 +374,14 @@ class ParameterServerTest {
     }
   }
 
-  private static byte[] secret(int seed) {
+  static byte[] secret(int seed) {
     final byte[] secret = new byte[32];
     new Random(seed).nextBytes(secret);
     return secret;
   }
 
   /** The secret in a file only its owner may read, as the shard process demands. */
-  private static Path secretFile(Path folder, byte[] secret) throws IOException {
+  static Path secretFile(Path folder, byte[] secret) throws IOException {
     final Path file = folder.resolve("secret-" + Arrays.hashCode(secret));
     Files.write(file, secret);
     Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));

@@ -258,6 +258,13 @@ public final class Worker {
     }
   }
 
+  /** The replica {@code rank} keeps between stages in this JVM, or null; for tests. */
+  static Replica idleReplica(int rank) {
+    synchronized (IDLE_REPLICAS) {
+      return IDLE_REPLICAS.get(rank);
+    }
+  }
+
   /**
    * Frees the replicas this JVM keeps between stages. The driver calls it when a job ends, for the
    * workers of Spark local mode that run in its JVM; an executor's end frees its own.
