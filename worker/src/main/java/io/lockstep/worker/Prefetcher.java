@@ -1,6 +1,8 @@
 package io.lockstep.worker;
 
 import io.lockstep.data.EpochPlan;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -62,14 +64,27 @@ final class Prefetcher implements AutoCloseable {
     this.epoch = epoch;
     this.classes = classes;
     this.endStep = endStep;
-    this.thread =
-        Executors.newSingleThreadExecutor(
-            r -> {
-              final Thread t = new Thread(r, "lockstep-data-rank-" + rank);
-              t.setDaemon(true);
-              return t;
-            });
+    this.thread = dataThread(rank);
     submit(fromStep);
+  }
+
+  /**
+   * Each rank's data thread, kept for the JVM's life: a stage reuses the last one's rather than
+   * starting a thread (with the per-thread state ND4J and the allocator give every thread that
+   * makes arrays) and ending it again.
+   */
+  private static final Map<Integer, ExecutorService> DATA_THREADS = new ConcurrentHashMap<>();
+
+  private static ExecutorService dataThread(int rank) {
+    return DATA_THREADS.computeIfAbsent(
+        rank,
+        r ->
+            Executors.newSingleThreadExecutor(
+                task -> {
+                  final Thread t = new Thread(task, "lockstep-data-rank-" + r);
+                  t.setDaemon(true);
+                  return t;
+                }));
   }
 
   /**
@@ -122,11 +137,11 @@ final class Prefetcher implements AutoCloseable {
 
   /**
    * Stops making batches and frees a batch made and not taken. A stage that trained all its steps
-   * took every batch; one that failed may leave a batch half made, which the collector frees.
+   * took every batch; one that failed may leave a batch half made, which the collector frees. The
+   * rank's data thread stays for the next stage.
    */
   @Override
   public void close() {
-    thread.shutdownNow();
     if (next != null && next.isDone() && !next.isCancelled()) {
       try {
         next.get().release();

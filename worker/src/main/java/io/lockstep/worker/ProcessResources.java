@@ -22,6 +22,8 @@ import org.bytedeco.javacpp.Pointer;
  * @param pid the process id on that host
  * @param residentBytes resident memory (Linux's {@code VmRSS}), everything the process holds
  * @param heapAfterGcBytes the Java heap in use after the last garbage collection
+ * @param heapCommittedBytes the Java heap the JVM has committed, part of {@code residentBytes} as
+ *     far as it was touched
  * @param offHeapBytes native memory JavaCPP allocated for ND4J arrays and oneDNN objects and has
  *     not freed ({@code Pointer.totalBytes()})
  * @param threads live Java threads
@@ -33,6 +35,7 @@ public record ProcessResources(
     long pid,
     long residentBytes,
     long heapAfterGcBytes,
+    long heapCommittedBytes,
     long offHeapBytes,
     int threads,
     int openFiles)
@@ -55,6 +58,7 @@ public record ProcessResources(
         ProcessHandle.current().pid(),
         readResidentBytes(),
         heapAfterLastGc(),
+        ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted(),
         Pointer.totalBytes(),
         ManagementFactory.getThreadMXBean().getThreadCount(),
         countOpenFiles());
