@@ -4,7 +4,6 @@ import io.lockstep.conf.Keys;
 import io.lockstep.data.LabeledImages;
 import java.util.List;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /** Decoded byte images (IDX, CIFAR-10) as normalized feature and one-hot label arrays. */
 public final class Batches implements Samples {
@@ -39,8 +38,18 @@ public final class Batches implements Samples {
 
   /** The images carry no random transform: every epoch gives the same features. */
   @Override
-  public INDArray features(int[] indices, int epoch) {
-    return features(indices);
+  public void features(int[] indices, int epoch, float[] into) {
+    final int size = images.imageBytes();
+    final int plane = images.height() * images.width();
+    final byte[] pixels = images.pixels();
+    for (int i = 0; i < indices.length; i++) {
+      normalization.apply(pixels, indices[i] * size, plane, into, i * size);
+    }
+  }
+
+  @Override
+  public long[] featureShape(int rows) {
+    return new long[] {rows, images.channels(), images.height(), images.width()};
   }
 
   /**
@@ -51,15 +60,7 @@ public final class Batches implements Samples {
    * @return (x / 255 - mean) / std per pixel
    */
   public INDArray features(int[] indices) {
-    final int size = images.imageBytes();
-    final int plane = images.height() * images.width();
-    final byte[] pixels = images.pixels();
-    final float[] x = new float[indices.length * size];
-    for (int i = 0; i < indices.length; i++) {
-      normalization.apply(pixels, indices[i] * size, plane, x, i * size);
-    }
-    return Nd4j.create(
-        x, new long[] {indices.length, images.channels(), images.height(), images.width()}, 'c');
+    return features(indices, 0);
   }
 
   /**

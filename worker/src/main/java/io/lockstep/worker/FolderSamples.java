@@ -3,8 +3,6 @@ package io.lockstep.worker;
 import io.lockstep.data.Image;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.Transforms;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * An ImageNet-style folder as batches: each image decoded when a batch asks for it (only this
@@ -82,13 +80,16 @@ public final class FolderSamples implements Samples {
   }
 
   @Override
-  public INDArray features(int[] indices, int epoch) {
+  public void features(int[] indices, int epoch, float[] into) {
     final int imageSize = 3 * size * size;
-    final float[] x = new float[indices.length * imageSize];
     for (int i = 0; i < indices.length; i++) {
       final Image image = pipeline.apply(folder.decode(indices[i]), seed, epoch, indices[i]);
-      System.arraycopy(image.pixels(), 0, x, i * imageSize, imageSize);
+      System.arraycopy(image.pixels(), 0, into, i * imageSize, imageSize);
     }
-    return Nd4j.create(x, new long[] {indices.length, 3, size, size}, 'c');
+  }
+
+  @Override
+  public long[] featureShape(int rows) {
+    return new long[] {rows, 3, size, size};
   }
 }

@@ -4,7 +4,6 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.shape.Shape;
 
 /**
  * Frees ND4J arrays when their owner is done with them, instead of when the garbage collector finds
@@ -42,7 +41,7 @@ public final class NativeMemory {
     if (target.dataType() != DataType.FLOAT
         || target.length() != values.length
         || target.ordering() != 'c'
-        || !Shape.hasDefaultStridesForShape(target)) {
+        || target.elementWiseStride() != 1) {
       throw new IllegalArgumentException(
           "cannot write "
               + values.length

@@ -2,8 +2,6 @@ package io.lockstep.worker;
 
 import io.lockstep.data.Grounding;
 import io.lockstep.data.Shapes;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * {@link Grounding} examples, drawn on demand, as a grounding model trains on them: each input row
@@ -78,20 +76,23 @@ public final class PhraseSamples implements Samples {
 
   /** Examples carry no random transform: one is the same in every epoch. */
   @Override
-  public INDArray features(int[] indices, int epoch) {
+  public void features(int[] indices, int epoch, float[] into) {
     final int plane = size * size;
     final int row = 3 * plane + Grounding.PHRASE_TOKENS;
-    final float[] x = new float[indices.length * row];
     for (int i = 0; i < indices.length; i++) {
       final Grounding.Example example = example(indices[i]);
       final byte[] pixels = example.scene().pixels();
       final int to = i * row;
-      normalization.apply(pixels, 0, plane, x, to);
+      normalization.apply(pixels, 0, plane, into, to);
       for (int t = 0; t < Grounding.PHRASE_TOKENS; t++) {
-        x[to + 3 * plane + t] = example.tokens()[t];
+        into[to + 3 * plane + t] = example.tokens()[t];
       }
     }
-    return Nd4j.create(x, new long[] {indices.length, row}, 'c');
+  }
+
+  @Override
+  public long[] featureShape(int rows) {
+    return new long[] {rows, 3 * size * size + Grounding.PHRASE_TOKENS};
   }
 
   /**
@@ -99,14 +100,20 @@ public final class PhraseSamples implements Samples {
    *
    * @param indices the examples
    * @param classes the model's classes, at least {@link Shapes#KINDS}' count
-   * @return {@code [n, 4 + classes, grid, grid]}: the named shape in the cell holding its centre
+   * @param into {@code [n, 4 + classes, grid, grid]}, row-major: the named shape in the cell
+   *     holding its centre
    */
   @Override
-  public INDArray labels(int[] indices, int classes) {
-    final float[] y = new float[indices.length * (4 + classes) * grid * grid];
+  public void labels(int[] indices, int classes, float[] into) {
+    java.util.Arrays.fill(into, 0f);
     for (int i = 0; i < indices.length; i++) {
-      SceneSamples.label(y, i, example(indices[i]).target(), classes, grid, (double) size / grid);
+      SceneSamples.label(
+          into, i, example(indices[i]).target(), classes, grid, (double) size / grid);
     }
-    return Nd4j.create(y, new long[] {indices.length, 4 + classes, grid, grid}, 'c');
+  }
+
+  @Override
+  public long[] labelShape(int rows, int classes) {
+    return new long[] {rows, 4 + classes, grid, grid};
   }
 }

@@ -7,7 +7,9 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Makes a rank's batches on a thread of its own, one step ahead: while the training thread computes
@@ -22,10 +24,42 @@ final class Prefetcher implements AutoCloseable {
    * @param features {@code [n, c, h, w]}, or null for an empty slice
    * @param labels one-hot {@code [n, classes]}, or null for an empty slice
    */
-  record Batch(int[] slice, INDArray features, INDArray labels) {
-    /** Frees the batch's arrays: the step that read them is over. */
+  record Batch(int[] slice, INDArray features, INDArray labels) {}
+
+  /**
+   * One batch's memory, made once per batch size and filled again for every step of that size: heap
+   * arrays the split writes and the native arrays the network reads. Only the data thread touches
+   * it.
+   */
+  private static final class Buffers {
+    private float[] x;
+    private float[] y;
+    private INDArray features;
+    private INDArray labels;
+
     void release() {
       NativeMemory.release(features, labels);
+      features = null;
+      labels = null;
+    }
+
+    Batch fill(Samples samples, int[] slice, int epoch, int classes) {
+      final long[] featureShape = samples.featureShape(slice.length);
+      final long[] labelShape = samples.labelShape(slice.length, classes);
+      if (features == null
+          || !java.util.Arrays.equals(features.shape(), featureShape)
+          || !java.util.Arrays.equals(labels.shape(), labelShape)) {
+        NativeMemory.release(features, labels);
+        x = new float[Math.toIntExact(Samples.length(featureShape))];
+        y = new float[Math.toIntExact(Samples.length(labelShape))];
+        features = Nd4j.createUninitialized(DataType.FLOAT, featureShape, 'c');
+        labels = Nd4j.createUninitialized(DataType.FLOAT, labelShape, 'c');
+      }
+      samples.features(slice, epoch, x);
+      samples.labels(slice, classes, y);
+      NativeMemory.write(features, x);
+      NativeMemory.write(labels, y);
+      return new Batch(slice, features, labels);
     }
   }
 
@@ -36,6 +70,13 @@ final class Prefetcher implements AutoCloseable {
   private final int classes;
   private final int endStep;
   private final ExecutorService thread;
+
+  /**
+   * Two sets of buffers, used in turn: the training thread reads one while the data thread fills
+   * the other.
+   */
+  private final Buffers[] buffers = {new Buffers(), new Buffers()};
+
   private Future<Batch> next;
   private int nextStep;
 
@@ -130,29 +171,26 @@ final class Prefetcher implements AutoCloseable {
               if (slice.length == 0) {
                 return new Batch(slice, null, null);
               }
-              return new Batch(
-                  slice, samples.features(slice, epoch), samples.labels(slice, classes));
+              return buffers[step % 2].fill(samples, slice, epoch, classes);
             });
   }
 
   /**
-   * Stops making batches and frees a batch made and not taken. A stage that trained all its steps
-   * took every batch; one that failed may leave a batch half made, which the collector frees. The
-   * rank's data thread stays for the next stage.
+   * Stops making batches and frees the buffers once the data thread is done with them, after the
+   * batch it may be making (a stage that trained all its steps took every batch). The rank's data
+   * thread stays for the next stage.
    */
   @Override
   public void close() {
-    if (next != null && next.isDone() && !next.isCancelled()) {
-      try {
-        next.get().release();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } catch (ExecutionException e) {
-        // its making failed: there is nothing to free
-      }
-    } else if (next != null) {
+    if (next != null) {
       next.cancel(true);
+      next = null;
     }
-    next = null;
+    thread.submit(
+        () -> {
+          for (Buffers set : buffers) {
+            set.release();
+          }
+        });
   }
 }

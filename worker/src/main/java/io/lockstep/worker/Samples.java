@@ -19,29 +19,85 @@ public interface Samples {
   int label(int index);
 
   /**
-   * Features as {@code [n, channels, height, width]}, normalized, each image transformed as the
-   * split transforms it in {@code epoch} (random transforms seeded by the job's seed, the epoch and
-   * the image, so any worker makes the same tensor).
+   * Features as {@code [n, channels, height, width]} (or the split's own layout, {@link
+   * #featureShape}), normalized, each image transformed as the split transforms it in {@code epoch}
+   * (random transforms seeded by the job's seed, the epoch and the image, so any worker makes the
+   * same tensor).
    *
    * @param indices the images
    * @param epoch the epoch, for random transforms
-   * @return the batch's features
+   * @return the batch's features, a new array
    */
-  INDArray features(int[] indices, int epoch);
+  default INDArray features(int[] indices, int epoch) {
+    final long[] shape = featureShape(indices.length);
+    final float[] x = new float[Math.toIntExact(length(shape))];
+    features(indices, epoch, x);
+    return Nd4j.create(x, shape, 'c');
+  }
 
   /**
-   * Labels as one-hot {@code [n, classes]}.
+   * Writes the features of {@link #features(int[], int)} into {@code into}, row-major, every value
+   * of it, so a caller can reuse one array for every batch of a size.
+   *
+   * @param indices the images
+   * @param epoch the epoch, for random transforms
+   * @param into exactly {@code featureShape(indices.length)}'s element count
+   */
+  void features(int[] indices, int epoch, float[] into);
+
+  /**
+   * @param rows the batch's images
+   * @return the shape of a batch's features
+   */
+  long[] featureShape(int rows);
+
+  /**
+   * Labels as one-hot {@code [n, classes]} (or the split's own layout, {@link #labelShape}).
    *
    * @param indices the images
    * @param classes the model's output width, at least the dataset's class count
-   * @return one row per image
+   * @return one row per image, a new array
    */
   default INDArray labels(int[] indices, int classes) {
-    final float[] y = new float[indices.length * classes];
+    final long[] shape = labelShape(indices.length, classes);
+    final float[] y = new float[Math.toIntExact(length(shape))];
+    labels(indices, classes, y);
+    return Nd4j.create(y, shape, 'c');
+  }
+
+  /**
+   * Writes the labels of {@link #labels(int[], int)} into {@code into}, every value of it.
+   *
+   * @param indices the images
+   * @param classes the model's output width
+   * @param into exactly {@code labelShape(indices.length, classes)}'s element count
+   */
+  default void labels(int[] indices, int classes, float[] into) {
+    java.util.Arrays.fill(into, 0f);
     for (int i = 0; i < indices.length; i++) {
-      y[i * classes + label(indices[i])] = 1f;
+      into[i * classes + label(indices[i])] = 1f;
     }
-    return Nd4j.create(y, new long[] {indices.length, classes}, 'c');
+  }
+
+  /**
+   * @param rows the batch's images
+   * @param classes the model's output width
+   * @return the shape of a batch's labels
+   */
+  default long[] labelShape(int rows, int classes) {
+    return new long[] {rows, classes};
+  }
+
+  /**
+   * @param shape an array's shape
+   * @return its element count
+   */
+  static long length(long[] shape) {
+    long length = 1;
+    for (long d : shape) {
+      length *= d;
+    }
+    return length;
   }
 
   /**

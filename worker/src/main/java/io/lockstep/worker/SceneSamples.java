@@ -2,8 +2,6 @@ package io.lockstep.worker;
 
 import io.lockstep.data.Shapes;
 import java.util.List;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Scenes of {@link Shapes}, drawn on demand, as a detector trains on them: normalized RGB features
@@ -80,15 +78,17 @@ public final class SceneSamples implements Samples {
 
   /** Scenes carry no random transform: a scene is the same in every epoch. */
   @Override
-  public INDArray features(int[] indices, int epoch) {
+  public void features(int[] indices, int epoch, float[] into) {
     final int plane = size * size;
-    final float[] x = new float[indices.length * 3 * plane];
     for (int i = 0; i < indices.length; i++) {
       final byte[] pixels = scene(indices[i]).pixels();
-      final int to = i * 3 * plane;
-      normalization.apply(pixels, 0, plane, x, to);
+      normalization.apply(pixels, 0, plane, into, i * 3 * plane);
     }
-    return Nd4j.create(x, new long[] {indices.length, 3, size, size}, 'c');
+  }
+
+  @Override
+  public long[] featureShape(int rows) {
+    return new long[] {rows, 3, size, size};
   }
 
   /**
@@ -97,17 +97,21 @@ public final class SceneSamples implements Samples {
    *
    * @param indices the scenes
    * @param classes the model's classes, at least {@link Shapes#KINDS}' count
-   * @return {@code [n, 4 + classes, grid, grid]}
+   * @param into {@code [n, 4 + classes, grid, grid]}, row-major
    */
   @Override
-  public INDArray labels(int[] indices, int classes) {
-    final float[] y = new float[indices.length * (4 + classes) * grid * grid];
+  public void labels(int[] indices, int classes, float[] into) {
+    java.util.Arrays.fill(into, 0f);
     for (int i = 0; i < indices.length; i++) {
       for (Shapes.Box box : boxes(indices[i])) {
-        label(y, i, box, classes, grid, cellPixels());
+        label(into, i, box, classes, grid, cellPixels());
       }
     }
-    return Nd4j.create(y, new long[] {indices.length, 4 + classes, grid, grid}, 'c');
+  }
+
+  @Override
+  public long[] labelShape(int rows, int classes) {
+    return new long[] {rows, 4 + classes, grid, grid};
   }
 
   /**

@@ -188,7 +188,6 @@ public final class Worker {
             stepSamples[i] = slice.length;
             gradientNorms[i] = replica.lastGradientNorm();
             listener.stepDone(rank, globalStep, lossSums[i], slice.length);
-            batch.release();
           }
         } catch (RuntimeException e) {
           // the data or the configuration: a retry would meet it again
