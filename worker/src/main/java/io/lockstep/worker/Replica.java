@@ -258,6 +258,17 @@ public final class Replica implements AutoCloseable {
     network.init(
         Nd4j.create(state.parameters(), new long[] {1, state.parameters().length}, 'c'), false);
     ComputeHelpers.detachUnsupported(network);
+    writeOptimizerState(network, state);
+    return new Replica(network, state.configurationJson(), engine);
+  }
+
+  /**
+   * Writes a snapshot's optimizer state and iteration and epoch counters over a network's, in the
+   * memory the network's updater already holds.
+   *
+   * @throws IllegalStateException when the snapshot's optimizer state has another size
+   */
+  private static void writeOptimizerState(ComputationGraph network, ModelState state) {
     final INDArray updaterView = network.getUpdater(true).getStateViewArray();
     if (updaterView != null) {
       if (updaterView.length() != state.updaterState().length) {
@@ -267,11 +278,10 @@ public final class Replica implements AutoCloseable {
                 + " floats, the model needs "
                 + updaterView.length());
       }
-      updaterView.assign(Nd4j.create(state.updaterState(), updaterView.shape(), 'c'));
+      NativeMemory.write(updaterView, state.updaterState());
     }
     network.getConfiguration().setIterationCount(state.iteration());
     network.getConfiguration().setEpochCount(state.epoch());
-    return new Replica(network, state.configurationJson(), engine);
   }
 
   /**
@@ -300,19 +310,7 @@ public final class Replica implements AutoCloseable {
       throw new IllegalArgumentException("the snapshot is of another network than the replica");
     }
     NativeMemory.write(network.params(), state.parameters());
-    final INDArray updaterView = network.getUpdater(true).getStateViewArray();
-    if (updaterView != null) {
-      if (updaterView.length() != state.updaterState().length) {
-        throw new IllegalStateException(
-            "optimizer state of "
-                + state.updaterState().length
-                + " floats, the model needs "
-                + updaterView.length());
-      }
-      NativeMemory.write(updaterView, state.updaterState());
-    }
-    network.getConfiguration().setIterationCount(state.iteration());
-    network.getConfiguration().setEpochCount(state.epoch());
+    writeOptimizerState(network, state);
     network.clear();
     synchronizeStatistics(null);
     reportBackward(null);
