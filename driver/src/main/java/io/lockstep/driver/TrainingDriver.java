@@ -273,7 +273,8 @@ public final class TrainingDriver {
     long rejectedBefore = 0;
     int retries = 0;
     RunningServer server = null;
-    try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master))) {
+    try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
+        SharedState shared = new SharedState(spark)) {
       final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
       server = launchServer(job, address, start.iteration());
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
@@ -302,7 +303,9 @@ public final class TrainingDriver {
           StageTask task = null;
           List<StageReport> reports = null;
           for (int attempt = 0; reports == null; attempt++) {
-            task = new StageTask(job, state, server.shards(), epoch, stepsPerEpoch, step, to);
+            task =
+                new StageTask(
+                    job, shared.source(state), server.shards(), epoch, stepsPerEpoch, step, to);
             final String attemptDescription =
                 description + (attempt == 0 ? "" : ", retry " + attempt);
             // the job's and its stage's names in Spark's UI, instead of "collect at ..."

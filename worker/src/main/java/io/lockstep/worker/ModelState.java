@@ -14,4 +14,18 @@ import java.io.Serializable;
  */
 public record ModelState(
     String configurationJson, float[] parameters, float[] updaterState, int iteration, int epoch)
-    implements Serializable {}
+    implements Serializable {
+
+  /**
+   * A checksum of everything the state holds: equal for two states, or a state and a replica
+   * ({@link Replica#fingerprint()}), exactly when they hold the same bits (up to CRC-32's chance).
+   *
+   * @return CRC-32 over the parameters, the optimizer state, the counters and the configuration
+   */
+  public long fingerprint() {
+    final Fingerprint fingerprint = new Fingerprint();
+    fingerprint.add(parameters);
+    fingerprint.add(updaterState);
+    return fingerprint.finish(iteration, epoch, configurationJson);
+  }
+}

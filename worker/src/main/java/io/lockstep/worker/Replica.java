@@ -11,15 +11,12 @@ import io.lockstep.models.SyncBatchNormLayer;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.worker.engine.CompiledNetwork;
 import io.lockstep.worker.engine.UnsupportedNetworkException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.zip.CRC32;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -311,6 +308,27 @@ public final class Replica implements AutoCloseable {
     }
     NativeMemory.write(network.params(), state.parameters());
     writeOptimizerState(network, state);
+    beginStage();
+  }
+
+  /**
+   * Whether this replica holds exactly the state of {@code fingerprint} ({@link
+   * ModelState#fingerprint()}) and is computed by {@code choice}, so a stage can start from it as
+   * it is.
+   *
+   * @param fingerprint a state's fingerprint
+   * @param choice what must compute the passes
+   * @return true when it can
+   */
+  boolean holds(long fingerprint, ComputeEngine choice) {
+    return this.choice == choice && fingerprint() == fingerprint;
+  }
+
+  /**
+   * Readies this replica for a new stage: the last stage's activations, reducer and progress
+   * receiver dropped. Its parameters, optimizer state and counters stay.
+   */
+  void beginStage() {
     network.clear();
     synchronizeStatistics(null);
     reportBackward(null);
@@ -829,11 +847,28 @@ public final class Replica implements AutoCloseable {
 
   /**
    * CRC-32 of the parameters' bytes: equal on two replicas exactly when they hold the same bits.
+   * Read in place, without copying the parameters.
    *
    * @return the checksum
    */
   public long parametersCrc() {
-    return crc32(network.params().toFloatVector());
+    final Fingerprint crc = new Fingerprint();
+    crc.add(network.params());
+    return crc.value();
+  }
+
+  /**
+   * The fingerprint of this replica's state, equal to {@link ModelState#fingerprint()} of its
+   * {@link #snapshot()}; read in place, without copying anything.
+   *
+   * @return CRC-32 over the parameters, the optimizer state, the counters and the configuration
+   */
+  public long fingerprint() {
+    final Fingerprint fingerprint = new Fingerprint();
+    fingerprint.add(network.params());
+    fingerprint.add(network.getUpdater(true).getStateViewArray());
+    return fingerprint.finish(
+        network.getIterationCount(), network.getEpochCount(), configurationJson);
   }
 
   /**
@@ -843,13 +878,10 @@ public final class Replica implements AutoCloseable {
    * @return the checksum
    */
   public static long crc32(float[]... arrays) {
-    final CRC32 crc = new CRC32();
+    final Fingerprint crc = new Fingerprint();
     for (float[] values : arrays) {
-      final ByteBuffer bytes =
-          ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-      bytes.asFloatBuffer().put(values);
-      crc.update(bytes);
+      crc.add(values);
     }
-    return crc.getValue();
+    return crc.value();
   }
 }

@@ -9,7 +9,8 @@ import java.io.Serializable;
  * values shipped from the driver to the executors.
  *
  * @param job the job
- * @param state the replica every worker starts the stage from
+ * @param state the replica every worker starts the stage from, fetched only by a worker that does
+ *     not hold it already
  * @param server the parameter server's shards to synchronize through
  * @param epoch the epoch, from 0
  * @param stepsPerEpoch the steps of every epoch; global step = epoch x stepsPerEpoch + step
@@ -18,7 +19,7 @@ import java.io.Serializable;
  */
 public record StageTask(
     JobConfig job,
-    ModelState state,
+    StateSource state,
     ServerShards server,
     int epoch,
     int stepsPerEpoch,

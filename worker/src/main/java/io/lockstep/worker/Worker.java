@@ -12,6 +12,7 @@ import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.TraceClock;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -23,10 +24,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 public final class Worker {
   /**
-   * Each rank's replica between its stages in this JVM: the next stage loads its starting state
-   * into it ({@link Replica#load}) rather than allocating a network, an engine and workspaces again
-   * and leaving the allocator the last stage's memory to scatter. A stage takes its rank's replica
-   * out and puts it back when it ends well; a failed stage closes it.
+   * Each rank's replica between its stages in this JVM: the next stage starts from it as it is when
+   * it holds the stage's state, or loads that state into it ({@link Replica#load}), rather than
+   * allocating a network, an engine and workspaces again and leaving the allocator the last stage's
+   * memory to scatter. A stage takes its rank's replica out and puts it back when it ends well; a
+   * failed stage closes it.
    */
   private static final Map<Integer, Replica> IDLE_REPLICAS = new HashMap<>();
 
@@ -224,13 +226,45 @@ public final class Worker {
   }
 
   /**
-   * The replica a stage of {@code rank} starts from: the rank's idle one loaded with {@code state}
-   * when it is of the same network and engine, a new one otherwise.
+   * The replica a stage of {@code rank} starts from: an idle one of this JVM as it is when it holds
+   * the stage's state already (the state is then never fetched), the rank's own first, since ranks
+   * may move between executors; else the rank's idle one loaded with the fetched state when it is
+   * of the same network and engine; else a new one.
    */
-  private static Replica takeReplica(int rank, ModelState state, ComputeEngine engine) {
+  private static Replica takeReplica(int rank, StateSource source, ComputeEngine engine) {
+    final long fingerprint = source.fingerprint();
     final Replica idle;
+    Replica holding = null;
     synchronized (IDLE_REPLICAS) {
       idle = IDLE_REPLICAS.remove(rank);
+      if (idle != null && idle.holds(fingerprint, engine)) {
+        holding = idle;
+      } else {
+        for (Iterator<Replica> others = IDLE_REPLICAS.values().iterator(); others.hasNext(); ) {
+          final Replica other = others.next();
+          if (other.holds(fingerprint, engine)) {
+            others.remove();
+            holding = other;
+            break;
+          }
+        }
+      }
+    }
+    if (holding != null) {
+      if (idle != null && idle != holding) {
+        idle.close();
+      }
+      holding.beginStage();
+      return holding;
+    }
+    final ModelState state;
+    try {
+      state = source.fetch();
+    } catch (RuntimeException e) {
+      if (idle != null) {
+        idle.close();
+      }
+      throw e;
     }
     if (idle != null) {
       if (idle.fits(state, engine)) {

@@ -92,7 +92,7 @@ class SyncModesTest {
         final StageTask task =
             new StageTask(
                 job,
-                state,
+                StateSource.of(state),
                 shards,
                 0,
                 2 * STEPS_PER_STAGE,

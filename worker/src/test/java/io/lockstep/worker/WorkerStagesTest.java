@@ -20,6 +20,7 @@ import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -27,9 +28,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Many stages in one JVM, as an executor runs them: two ranks on threads and a real server over
- * Aeron IPC, on real Fashion-MNIST. A stage reuses its rank's replica from the last one and trains
- * exactly as a replica made afresh would; after warm-up, more stages leave the process's resident
- * memory, threads and open files where fewer left them.
+ * Aeron IPC, on real Fashion-MNIST. A stage reuses its rank's replica from the last one, without
+ * fetching the state it already holds, and trains exactly as a replica made afresh would; after
+ * warm-up, more stages leave the process's resident memory, threads and open files where fewer left
+ * them.
  */
 class WorkerStagesTest {
   private static final int WORKERS = 2;
@@ -60,15 +62,54 @@ class WorkerStagesTest {
                 "lockstep.data.dir", "/usr/share/datasets/fashion-mnist"));
   }
 
+  /** A state source that counts the workers that fetched its state. */
+  private record Counted(ModelState state, long fingerprint, AtomicInteger fetches)
+      implements StateSource {
+    Counted(ModelState state, AtomicInteger fetches) {
+      this(state, state.fingerprint(), fetches);
+    }
+
+    @Override
+    public ModelState fetch() {
+      fetches.incrementAndGet();
+      return state;
+    }
+  }
+
+  private static ModelState initialState(JobConfig job, int stepsPerEpoch) {
+    try (Replica initial = Replica.create(ModelZoo.configuration(job, stepsPerEpoch))) {
+      return initial.snapshot();
+    }
+  }
+
   /** Runs {@code stages} stages of {@code steps} steps; returns each stage's parameter CRC. */
   private static List<Long> train(
       JobConfig job, int stages, int steps, boolean fresh, List<ProcessResources> resources)
       throws Exception {
+    return train(
+        job,
+        initialState(job, stages * steps),
+        stages,
+        steps,
+        fresh,
+        resources,
+        new AtomicInteger());
+  }
+
+  /**
+   * Runs {@code stages} stages of {@code steps} steps from {@code state}, each started from the
+   * last one's rank-0 snapshot; counts in {@code fetches} the workers that fetched their state.
+   */
+  private static List<Long> train(
+      JobConfig job,
+      ModelState state,
+      int stages,
+      int steps,
+      boolean fresh,
+      List<ProcessResources> resources,
+      AtomicInteger fetches)
+      throws Exception {
     final int stepsPerEpoch = stages * steps;
-    ModelState state;
-    try (Replica initial = Replica.create(ModelZoo.configuration(job, stepsPerEpoch))) {
-      state = initial.snapshot();
-    }
     final ServerAddress address =
         new ServerAddress(
             Transport.IPC,
@@ -91,7 +132,14 @@ class WorkerStagesTest {
           Worker.releaseReplicas();
         }
         final StageTask task =
-            new StageTask(job, state, shards, 0, stepsPerEpoch, stage * steps, (stage + 1) * steps);
+            new StageTask(
+                job,
+                new Counted(state, fetches),
+                shards,
+                0,
+                stepsPerEpoch,
+                stage * steps,
+                (stage + 1) * steps);
         final List<Future<StageReport>> futures = new ArrayList<>();
         for (int rank = 0; rank < WORKERS; rank++) {
           final int r = rank;
@@ -113,17 +161,38 @@ class WorkerStagesTest {
   void shouldTrainWithAReusedReplicaExactlyAsWithAFreshOne() throws Exception {
     final JobConfig job = job();
     final List<ProcessResources> ignored = new ArrayList<>();
-    final List<Long> reused = train(job, 3, 8, false, ignored);
+    final ModelState start = initialState(job, 24);
+    final AtomicInteger reusedFetches = new AtomicInteger();
+    final List<Long> reused = train(job, start, 3, 8, false, ignored, reusedFetches);
     final Replica kept = Worker.idleReplica(0);
     assertNotNull(kept, "rank 0 keeps its replica between stages");
+    assertEquals(WORKERS, reusedFetches.get(), "only the first stage's workers fetch the state");
     Worker.releaseReplicas();
-    final List<Long> fresh = train(job, 3, 8, true, ignored);
+    final AtomicInteger freshFetches = new AtomicInteger();
+    final List<Long> fresh = train(job, start, 3, 8, true, ignored, freshFetches);
     assertEquals(fresh, reused, "CRC after each stage: reused replicas vs new ones");
+    assertEquals(3 * WORKERS, freshFetches.get(), "workers without a replica fetch the state");
     // a later stage takes the kept replica again
     train(job, 1, 8, false, ignored);
     final Replica first = Worker.idleReplica(0);
     train(job, 1, 8, false, ignored);
     assertSame(first, Worker.idleReplica(0), "the next stage reused rank 0's replica");
+  }
+
+  /**
+   * A stage run again from an earlier state, as the driver retries a failed stage, finds the kept
+   * replicas a stage ahead of that state: they fetch it and train exactly as the first time.
+   */
+  @Test
+  void shouldFetchTheStateWhenTheKeptReplicaHoldsAnother() throws Exception {
+    final JobConfig job = job();
+    final List<ProcessResources> ignored = new ArrayList<>();
+    final ModelState start = initialState(job, 8);
+    final AtomicInteger fetches = new AtomicInteger();
+    final List<Long> first = train(job, start, 1, 8, false, ignored, fetches);
+    final List<Long> again = train(job, start, 1, 8, false, ignored, fetches);
+    assertEquals(first, again, "the same stage from the same state");
+    assertEquals(2 * WORKERS, fetches.get(), "the kept replicas held the stage's end, not start");
   }
 
   /**
