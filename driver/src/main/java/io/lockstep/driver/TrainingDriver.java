@@ -88,6 +88,20 @@ public final class TrainingDriver {
   public static final Map<String, String> ALLOCATOR_ENVIRONMENT =
       Map.of("MALLOC_MMAP_THRESHOLD_", "131072");
 
+  /**
+   * The Java heap's young generation every JVM that trains is started with: at most 64 MB. What a
+   * Lockstep JVM keeps on the heap is small (about 100 MB: the dataset's bytes, Spark's and
+   * Deeplearning4j's objects) and it allocates little once training (a few hundred KB/s); models,
+   * batches and gradients live in native memory. G1 sizes the young generation to a share of the
+   * heap it has committed, and commits more after a few collections come close together, as the
+   * large arrays of a stage's start and end make them. A young generation of hundreds of MB then
+   * fills for the first time over tens of minutes at that allocation rate, and resident memory
+   * rises with it epoch after epoch. Held at 64 MB, the heap's resident pages stay those of the
+   * first epochs. {@code bin/lockstep} and {@code submit} start the driver with it; {@link
+   * #sparkConf} adds it to the executors' options unless they size the young generation already.
+   */
+  public static final String YOUNG_GENERATION_OPTION = "-XX:MaxNewSize=64m";
+
   /** The job file a run directory keeps, for {@code --resume}. */
   public static final String JOB_FILE = "job.conf";
 
@@ -915,6 +929,9 @@ public final class TrainingDriver {
       if (!options.contains(option)) {
         all.append(all.isEmpty() ? "" : " ").append(option);
       }
+    }
+    if (!options.contains("NewSize") && !options.contains("-Xmn")) {
+      all.append(all.isEmpty() ? "" : " ").append(YOUNG_GENERATION_OPTION);
     }
     conf.set("spark.executor.extraJavaOptions", all.toString());
     ALLOCATOR_ENVIRONMENT.forEach(

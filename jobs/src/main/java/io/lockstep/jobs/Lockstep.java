@@ -785,6 +785,7 @@ public final class Lockstep implements Runnable {
       final List<String> command = new ArrayList<>();
       command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
       command.add("-Xmx4g");
+      command.add(TrainingDriver.YOUNG_GENERATION_OPTION);
       command.addAll(TrainingDriver.REQUIRED_JVM_OPTIONS);
       final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
       if (cache != null) {

@@ -1,0 +1,36 @@
+package io.lockstep.driver;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.lockstep.conf.JobConfig;
+import java.util.List;
+import org.apache.spark.SparkConf;
+import org.junit.jupiter.api.Test;
+
+/** What the driver asks of the executors it gets: their JVM options and environment. */
+class SparkConfTest {
+  @Test
+  void shouldStartExecutorsWithTheOptionsAndAllocatorTheyNeed() {
+    final SparkConf conf = TrainingDriver.sparkConf(JobConfig.load(), "spark://h0:7077");
+    final List<String> options = List.of(conf.get("spark.executor.extraJavaOptions").split(" "));
+    assertTrue(options.containsAll(TrainingDriver.REQUIRED_JVM_OPTIONS), options.toString());
+    assertTrue(options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options.toString());
+    TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(
+        (name, value) -> assertEquals(value, conf.get("spark.executorEnv." + name)));
+  }
+
+  @Test
+  void shouldKeepTheUsersOwnYoungGenerationAndOptions() {
+    System.setProperty("spark.executor.extraJavaOptions", "-Xmn256m -Dmine=1");
+    try {
+      final SparkConf conf = TrainingDriver.sparkConf(JobConfig.load(), "spark://h0:7077");
+      final String options = conf.get("spark.executor.extraJavaOptions");
+      assertTrue(options.startsWith("-Xmn256m -Dmine=1"), options);
+      assertTrue(!options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options);
+      assertTrue(options.contains(TrainingDriver.REQUIRED_JVM_OPTIONS.get(0)), options);
+    } finally {
+      System.clearProperty("spark.executor.extraJavaOptions");
+    }
+  }
+}
