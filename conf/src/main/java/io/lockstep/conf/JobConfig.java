@@ -46,11 +46,12 @@ import java.util.stream.Collectors;
  * @param sparkMaster Spark master URL, empty for local mode
  * @param runDir run directory, empty for a generated one
  * @param transport worker-server transport
- * @param psHost parameter server address
+ * @param psHost parameter server address; empty for the driver's
+ * @param psInterface network interface whose address the parameter server takes; empty for none
  * @param psPort parameter server UDP port
  * @param stepTimeout longest wait for one step's gradients or result
  * @param connectTimeout longest wait for peers to connect
- * @param chunkBytes gradient chunk payload
+ * @param chunkBytes gradient chunk payload; 0 for the largest the network carries unfragmented
  * @param termLengthBytes Aeron term length
  * @param schedule learning-rate schedule
  * @param scheduleStepSize epochs between decays of the step schedule
@@ -109,6 +110,7 @@ public record JobConfig(
     String runDir,
     Transport transport,
     String psHost,
+    String psInterface,
     int psPort,
     Duration stepTimeout,
     Duration connectTimeout,
@@ -150,6 +152,8 @@ public record JobConfig(
     int runReportImages,
     int microBatch)
     implements Serializable {
+  /** The smallest gradient chunk: a 1280-byte link (IPv6's minimum MTU) carries it whole. */
+  public static final long SMALLEST_CHUNK_BYTES = 1024;
 
   private static final String ROOT = "lockstep";
 
@@ -190,6 +194,7 @@ public record JobConfig(
             Keys.RUN_DIR.read(config),
             Keys.TRANSPORT.read(config),
             Keys.PS_HOST.read(config),
+            Keys.PS_INTERFACE.read(config),
             Keys.PS_PORT.read(config),
             Keys.STEP_TIMEOUT.read(config),
             Keys.CONNECT_TIMEOUT.read(config),
@@ -415,6 +420,7 @@ public record JobConfig(
       quote(runDir),
       Keys.lowerName(transport),
       quote(psHost),
+      quote(psInterface),
       psPort,
       stepTimeout.toNanos() + "ns",
       connectTimeout.toNanos() + "ns",
@@ -531,6 +537,17 @@ public record JobConfig(
                   + ", the secret file every shard process reads with --secret-file (make one"
                   + " with: head -c 32 /dev/urandom > F; chmod 600 F)");
     }
+    if (!psHost.isEmpty() && !psInterface.isEmpty()) {
+      throw new ConfigurationException(
+          Keys.PS_HOST.name()
+              + "="
+              + psHost
+              + " and "
+              + Keys.PS_INTERFACE.name()
+              + "="
+              + psInterface
+              + " both choose the server's address; set one");
+    }
     if (psHost.equals("0.0.0.0") || psHost.equals("::") || psHost.equals("[::]")) {
       throw new ConfigurationException(
           Keys.PS_HOST.name()
@@ -600,12 +617,17 @@ public record JobConfig(
           Keys.TERM_LENGTH_BYTES.name() + "=" + termLengthBytes + " must be a power of two");
     }
     final long largestChunk = largestChunkBytes(termLengthBytes);
-    if (chunkBytes % Float.BYTES != 0 || chunkBytes > largestChunk) {
+    if (chunkBytes != 0
+        && (chunkBytes % Float.BYTES != 0
+            || chunkBytes < SMALLEST_CHUNK_BYTES
+            || chunkBytes > largestChunk)) {
       throw new ConfigurationException(
           Keys.CHUNK_BYTES.name()
               + "="
               + chunkBytes
-              + " must be a multiple of 4 and at most "
+              + " must be 0 (the largest the network carries unfragmented) or a multiple of 4 from "
+              + SMALLEST_CHUNK_BYTES
+              + " to "
               + largestChunk
               + " with "
               + Keys.TERM_LENGTH_BYTES.name()
@@ -625,6 +647,20 @@ public record JobConfig(
    */
   public static long largestChunkBytes(long termLengthBytes) {
     return Math.min(65_504L, termLengthBytes / 8) - 96;
+  }
+
+  /**
+   * The largest gradient chunk whose Aeron frame fits one IPv4 datagram on a link of {@code mtu}
+   * bytes, with its 20-byte IP and 8-byte UDP headers, so no datagram is IP-fragmented: 1376 bytes
+   * on a 1500-byte network, 8864 on a 9000-byte one; at most {@link #largestChunkBytes}.
+   *
+   * @param mtu the link's MTU in bytes
+   * @param termLengthBytes the Aeron term length
+   * @return the chunk payload, in bytes, at least {@link #SMALLEST_CHUNK_BYTES}
+   */
+  public static long chunkBytesForMtu(int mtu, long termLengthBytes) {
+    final long frame = (mtu - 28L) / 32 * 32;
+    return Math.max(SMALLEST_CHUNK_BYTES, Math.min(frame - 96, largestChunkBytes(termLengthBytes)));
   }
 
   /** One value as a number, several as a list: files written before lists stay as they were. */

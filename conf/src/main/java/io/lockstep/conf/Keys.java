@@ -172,8 +172,18 @@ public final class Keys {
   public static final ConfigKey<String> PS_HOST =
       string(
           "lockstep.ps.host",
-          "127.0.0.1",
-          "address the parameter server binds and workers reach it at (udp transport)");
+          "",
+          "address the parameter server binds and workers reach it at (udp transport); empty:"
+              + " the driver's, 127.0.0.1 in local mode and Spark's spark.driver.host on a cluster");
+
+  /** Network interface whose address the parameter server takes, on a host with several. */
+  public static final ConfigKey<String> PS_INTERFACE =
+      string(
+          "lockstep.ps.interface",
+          "",
+          "network interface (such as eth1) whose IPv4 address the parameter server binds and"
+              + " workers reach it at (udp transport), on a driver host with several networks;"
+              + " instead of lockstep.ps.host");
 
   /** UDP port of the parameter server. */
   public static final ConfigKey<Integer> PS_PORT =
@@ -201,12 +211,14 @@ public final class Keys {
   public static final ConfigKey<Long> CHUNK_BYTES =
       bytes(
           "lockstep.ps.chunk-size",
-          "65408",
-          "payload of one gradient message: a multiple of 4, at most min(65504, term-length/8) -"
-              + " 96, so it travels as one unfragmented Aeron frame that the server reads in place"
-              + " in the term; the default is the largest. The streams' MTU follows: chunk + 96"
-              + " bytes rounded up to 32 (8896 fits a 9000-byte jumbo-frame network)",
-          4096,
+          "0",
+          "payload of one gradient message, so it travels as one unfragmented Aeron frame that"
+              + " the server reads in place in the term: a multiple of 4 from 1024 to"
+              + " min(65504, term-length/8) - 96. The streams' MTU follows: chunk + 96 bytes rounded"
+              + " up to 32. 0 (the default) takes the largest that crosses the network unfragmented:"
+              + " 65408 over ipc; over udp, what the MTU of the server's interface leaves of a"
+              + " datagram (1376 on a 1500-byte network, 8864 on a 9000-byte one)",
+          0,
           65_408L);
 
   /** Aeron term length. */
@@ -589,6 +601,7 @@ public final class Keys {
           RUN_DIR,
           TRANSPORT,
           PS_HOST,
+          PS_INTERFACE,
           PS_PORT,
           STEP_TIMEOUT,
           CONNECT_TIMEOUT,

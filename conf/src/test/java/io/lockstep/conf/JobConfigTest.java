@@ -48,7 +48,7 @@ class JobConfigTest {
         () -> assertEquals(0, job.maxStepsPerEpoch()),
         () -> assertEquals(Transport.IPC, job.transport()),
         () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
-        () -> assertEquals(65_408L, job.chunkBytes()),
+        () -> assertEquals(0L, job.chunkBytes()),
         () -> assertEquals(1L << 20, job.termLengthBytes()),
         () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
   }
@@ -231,6 +231,30 @@ class JobConfigTest {
     final ConfigurationException e = rejected(job("lockstep.ps.chunk-size = 4098"));
 
     assertMentions(e.getMessage(), "lockstep.ps.chunk-size=4098", "multiple of 4");
+  }
+
+  @Test
+  void shouldRejectChunkTooSmallForItsHeaders() {
+    final ConfigurationException e = rejected(job("lockstep.ps.chunk-size = 512"));
+
+    assertMentions(e.getMessage(), "lockstep.ps.chunk-size=512", "0 (the largest", "from 1024");
+  }
+
+  /** A datagram of the link's MTU holds the IP and UDP headers, Aeron's and Lockstep's, a chunk. */
+  @Test
+  void shouldFitChunksToTheLinksMtu() {
+    final long term = 1 << 20;
+    assertEquals(1376, JobConfig.chunkBytesForMtu(1500, term));
+    assertEquals(8864, JobConfig.chunkBytesForMtu(9000, term));
+    assertEquals(65_408, JobConfig.chunkBytesForMtu(65_536, term), "loopback");
+    assertEquals(8096, JobConfig.chunkBytesForMtu(65_536, 64 << 10), "an eighth of the term");
+    assertEquals(1152, JobConfig.chunkBytesForMtu(1280, term), "IPv6's minimum link");
+    for (int mtu : new int[] {1280, 1500, 4000, 9000}) {
+      final long chunk = JobConfig.chunkBytesForMtu(mtu, term);
+      assertEquals(0, chunk % 4);
+      final long frame = (chunk + 96 + 31) / 32 * 32; // Aeron's aligned frame, headers included
+      assertTrue(frame + 28 <= mtu, "MTU " + mtu + ": a " + (frame + 28) + "-byte datagram");
+    }
   }
 
   @Test

@@ -35,15 +35,23 @@ import io.lockstep.worker.Worker;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.StringJoiner;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkConf;
@@ -258,7 +266,7 @@ public final class TrainingDriver {
             job.runTimelineSteps(),
             TraceClock.toMicros(startNs),
             !job.shardServers().isEmpty());
-    ServerAddress address = serverAddress(job, parameters, secret);
+    ServerAddress address;
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
             + " {} epochs of {} steps{}",
@@ -290,7 +298,9 @@ public final class TrainingDriver {
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         SharedState shared = new SharedState(spark)) {
       final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
-      server = launchServer(job, address, start.iteration());
+      final String serverHost = serverHost(job, master, spark.getConf());
+      address = serverAddress(job, serverHost, parameters, secret);
+      server = launchServer(job, serverHost, address, start.iteration());
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
         int step = resumed ? start.step() : 0;
@@ -359,8 +369,8 @@ public final class TrainingDriver {
               retries++;
               rejectedBefore += server.rejectedFrames();
               server.close();
-              address = serverAddress(job, parameters, secret);
-              server = launchServer(job, address, state.iteration());
+              address = serverAddress(job, serverHost, parameters, secret);
+              server = launchServer(job, serverHost, address, state.iteration());
             }
           }
           final long stageEndNs = System.nanoTime();
@@ -758,19 +768,148 @@ public final class TrainingDriver {
   }
 
   /**
+   * The address the parameter server binds and workers reach it at: {@code lockstep.ps.interface}'s
+   * IPv4 address, else {@code lockstep.ps.host}, else the driver's own, 127.0.0.1 in local mode and
+   * on a cluster the address of {@code spark.driver.host}, which Spark's executors reach already.
+   * Over UDP the address must be one of this host's.
+   *
+   * @throws ConfigurationException when the interface or the address is not this host's
+   */
+  static String serverHost(JobConfig job, String master, SparkConf conf) {
+    if (!job.psInterface().isEmpty()) {
+      return interfaceAddress(job.psInterface());
+    }
+    final String host;
+    if (!job.psHost().isEmpty()) {
+      host = job.psHost();
+    } else if (LOCAL_MASTER.matcher(master).matches()) {
+      host = "127.0.0.1";
+    } else {
+      host = conf.get("spark.driver.host", "127.0.0.1");
+    }
+    if (job.transport() != Transport.UDP) {
+      return host;
+    }
+    final InetAddress address;
+    try {
+      address = InetAddress.getByName(host);
+    } catch (UnknownHostException e) {
+      throw new ConfigurationException(
+          (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=")
+              + host
+              + " does not resolve on the driver; set "
+              + Keys.PS_HOST.name()
+              + " to the driver's address on the cluster network");
+    }
+    try {
+      if (!address.isLoopbackAddress() && NetworkInterface.getByInetAddress(address) == null) {
+        throw new ConfigurationException(
+            (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=")
+                + host
+                + " ("
+                + address.getHostAddress()
+                + ") is no address of the driver's host, whose addresses are "
+                + hostAddresses()
+                + "; set "
+                + Keys.PS_HOST.name()
+                + " to one the executors reach, or "
+                + Keys.PS_INTERFACE.name()
+                + " to its interface");
+      }
+    } catch (SocketException e) {
+      throw new UncheckedIOException(e);
+    }
+    return address.getHostAddress();
+  }
+
+  /**
+   * The gradient chunk: {@code lockstep.ps.chunk-size} when set, else the largest that crosses the
+   * network unfragmented: the largest Aeron frame over IPC; over UDP, what one datagram on the
+   * server interface's MTU carries, so no gradient is IP-fragmented on the way.
+   */
+  static int chunkBytes(JobConfig job, String host) {
+    if (job.chunkBytes() != 0) {
+      return (int) job.chunkBytes();
+    }
+    if (job.transport() != Transport.UDP) {
+      return (int) JobConfig.largestChunkBytes(job.termLengthBytes());
+    }
+    try {
+      final NetworkInterface network =
+          NetworkInterface.getByInetAddress(InetAddress.getByName(host));
+      final int mtu = network == null ? 1500 : network.getMTU();
+      return (int) JobConfig.chunkBytesForMtu(mtu, job.termLengthBytes());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** The first IPv4 address of the interface {@code name}. */
+  private static String interfaceAddress(String name) {
+    try {
+      final NetworkInterface network = NetworkInterface.getByName(name);
+      if (network == null) {
+        throw new ConfigurationException(
+            Keys.PS_INTERFACE.name()
+                + "="
+                + name
+                + ": no such interface on the driver's host; it has "
+                + hostAddresses());
+      }
+      return network
+          .inetAddresses()
+          .filter(Inet4Address.class::isInstance)
+          .map(InetAddress::getHostAddress)
+          .findFirst()
+          .orElseThrow(
+              () ->
+                  new ConfigurationException(
+                      Keys.PS_INTERFACE.name()
+                          + "="
+                          + name
+                          + " has no IPv4 address; the driver's host has "
+                          + hostAddresses()));
+    } catch (SocketException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** This host's interfaces and their addresses, for an error message. */
+  private static String hostAddresses() {
+    final List<NetworkInterface> networks;
+    try {
+      networks = Collections.list(NetworkInterface.getNetworkInterfaces());
+    } catch (SocketException e) {
+      return "(interfaces unreadable: " + e.getMessage() + ")";
+    }
+    final StringJoiner all = new StringJoiner(", ");
+    for (NetworkInterface network : networks) {
+      final String addresses =
+          network
+              .inetAddresses()
+              .filter(Inet4Address.class::isInstance)
+              .map(InetAddress::getHostAddress)
+              .collect(Collectors.joining(" "));
+      all.add(network.getName() + (addresses.isEmpty() ? "" : " " + addresses));
+    }
+    return all.toString();
+  }
+
+  /**
    * A new parameter server's address, under a job id and frame key of its own (its frames are told
    * apart): a random key for servers in this JVM (none with {@code lockstep.ps.frame-tags=false}),
    * else the one the shard processes derive from the shared secret.
    */
-  private static ServerAddress serverAddress(JobConfig job, int parameters, byte[] secret) {
+  private static ServerAddress serverAddress(
+      JobConfig job, String host, int parameters, byte[] secret) {
     final long jobId = new SecureRandom().nextLong();
     return new ServerAddress(
             job.transport(),
             aeronDirectory(jobId),
-            job.psHost(),
+            host,
             job.psPort(),
             (int) job.termLengthBytes(),
-            (int) job.chunkBytes(),
+            chunkBytes(job, host),
             jobId,
             job.workers(),
             parameters,
@@ -818,13 +957,14 @@ public final class TrainingDriver {
    * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
    * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
    */
-  private static RunningServer launchServer(JobConfig job, ServerAddress address, long firstStep) {
+  private static RunningServer launchServer(
+      JobConfig job, String host, ServerAddress address, long firstStep) {
     if (!job.shardServers().isEmpty()) {
       return RemoteShards.configure(
           new RemoteShards.Context()
               .servers(job.shardServers())
               .address(address)
-              .replyHost(job.psHost())
+              .replyHost(host)
               .stepTimeout(job.stepTimeout())
               .connectTimeout(job.connectTimeout())
               .firstStep(firstStep));

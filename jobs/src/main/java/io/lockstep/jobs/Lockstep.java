@@ -714,6 +714,35 @@ public final class Lockstep implements Runnable {
   }
 
   /** {@code lockstep submit}. */
+  /**
+   * Whether a Spark master runs on this machine's loopback interface (local mode, or a standalone
+   * master at 127.0.0.1 or localhost, as {@code cluster start} makes), so its driver must be on
+   * loopback too. Any other master's executors reach the driver at the address Spark finds for this
+   * host, or at {@code SPARK_LOCAL_IP} when the user sets it.
+   *
+   * @param master a Spark master URL
+   * @return true for a master on loopback
+   */
+  static boolean onLoopback(String master) {
+    if (master.startsWith("local")) {
+      return true;
+    }
+    if (!master.startsWith("spark://")) {
+      return false;
+    }
+    for (String hostPort : master.substring("spark://".length()).split(",")) {
+      final int colon = hostPort.lastIndexOf(':');
+      final String host = colon < 0 ? hostPort : hostPort.substring(0, colon);
+      if (!(host.equals("localhost")
+          || host.startsWith("127.")
+          || host.equals("[::1]")
+          || host.equals("::1"))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   @Command(
       name = "submit",
       description =
@@ -821,7 +850,10 @@ public final class Lockstep implements Runnable {
       final ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
       builder.environment().put("SPARK_HOME", spark.toAbsolutePath().toString());
       builder.environment().put("SPARK_SCALA_VERSION", "2.13");
-      builder.environment().putIfAbsent("SPARK_LOCAL_IP", "127.0.0.1");
+      if (onLoopback(master)) {
+        // a cluster on this machine's loopback: the driver must be on it too
+        builder.environment().putIfAbsent("SPARK_LOCAL_IP", "127.0.0.1");
+      }
       TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
       final Process process = builder.start();
       final Thread stopper = new Thread(process::destroy);

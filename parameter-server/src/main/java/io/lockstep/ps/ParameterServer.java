@@ -5,6 +5,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
+import io.lockstep.conf.Transport;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -145,11 +146,14 @@ public final class ParameterServer implements RunningServer {
         runners.add(runner);
       }
       LOG.info(
-          "parameter server up: {} workers, {} parameters in {} shard(s), {} transport, driver {}",
+          "parameter server up: {} workers, {} parameters in {} shard(s), {} transport{}, driver {}",
           first.workers(),
           shards.parameterCount(),
           shards.count(),
           first.transport(),
+          first.transport() == Transport.UDP
+              ? " on " + first.host() + " (port " + first.port() + " and up)"
+              : "",
           driver.aeronDirectoryName());
       return new ParameterServer(shards, driver, aeron, List.copyOf(agents), List.copyOf(runners));
     } catch (RuntimeException e) {

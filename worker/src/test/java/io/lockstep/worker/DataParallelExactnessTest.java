@@ -418,7 +418,7 @@ class DataParallelExactnessTest {
             "127.0.0.1",
             40123,
             (int) job.termLengthBytes(),
-            (int) job.chunkBytes(),
+            (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
             SEED,
             workers,
             start.parameters().length,

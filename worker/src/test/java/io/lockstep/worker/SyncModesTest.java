@@ -77,7 +77,7 @@ class SyncModesTest {
                 "127.0.0.1",
                 40125,
                 (int) job.termLengthBytes(),
-                (int) job.chunkBytes(),
+                (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
                 0xFEED,
                 2,
                 state.parameters().length,

@@ -117,7 +117,7 @@ class WorkerStagesTest {
             "127.0.0.1",
             40125,
             (int) job.termLengthBytes(),
-            (int) job.chunkBytes(),
+            (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
             0xFEED,
             WORKERS,
             state.parameters().length,

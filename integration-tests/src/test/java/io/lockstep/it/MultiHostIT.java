@@ -1,0 +1,305 @@
+package io.lockstep.it;
+
+import static io.lockstep.it.Cli.assertExit;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import io.lockstep.driver.RunComparison;
+import io.lockstep.jobs.Lockstep;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Lockstep across hosts with no loopback anywhere: three network namespaces on a bridge ({@link
+ * Hosts}, 1500-byte links), a Spark standalone master on {@code h0}, a worker on each of {@code h1}
+ * and {@code h2}, and {@code submit} on {@code h0}, exactly as a user types it on a real cluster:
+ * nothing names an address but the master's URL. The parameter server runs over UDP on the driver's
+ * address, which Lockstep takes from Spark, in chunks that fit the links' MTU.
+ */
+@Timeout(value = 12, unit = TimeUnit.MINUTES)
+class MultiHostIT {
+  private static final Path HOME =
+      Path.of(System.getProperty("lockstep.home", ".")).toAbsolutePath();
+  private static final Path SPARK_HOME = HOME.resolve("spark-home/target/spark-home");
+  private static final String MASTER = "spark://h0:7077";
+
+  @TempDir static Path tmp;
+  private static Hosts hosts;
+
+  /** The cluster: a master on h0, a worker on each of h1 and h2, one core each. */
+  @BeforeAll
+  static void startCluster() throws Exception {
+    hosts = Hosts.create(3);
+    final Path masterLog = tmp.resolve("master.log");
+    final Process master =
+        hosts.start(
+            0,
+            masterLog,
+            sparkEnvironment(),
+            spark(
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "h0",
+                "--port",
+                "7077",
+                "--webui-port",
+                "0"));
+    awaitLog(master, masterLog, "Starting Spark master at " + MASTER);
+    final List<Process> workers = new ArrayList<>();
+    for (int h = 1; h <= 2; h++) {
+      final Path work = Files.createDirectories(tmp.resolve("worker-" + h));
+      workers.add(
+          hosts.start(
+              h,
+              tmp.resolve("worker-" + h + ".log"),
+              sparkEnvironment(),
+              spark(
+                  "org.apache.spark.deploy.worker.Worker",
+                  "--host",
+                  "h" + h,
+                  "--port",
+                  "0",
+                  "--webui-port",
+                  "0",
+                  "--cores",
+                  "1",
+                  "--memory",
+                  "2g",
+                  "--work-dir",
+                  work.toString(),
+                  MASTER)));
+    }
+    for (int h = 1; h <= 2; h++) {
+      awaitLog(
+          workers.get(h - 1),
+          tmp.resolve("worker-" + h + ".log"),
+          "Successfully registered with master");
+    }
+  }
+
+  @AfterAll
+  static void stopCluster() {
+    if (hosts != null) {
+      hosts.close();
+    }
+  }
+
+  /**
+   * The run ends on the same bits as local mode with the same seed, whatever the hosts and the
+   * transport; the server binds the driver host's address; no host's stack fragments a datagram.
+   */
+  @Test
+  void shouldTrainAcrossHostsOnTheDriversAddressAsInLocalMode() throws Exception {
+    final int steps = 40;
+    final Path run = tmp.resolve("across");
+    final long[] fragmentsBefore = fragments();
+    final String output = submit(run, steps);
+    final long[] fragmentsAfter = fragments();
+    final JsonObject summary = Cli.summary(run);
+    assertEquals(MASTER, summary.get("spark_master").getAsString());
+    assertEquals("udp", summary.get("transport").getAsString());
+    assertEquals(steps, summary.get("steps").getAsInt());
+    assertTrue(
+        output.contains("UDP transport on " + hosts.address(0) + " "), "server address: " + output);
+    for (int h = 1; h <= 2; h++) {
+      final String worker = Files.readString(tmp.resolve("worker-" + h + ".log"));
+      assertTrue(
+          worker.contains("Asked to launch executor"), "no executor on h" + h + ": " + worker);
+    }
+    for (int h = 0; h < 3; h++) {
+      assertEquals(
+          0, fragmentsAfter[h] - fragmentsBefore[h], "IP fragments made on " + hosts.name(h));
+    }
+    assertSameAsLocal(run, steps);
+  }
+
+  /**
+   * h2's link cut for 12 s in the middle of a stage: the server names the rank that stopped sending
+   * and the step, within the step timeout; the driver runs the stage again once the link is back,
+   * and the run ends on the same bits as an undisturbed one.
+   */
+  @Test
+  void shouldRetryTheStageALinkCutStoppedAndEndOnTheSameBits() throws Exception {
+    final int steps = 90;
+    final Path run = tmp.resolve("cut");
+    final Path log = tmp.resolve("cut.log");
+    final Process driver =
+        hosts.start(
+            0,
+            log,
+            Map.of(),
+            lockstep(
+                submitArgs(
+                    run,
+                    steps,
+                    "--set",
+                    "lockstep.checkpoint.every-steps=30",
+                    "--set",
+                    "lockstep.ps.step-timeout=5s")));
+    awaitExecutorLog(driver, "epoch 1 steps 31-60 starting");
+    hosts.link(2, false);
+    try {
+      Thread.sleep(12_000);
+    } finally {
+      hosts.link(2, true);
+    }
+    assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
+    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    assertEquals(0, driver.exitValue(), output);
+    assertTrue(output.matches("(?s).*step \\d+: no complete gradient from workers .*"), output);
+    final JsonObject summary = Cli.summary(run);
+    assertTrue(summary.get("stage_retries").getAsInt() >= 1, summary.toString());
+    assertEquals(steps, summary.get("steps").getAsInt());
+    assertSameAsLocal(run, steps);
+  }
+
+  /** Runs {@code submit} on h0 and returns its output, once it exited 0. */
+  private static String submit(Path run, int steps) throws Exception {
+    final Path log = tmp.resolve(run.getFileName() + ".log");
+    final Process driver = hosts.start(0, log, Map.of(), lockstep(submitArgs(run, steps)));
+    assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
+    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    assertEquals(0, driver.exitValue(), output);
+    return output;
+  }
+
+  private static String[] submitArgs(Path run, int steps, String... more) {
+    final List<String> args =
+        new ArrayList<>(
+            List.of(
+                "submit",
+                "--master",
+                MASTER,
+                "fashion-mnist-lenet",
+                "--workers",
+                "2",
+                "--epochs",
+                "1",
+                "--max-steps",
+                Integer.toString(steps),
+                "--run-dir",
+                run.toString(),
+                "--set",
+                "lockstep.ps.transport=udp",
+                "--set",
+                "lockstep.worker.threads=1"));
+    args.addAll(List.of(more));
+    return args.toArray(String[]::new);
+  }
+
+  /** Trains the same job in local mode and checks that {@code run} ended on the same bits. */
+  private static void assertSameAsLocal(Path run, int steps) {
+    final Path local = tmp.resolve(run.getFileName() + "-local");
+    assertExit(
+        0,
+        "train",
+        "fashion-mnist-lenet",
+        "--workers",
+        "2",
+        "--epochs",
+        "1",
+        "--max-steps",
+        Integer.toString(steps),
+        "--run-dir",
+        local.toString(),
+        "--set",
+        "lockstep.worker.threads=1");
+    final RunComparison comparison = RunComparison.of(run, local, 0);
+    assertTrue(comparison.identical(), comparison.describe());
+  }
+
+  private static long[] fragments() throws IOException {
+    final long[] made = new long[3];
+    for (int h = 0; h < 3; h++) {
+      made[h] = hosts.fragmentsCreated(h);
+    }
+    return made;
+  }
+
+  /** What a Spark daemon's environment has on a real host: its home, and no address pinned. */
+  private static Map<String, String> sparkEnvironment() {
+    return Map.of(
+        "SPARK_HOME", SPARK_HOME.toString(),
+        "SPARK_SCALA_VERSION", "2.13",
+        "OMP_WAIT_POLICY", "PASSIVE");
+  }
+
+  private static List<String> spark(String main, String... args) {
+    final List<String> command =
+        new ArrayList<>(
+            List.of(java(), "-Xmx512m", "-cp", SPARK_HOME.resolve("jars") + "/*", main));
+    command.addAll(Arrays.asList(args));
+    return command;
+  }
+
+  /** The command line {@code bin/lockstep ARGS} runs, in a JVM of its own. */
+  private static List<String> lockstep(String... args) {
+    final List<String> command = new ArrayList<>(List.of(java(), "-Xmx2g"));
+    command.addAll(
+        List.of(
+            "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+            "--add-opens=java.base/java.nio=ALL-UNNAMED",
+            "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+            "--add-opens=java.base/java.lang=ALL-UNNAMED",
+            "--add-opens=java.base/java.util=ALL-UNNAMED",
+            "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
+            "-Dlockstep.home=" + HOME));
+    final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
+    if (cache != null) {
+      command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
+    }
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), Lockstep.class.getName()));
+    command.addAll(Arrays.asList(args));
+    return command;
+  }
+
+  private static String java() {
+    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+  }
+
+  private static void awaitLog(Process process, Path log, String line) throws Exception {
+    final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    while (true) {
+      final String text = Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
+      if (text.contains(line)) {
+        return;
+      }
+      assertTrue(process.isAlive(), "exited before '" + line + "': " + text);
+      assertTrue(System.nanoTime() < deadline, "no '" + line + "' in 90 s: " + text);
+      Thread.sleep(200);
+    }
+  }
+
+  /** Waits until an executor's log, under a worker's folder, contains {@code line}. */
+  private static void awaitExecutorLog(Process driver, String line) throws Exception {
+    final long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(4);
+    while (true) {
+      for (int h = 1; h <= 2; h++) {
+        try (Stream<Path> walk = Files.walk(tmp.resolve("worker-" + h))) {
+          for (Path log : walk.filter(p -> p.getFileName().toString().equals("stderr")).toList()) {
+            if (Files.readString(log, StandardCharsets.UTF_8).contains(line)) {
+              return;
+            }
+          }
+        }
+      }
+      assertTrue(driver.isAlive(), "the run ended before '" + line + "'");
+      assertTrue(System.nanoTime() < deadline, "no '" + line + "' in 4 minutes");
+      Thread.sleep(50);
+    }
+  }
+}
