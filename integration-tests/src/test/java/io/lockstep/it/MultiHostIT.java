@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Hosts}, 1500-byte links), a Spark standalone master on {@code h0}, a worker on each of {@code h1}
  * and {@code h2}, and {@code submit} on {@code h0}, exactly as a user types it on a real cluster:
  * nothing names an address but the master's URL. The parameter server runs over UDP on the driver's
- * address, which Lockstep takes from Spark, in chunks that fit the links' MTU.
+ * address, which Lockstep takes from Spark, in chunks that fit the links' MTU, or as shard
+ * processes on the worker hosts.
  */
 @Timeout(value = 12, unit = TimeUnit.MINUTES)
 class MultiHostIT {
@@ -167,10 +168,59 @@ class MultiHostIT {
     assertSameAsLocal(run, steps);
   }
 
+  /**
+   * The parameter server as two shard processes, one on each worker host, which read a shared
+   * secret file; the driver on h0 configures them over UDP and they reply to its address. The run
+   * ends on the same bits as local mode with one server in the driver.
+   */
+  @Test
+  void shouldTrainWithShardProcessesOnOtherHostsAsInLocalMode() throws Exception {
+    final int steps = 30;
+    final Path secret = tmp.resolve("secret");
+    final byte[] bytes = new byte[32];
+    new java.security.SecureRandom().nextBytes(bytes);
+    Files.write(secret, bytes);
+    Files.setPosixFilePermissions(
+        secret, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    final List<String> servers = new ArrayList<>();
+    for (int h = 1; h <= 2; h++) {
+      final Path log = tmp.resolve("shard-" + h + ".log");
+      final List<String> command =
+          lockstep(
+              "parameter-server",
+              "--host",
+              hosts.address(h),
+              "--port",
+              "40300",
+              "--jobs",
+              "1",
+              "--secret-file",
+              secret.toString());
+      awaitLog(hosts.start(h, log, Map.of(), command), log, "parameter-server: listening");
+      servers.add(hosts.address(h) + ":40300");
+    }
+    final Path run = tmp.resolve("shards");
+    final long[] fragmentsBefore = fragments();
+    submit(
+        run,
+        steps,
+        "--set",
+        "lockstep.ps.shard-servers=" + String.join(",", servers),
+        "--set",
+        "lockstep.ps.secret-file=" + secret);
+    final long[] fragmentsAfter = fragments();
+    assertEquals(steps, Cli.summary(run).get("steps").getAsInt());
+    for (int h = 0; h < 3; h++) {
+      assertEquals(
+          0, fragmentsAfter[h] - fragmentsBefore[h], "IP fragments made on " + hosts.name(h));
+    }
+    assertSameAsLocal(run, steps);
+  }
+
   /** Runs {@code submit} on h0 and returns its output, once it exited 0. */
-  private static String submit(Path run, int steps) throws Exception {
+  private static String submit(Path run, int steps, String... more) throws Exception {
     final Path log = tmp.resolve(run.getFileName() + ".log");
-    final Process driver = hosts.start(0, log, Map.of(), lockstep(submitArgs(run, steps)));
+    final Process driver = hosts.start(0, log, Map.of(), lockstep(submitArgs(run, steps, more)));
     assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
     final String output = Files.readString(log, StandardCharsets.UTF_8);
     assertEquals(0, driver.exitValue(), output);
