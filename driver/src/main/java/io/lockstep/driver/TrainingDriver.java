@@ -353,6 +353,10 @@ public final class TrainingDriver {
                         job.connectTimeout().toSeconds(),
                         Keys.WORKERS.name()));
               }
+              final RuntimeException refused = refusedByWorker(e);
+              if (refused != null) {
+                throw refused;
+              }
               // The server names the worker and step that failed; Spark's barrier error does not.
               final RuntimeException failure = named(server, e);
               if (attempt == job.stageRetries() || !retryable(e) || !retryable(failure)) {
@@ -1023,6 +1027,33 @@ public final class TrainingDriver {
    * Whether Spark gave up on a barrier stage because the cluster offered fewer task slots than it
    * has tasks (its {@code BarrierJobSlotsNumberCheckFailed}, not part of Spark's API).
    */
+  /**
+   * The configuration or data error a worker threw before it reached the parameter server, which a
+   * retry would meet again. Spark's barrier failure keeps no cause, only the task's exception as
+   * text in its message ({@code "...\nio.lockstep.conf.ConfigurationException: MESSAGE\n\tat
+   * ..."}).
+   *
+   * @return the error, rebuilt, or null when the failure is none of these
+   */
+  private static RuntimeException refusedByWorker(Throwable e) {
+    for (Throwable cause = e; cause != null; cause = cause.getCause()) {
+      final String message = cause.getMessage() == null ? "" : cause.getMessage();
+      for (String line : message.split("\n")) {
+        if (line.startsWith(ConfigurationException.class.getName() + ": ")) {
+          return new ConfigurationException(
+              line.substring(ConfigurationException.class.getName().length() + 2), e);
+        }
+        if (line.startsWith(DataException.class.getName() + ": ")) {
+          return new DataException(line.substring(DataException.class.getName().length() + 2), e);
+        }
+      }
+      if (cause.getCause() == cause) {
+        break;
+      }
+    }
+    return null;
+  }
+
   private static boolean slotsMissing(Throwable e) {
     for (Throwable cause = e; cause != null; cause = cause.getCause()) {
       if (cause.getClass().getSimpleName().equals("BarrierJobSlotsNumberCheckFailed")) {
@@ -1166,6 +1197,9 @@ public final class TrainingDriver {
             task.fromStep() + task.steps(),
             context.stageAttemptNumber());
       }
+      if (task.job().transport() == Transport.IPC) {
+        requireDriversHost(task.server().shard(0).host(), rank, host);
+      }
       final String executor = org.apache.spark.SparkEnv.get().executorId();
       final StageReport report =
           Worker.runStage(
@@ -1178,6 +1212,36 @@ public final class TrainingDriver {
                   ProcessResources.measure(
                       "driver".equals(executor) ? "driver" : "executor " + executor, host));
       return CollectionConverters.asScala(List.of(report).iterator());
+    }
+
+    /**
+     * Refuses IPC on an executor on another host than the driver's: the server's Aeron directory is
+     * in the driver host's {@code /dev/shm}, which no other host sees, so the worker would wait for
+     * its connect timeout and name the wrong cause.
+     *
+     * @param driverHost the driver's address (the server's, for IPC)
+     * @throws ConfigurationException when {@code driverHost} is none of this host's addresses
+     */
+    private static void requireDriversHost(String driverHost, int rank, String host) {
+      try {
+        final InetAddress driver = InetAddress.getByName(driverHost);
+        if (driver.isLoopbackAddress() || NetworkInterface.getByInetAddress(driver) != null) {
+          return;
+        }
+      } catch (IOException e) {
+        // an address this host cannot even resolve is not this host's either
+      }
+      throw new ConfigurationException(
+          Keys.TRANSPORT.name()
+              + "=ipc needs every worker on the driver's host ("
+              + driverHost
+              + "), but rank "
+              + rank
+              + " runs on "
+              + host
+              + "; set "
+              + Keys.TRANSPORT.name()
+              + "=udp for workers on other hosts");
     }
 
     private static String hostOf(String address) {

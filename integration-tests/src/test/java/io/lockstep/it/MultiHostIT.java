@@ -217,6 +217,35 @@ class MultiHostIT {
     assertSameAsLocal(run, steps);
   }
 
+  /**
+   * The default transport, IPC, with executors on other hosts than the driver: refused in one line
+   * that names the transport, the rank and its host, at once rather than after the connect timeout.
+   */
+  @Test
+  void shouldRefuseIpcForExecutorsOnOtherHostsInOneLine() throws Exception {
+    final Path run = tmp.resolve("ipc");
+    final Path log = tmp.resolve("ipc.log");
+    final long start = System.nanoTime();
+    final Process driver =
+        hosts.start(
+            0, log, Map.of(), lockstep(submitArgs(run, 10, "--set", "lockstep.ps.transport=ipc")));
+    assertTrue(driver.waitFor(3, TimeUnit.MINUTES), "the run did not end in 3 minutes");
+    final double seconds = (System.nanoTime() - start) / 1e9;
+    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    assertEquals(2, driver.exitValue(), output);
+    final List<String> errors = output.lines().filter(l -> l.startsWith("lockstep:")).toList();
+    assertEquals(1, errors.size(), output);
+    assertTrue(
+        errors
+            .get(0)
+            .matches(
+                "lockstep: lockstep.ps.transport=ipc needs every worker on the driver's host \\(.*\\),"
+                    + " but rank [01] runs on (h[12]|198\\.18\\.0\\.1[12]);"
+                    + " set lockstep.ps.transport=udp.*"),
+        errors.get(0));
+    assertTrue(seconds < 60, "refused after " + seconds + " s, the connect timeout's time");
+  }
+
   /** Runs {@code submit} on h0 and returns its output, once it exited 0. */
   private static String submit(Path run, int steps, String... more) throws Exception {
     final Path log = tmp.resolve(run.getFileName() + ".log");
