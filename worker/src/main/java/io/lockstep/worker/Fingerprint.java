@@ -4,21 +4,25 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32;
+import java.util.zip.CRC32C;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * CRC-32 over float32 values as little-endian bytes, read from Java arrays or in place from ND4J's
- * native memory (little-endian on every platform ND4J's native backend ships for), so a snapshot
- * and a live replica checksum alike without copying either.
+ * Checksums over float32 values as little-endian bytes, read from Java arrays or in place from
+ * ND4J's native memory (little-endian on every platform ND4J's native backend ships for), so a
+ * snapshot and a live replica checksum alike without copying either: CRC-32 alone for the
+ * parameters' checksum runs report, and CRC-32 and CRC-32C together, 64 bits, for a state's
+ * fingerprint.
  */
 final class Fingerprint {
   private static final int CHUNK_FLOATS = 16 * 1024;
   private static final int NATIVE_CHUNK_BYTES = 1 << 30;
 
   private final CRC32 crc = new CRC32();
+  private final CRC32C crc32c = new CRC32C();
   private ByteBuffer chunk;
 
   /** Adds float values, as their little-endian bytes. */
@@ -31,7 +35,7 @@ final class Fingerprint {
       chunk.clear();
       chunk.asFloatBuffer().put(values, from, count);
       chunk.limit(count * Float.BYTES);
-      crc.update(chunk);
+      update(chunk);
     }
   }
 
@@ -57,22 +61,33 @@ final class Fingerprint {
     final long bytes = array.length() * Float.BYTES;
     for (long from = 0; from < bytes; from += NATIVE_CHUNK_BYTES) {
       final long count = Math.min(NATIVE_CHUNK_BYTES, bytes - from);
-      crc.update(new BytePointer(new Address(address + from)).capacity(count).asByteBuffer());
+      update(new BytePointer(new Address(address + from)).capacity(count).asByteBuffer());
     }
   }
 
-  /** Adds the counters and the configuration, and returns the checksum of everything added. */
+  /**
+   * Adds the counters and the configuration.
+   *
+   * @return CRC-32 and CRC-32C of everything added, in the high and low 32 bits
+   */
   long finish(long iteration, long epoch, String configurationJson) {
     final ByteBuffer counters = ByteBuffer.allocate(2 * Long.BYTES).order(ByteOrder.LITTLE_ENDIAN);
     counters.putLong(iteration).putLong(epoch).flip();
-    crc.update(counters);
-    crc.update(configurationJson.getBytes(StandardCharsets.UTF_8));
+    update(counters);
+    update(ByteBuffer.wrap(configurationJson.getBytes(StandardCharsets.UTF_8)));
+    return crc.getValue() << 32 | crc32c.getValue();
+  }
+
+  /** The CRC-32 of what was added so far. */
+  long value() {
     return crc.getValue();
   }
 
-  /** The checksum of what was added so far. */
-  long value() {
-    return crc.getValue();
+  private void update(ByteBuffer bytes) {
+    final int start = bytes.position();
+    crc.update(bytes);
+    bytes.position(start);
+    crc32c.update(bytes);
   }
 
   /** A raw address as a JavaCPP pointer, owning nothing. */

@@ -18,9 +18,11 @@ public record ModelState(
 
   /**
    * A checksum of everything the state holds: equal for two states, or a state and a replica
-   * ({@link Replica#fingerprint()}), exactly when they hold the same bits (up to CRC-32's chance).
+   * ({@link Replica#fingerprint()}), exactly when they hold the same bits (up to a 64-bit
+   * checksum's chance).
    *
-   * @return CRC-32 over the parameters, the optimizer state, the counters and the configuration
+   * @return CRC-32 and CRC-32C over the parameters, the optimizer state, the counters and the
+   *     configuration
    */
   public long fingerprint() {
     final Fingerprint fingerprint = new Fingerprint();

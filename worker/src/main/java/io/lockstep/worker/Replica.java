@@ -861,7 +861,8 @@ public final class Replica implements AutoCloseable {
    * The fingerprint of this replica's state, equal to {@link ModelState#fingerprint()} of its
    * {@link #snapshot()}; read in place, without copying anything.
    *
-   * @return CRC-32 over the parameters, the optimizer state, the counters and the configuration
+   * @return CRC-32 and CRC-32C over the parameters, the optimizer state, the counters and the
+   *     configuration
    */
   public long fingerprint() {
     final Fingerprint fingerprint = new Fingerprint();
