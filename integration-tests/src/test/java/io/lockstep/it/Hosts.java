@@ -235,6 +235,12 @@ final class Hosts implements AutoCloseable {
       final Path etc = Path.of("/etc/netns", name);
       Files.deleteIfExists(etc.resolve("hosts"));
       Files.deleteIfExists(etc);
+      // /etc/netns itself too, unless something else keeps files there
+      try {
+        Files.deleteIfExists(etc.getParent());
+      } catch (java.nio.file.DirectoryNotEmptyException others) {
+        // another namespace's files: not ours to remove
+      }
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
     }
