@@ -414,7 +414,7 @@ public final class GradientExchange implements AutoCloseable {
                 address.termLengthBytes());
         directory = driver.aeronDirectoryName();
       }
-      aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory));
+      aeron = Aeron.connect(ParameterServer.clientContext(directory));
       final Publication[] gradients = new Publication[shards.count()];
       final Subscription[] results = new Subscription[shards.count()];
       for (int s = 0; s < shards.count(); s++) {

@@ -34,6 +34,14 @@ import org.slf4j.LoggerFactory;
 public final class ParameterServer implements RunningServer {
   private static final Logger LOG = LoggerFactory.getLogger(ParameterServer.class);
 
+  /**
+   * How long a media driver and its clients wait to hear from each other before they give each
+   * other up: 30 s, not Aeron's 10. On a loaded 2-core host a JVM can go unscheduled, or wait at a
+   * safepoint, for longer than 10 s; a step that times out is retried, while Aeron's default for a
+   * client that loses its driver is to end the whole JVM.
+   */
+  static final Duration LIVENESS_TIMEOUT = Duration.ofSeconds(30);
+
   /** Per-process settings of a server; never serialized. */
   public static final class Context {
     private ServerShards shards;
@@ -136,7 +144,7 @@ public final class ParameterServer implements RunningServer {
     final List<AgentRunner> runners = new ArrayList<>();
     try {
       driver = launchDriver(first.aeronDirectory(), first.termLengthBytes());
-      aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
+      aeron = Aeron.connect(clientContext(driver.aeronDirectoryName()));
       final List<ServerAgent> agents = new ArrayList<>();
       for (ServerAddress address : shards.shards()) {
         final ServerAgent agent =
@@ -214,7 +222,24 @@ public final class ParameterServer implements RunningServer {
             .sharedIdleStrategy(new BackoffIdleStrategy())
             .ipcTermBufferLength(termLengthBytes)
             .publicationTermBufferLength(termLengthBytes)
-            .termBufferSparseFile(true));
+            .termBufferSparseFile(true)
+            .clientLivenessTimeoutNs(LIVENESS_TIMEOUT.toNanos())
+            // Aeron requires it longer than the clients' liveness, as its defaults are (15 s, 10 s)
+            .publicationUnblockTimeoutNs(LIVENESS_TIMEOUT.plusSeconds(15).toNanos())
+            .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis()));
+  }
+
+  /**
+   * A client context for the media driver at {@code directory}: Aeron's errors are logged, and a
+   * lost driver closes the client, failing what uses it (the step, then the stage, which the driver
+   * retries with a new server) instead of Aeron's default, {@code System.exit(-1)} with a banner on
+   * stderr.
+   */
+  static Aeron.Context clientContext(String directory) {
+    return new Aeron.Context()
+        .aeronDirectoryName(directory)
+        .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis())
+        .errorHandler(error -> LOG.error("Aeron client of {}: {}", directory, error.toString()));
   }
 
   /**

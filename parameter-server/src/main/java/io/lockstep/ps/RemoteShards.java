@@ -187,7 +187,7 @@ public final class RemoteShards implements RunningServer {
     Aeron aeron = null;
     try {
       driver = ParameterServer.launchDriver(whole.aeronDirectory() + "-shards", 1 << 20);
-      aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
+      aeron = Aeron.connect(ParameterServer.clientContext(driver.aeronDirectoryName()));
       final Subscription replies =
           aeron.addSubscription(
               "aeron:udp?endpoint=" + context.replyHost + ":0", ShardServer.CONTROL_STREAM_ID);

@@ -100,7 +100,7 @@ public final class ShardServer implements AutoCloseable {
       launched =
           ParameterServer.launchDriver(
               "/dev/shm/lockstep-shard-" + port + "-" + UUID.randomUUID(), 1 << 20);
-      client = Aeron.connect(new Aeron.Context().aeronDirectoryName(launched.aeronDirectoryName()));
+      client = Aeron.connect(ParameterServer.clientContext(launched.aeronDirectoryName()));
       this.control =
           client.addSubscription("aeron:udp?endpoint=" + host + ":" + port, CONTROL_STREAM_ID);
     } catch (RuntimeException e) {
