@@ -109,7 +109,6 @@ class MultiHostIT {
     final Path run = tmp.resolve("across");
     final long[] fragmentsBefore = fragments();
     final String output = submit(run, steps);
-    final long[] fragmentsAfter = fragments();
     final JsonObject summary = Cli.summary(run);
     assertEquals(MASTER, summary.get("spark_master").getAsString());
     assertEquals("udp", summary.get("transport").getAsString());
@@ -121,10 +120,7 @@ class MultiHostIT {
       assertTrue(
           worker.contains("Asked to launch executor"), "no executor on h" + h + ": " + worker);
     }
-    for (int h = 0; h < 3; h++) {
-      assertEquals(
-          0, fragmentsAfter[h] - fragmentsBefore[h], "IP fragments made on " + hosts.name(h));
-    }
+    assertNoFragmentsSince(fragmentsBefore);
     assertSameAsLocal(run, steps);
   }
 
@@ -208,12 +204,8 @@ class MultiHostIT {
         "lockstep.ps.shard-servers=" + String.join(",", servers),
         "--set",
         "lockstep.ps.secret-file=" + secret);
-    final long[] fragmentsAfter = fragments();
     assertEquals(steps, Cli.summary(run).get("steps").getAsInt());
-    for (int h = 0; h < 3; h++) {
-      assertEquals(
-          0, fragmentsAfter[h] - fragmentsBefore[h], "IP fragments made on " + hosts.name(h));
-    }
+    assertNoFragmentsSince(fragmentsBefore);
     assertSameAsLocal(run, steps);
   }
 
@@ -299,6 +291,16 @@ class MultiHostIT {
         "lockstep.worker.threads=1");
     final RunComparison comparison = RunComparison.of(run, local, 0);
     assertTrue(comparison.identical(), comparison.describe());
+  }
+
+  /**
+   * Checks that no host's stack IP-fragmented a datagram since {@code before} ({@link #fragments}).
+   */
+  private static void assertNoFragmentsSince(long[] before) throws IOException {
+    final long[] after = fragments();
+    for (int h = 0; h < 3; h++) {
+      assertEquals(0, after[h] - before[h], "IP fragments made on " + hosts.name(h));
+    }
   }
 
   private static long[] fragments() throws IOException {
