@@ -88,6 +88,7 @@ import java.util.stream.Collectors;
  * @param runTimelineSteps the first steps timeline.json traces, 0 for no timeline
  * @param runReportImages test images report.html shows
  * @param microBatch the largest batch one pass computes (gradient accumulation), 0 for the slice
+ * @param elastic whether the run goes on with fewer workers after losing some, and takes them back
  */
 public record JobConfig(
     String jobName,
@@ -150,7 +151,8 @@ public record JobConfig(
     ProgressDisplay runProgress,
     int runTimelineSteps,
     int runReportImages,
-    int microBatch)
+    int microBatch,
+    Elasticity elastic)
     implements Serializable {
   /** The smallest gradient chunk: a 1280-byte link (IPv6's minimum MTU) carries it whole. */
   public static final long SMALLEST_CHUNK_BYTES = 1024;
@@ -234,7 +236,8 @@ public record JobConfig(
             Keys.RUN_PROGRESS.read(config),
             Keys.RUN_TIMELINE_STEPS.read(config),
             Keys.RUN_REPORT_IMAGES.read(config),
-            Keys.MICRO_BATCH.read(config));
+            Keys.MICRO_BATCH.read(config),
+            Keys.ELASTIC.read(config));
     job.checkConsistency();
     return job;
   }
@@ -460,7 +463,8 @@ public record JobConfig(
       Keys.lowerName(runProgress),
       runTimelineSteps,
       runReportImages,
-      microBatch
+      microBatch,
+      Keys.lowerName(elastic)
     };
     for (int i = 0; i < values.length; i++) {
       text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
@@ -497,6 +501,31 @@ public record JobConfig(
       servers.add(server);
     }
     return List.copyOf(servers);
+  }
+
+  /**
+   * Why this job cannot go on with fewer workers than {@code lockstep.workers} after losing some
+   * ({@code lockstep.train.elastic}), or null when it can: a worker then computes several slices of
+   * each global batch as micro-batches, which only sync mode does with unchanged steps and which
+   * SyncBatchNorm's per-slice statistics rounds do not allow.
+   *
+   * @return the setting that keeps the job from shrinking, and why; null when it may shrink
+   */
+  public String shrinkRefusal() {
+    if (elastic == Elasticity.OFF) {
+      return Keys.ELASTIC.name() + "=off";
+    }
+    if (psMode != SyncMode.SYNC) {
+      return Keys.PS_MODE.name()
+          + "="
+          + Keys.lowerName(psMode)
+          + ": only sync mode computes a lost worker's slice elsewhere with unchanged steps";
+    }
+    if (batchNormSync) {
+      return Keys.BATCHNORM_SYNC.name()
+          + "=true: SyncBatchNorm's statistics rounds need one worker per slice";
+    }
+    return null;
   }
 
   private void checkConsistency() {

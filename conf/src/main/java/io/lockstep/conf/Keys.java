@@ -579,6 +579,18 @@ public final class Keys {
           0,
           1 << 20);
 
+  /** What a job does when it loses workers for good. */
+  public static final ConfigKey<Elasticity> ELASTIC =
+      enumeration(
+          "lockstep.train.elastic",
+          Elasticity.class,
+          Elasticity.GROW,
+          "when a stage failed and the cluster then offers fewer task slots than workers (a host"
+              + " lost): shrink runs the stage again on the workers it can place, the first"
+              + " computing the lost ones' slices as micro-batches, so every step stays bit for bit"
+              + " the same (sync mode); grow also takes workers back at a stage boundary when slots"
+              + " return; off fails the run");
+
   static final List<ConfigKey<?>> ALL =
       List.of(
           JOB_NAME,
@@ -641,7 +653,8 @@ public final class Keys {
           RUN_PROGRESS,
           RUN_TIMELINE_STEPS,
           RUN_REPORT_IMAGES,
-          MICRO_BATCH);
+          MICRO_BATCH,
+          ELASTIC);
 
   private Keys() {}
 

@@ -92,6 +92,30 @@ public final class EpochPlan {
   }
 
   /**
+   * The samples of slices {@code [span.first(), span.end())} of global batch {@code step}, in slice
+   * order: what one worker computing those slices trains on.
+   *
+   * @param step the batch within the epoch
+   * @param span the slices
+   * @return dataset indices, possibly none when the batch is smaller than the number of slices
+   */
+  public int[] slices(int step, SliceSpan span) {
+    final int batch = batchSamples(step);
+    final int from = partStart(batch, workers, span.first());
+    final int to = span.end() == workers ? batch : partStart(batch, workers, span.end());
+    final int[] indices = new int[to - from];
+    System.arraycopy(order, step * batchSize + from, indices, 0, indices.length);
+    return indices;
+  }
+
+  /**
+   * @return the slices each global batch is cut into: the job's workers
+   */
+  public int slices() {
+    return workers;
+  }
+
+  /**
    * The size of part {@code index} when {@code samples} are cut into {@code parts} contiguous parts
    * as a global batch is cut into slices: the first {@code samples mod parts} parts one sample
    * larger than the others. A worker cuts its slice into micro-batches by the same rule.

@@ -39,7 +39,7 @@ final class EpochProgress extends SparkListener {
   private final boolean bar;
   private final boolean lines;
   private final PrintStream out;
-  private final int workers;
+  private volatile int workers;
   private final LongAccumulator steps;
   private final LongAccumulator samples;
   private final DoubleAccumulator lossSum;
@@ -76,7 +76,7 @@ final class EpochProgress extends SparkListener {
    *
    * @param spark the job's context
    * @param display how
-   * @param workers the workers of every stage
+   * @param workers the workers of every stage, until {@link #runOn} says otherwise
    * @return the listener, registered with Spark
    */
   static EpochProgress start(JavaSparkContext spark, ProgressDisplay display, int workers) {
@@ -111,6 +111,16 @@ final class EpochProgress extends SparkListener {
    */
   StepListener listener(int epoch, int stepsPerEpoch) {
     return new Counting(steps, samples, lossSum, epoch, stepsPerEpoch);
+  }
+
+  /**
+   * The stages from now on run on {@code workers} workers: fewer than the job's after some were
+   * lost, or the job's again.
+   *
+   * @param workers the stages' workers
+   */
+  void runOn(int workers) {
+    this.workers = workers;
   }
 
   /**

@@ -20,6 +20,7 @@ import java.util.List;
  * @param step the global step, from 1 (the number of optimizer steps applied after it)
  * @param epoch the epoch, from 1
  * @param samples the global batch of the step
+ * @param workers the workers that computed the step: the job's, or fewer after some were lost
  * @param loss the mean training loss over the batch, before the step
  * @param learningRate the learning rate the step applied
  * @param gradientNorm the L2 norm of the mean gradient, before clipping
@@ -32,6 +33,7 @@ public record StepMetrics(
     long step,
     int epoch,
     int samples,
+    int workers,
     double loss,
     double learningRate,
     double gradientNorm,
@@ -117,6 +119,7 @@ public record StepMetrics(
               firstGlobalStep + i + 1,
               epoch + 1,
               samples,
+              reports.size(),
               lossSum / samples,
               lead.learningRates()[i],
               lead.gradientNorms()[i],

@@ -3,11 +3,13 @@ package io.lockstep.driver;
 import com.google.gson.JsonObject;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.Elasticity;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Schedule;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.DataException;
+import io.lockstep.data.SliceSpan;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
@@ -43,6 +45,7 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -55,6 +58,7 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.util.ModelSerializer;
@@ -133,6 +137,9 @@ public final class TrainingDriver {
   /** {@code local}, {@code local[N]}, {@code local[*]}, {@code local[N, F]}: N in group 1. */
   private static final Pattern LOCAL_MASTER =
       Pattern.compile("local(?:\\[\\s*(\\*|\\d+)\\s*(?:,\\s*\\d+\\s*)?\\])?");
+
+  /** How long a failed stage's retry waits for Spark to count a lost executor's slots out. */
+  private static final Duration LOST_EXECUTOR_GRACE = Duration.ofSeconds(3);
 
   /** How often Spark checks for a barrier stage's slots. */
   private static final int BARRIER_CHECK_SECONDS = 5;
@@ -294,12 +301,14 @@ public final class TrainingDriver {
     final long rejected;
     long rejectedBefore = 0;
     int retries = 0;
+    int stageWorkers = job.workers();
+    final WorkerSpans workerSpans = new WorkerSpans();
     RunningServer server = null;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         SharedState shared = new SharedState(spark)) {
       final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
       final String serverHost = serverHost(job, master, spark.getConf());
-      address = serverAddress(job, serverHost, parameters, secret);
+      address = serverAddress(job, serverHost, parameters, secret, job.workers());
       server = launchServer(job, serverHost, address, start.iteration());
       for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
         final boolean resumed = epoch == start.epoch();
@@ -327,9 +336,47 @@ public final class TrainingDriver {
           StageTask task = null;
           List<StageReport> reports = null;
           for (int attempt = 0; reports == null; attempt++) {
+            final int workers = stageWorkers(job, stageWorkers, slots(spark), attempt > 0);
+            if (workers != stageWorkers) {
+              if (workers == job.workers()) {
+                LOG.info(
+                    "{}: the cluster offers {} task slots again; running on all {} workers from"
+                        + " step {}",
+                    description,
+                    slots(spark),
+                    workers,
+                    state.iteration());
+              } else {
+                LOG.warn(
+                    "{}: the cluster offers {} task slots; running on {} of {} workers from step"
+                        + " {}, worker 0 computing slices 1-{} of each batch as micro-batches",
+                    description,
+                    slots(spark),
+                    workers,
+                    job.workers(),
+                    state.iteration(),
+                    SliceSpan.of(0, workers, job.workers()).count());
+              }
+              stageWorkers = workers;
+              progress.runOn(workers);
+              rejectedBefore += server.rejectedFrames();
+              server.close();
+              server = null;
+            }
+            if (server == null) {
+              address = serverAddress(job, serverHost, parameters, secret, workers);
+              server = launchServer(job, serverHost, address, state.iteration());
+            }
             task =
                 new StageTask(
-                    job, shared.source(state), server.shards(), epoch, stepsPerEpoch, step, to);
+                    job,
+                    shared.source(state),
+                    server.shards(),
+                    workers,
+                    epoch,
+                    stepsPerEpoch,
+                    step,
+                    to);
             final String attemptDescription =
                 description + (attempt == 0 ? "" : ", retry " + attempt);
             // the job's and its stage's names in Spark's UI, instead of "collect at ..."
@@ -341,17 +388,27 @@ public final class TrainingDriver {
               server.checkHealthy();
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
+              if (slotsMissing(e)
+                  && stageWorkers(job, workers, slots(spark), true) < workers
+                  && attempt < job.stageRetries()) {
+                // an executor lost between stages: the next attempt runs on those that remain
+                LOG.warn("{}: the cluster offered fewer than {} task slots", description, workers);
+                retries++;
+                continue;
+              }
               if (slotsMissing(e)) {
+                final String refusal = job.shrinkRefusal();
                 throw new ConfigurationException(
                     String.format(
                         "%s=%d needs %d task slots (one core each) and the cluster at %s offered"
-                            + " fewer for %d s; start more workers or executors, or lower %s",
+                            + " fewer for %d s; start more workers or executors, or lower %s%s",
                         Keys.WORKERS.name(),
                         job.workers(),
-                        job.workers(),
+                        workers,
                         master,
                         job.connectTimeout().toSeconds(),
-                        Keys.WORKERS.name()));
+                        Keys.WORKERS.name(),
+                        refusal == null ? "" : " (the run does not shrink: " + refusal + ")"));
               }
               final RuntimeException refused = refusedByWorker(e);
               if (refused != null) {
@@ -373,8 +430,9 @@ public final class TrainingDriver {
               retries++;
               rejectedBefore += server.rejectedFrames();
               server.close();
-              address = serverAddress(job, serverHost, parameters, secret);
-              server = launchServer(job, serverHost, address, state.iteration());
+              server = null;
+              // the executors of a lost host: gone from Spark's count before the stage runs again
+              awaitLostExecutors(spark, workers);
             }
           }
           final long stageEndNs = System.nanoTime();
@@ -390,13 +448,16 @@ public final class TrainingDriver {
               server.drainSpans());
           state = reports.get(0).state();
           lastReports = reports;
+          workerSpans.add(task.firstGlobalStep(), task.toStep() - task.fromStep(), reports.size());
+          // phase times add up per worker of the job: a stage on fewer workers counts their mean
+          final double perWorker = (double) job.workers() / reports.size();
           for (StageReport report : reports) {
             epochSamples += report.samples();
             epochLossSum += report.lossSum();
-            phaseNs[0] += report.dataNs();
-            phaseNs[1] += report.computeNs();
-            phaseNs[2] += report.syncNs();
-            phaseNs[3] += report.applyNs();
+            phaseNs[0] += (long) (report.dataNs() * perWorker);
+            phaseNs[1] += (long) (report.computeNs() * perWorker);
+            phaseNs[2] += (long) (report.syncNs() * perWorker);
+            phaseNs[3] += (long) (report.applyNs() * perWorker);
           }
           final List<String> lines = new ArrayList<>();
           for (StepMetrics line : StepMetrics.of(task.firstGlobalStep(), epoch, reports)) {
@@ -547,7 +608,8 @@ public final class TrainingDriver {
             job.modelPretrained().isBlank() ? null : job.modelPretrained(),
             job.modelFreezeLayers(),
             null,
-            metric.name());
+            metric.name(),
+            workerSpans.list());
     try (Replica last = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
       writeModel(runDir.resolve(MODEL_FILE), last);
     }
@@ -905,7 +967,7 @@ public final class TrainingDriver {
    * else the one the shard processes derive from the shared secret.
    */
   private static ServerAddress serverAddress(
-      JobConfig job, String host, int parameters, byte[] secret) {
+      JobConfig job, String host, int parameters, byte[] secret, int workers) {
     final long jobId = new SecureRandom().nextLong();
     return new ServerAddress(
             job.transport(),
@@ -915,7 +977,7 @@ public final class TrainingDriver {
             (int) job.termLengthBytes(),
             chunkBytes(job, host),
             jobId,
-            job.workers(),
+            workers,
             parameters,
             secret != null
                 ? FrameKey.forJob(secret, jobId)
@@ -1083,6 +1145,11 @@ public final class TrainingDriver {
             .set("spark.dynamicAllocation.enabled", "false");
     // running tasks' accumulators reach the driver's progress bar with every heartbeat
     conf.setIfMissing("spark.executor.heartbeatInterval", "1s");
+    // an executor whose host went silent (power, link) is counted out within about 35 s, not
+    // Spark's 120 s checked each 60 s, so a failed stage's retry runs on the executors that remain
+    // instead of waiting for the lost one's task (lockstep.train.elastic)
+    conf.setIfMissing("spark.storage.blockManagerHeartbeatTimeoutMs", "30s");
+    conf.setIfMissing("spark.storage.blockManagerTimeoutIntervalMs", "5s");
     final String workers = Integer.toString(job.workers());
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);
@@ -1142,9 +1209,64 @@ public final class TrainingDriver {
         .toString();
   }
 
+  /**
+   * The workers the next attempt of a stage runs on ({@code lockstep.train.elastic}): after a
+   * failure, fewer than now when the cluster offers fewer task slots (an executor or its host was
+   * lost); more, up to the job's, when it offers more again and the job may grow; unchanged when it
+   * offers none (Spark then waits for slots, and says so), and always the job's where it may not
+   * shrink. A stage that did not follow a failure never shrinks: executors may still be
+   * registering, and Spark waits for their slots.
+   *
+   * @param job the job
+   * @param current the workers of the last stage
+   * @param slots the task slots the cluster offers now
+   * @param afterFailure whether the last attempt failed
+   * @return the workers, in [1, job's workers]
+   */
+  static int stageWorkers(JobConfig job, int current, int slots, boolean afterFailure) {
+    if (job.shrinkRefusal() != null) {
+      return job.workers();
+    }
+    if (slots <= 0) {
+      return current;
+    }
+    if (afterFailure && slots < current) {
+      return slots;
+    }
+    if (job.elastic() == Elasticity.GROW && slots > current) {
+      return Math.min(slots, job.workers());
+    }
+    return current;
+  }
+
+  /** The task slots the cluster offers now: the executors' cores, as Spark counts them. */
+  private static int slots(JavaSparkContext spark) {
+    final SparkContext context = spark.sc();
+    return context.maxNumConcurrentTasks(context.resourceProfileManager().defaultResourceProfile());
+  }
+
+  /**
+   * After a failed stage, waits up to a few seconds until Spark counts no more task slots than
+   * {@code workers} minus those of executors it has lost since: a killed executor's connection
+   * closes at once, but its removal reaches the scheduler a moment later, and a stage started
+   * before that would wait for the lost slot.
+   */
+  private static void awaitLostExecutors(JavaSparkContext spark, int workers) {
+    final long deadline = System.nanoTime() + LOST_EXECUTOR_GRACE.toNanos();
+    final int before = slots(spark);
+    while (System.nanoTime() < deadline && slots(spark) >= Math.min(before, workers)) {
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+  }
+
   private static List<StageReport> runBarrierStage(
       JavaSparkContext spark, StageTask task, StepListener listener) {
-    final int workers = task.job().workers();
+    final int workers = task.workers();
     final Function1<scala.collection.Iterator<Integer>, scala.collection.Iterator<StageReport>>
         train = new WorkerFunction(task, listener);
     final ClassTag<StageReport> tag = ClassTag$.MODULE$.apply(StageReport.class);

@@ -53,6 +53,8 @@ import java.util.List;
  * @param testMetric the test score's name: {@code test_accuracy}, {@code map50} or {@code
  *     mean_iou}; summary.json gives the test scores under it ({@code map50}, {@code best_map50},
  *     {@code scratch_map50}, and in the history)
+ * @param workerSpans which of the steps this run trained ran on how many workers: one span unless
+ *     it lost workers and went on with fewer ({@code lockstep.train.elastic})
  */
 public record TrainingSummary(
     String job,
@@ -87,7 +89,8 @@ public record TrainingSummary(
     String pretrained,
     int frozenLayers,
     Double scratchTestAccuracy,
-    String testMetric) {
+    String testMetric,
+    List<WorkerSpans.Span> workerSpans) {
 
   /**
    * This summary with the accuracy of the same training from random weights.
@@ -129,7 +132,8 @@ public record TrainingSummary(
         pretrained,
         frozenLayers,
         accuracy,
-        testMetric);
+        testMetric,
+        workerSpans);
   }
 
   /**

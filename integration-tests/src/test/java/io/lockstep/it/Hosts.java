@@ -150,6 +150,25 @@ final class Hosts implements AutoCloseable {
     }
   }
 
+  /** Kills every process on {@code host} at once, and waits until they are gone. */
+  void kill(int host) throws IOException {
+    final List<ProcessHandle> killed = new ArrayList<>();
+    for (String pid : output("ip", "netns", "pids", namespace(host)).split("\\s+")) {
+      if (!pid.isBlank()) {
+        ProcessHandle.of(Long.parseLong(pid)).ifPresent(killed::add);
+      }
+    }
+    killed.forEach(ProcessHandle::destroyForcibly);
+    for (ProcessHandle process : killed) {
+      try {
+        process.onExit().get(10, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        throw new IOException(
+            "process " + process.pid() + " on " + name(host) + " outlived KILL", e);
+      }
+    }
+  }
+
   /** Takes {@code host}'s link down ({@code up} false) or up again. */
   void link(int host, boolean up) throws IOException {
     run("ip", "-n", namespace(host), "link", "set", "eth0", up ? "up" : "down");

@@ -60,36 +60,37 @@ class MultiHostIT {
                 "--webui-port",
                 "0"));
     awaitLog(master, masterLog, "Starting Spark master at " + MASTER);
-    final List<Process> workers = new ArrayList<>();
     for (int h = 1; h <= 2; h++) {
-      final Path work = Files.createDirectories(tmp.resolve("worker-" + h));
-      workers.add(
-          hosts.start(
-              h,
-              tmp.resolve("worker-" + h + ".log"),
-              sparkEnvironment(),
-              spark(
-                  "org.apache.spark.deploy.worker.Worker",
-                  "--host",
-                  "h" + h,
-                  "--port",
-                  "0",
-                  "--webui-port",
-                  "0",
-                  "--cores",
-                  "1",
-                  "--memory",
-                  "2g",
-                  "--work-dir",
-                  work.toString(),
-                  MASTER)));
+      startWorker(h);
     }
-    for (int h = 1; h <= 2; h++) {
-      awaitLog(
-          workers.get(h - 1),
-          tmp.resolve("worker-" + h + ".log"),
-          "Successfully registered with master");
-    }
+  }
+
+  /** Starts a Spark worker of one core on host {@code h} and waits until the master has it. */
+  private static void startWorker(int h) throws Exception {
+    final Path work = Files.createDirectories(tmp.resolve("worker-" + h));
+    final Path log = tmp.resolve("worker-" + h + ".log");
+    Files.deleteIfExists(log);
+    final Process worker =
+        hosts.start(
+            h,
+            log,
+            sparkEnvironment(),
+            spark(
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "h" + h,
+                "--port",
+                "0",
+                "--webui-port",
+                "0",
+                "--cores",
+                "1",
+                "--memory",
+                "2g",
+                "--work-dir",
+                work.toString(),
+                MASTER));
+    awaitLog(worker, log, "Successfully registered with master");
   }
 
   @AfterAll
@@ -161,6 +162,64 @@ class MultiHostIT {
     final JsonObject summary = Cli.summary(run);
     assertTrue(summary.get("stage_retries").getAsInt() >= 1, summary.toString());
     assertEquals(steps, summary.get("steps").getAsInt());
+    assertSameAsLocal(run, steps);
+  }
+
+  /**
+   * h2 lost for good in the middle of a stage: every process on it killed and its link down. The
+   * stage fails on the step timeout, runs again on h1's worker alone, which computes h2's slice too
+   * as a second micro-batch, and the run goes on; when h2 comes back (its link up, a new Spark
+   * worker), a later stage takes it back. summary.json and metrics.jsonl say which steps ran on how
+   * many workers, and the run ends on the same bits as an undisturbed one.
+   */
+  @Test
+  void shouldGoOnWithoutALostHostAndTakeItBackOnTheSameBits() throws Exception {
+    final int steps = 460;
+    final Path run = tmp.resolve("lost");
+    final Path log = tmp.resolve("lost.log");
+    final Process driver =
+        hosts.start(
+            0,
+            log,
+            Map.of(),
+            lockstep(
+                submitArgs(
+                    run,
+                    steps,
+                    "--set",
+                    "lockstep.checkpoint.every-steps=20",
+                    "--set",
+                    "lockstep.ps.step-timeout=5s")));
+    try {
+      awaitExecutorLog(driver, "epoch 1 steps 41-60 starting");
+      hosts.kill(2);
+      hosts.link(2, false);
+      awaitLog(driver, log, "running on 1 of 2 workers");
+    } finally {
+      hosts.link(2, true);
+      startWorker(2);
+    }
+    assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
+    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    assertEquals(0, driver.exitValue(), output);
+    assertTrue(output.contains("running on all 2 workers from step"), output);
+    final JsonObject summary = Cli.summary(run);
+    assertEquals(steps, summary.get("steps").getAsInt());
+    final List<Integer> spans = new ArrayList<>();
+    long next = 0;
+    for (com.google.gson.JsonElement element : summary.getAsJsonArray("worker_spans")) {
+      final JsonObject span = element.getAsJsonObject();
+      assertEquals(next, span.get("from_step").getAsLong(), summary.toString());
+      next = span.get("to_step").getAsLong();
+      spans.add(span.get("workers").getAsInt());
+    }
+    assertEquals(steps, next);
+    assertEquals(List.of(2, 1, 2), spans, summary.toString());
+    final long oneWorkerSteps =
+        Files.readAllLines(run.resolve("metrics.jsonl")).stream()
+            .filter(line -> line.contains("\"type\":\"step\"") && line.contains("\"workers\":1,"))
+            .count();
+    assertTrue(oneWorkerSteps >= 20, oneWorkerSteps + " steps on one worker in metrics.jsonl");
     assertSameAsLocal(run, steps);
   }
 

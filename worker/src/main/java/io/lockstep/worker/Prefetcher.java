@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.data.EpochPlan;
+import io.lockstep.data.SliceSpan;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -65,7 +66,7 @@ final class Prefetcher implements AutoCloseable {
 
   private final Samples samples;
   private final EpochPlan plan;
-  private final int rank;
+  private final SliceSpan span;
   private final int epoch;
   private final int classes;
   private final int endStep;
@@ -86,6 +87,7 @@ final class Prefetcher implements AutoCloseable {
    * @param samples the training split
    * @param plan the epoch's batches
    * @param rank this worker
+   * @param span the slices of each global batch this worker computes
    * @param epoch the epoch, for random transforms
    * @param classes the model's output width
    * @param fromStep the first step
@@ -95,13 +97,14 @@ final class Prefetcher implements AutoCloseable {
       Samples samples,
       EpochPlan plan,
       int rank,
+      SliceSpan span,
       int epoch,
       int classes,
       int fromStep,
       int endStep) {
     this.samples = samples;
     this.plan = plan;
-    this.rank = rank;
+    this.span = span;
     this.epoch = epoch;
     this.classes = classes;
     this.endStep = endStep;
@@ -167,7 +170,7 @@ final class Prefetcher implements AutoCloseable {
     next =
         thread.submit(
             () -> {
-              final int[] slice = plan.slice(step, rank);
+              final int[] slice = plan.slices(step, span);
               if (slice.length == 0) {
                 return new Batch(slice, null, null);
               }

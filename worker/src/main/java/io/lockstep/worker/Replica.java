@@ -105,6 +105,12 @@ public final class Replica implements AutoCloseable {
   /** The micro-batches' gradient sum so far, allocated with the first accumulating step. */
   private INDArray accumulated;
 
+  /**
+   * One slice's micro-batches' sum so far, where a replica computes several slices of which some in
+   * several micro-batches (a worker standing in for lost ones).
+   */
+  private INDArray sliceAccumulated;
+
   private double statisticsShare = 1;
   private double lastLoss;
   private double lastGradientNorm;
@@ -180,8 +186,9 @@ public final class Replica implements AutoCloseable {
     if (compiled != null) {
       compiled.close();
     }
-    NativeMemory.release(accumulated);
+    NativeMemory.release(accumulated, sliceAccumulated);
     accumulated = null;
+    sliceAccumulated = null;
     final org.deeplearning4j.nn.api.Updater updater = network.getUpdater(false);
     NativeMemory.release(
         network.params(),
@@ -600,14 +607,8 @@ public final class Replica implements AutoCloseable {
 
   /**
    * Gradient accumulation: runs forward and backward over the batch in {@code parts} micro-batches
-   * and leaves the sum of their gradient sums in the buffer, added in order. The batch is cut into
-   * contiguous parts by the rule that cuts a global batch into slices ({@link EpochPlan#partSize}),
-   * and the sums are added as the parameter server adds the workers' ({@code ((g0 + g1) + g2) +
-   * ...}): one replica computing a global batch in k micro-batches leaves exactly the bits that k
-   * workers computing a slice each receive from the server. The loss is the mean over the batch.
-   *
-   * <p>While the micro-batches run, nobody is told of the backward pass's progress: the buffer is
-   * final only after the last one, and {@link GradientExchange#finish} then sends it whole.
+   * cut by the rule that cuts a global batch into slices ({@link EpochPlan#partSize}); see {@link
+   * #computeGradients(INDArray, INDArray, int[], double[])}.
    *
    * @param features {@code [n, ...]}, or null for an empty batch
    * @param labels {@code [n, ...]}, or null for an empty batch
@@ -620,32 +621,100 @@ public final class Replica implements AutoCloseable {
     if (parts < 1) {
       throw new IllegalArgumentException("parts " + parts + " < 1");
     }
+    if (samples == 0) {
+      computeGradients(null, null, shares.of(0, 0));
+      return;
+    }
     final int computed = Math.min(parts, samples);
-    if (computed <= 1) {
-      computeGradients(features, labels, shares.of(0, samples));
+    final int[] sizes = new int[computed];
+    final double[] weights = new double[computed];
+    for (int part = 0; part < computed; part++) {
+      sizes[part] = EpochPlan.partSize(samples, computed, part);
+      weights[part] = shares.of(part, sizes[part]);
+    }
+    computeGradients(features, labels, sizes, weights, new int[] {computed});
+  }
+
+  /**
+   * Gradient accumulation: runs forward and backward over the batch in micro-batches of the given
+   * sizes, contiguous and in order, grouped into slices, and leaves the sum of their gradient sums
+   * in the buffer. Each slice's micro-batches are added in order, then the slices' sums in order,
+   * as one worker per slice and then the parameter server add them ({@code ((g0 + g1) + g2) +
+   * ...}): one replica computing a global batch cut as the workers cut it leaves exactly the bits
+   * that the workers receive from the server. The loss is the mean over the batch.
+   *
+   * <p>While the micro-batches run, nobody is told of the backward pass's progress: the buffer is
+   * final only after the last one, and {@link GradientExchange#finish} then sends it whole.
+   *
+   * @param features {@code [n, ...]}, or null for an empty batch
+   * @param labels {@code [n, ...]}, or null for an empty batch
+   * @param sizes each micro-batch's samples, none empty, adding up to n; none or one computes the
+   *     batch in one pass
+   * @param shares each micro-batch's weight in the running-statistics update
+   * @param sliceParts each slice's micro-batches, in order, adding up to the micro-batches
+   */
+  public void computeGradients(
+      INDArray features, INDArray labels, int[] sizes, double[] shares, int[] sliceParts) {
+    final int samples = features == null ? 0 : (int) features.size(0);
+    if (sizes.length != shares.length
+        || Arrays.stream(sizes).sum() != samples
+        || Arrays.stream(sizes).anyMatch(size -> size <= 0)
+        || Arrays.stream(sliceParts).sum() != sizes.length
+        || Arrays.stream(sliceParts).anyMatch(parts -> parts <= 0)) {
+      throw new IllegalArgumentException(
+          "micro-batches "
+              + Arrays.toString(sizes)
+              + " in slices of "
+              + Arrays.toString(sliceParts)
+              + " for a batch of "
+              + samples);
+    }
+    if (sizes.length <= 1) {
+      computeGradients(features, labels, sizes.length == 0 ? 0 : shares[0]);
       return;
     }
     final INDArray view = network.getGradientsViewArray();
     if (accumulated == null) {
       accumulated = Nd4j.createUninitialized(DataType.FLOAT, view.shape(), view.ordering());
     }
+    if (sliceParts.length > 1
+        && Arrays.stream(sliceParts).anyMatch(parts -> parts > 1)
+        && sliceAccumulated == null) {
+      sliceAccumulated = Nd4j.createUninitialized(DataType.FLOAT, view.shape(), view.ordering());
+    }
+    // one slice in parts, or slices of one part each: the sum is one fold over the parts
+    final INDArray slice = sliceParts.length == 1 ? accumulated : sliceAccumulated;
     final BackwardProgress told = progress;
     progress = null;
     try {
       double lossSum = 0;
-      for (int part = 0; part < computed; part++) {
-        final int from = EpochPlan.partStart(samples, computed, part);
-        final int size = EpochPlan.partSize(samples, computed, part);
-        final INDArray partFeatures = rows(features, from, size);
-        final INDArray partLabels = rows(labels, from, size);
-        computeGradients(partFeatures, partLabels, shares.of(part, size));
-        NativeMemory.release(partFeatures, partLabels);
-        if (part == 0) {
-          accumulated.assign(view);
-        } else {
-          accumulated.addi(view);
+      int from = 0;
+      int part = 0;
+      for (int s = 0; s < sliceParts.length; s++) {
+        for (int p = 0; p < sliceParts[s]; p++, part++) {
+          final int size = sizes[part];
+          final INDArray partFeatures = rows(features, from, size);
+          final INDArray partLabels = rows(labels, from, size);
+          computeGradients(partFeatures, partLabels, shares[part]);
+          NativeMemory.release(partFeatures, partLabels);
+          if (sliceParts[s] > 1) {
+            if (p == 0) {
+              slice.assign(view);
+            } else {
+              slice.addi(view);
+            }
+          }
+          lossSum += lastLoss * size;
+          from += size;
         }
-        lossSum += lastLoss * size;
+        if (sliceParts.length > 1) {
+          final INDArray sliceSum = sliceParts[s] > 1 ? slice : view;
+          if (s == 0) {
+            accumulated.assign(sliceSum);
+          } else {
+            accumulated.addi(sliceSum);
+          }
+        }
       }
       view.assign(accumulated);
       lastLoss = lossSum / samples;

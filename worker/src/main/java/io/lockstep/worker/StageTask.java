@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.data.SliceSpan;
 import io.lockstep.ps.ServerShards;
 import java.io.Serializable;
 
@@ -12,6 +13,8 @@ import java.io.Serializable;
  * @param state the replica every worker starts the stage from, fetched only by a worker that does
  *     not hold it already
  * @param server the parameter server's shards to synchronize through
+ * @param workers the stage's workers: the job's, or fewer after some were lost, each computing the
+ *     slices {@link SliceSpan#of} gives it
  * @param epoch the epoch, from 0
  * @param stepsPerEpoch the steps of every epoch; global step = epoch x stepsPerEpoch + step
  * @param fromStep the first step of the epoch to train
@@ -21,11 +24,27 @@ public record StageTask(
     JobConfig job,
     StateSource state,
     ServerShards server,
+    int workers,
     int epoch,
     int stepsPerEpoch,
     int fromStep,
     int toStep)
     implements Serializable {
+
+  /**
+   * @throws IllegalArgumentException for more workers than the job's, or fewer where the job cannot
+   *     shrink ({@link JobConfig#shrinkRefusal})
+   */
+  public StageTask {
+    if (workers < 1 || workers > job.workers()) {
+      throw new IllegalArgumentException(
+          workers + " workers for a job of " + job.workers() + " slices");
+    }
+    if (workers < job.workers() && job.shrinkRefusal() != null) {
+      throw new IllegalArgumentException(
+          workers + " workers for a job of " + job.workers() + ": " + job.shrinkRefusal());
+    }
+  }
 
   /**
    * @return the number of steps the stage trains

@@ -7,6 +7,7 @@ import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.data.DataException;
 import io.lockstep.data.EpochPlan;
+import io.lockstep.data.SliceSpan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.TraceClock;
@@ -65,6 +66,7 @@ public final class Worker {
     final Samples train = Datasets.training(job);
     final EpochPlan plan =
         EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
+    final SliceSpan span = SliceSpan.of(rank, task.workers(), job.workers());
     final Replica replica = takeReplica(rank, task.state(), job.workerEngine());
     boolean completed = false;
     try {
@@ -89,6 +91,7 @@ public final class Worker {
                   train,
                   plan,
                   rank,
+                  span,
                   task.epoch(),
                   ModelZoo.spec(job).classes(),
                   task.fromStep(),
@@ -104,7 +107,6 @@ public final class Worker {
         final SyncMode mode = job.psMode();
         final INDArray stageStart =
             mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
-        final int microBatches = microBatches(job, rank);
         int samplesSinceAverage = 0;
         int i = 0;
         try {
@@ -123,15 +125,10 @@ public final class Worker {
             if (overlap) {
               exchange.begin(globalStep, replica.gradientBuffer(), slice.length, false);
             }
-            final int batchSamples = plan.batchSamples(step);
+            final MicroBatches parts =
+                MicroBatches.of(job, span, plan.batchSamples(step), slice.length);
             replica.computeGradients(
-                features,
-                labels,
-                microBatches,
-                (part, partSamples) ->
-                    mode == SyncMode.SYNC
-                        ? statisticsShare(job, rank, part, partSamples, batchSamples)
-                        : (double) partSamples / Math.max(1, slice.length));
+                features, labels, parts.sizes(), parts.shares(), parts.sliceParts());
             final long t2 = System.nanoTime();
             learningRates[i] = replica.learningRate();
             long exchangeNs = 0;
@@ -309,6 +306,48 @@ public final class Worker {
       IDLE_REPLICAS.clear();
     }
     idle.forEach(Replica::close);
+  }
+
+  /**
+   * The passes one worker computes a step in: each of its slices cut into micro-batches as the
+   * slice's own worker would cut it ({@link #microBatches}), in slice order.
+   *
+   * @param sizes each micro-batch's samples, none for an empty span
+   * @param shares each micro-batch's weight in the step's running-statistics update
+   * @param sliceParts each slice's micro-batches, for the slices with samples
+   */
+  record MicroBatches(int[] sizes, double[] shares, int[] sliceParts) {
+    /**
+     * @param job the job, for its slices, micro-batch, mode and statistics rule
+     * @param span the worker's slices
+     * @param batchSamples the samples of the step's global batch
+     * @param spanSamples the samples of the worker's slices together
+     * @return the step's passes
+     */
+    static MicroBatches of(JobConfig job, SliceSpan span, int batchSamples, int spanSamples) {
+      final List<Integer> sizes = new ArrayList<>();
+      final List<Double> shares = new ArrayList<>();
+      final List<Integer> sliceParts = new ArrayList<>();
+      for (int slice = span.first(); slice < span.end(); slice++) {
+        final int sliceSamples = EpochPlan.partSize(batchSamples, job.workers(), slice);
+        final int parts = Math.min(microBatches(job, slice), sliceSamples);
+        if (parts > 0) {
+          sliceParts.add(parts);
+        }
+        for (int part = 0; part < parts; part++) {
+          final int size = EpochPlan.partSize(sliceSamples, parts, part);
+          sizes.add(size);
+          shares.add(
+              job.psMode() == SyncMode.SYNC
+                  ? statisticsShare(job, slice, part, size, batchSamples)
+                  : (double) size / Math.max(1, spanSamples));
+        }
+      }
+      return new MicroBatches(
+          sizes.stream().mapToInt(Integer::intValue).toArray(),
+          shares.stream().mapToDouble(Double::doubleValue).toArray(),
+          sliceParts.stream().mapToInt(Integer::intValue).toArray());
+    }
   }
 
   /**

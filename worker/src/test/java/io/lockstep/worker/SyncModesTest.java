@@ -94,6 +94,7 @@ class SyncModesTest {
                 job,
                 StateSource.of(state),
                 shards,
+                job.workers(),
                 0,
                 2 * STEPS_PER_STAGE,
                 stage * STEPS_PER_STAGE,

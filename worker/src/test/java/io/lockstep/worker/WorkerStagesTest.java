@@ -136,6 +136,7 @@ class WorkerStagesTest {
                 job,
                 new Counted(state, fetches),
                 shards,
+                WORKERS,
                 0,
                 stepsPerEpoch,
                 stage * steps,
