@@ -293,7 +293,8 @@ public final class RunReport {
     if (timed.isEmpty()) {
       return chart;
     }
-    final int workers = timed.get(0).workerPhases().size();
+    // a run that lost workers has steps with fewer: each worker's mean is over its own steps
+    final int workers = timed.stream().mapToInt(s -> s.workerPhases().size()).max().orElseThrow();
     final List<String> ranks = new ArrayList<>();
     for (int r = 0; r < workers; r++) {
       ranks.add("worker " + r);
@@ -303,7 +304,12 @@ public final class RunReport {
       final List<Double> means = new ArrayList<>();
       for (int r = 0; r < workers; r++) {
         double sum = 0;
+        int counted = 0;
         for (StepMetrics step : timed) {
+          if (r >= step.workerPhases().size()) {
+            continue;
+          }
+          counted++;
           final StepMetrics.Phases phases = step.workerPhases().get(r);
           sum +=
               switch (p) {
@@ -315,7 +321,7 @@ public final class RunReport {
                 default -> phases.applyMs();
               };
         }
-        means.add(sum / timed.size());
+        means.add(sum / counted);
       }
       chart.addSeries(names[p], ranks, means);
     }

@@ -307,6 +307,9 @@ public final class TrainingDriver {
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         SharedState shared = new SharedState(spark)) {
       final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
+      // a failed stage's other tasks are interrupted, not left waiting out the step timeout
+      // beside the stage that runs again (their exchange stops at an interrupt)
+      spark.setLocalProperty("spark.job.interruptOnCancel", "true");
       final String serverHost = serverHost(job, master, spark.getConf());
       address = serverAddress(job, serverHost, parameters, secret, job.workers());
       server = launchServer(job, serverHost, address, start.iteration());
@@ -340,16 +343,17 @@ public final class TrainingDriver {
             if (workers != stageWorkers) {
               if (workers == job.workers()) {
                 LOG.info(
-                    "{}: the cluster offers {} task slots again; running on all {} workers from"
-                        + " step {}",
+                    "{}: the cluster has task slots for {} workers again; running on all {}"
+                        + " workers from step {}",
                     description,
                     slots(spark),
                     workers,
                     state.iteration());
               } else {
                 LOG.warn(
-                    "{}: the cluster offers {} task slots; running on {} of {} workers from step"
-                        + " {}, worker 0 computing slices 1-{} of each batch as micro-batches",
+                    "{}: the cluster has task slots for {} workers; running on {} of {} workers"
+                        + " from step {}, worker 0 computing slices 1-{} of each batch as"
+                        + " micro-batches",
                     description,
                     slots(spark),
                     workers,
@@ -359,9 +363,11 @@ public final class TrainingDriver {
               }
               stageWorkers = workers;
               progress.runOn(workers);
-              rejectedBefore += server.rejectedFrames();
-              server.close();
-              server = null;
+              if (server != null) {
+                rejectedBefore += server.rejectedFrames();
+                server.close();
+                server = null;
+              }
             }
             if (server == null) {
               address = serverAddress(job, serverHost, parameters, secret, workers);
@@ -1150,6 +1156,7 @@ public final class TrainingDriver {
     // instead of waiting for the lost one's task (lockstep.train.elastic)
     conf.setIfMissing("spark.storage.blockManagerHeartbeatTimeoutMs", "30s");
     conf.setIfMissing("spark.storage.blockManagerTimeoutIntervalMs", "5s");
+    conf.setIfMissing("spark.network.timeoutInterval", "5s");
     final String workers = Integer.toString(job.workers());
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);
