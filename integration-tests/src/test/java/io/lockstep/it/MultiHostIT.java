@@ -174,7 +174,7 @@ class MultiHostIT {
    */
   @Test
   void shouldGoOnWithoutALostHostAndTakeItBackOnTheSameBits() throws Exception {
-    final int steps = 460;
+    final int steps = 300;
     final Path run = tmp.resolve("lost");
     final Path log = tmp.resolve("lost.log");
     final Process driver =
