@@ -16,18 +16,21 @@ class SparkConfTest {
     final List<String> options = List.of(conf.get("spark.executor.extraJavaOptions").split(" "));
     assertTrue(options.containsAll(TrainingDriver.REQUIRED_JVM_OPTIONS), options.toString());
     assertTrue(options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options.toString());
+    assertTrue(options.contains(TrainingDriver.HEAP_REGION_OPTION), options.toString());
     TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(
         (name, value) -> assertEquals(value, conf.get("spark.executorEnv." + name)));
   }
 
   @Test
   void shouldKeepTheUsersOwnYoungGenerationAndOptions() {
-    System.setProperty("spark.executor.extraJavaOptions", "-Xmn256m -Dmine=1");
+    System.setProperty(
+        "spark.executor.extraJavaOptions", "-Xmn256m -XX:G1HeapRegionSize=8m -Dmine=1");
     try {
       final SparkConf conf = TrainingDriver.sparkConf(JobConfig.load(), "spark://h0:7077");
       final String options = conf.get("spark.executor.extraJavaOptions");
-      assertTrue(options.startsWith("-Xmn256m -Dmine=1"), options);
+      assertTrue(options.startsWith("-Xmn256m -XX:G1HeapRegionSize=8m -Dmine=1"), options);
       assertTrue(!options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options);
+      assertTrue(!options.contains(TrainingDriver.HEAP_REGION_OPTION), options);
       assertTrue(options.contains(TrainingDriver.REQUIRED_JVM_OPTIONS.get(0)), options);
     } finally {
       System.clearProperty("spark.executor.extraJavaOptions");

@@ -815,6 +815,7 @@ public final class Lockstep implements Runnable {
       command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
       command.add("-Xmx4g");
       command.add(TrainingDriver.YOUNG_GENERATION_OPTION);
+      command.add(TrainingDriver.HEAP_REGION_OPTION);
       command.addAll(TrainingDriver.REQUIRED_JVM_OPTIONS);
       final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
       if (cache != null) {

@@ -38,14 +38,30 @@ public final class NativeMemory {
    *     contiguous
    */
   public static void write(INDArray target, float[] values) {
+    pointer(target, values).put(values, 0, values.length);
+  }
+
+  /**
+   * Copies a float32 array's elements into {@code values} in one native copy.
+   *
+   * @param source a contiguous float32 array (a row-major array, or a contiguous range of one)
+   * @param values exactly as many places as {@code source} has elements
+   * @throws IllegalArgumentException when the counts or the type differ or {@code source} is not
+   *     contiguous
+   */
+  public static void read(INDArray source, float[] values) {
+    pointer(source, values).get(values, 0, values.length);
+  }
+
+  private static FloatPointer pointer(INDArray target, float[] values) {
     if (target.dataType() != DataType.FLOAT
         || target.length() != values.length
         || target.ordering() != 'c'
         || target.elementWiseStride() != 1) {
       throw new IllegalArgumentException(
-          "cannot write "
+          "cannot copy "
               + values.length
-              + " floats over "
+              + " floats to or from "
               + target.dataType()
               + " "
               + java.util.Arrays.toString(target.shape())
@@ -53,9 +69,7 @@ public final class NativeMemory {
               + target.ordering()
               + "; it takes a contiguous row-major float32 array of as many elements");
     }
-    final FloatPointer floats =
-        new FloatPointer(new Address(target.data().address() + target.offset() * Float.BYTES));
-    floats.put(values, 0, values.length);
+    return new FloatPointer(new Address(target.data().address() + target.offset() * Float.BYTES));
   }
 
   /** A raw address as a JavaCPP pointer, owning nothing. */

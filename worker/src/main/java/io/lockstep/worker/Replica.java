@@ -111,6 +111,11 @@ public final class Replica implements AutoCloseable {
    */
   private INDArray sliceAccumulated;
 
+  /** The arrays of {@link #resultSnapshot}, allocated with its first call. */
+  private float[] resultParameters;
+
+  private float[] resultUpdaterState;
+
   private double statisticsShare = 1;
   private double lastLoss;
   private double lastGradientNorm;
@@ -897,6 +902,36 @@ public final class Replica implements AutoCloseable {
    */
   public ComputationGraph network() {
     return network;
+  }
+
+  /**
+   * A snapshot of this replica in arrays it keeps and overwrites at its next call: a stage's
+   * result, which Spark serializes before the stage ends, so the next stage's end allocates nothing
+   * of the model's size (arrays of a few MB are humongous objects to G1, and each allocation of one
+   * can start a collection).
+   *
+   * @return parameters, optimizer state and counters, valid until this method's next call
+   */
+  ModelState resultSnapshot() {
+    final INDArray updaterView = network.getUpdater(true).getStateViewArray();
+    final INDArray parameters = network.params();
+    final long updaterLength = updaterView == null ? 0 : updaterView.length();
+    if (resultParameters == null || resultParameters.length != parameters.length()) {
+      resultParameters = new float[(int) parameters.length()];
+    }
+    if (resultUpdaterState == null || resultUpdaterState.length != updaterLength) {
+      resultUpdaterState = new float[(int) updaterLength];
+    }
+    NativeMemory.read(parameters, resultParameters);
+    if (updaterLength > 0) {
+      NativeMemory.read(updaterView, resultUpdaterState);
+    }
+    return new ModelState(
+        configurationJson,
+        resultParameters,
+        resultUpdaterState,
+        network.getIterationCount(),
+        network.getEpochCount());
   }
 
   /**

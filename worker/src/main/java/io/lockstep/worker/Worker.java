@@ -209,7 +209,7 @@ public final class Worker {
               gradientNorms,
               phases,
               replica.parametersCrc(),
-              rank == 0 ? replica.snapshot() : null,
+              rank == 0 ? replica.resultSnapshot() : null,
               null);
       completed = true;
       return report;

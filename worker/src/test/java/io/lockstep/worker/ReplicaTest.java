@@ -131,6 +131,23 @@ class ReplicaTest {
     assertEquals(original.parametersCrc(), restored.parametersCrc());
   }
 
+  /** A stage's result holds what a snapshot holds, in the same two arrays stage after stage. */
+  @org.junit.jupiter.api.Test
+  void shouldSnapshotAResultIntoTheSameArraysEachTime() {
+    final Replica replica = Replica.create(lenet("adam"));
+    final ModelState first = replica.resultSnapshot();
+    replica.computeGradients(features(0, 0, BATCH).dup(), labels(0, 0, BATCH), 1);
+    replica.applyUpdate(BATCH, 0);
+    final ModelState second = replica.resultSnapshot();
+    final ModelState copy = replica.snapshot();
+    org.junit.jupiter.api.Assertions.assertSame(first.parameters(), second.parameters());
+    org.junit.jupiter.api.Assertions.assertSame(first.updaterState(), second.updaterState());
+    org.junit.jupiter.api.Assertions.assertArrayEquals(copy.parameters(), second.parameters());
+    org.junit.jupiter.api.Assertions.assertArrayEquals(copy.updaterState(), second.updaterState());
+    assertEquals(copy.fingerprint(), second.fingerprint());
+    assertEquals(replica.fingerprint(), second.fingerprint());
+  }
+
   @org.junit.jupiter.api.Test
   void shouldStartEveryReplicaOfASeedFromTheSameWeights() {
     final Replica a = Replica.create(lenet("sgd"));
