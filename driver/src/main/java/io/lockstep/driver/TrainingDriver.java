@@ -878,13 +878,15 @@ public final class TrainingDriver {
     if (job.transport() != Transport.UDP) {
       return host;
     }
+    // the setting that named the host, for the messages
+    final String named =
+        (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=") + host;
     final InetAddress address;
     try {
       address = InetAddress.getByName(host);
     } catch (UnknownHostException e) {
       throw new ConfigurationException(
-          (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=")
-              + host
+          named
               + " does not resolve on the driver; set "
               + Keys.PS_HOST.name()
               + " to the driver's address on the cluster network");
@@ -892,8 +894,7 @@ public final class TrainingDriver {
     try {
       if (!address.isLoopbackAddress() && NetworkInterface.getByInetAddress(address) == null) {
         throw new ConfigurationException(
-            (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=")
-                + host
+            named
                 + " ("
                 + address.getHostAddress()
                 + ") is no address of the driver's host, whose addresses are "
