@@ -354,8 +354,11 @@ public final class TrainingDriver {
           progress.beginStage("epoch " + (epoch + 1) + "/" + job.epochs(), step, to, stepsPerEpoch);
           StageTask task = null;
           List<StageReport> reports = null;
+          int shrinkTo = 0;
           for (int attempt = 0; reports == null; attempt++) {
-            final int workers = stageWorkers(job, stageWorkers, slots(spark), attempt > 0);
+            final int workers =
+                shrinkTo > 0 ? shrinkTo : stageWorkers(job, stageWorkers, slots(spark), false);
+            shrinkTo = 0;
             if (workers != stageWorkers) {
               if (workers == job.workers()) {
                 LOG.info(
@@ -410,12 +413,16 @@ public final class TrainingDriver {
               server.checkHealthy();
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
-              if (slotsMissing(e)
-                  && stageWorkers(job, workers, slots(spark), true) < workers
-                  && attempt < job.stageRetries()) {
-                // an executor lost between stages: the next attempt runs on those that remain
-                LOG.warn("{}: the cluster offered fewer than {} task slots", description, workers);
+              final int fewer = stageWorkers(job, workers, slots(spark), true);
+              if (slotsMissing(e) && fewer < workers && attempt < job.stageRetries()) {
+                // executors lost for good: the next attempt runs on those that remain
+                LOG.warn(
+                    "{}: the cluster offered fewer than {} task slots for {} s",
+                    description,
+                    workers,
+                    job.connectTimeout().toSeconds());
                 retries++;
+                shrinkTo = fewer;
                 continue;
               }
               if (slotsMissing(e)) {
@@ -1237,27 +1244,27 @@ public final class TrainingDriver {
   }
 
   /**
-   * The workers the next attempt of a stage runs on ({@code lockstep.train.elastic}): after a
-   * failure, fewer than now when the cluster offers fewer task slots (an executor or its host was
-   * lost); more, up to the job's, when it offers more again and the job may grow; unchanged when it
-   * offers none (Spark then waits for slots, and says so), and always the job's where it may not
-   * shrink. A stage that did not follow a failure never shrinks: executors may still be
-   * registering, and Spark waits for their slots.
+   * The workers the next attempt of a stage runs on ({@code lockstep.train.elastic}): fewer than
+   * now only once Spark gave up on the last attempt for want of task slots, after waiting {@code
+   * lockstep.ps.connect-timeout} for them (executors lost for good: a lost executor's host that is
+   * alive gets a new one within seconds, executors still registering at the start are waited for);
+   * more, up to the job's, when the cluster offers more again and the job may grow; unchanged when
+   * it offers none; always the job's where it may not shrink.
    *
    * @param job the job
-   * @param current the workers of the last stage
+   * @param current the workers of the last attempt
    * @param slots the task slots the cluster offers now
-   * @param afterFailure whether the last attempt failed
+   * @param slotsMissing whether Spark gave up on the last attempt for want of slots
    * @return the workers, in [1, job's workers]
    */
-  static int stageWorkers(JobConfig job, int current, int slots, boolean afterFailure) {
+  static int stageWorkers(JobConfig job, int current, int slots, boolean slotsMissing) {
     if (job.shrinkRefusal() != null) {
       return job.workers();
     }
     if (slots <= 0) {
       return current;
     }
-    if (afterFailure && slots < current) {
+    if (slotsMissing && slots < current) {
       return slots;
     }
     if (job.elastic() == Elasticity.GROW && slots > current) {

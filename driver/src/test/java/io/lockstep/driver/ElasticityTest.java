@@ -19,9 +19,9 @@ class ElasticityTest {
   }
 
   @Test
-  void shouldShrinkOnlyAfterAFailureAndGrowBackWhenAllowed() {
+  void shouldShrinkOnlyWhenSparkGaveUpWaitingForSlotsAndGrowBackWhenAllowed() {
     final JobConfig grow = job("grow", "sync");
-    assertEquals(3, TrainingDriver.stageWorkers(grow, 3, 1, false), "executors registering");
+    assertEquals(3, TrainingDriver.stageWorkers(grow, 3, 1, false), "lost or registering: wait");
     assertEquals(1, TrainingDriver.stageWorkers(grow, 3, 1, true));
     assertEquals(2, TrainingDriver.stageWorkers(grow, 3, 2, true));
     assertEquals(2, TrainingDriver.stageWorkers(grow, 2, 0, true), "no slots: Spark waits");
