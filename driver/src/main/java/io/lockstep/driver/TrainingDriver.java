@@ -318,6 +318,10 @@ public final class TrainingDriver {
     long rejectedBefore = 0;
     int retries = 0;
     int stageWorkers = job.workers();
+    // whether the cluster ever placed a stage's every task: a run shrinks only when slots it had
+    // are lost, and a cluster that never had enough for the job's workers is its configuration's
+    // error
+    boolean hadEverySlot = false;
     final WorkerSpans workerSpans = new WorkerSpans();
     RunningServer server = null;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
@@ -414,7 +418,10 @@ public final class TrainingDriver {
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
               final int fewer = stageWorkers(job, workers, slots(spark), true);
-              if (slotsMissing(e) && fewer < workers && attempt < job.stageRetries()) {
+              if (slotsMissing(e)
+                  && hadEverySlot
+                  && fewer < workers
+                  && attempt < job.stageRetries()) {
                 // executors lost for good: the next attempt runs on those that remain
                 LOG.warn(
                     "{}: the cluster offered fewer than {} task slots for {} s",
@@ -439,6 +446,8 @@ public final class TrainingDriver {
                         Keys.WORKERS.name(),
                         refusal == null ? "" : " (the run does not shrink: " + refusal + ")"));
               }
+              // its tasks were placed: slots missing later were lost, not never there
+              hadEverySlot = true;
               final RuntimeException refused = refusedByWorker(e);
               if (refused != null) {
                 throw refused;
@@ -464,6 +473,7 @@ public final class TrainingDriver {
               awaitLostExecutors(spark, workers);
             }
           }
+          hadEverySlot = true;
           final long stageEndNs = System.nanoTime();
           final double seconds = (stageEndNs - stageStartNs) / 1e9;
           checkReplicasAgree(reports, task);

@@ -168,10 +168,10 @@ class MultiHostIT {
   /**
    * h2 lost for good in the middle of a stage: every process on it killed and its link down. The
    * stage fails as Spark loses the executor; once Spark has waited the connect timeout for a second
-   * task slot in vain, the stage runs again on h1's worker alone, which computes h2's
-   * slice too as a second micro-batch, and the run goes on; when h2 comes back (its link up, a new
-   * Spark worker), a later stage takes it back. summary.json and metrics.jsonl say which steps ran
-   * on how many workers, and the run ends on the same bits as an undisturbed one.
+   * task slot in vain, the stage runs again on h1's worker alone, which computes h2's slice too as
+   * a second micro-batch, and the run goes on; when h2 comes back (its link up, a new Spark
+   * worker), a later stage takes it back. summary.json and metrics.jsonl say which steps ran on how
+   * many workers, and the run ends on the same bits as an undisturbed one.
    */
   @Test
   void shouldGoOnWithoutALostHostAndTakeItBackOnTheSameBits() throws Exception {
