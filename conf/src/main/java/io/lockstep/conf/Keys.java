@@ -585,8 +585,9 @@ public final class Keys {
           "lockstep.train.elastic",
           Elasticity.class,
           Elasticity.GROW,
-          "when a stage failed and the cluster then offers fewer task slots than workers (a host"
-              + " lost): shrink runs the stage again on the workers it can place, the first"
+          "when a stage failed and Spark then waited lockstep.ps.connect-timeout in vain for a"
+              + " task slot per worker (a host lost): shrink runs the stage again on the workers"
+              + " it can place, the first"
               + " computing the lost ones' slices as micro-batches, so every step stays bit for bit"
               + " the same (sync mode); grow also takes workers back at a stage boundary when slots"
               + " return; off fails the run");
