@@ -417,22 +417,19 @@ public final class TrainingDriver {
               server.checkHealthy();
               reports = collected;
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
-              final int fewer = stageWorkers(job, workers, slots(spark), true);
-              if (slotsMissing(e)
-                  && hadEverySlot
-                  && fewer < workers
-                  && attempt < job.stageRetries()) {
-                // executors lost for good: the next attempt runs on those that remain
-                LOG.warn(
-                    "{}: the cluster offered fewer than {} task slots for {} s",
-                    description,
-                    workers,
-                    job.connectTimeout().toSeconds());
-                retries++;
-                shrinkTo = fewer;
-                continue;
-              }
               if (slotsMissing(e)) {
+                final int fewer = stageWorkers(job, workers, slots(spark), true);
+                if (hadEverySlot && fewer < workers && attempt < job.stageRetries()) {
+                  // executors lost for good: the next attempt runs on those that remain
+                  LOG.warn(
+                      "{}: the cluster offered fewer than {} task slots for {} s",
+                      description,
+                      workers,
+                      job.connectTimeout().toSeconds());
+                  retries++;
+                  shrinkTo = fewer;
+                  continue;
+                }
                 final String refusal = job.shrinkRefusal();
                 throw new ConfigurationException(
                     String.format(

@@ -3,7 +3,6 @@ package io.lockstep.worker;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.Keys;
-import io.lockstep.data.EpochPlan;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.StatisticsReducer;
@@ -597,47 +596,6 @@ public final class Replica implements AutoCloseable {
     lastLoss = network.score();
     network.clearLayerMaskArrays();
     scale(unobservedStatistics);
-  }
-
-  /** The weight of one micro-batch in a step's running-statistics update. */
-  @FunctionalInterface
-  public interface StatisticsShares {
-    /**
-     * @param part the micro-batch, from 0
-     * @param samples its samples
-     * @return its weight; the weights of one step's micro-batches over all replicas add up to 1
-     */
-    double of(int part, int samples);
-  }
-
-  /**
-   * Gradient accumulation: runs forward and backward over the batch in {@code parts} micro-batches
-   * cut by the rule that cuts a global batch into slices ({@link EpochPlan#partSize}); see {@link
-   * #computeGradients(INDArray, INDArray, int[], double[])}.
-   *
-   * @param features {@code [n, ...]}, or null for an empty batch
-   * @param labels {@code [n, ...]}, or null for an empty batch
-   * @param parts the micro-batches, at least 1; at most one per sample is computed
-   * @param shares each micro-batch's weight in the running-statistics update
-   */
-  public void computeGradients(
-      INDArray features, INDArray labels, int parts, StatisticsShares shares) {
-    final int samples = features == null ? 0 : (int) features.size(0);
-    if (parts < 1) {
-      throw new IllegalArgumentException("parts " + parts + " < 1");
-    }
-    if (samples == 0) {
-      computeGradients(null, null, shares.of(0, 0));
-      return;
-    }
-    final int computed = Math.min(parts, samples);
-    final int[] sizes = new int[computed];
-    final double[] weights = new double[computed];
-    for (int part = 0; part < computed; part++) {
-      sizes[part] = EpochPlan.partSize(samples, computed, part);
-      weights[part] = shares.of(part, sizes[part]);
-    }
-    computeGradients(features, labels, sizes, weights, new int[] {computed});
   }
 
   /**

@@ -12,6 +12,7 @@ import io.lockstep.conf.Transport;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.LabeledImages;
 import io.lockstep.data.Mnist;
+import io.lockstep.data.SliceSpan;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.GradientExchange;
@@ -254,8 +255,16 @@ class DataParallelExactnessTest {
       int parts) {
     ComputeThreads.configure(job.workerThreads(), 1);
     try (Replica replica = Replica.create(configuration.clone(), job.workerEngine())) {
+      final int[] sizes = new int[parts];
+      for (int part = 0; part < parts; part++) {
+        sizes[part] = EpochPlan.partSize(batch.length, parts, part);
+      }
       replica.computeGradients(
-          batches.features(batch), batches.labels(batch), parts, (part, samples) -> 0);
+          batches.features(batch),
+          batches.labels(batch),
+          sizes,
+          new double[parts],
+          new int[] {parts});
       final Map<String, float[]> gradients = new java.util.TreeMap<>();
       for (org.deeplearning4j.nn.api.Layer layer : replica.network().getLayers()) {
         ModelZoo.gradientViews(layer)
@@ -454,7 +463,7 @@ class DataParallelExactnessTest {
                     if (overlap) {
                       replica.reportBackward(exchange::ready);
                     }
-                    final int microBatches = Worker.microBatches(job, rank);
+                    final SliceSpan span = SliceSpan.of(rank, workers, workers);
                     for (int global = 0; global < steps; global++) {
                       final int epoch = global / stepsPerEpoch;
                       final int step = global % stepsPerEpoch;
@@ -465,12 +474,14 @@ class DataParallelExactnessTest {
                       if (overlap) {
                         exchange.begin(global, replica.gradientBuffer(), slice.length, false);
                       }
+                      final Worker.MicroBatches parts =
+                          Worker.MicroBatches.of(job, span, batchSamples, slice.length);
                       replica.computeGradients(
                           slice.length == 0 ? null : batches.features(slice),
                           slice.length == 0 ? null : batches.labels(slice),
-                          microBatches,
-                          (part, partSamples) ->
-                              Worker.statisticsShare(job, rank, part, partSamples, batchSamples));
+                          parts.sizes(),
+                          parts.shares(),
+                          parts.sliceParts());
                       final int total =
                           overlap
                               ? exchange.finish()

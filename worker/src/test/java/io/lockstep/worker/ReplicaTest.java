@@ -190,7 +190,11 @@ class ReplicaTest {
     accumulating.reportBackward(reported::add);
     final double[] shares = {0.5, 0.3, 0.2};
     accumulating.computeGradients(
-        features(0, 0, BATCH).dup(), labels(0, 0, BATCH), 3, (part, samples) -> shares[part]);
+        features(0, 0, BATCH).dup(),
+        labels(0, 0, BATCH),
+        new int[] {4, 4, 4},
+        shares,
+        new int[] {3});
     assertEquals(java.util.List.of(), reported, "nothing is final before the last part");
     final float[] sum = new float[n];
     double loss = 0;
