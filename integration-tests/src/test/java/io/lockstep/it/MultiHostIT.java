@@ -134,20 +134,14 @@ class MultiHostIT {
   void shouldRetryTheStageALinkCutStoppedAndEndOnTheSameBits() throws Exception {
     final int steps = 90;
     final Path run = tmp.resolve("cut");
-    final Path log = tmp.resolve("cut.log");
     final Process driver =
-        hosts.start(
-            0,
-            log,
-            Map.of(),
-            lockstep(
-                submitArgs(
-                    run,
-                    steps,
-                    "--set",
-                    "lockstep.checkpoint.every-steps=30",
-                    "--set",
-                    "lockstep.ps.step-timeout=5s")));
+        startSubmit(
+            run,
+            steps,
+            "--set",
+            "lockstep.checkpoint.every-steps=30",
+            "--set",
+            "lockstep.ps.step-timeout=5s");
     awaitExecutorLog(driver, "epoch 1 steps 31-60 starting");
     hosts.link(2, false);
     try {
@@ -156,7 +150,7 @@ class MultiHostIT {
       hosts.link(2, true);
     }
     assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
-    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    final String output = Files.readString(logOf(run), StandardCharsets.UTF_8);
     assertEquals(0, driver.exitValue(), output);
     assertTrue(output.matches("(?s).*step \\d+: no complete gradient from workers .*"), output);
     final JsonObject summary = Cli.summary(run);
@@ -177,20 +171,15 @@ class MultiHostIT {
   void shouldGoOnWithoutALostHostAndTakeItBackOnTheSameBits() throws Exception {
     final int steps = 300;
     final Path run = tmp.resolve("lost");
-    final Path log = tmp.resolve("lost.log");
+    final Path log = logOf(run);
     final Process driver =
-        hosts.start(
-            0,
-            log,
-            Map.of(),
-            lockstep(
-                submitArgs(
-                    run,
-                    steps,
-                    "--set",
-                    "lockstep.checkpoint.every-steps=20",
-                    "--set",
-                    "lockstep.ps.connect-timeout=20s")));
+        startSubmit(
+            run,
+            steps,
+            "--set",
+            "lockstep.checkpoint.every-steps=20",
+            "--set",
+            "lockstep.ps.connect-timeout=20s");
     try {
       awaitExecutorLog(driver, "epoch 1 steps 41-60 starting");
       hosts.kill(2);
@@ -276,14 +265,11 @@ class MultiHostIT {
   @Test
   void shouldRefuseIpcForExecutorsOnOtherHostsInOneLine() throws Exception {
     final Path run = tmp.resolve("ipc");
-    final Path log = tmp.resolve("ipc.log");
     final long start = System.nanoTime();
-    final Process driver =
-        hosts.start(
-            0, log, Map.of(), lockstep(submitArgs(run, 10, "--set", "lockstep.ps.transport=ipc")));
+    final Process driver = startSubmit(run, 10, "--set", "lockstep.ps.transport=ipc");
     assertTrue(driver.waitFor(3, TimeUnit.MINUTES), "the run did not end in 3 minutes");
     final double seconds = (System.nanoTime() - start) / 1e9;
-    final String output = Files.readString(log, StandardCharsets.UTF_8);
+    final String output = Files.readString(logOf(run), StandardCharsets.UTF_8);
     assertEquals(2, driver.exitValue(), output);
     final List<String> errors = output.lines().filter(l -> l.startsWith("lockstep:")).toList();
     assertEquals(1, errors.size(), output);
@@ -300,12 +286,22 @@ class MultiHostIT {
 
   /** Runs {@code submit} on h0 and returns its output, once it exited 0. */
   private static String submit(Path run, int steps, String... more) throws Exception {
-    final Path log = tmp.resolve(run.getFileName() + ".log");
-    final Process driver = hosts.start(0, log, Map.of(), lockstep(submitArgs(run, steps, more)));
+    final Path log = logOf(run);
+    final Process driver = startSubmit(run, steps, more);
     assertTrue(driver.waitFor(6, TimeUnit.MINUTES), "the run did not end in 6 minutes");
     final String output = Files.readString(log, StandardCharsets.UTF_8);
     assertEquals(0, driver.exitValue(), output);
     return output;
+  }
+
+  /** Starts {@code submit} on h0, its output to {@link #logOf} the run. */
+  private static Process startSubmit(Path run, int steps, String... more) throws IOException {
+    return hosts.start(0, logOf(run), Map.of(), lockstep(submitArgs(run, steps, more)));
+  }
+
+  /** Where {@link #startSubmit} writes the driver's output for {@code run}. */
+  private static Path logOf(Path run) {
+    return tmp.resolve(run.getFileName() + ".log");
   }
 
   private static String[] submitArgs(Path run, int steps, String... more) {
