@@ -100,6 +100,8 @@ public final class Lockstep implements Runnable {
   public static int execute(String... args) {
     final Lockstep lockstep = new Lockstep();
     final CommandLine cli = new CommandLine(lockstep);
+    // every command answers --help (the one-line errors send the user there)
+    withHelpOptions(cli);
     cli.setExecutionExceptionHandler(
         (e, commandLine, parseResult) -> {
           final Throwable root = rootCause(e);
@@ -127,6 +129,11 @@ public final class Lockstep implements Runnable {
           return 2;
         });
     return cli.execute(args);
+  }
+
+  private static void withHelpOptions(CommandLine command) {
+    command.getCommandSpec().mixinStandardHelpOptions(true);
+    command.getSubcommands().values().forEach(Lockstep::withHelpOptions);
   }
 
   /**
@@ -811,6 +818,15 @@ public final class Lockstep implements Runnable {
                 + master
                 + "; give the master once");
       }
+      final List<String> classPath = new ArrayList<>(List.of(spark.resolve("conf").toString()));
+      final boolean yarn = YarnClient.isYarn(master);
+      if (yarn) {
+        // spark-submit finds the ResourceManager in these folders, on its class path
+        final List<Path> hadoopConf = YarnClient.configurationDirectories(System.getenv());
+        YarnClient.checkResourceManager(hadoopConf);
+        hadoopConf.forEach(directory -> classPath.add(directory.toString()));
+      }
+      classPath.add(spark.resolve("jars") + "/*");
       final List<String> command = new ArrayList<>();
       command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
       command.add("-Xmx4g");
@@ -824,7 +840,7 @@ public final class Lockstep implements Runnable {
       command.addAll(
           List.of(
               "-cp",
-              spark.resolve("conf") + ":" + spark.resolve("jars") + "/*",
+              String.join(":", classPath),
               "org.apache.spark.deploy.SparkSubmit",
               "--master",
               master,
@@ -836,8 +852,9 @@ public final class Lockstep implements Runnable {
               "lockstep " + config.jobName(),
               "--executor-memory",
               executorMemory));
-      if (cache != null) {
-        // executors on this machine share the driver's native-library cache
+      if (cache != null && !yarn) {
+        // executors on this machine share the driver's native-library cache (YARN's containers
+        // keep JavaCPP's default, in their user's home)
         command.addAll(
             List.of(
                 "--conf",

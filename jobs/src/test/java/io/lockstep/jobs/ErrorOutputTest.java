@@ -184,6 +184,32 @@ class ErrorOutputTest {
   }
 
   @Test
+  void everyCommandAnswersHelpWhereTheErrorsSendTheUser() {
+    final PrintStream original = System.out;
+    for (String[] command :
+        List.of(
+            new String[] {"train", "--help"},
+            new String[] {"submit", "--help"},
+            new String[] {"bench", "sync", "--help"},
+            new String[] {"cluster", "start", "--help"})) {
+      final ByteArrayOutputStream captured = new ByteArrayOutputStream();
+      System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+      final int status;
+      try {
+        status = Lockstep.execute(command);
+      } finally {
+        System.setOut(original);
+      }
+      final String usage = captured.toString(StandardCharsets.UTF_8);
+      assertEquals(0, status, String.join(" ", command));
+      assertTrue(usage.startsWith("Usage: lockstep " + command[0]), usage);
+    }
+    final Outcome typo = run("train", "--wokers", "2");
+    assertEquals(2, typo.status());
+    assertTrue(typo.lines().get(0).endsWith("see lockstep train --help"), typo.lines().toString());
+  }
+
+  @Test
   void aDamagedSavedModelIsNamedInOneLine(@TempDir Path tmp) throws Exception {
     final Path data = idxDataset(tmp.resolve("data"));
     final Path model = Files.write(tmp.resolve("model.zip"), new byte[] {'P', 'K', 3, 4, 0, 0});
