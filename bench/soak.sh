@@ -4,7 +4,9 @@
 # resident memory, threads and open files from /proc (the driver, and the executors on a cluster),
 # and after the run prints a table per epoch and process: the figures each process reported at the
 # epoch's end (metrics.jsonl "resources": resident memory, Java heap after GC, threads, open files),
-# the sampled peak of resident memory in the epoch, and the growth from epoch $FROM (5) to the last.
+# the sampled peak of resident memory in the epoch, and the growth from epoch $FROM (5) to the last;
+# then each process's resident memory split into anonymous, file-backed and shared memory (Aeron's
+# terms) at both ends, and which of the driver's mappings grew between them (from /proc/PID/smaps).
 #   MODE=local (default): Spark local mode, the workers in the driver's JVM
 #   MODE=standalone: a 2-worker standalone cluster (bin/lockstep cluster start), the workers in two
 #                    executor JVMs, stopped afterwards
@@ -57,18 +59,30 @@ for _ in $(seq 1 600); do
 done
 [ -n "$driver" ] || { echo "bench/soak.sh: the driver did not start; see $OUT/train.log" >&2; exit 1; }
 
-echo -e "seconds\tepochs_done\tprocess\tpid\tresident_mb\tthreads\topen_files" >"$SAMPLES"
+echo -e "seconds\tepochs_done\tprocess\tpid\tresident_mb\tanon_mb\tfile_mb\tshmem_mb\tthreads\topen_files" >"$SAMPLES"
 start=$(date +%s)
 sample() { # ROLE PID
   local status="/proc/$2/status"
   [ -r "$status" ] || return 0
   local rss threads fds
-  rss=$(awk '/^VmRSS/{print int($2/1024)}' "$status" 2>/dev/null) || return 0
-  threads=$(awk '/^Threads/{print $2}' "$status" 2>/dev/null) || return 0
+  # resident memory and its parts: anonymous (heaps, malloc, JIT), file-backed (jars, libraries),
+  # shared memory (Aeron's terms in /dev/shm)
+  local rss anon file shmem threads fds
+  read -r rss anon file shmem threads < <(awk '/^VmRSS/{r=int($2/1024)} /^RssAnon/{a=int($2/1024)}
+    /^RssFile/{f=int($2/1024)} /^RssShmem/{s=int($2/1024)} /^Threads/{t=$2}
+    END{print r, a, f, s, t}' "$status" 2>/dev/null) || return 0
+  [ -n "$threads" ] || return 0
   fds=$(ls "/proc/$2/fd" 2>/dev/null | wc -l)
   local done=0
   [ -f "$RUN/metrics.jsonl" ] && done=$(grep -c '"type":"epoch"' "$RUN/metrics.jsonl" || true)
-  echo -e "$(($(date +%s) - start))\t$done\t$1\t$2\t$rss\t$threads\t$fds" >>"$SAMPLES"
+  echo -e "$(($(date +%s) - start))\t$done\t$1\t$2\t$rss\t$anon\t$file\t$shmem\t$threads\t$fds" >>"$SAMPLES"
+  # the driver's mappings at the end of epoch FROM and at the latest sample, for where it grew
+  if [ "$1" = driver ]; then
+    if [ "$done" -ge "$FROM" ] && [ ! -f "$OUT/smaps-from" ]; then
+      cp "/proc/$2/smaps" "$OUT/smaps-from" 2>/dev/null || true
+    fi
+    cp "/proc/$2/smaps" "$OUT/smaps-last.tmp" 2>/dev/null && mv "$OUT/smaps-last.tmp" "$OUT/smaps-last"
+  fi
 }
 while kill -0 "$trainer" 2>/dev/null; do
   sample driver "$driver"
@@ -118,4 +132,34 @@ for name, by_epoch in series.items():
           f"{mb(high):.0f} MB), heap after GC {mb(a['heap_after_gc_bytes']):.0f} -> "
           f"{mb(b['heap_after_gc_bytes']):.0f} MB, threads {a['threads']} -> {b['threads']}, "
           f"open files {a['open_files']} -> {b['open_files']}")
+at = collections.defaultdict(dict)  # pid -> epoch -> last sample of the epoch
+for row in csv.DictReader(open(samples), delimiter="\t"):
+    at[int(row["pid"])][int(row["epochs_done"])] = row
+for pid, by_done in at.items():
+    if first in by_done and max(by_done) > first:
+        a, b = by_done[first], by_done[max(by_done)]
+        name = a["process"]
+        print(f"{name} resident parts, end of epoch {first} -> last sample (MB): " + ", ".join(
+            f"{k[:-3]} {a[k]} -> {b[k]}" for k in ("anon_mb", "file_mb", "shmem_mb")))
 PY
+# where the driver's resident memory grew, by mapping (file, or anonymous by size class)
+if [ -f "$OUT/smaps-from" ] && [ -f "$OUT/smaps-last" ]; then
+python3 - "$OUT/smaps-from" "$OUT/smaps-last" <<'PY' | tee -a "$OUT/table.txt"
+import collections, re, sys
+def groups(path):
+    out, name = collections.defaultdict(int), None
+    for line in open(path):
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$", line)
+        if head:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            name = head.group(1).strip() or f"[anon {'>=64MB' if hi - lo >= 64 << 20 else '<64MB'}]"
+            name = re.sub(r"lockstep-[0-9a-f-]+", "lockstep-*", name)
+        elif line.startswith("Rss:"):
+            out[name] += int(line.split()[1])
+    return out
+a, b = groups(sys.argv[1]), groups(sys.argv[2])
+print("\ndriver resident memory by mapping, end of epoch FROM -> last sample (KB), largest changes:")
+for name in sorted(set(a) | set(b), key=lambda n: -abs(b.get(n, 0) - a.get(n, 0)))[:10]:
+    print(f"  {b.get(name, 0) - a.get(name, 0):+9d}  {a.get(name, 0):9d} -> {b.get(name, 0):9d}  {name}")
+PY
+fi

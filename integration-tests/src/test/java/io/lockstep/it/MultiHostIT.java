@@ -6,13 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.lockstep.driver.RunComparison;
-import io.lockstep.jobs.Lockstep;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -33,9 +31,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 12, unit = TimeUnit.MINUTES)
 class MultiHostIT {
-  private static final Path HOME =
-      Path.of(System.getProperty("lockstep.home", ".")).toAbsolutePath();
-  private static final Path SPARK_HOME = HOME.resolve("spark-home/target/spark-home");
   private static final String MASTER = "spark://h0:7077";
 
   @TempDir static Path tmp;
@@ -45,21 +40,7 @@ class MultiHostIT {
   @BeforeAll
   static void startCluster() throws Exception {
     hosts = Hosts.create(3);
-    final Path masterLog = tmp.resolve("master.log");
-    final Process master =
-        hosts.start(
-            0,
-            masterLog,
-            sparkEnvironment(),
-            spark(
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                "h0",
-                "--port",
-                "7077",
-                "--webui-port",
-                "0"));
-    awaitLog(master, masterLog, "Starting Spark master at " + MASTER);
+    assertEquals(MASTER, HostProcesses.startMaster(hosts, 0, tmp.resolve("master.log")));
     for (int h = 1; h <= 2; h++) {
       startWorker(h);
     }
@@ -67,30 +48,8 @@ class MultiHostIT {
 
   /** Starts a Spark worker of one core on host {@code h} and waits until the master has it. */
   private static void startWorker(int h) throws Exception {
-    final Path work = Files.createDirectories(tmp.resolve("worker-" + h));
-    final Path log = tmp.resolve("worker-" + h + ".log");
-    Files.deleteIfExists(log);
-    final Process worker =
-        hosts.start(
-            h,
-            log,
-            sparkEnvironment(),
-            spark(
-                "org.apache.spark.deploy.worker.Worker",
-                "--host",
-                "h" + h,
-                "--port",
-                "0",
-                "--webui-port",
-                "0",
-                "--cores",
-                "1",
-                "--memory",
-                "2g",
-                "--work-dir",
-                work.toString(),
-                MASTER));
-    awaitLog(worker, log, "Successfully registered with master");
+    HostProcesses.startWorker(
+        hosts, h, tmp.resolve("worker-" + h), tmp.resolve("worker-" + h + ".log"), MASTER);
   }
 
   @AfterAll
@@ -184,7 +143,7 @@ class MultiHostIT {
       awaitExecutorLog(driver, "epoch 1 steps 41-60 starting");
       hosts.kill(2);
       hosts.link(2, false);
-      awaitLog(driver, log, "running on 1 of 2 workers");
+      HostProcesses.awaitLog(driver, log, "running on 1 of 2 workers");
     } finally {
       hosts.link(2, true);
       startWorker(2);
@@ -221,28 +180,11 @@ class MultiHostIT {
   @Test
   void shouldTrainWithShardProcessesOnOtherHostsAsInLocalMode() throws Exception {
     final int steps = 30;
-    final Path secret = tmp.resolve("secret");
-    final byte[] bytes = new byte[32];
-    new java.security.SecureRandom().nextBytes(bytes);
-    Files.write(secret, bytes);
-    Files.setPosixFilePermissions(
-        secret, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    final Path secret = HostProcesses.secretFile(tmp.resolve("secret"));
     final List<String> servers = new ArrayList<>();
     for (int h = 1; h <= 2; h++) {
-      final Path log = tmp.resolve("shard-" + h + ".log");
-      final List<String> command =
-          lockstep(
-              "parameter-server",
-              "--host",
-              hosts.address(h),
-              "--port",
-              "40300",
-              "--jobs",
-              "1",
-              "--secret-file",
-              secret.toString());
-      awaitLog(hosts.start(h, log, Map.of(), command), log, "parameter-server: listening");
-      servers.add(hosts.address(h) + ":40300");
+      servers.add(
+          HostProcesses.startShardServer(hosts, h, secret, tmp.resolve("shard-" + h + ".log")));
     }
     final Path run = tmp.resolve("shards");
     final long[] fragmentsBefore = fragments();
@@ -296,7 +238,8 @@ class MultiHostIT {
 
   /** Starts {@code submit} on h0, its output to {@link #logOf} the run. */
   private static Process startSubmit(Path run, int steps, String... more) throws IOException {
-    return hosts.start(0, logOf(run), Map.of(), lockstep(submitArgs(run, steps, more)));
+    return hosts.start(
+        0, logOf(run), Map.of(), HostProcesses.lockstep(submitArgs(run, steps, more)));
   }
 
   /** Where {@link #startSubmit} writes the driver's output for {@code run}. */
@@ -365,60 +308,6 @@ class MultiHostIT {
       made[h] = hosts.fragmentsCreated(h);
     }
     return made;
-  }
-
-  /** What a Spark daemon's environment has on a real host: its home, and no address pinned. */
-  private static Map<String, String> sparkEnvironment() {
-    return Map.of(
-        "SPARK_HOME", SPARK_HOME.toString(),
-        "SPARK_SCALA_VERSION", "2.13",
-        "OMP_WAIT_POLICY", "PASSIVE");
-  }
-
-  private static List<String> spark(String main, String... args) {
-    final List<String> command =
-        new ArrayList<>(
-            List.of(java(), "-Xmx512m", "-cp", SPARK_HOME.resolve("jars") + "/*", main));
-    command.addAll(Arrays.asList(args));
-    return command;
-  }
-
-  /** The command line {@code bin/lockstep ARGS} runs, in a JVM of its own. */
-  private static List<String> lockstep(String... args) {
-    final List<String> command = new ArrayList<>(List.of(java(), "-Xmx2g"));
-    command.addAll(
-        List.of(
-            "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-            "--add-opens=java.base/java.nio=ALL-UNNAMED",
-            "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-            "--add-opens=java.base/java.lang=ALL-UNNAMED",
-            "--add-opens=java.base/java.util=ALL-UNNAMED",
-            "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
-            "-Dlockstep.home=" + HOME));
-    final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
-    if (cache != null) {
-      command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
-    }
-    command.addAll(List.of("-cp", System.getProperty("java.class.path"), Lockstep.class.getName()));
-    command.addAll(Arrays.asList(args));
-    return command;
-  }
-
-  private static String java() {
-    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
-  }
-
-  private static void awaitLog(Process process, Path log, String line) throws Exception {
-    final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-    while (true) {
-      final String text = Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
-      if (text.contains(line)) {
-        return;
-      }
-      assertTrue(process.isAlive(), "exited before '" + line + "': " + text);
-      assertTrue(System.nanoTime() < deadline, "no '" + line + "' in 90 s: " + text);
-      Thread.sleep(200);
-    }
   }
 
   /** Waits until an executor's log, under a worker's folder, contains {@code line}. */
