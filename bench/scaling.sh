@@ -10,7 +10,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "bench/scaling.sh: needs root (it makes network namespaces)" >&2; exit 2; }
 cd "$ROOT"
-[ -f jobs/target/lockstep-jobs-0.1.0-SNAPSHOT.jar ] || mvn -B -q install -DskipTests
+# bin/lockstep builds and installs the project when its sources changed since the last build
+"$ROOT/bin/lockstep" --version >/dev/null
 mvn -B -q -o -pl integration-tests test-compile dependency:build-classpath \
   -Dmdep.outputFile=integration-tests/target/test-classpath.txt -Dmdep.includeScope=test >&2
 exec java -Xmx1g --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED \

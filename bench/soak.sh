@@ -64,7 +64,6 @@ start=$(date +%s)
 sample() { # ROLE PID
   local status="/proc/$2/status"
   [ -r "$status" ] || return 0
-  local rss threads fds
   # resident memory and its parts: anonymous (heaps, malloc, JIT), file-backed (jars, libraries),
   # shared memory (Aeron's terms in /dev/shm)
   local rss anon file shmem threads fds
@@ -76,14 +75,18 @@ sample() { # ROLE PID
   local done=0
   [ -f "$RUN/metrics.jsonl" ] && done=$(grep -c '"type":"epoch"' "$RUN/metrics.jsonl" || true)
   echo -e "$(($(date +%s) - start))\t$done\t$1\t$2\t$rss\t$anon\t$file\t$shmem\t$threads\t$fds" >>"$SAMPLES"
-  # the driver's mappings at the end of epoch FROM and at the latest sample, for where it grew
-  if [ "$1" = driver ]; then
-    if [ "$done" -ge "$FROM" ] && [ ! -f "$OUT/smaps-from" ]; then
+  # the driver's mappings as epoch FROM ends and as each later epoch ends, for where it grew (read
+  # once an epoch: reading smaps walks every page table of the process)
+  if [ "$1" = driver ] && [ "$done" != "$smaps_done" ] && [ "$done" -ge "$FROM" ]; then
+    smaps_done=$done
+    if [ ! -f "$OUT/smaps-from" ]; then
       cp "/proc/$2/smaps" "$OUT/smaps-from" 2>/dev/null || true
+    else
+      cp "/proc/$2/smaps" "$OUT/smaps-last.tmp" 2>/dev/null && mv "$OUT/smaps-last.tmp" "$OUT/smaps-last"
     fi
-    cp "/proc/$2/smaps" "$OUT/smaps-last.tmp" 2>/dev/null && mv "$OUT/smaps-last.tmp" "$OUT/smaps-last"
   fi
 }
+smaps_done=
 while kill -0 "$trainer" 2>/dev/null; do
   sample driver "$driver"
   if [ "$MODE" = standalone ]; then
@@ -132,19 +135,19 @@ for name, by_epoch in series.items():
           f"{mb(high):.0f} MB), heap after GC {mb(a['heap_after_gc_bytes']):.0f} -> "
           f"{mb(b['heap_after_gc_bytes']):.0f} MB, threads {a['threads']} -> {b['threads']}, "
           f"open files {a['open_files']} -> {b['open_files']}")
-at = collections.defaultdict(dict)  # pid -> epoch -> last sample of the epoch
+at = collections.defaultdict(dict)  # pid -> epochs done -> the first sample after them
 for row in csv.DictReader(open(samples), delimiter="\t"):
-    at[int(row["pid"])][int(row["epochs_done"])] = row
+    at[int(row["pid"])].setdefault(int(row["epochs_done"]), row)
 for pid, by_done in at.items():
     if first in by_done and max(by_done) > first:
         a, b = by_done[first], by_done[max(by_done)]
         name = a["process"]
-        print(f"{name} resident parts, end of epoch {first} -> last sample (MB): " + ", ".join(
+        print(f"{name} resident parts, end of epoch {first} -> of epoch {max(by_done)} (MB): " + ", ".join(
             f"{k[:-3]} {a[k]} -> {b[k]}" for k in ("anon_mb", "file_mb", "shmem_mb")))
 PY
 # where the driver's resident memory grew, by mapping (file, or anonymous by size class)
 if [ -f "$OUT/smaps-from" ] && [ -f "$OUT/smaps-last" ]; then
-python3 - "$OUT/smaps-from" "$OUT/smaps-last" <<'PY' | tee -a "$OUT/table.txt"
+python3 - "$OUT/smaps-from" "$OUT/smaps-last" "$FROM" <<'PY' | tee -a "$OUT/table.txt"
 import collections, re, sys
 def groups(path):
     out, name = collections.defaultdict(int), None
@@ -158,7 +161,8 @@ def groups(path):
             out[name] += int(line.split()[1])
     return out
 a, b = groups(sys.argv[1]), groups(sys.argv[2])
-print("\ndriver resident memory by mapping, end of epoch FROM -> last sample (KB), largest changes:")
+print(f"\ndriver resident memory by mapping, end of epoch {sys.argv[3]} -> of the last epoch (KB),"
+      " largest changes:")
 for name in sorted(set(a) | set(b), key=lambda n: -abs(b.get(n, 0) - a.get(n, 0)))[:10]:
     print(f"  {b.get(name, 0) - a.get(name, 0):+9d}  {a.get(name, 0):9d} -> {b.get(name, 0):9d}  {name}")
 PY

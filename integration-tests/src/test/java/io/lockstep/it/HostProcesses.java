@@ -5,6 +5,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -80,12 +82,14 @@ final class HostProcesses {
   }
 
   /**
-   * Starts {@code lockstep parameter-server} on {@code host}, port 40300, serving until stopped,
-   * and waits until it listens.
+   * Starts {@code lockstep parameter-server} on {@code host}, port 40300, and waits until it
+   * listens.
    *
+   * @param jobs the jobs it serves before it exits; 0 serves until stopped
    * @return its {@code ADDRESS:PORT} for {@code lockstep.ps.shard-servers}
    */
-  static String startShardServer(Hosts hosts, int host, Path secret, Path log) throws Exception {
+  static String startShardServer(Hosts hosts, int host, Path secret, int jobs, Path log)
+      throws Exception {
     final List<String> command =
         lockstep(
             "parameter-server",
@@ -93,6 +97,8 @@ final class HostProcesses {
             hosts.address(host),
             "--port",
             "40300",
+            "--jobs",
+            Integer.toString(jobs),
             "--secret-file",
             secret.toString());
     awaitLog(hosts.start(host, log, Map.of(), command), log, "parameter-server: listening");
@@ -162,10 +168,9 @@ final class HostProcesses {
   /** A secret file of 32 random bytes that only its owner reads, for shard processes. */
   static Path secretFile(Path path) throws IOException {
     final byte[] bytes = new byte[32];
-    new java.security.SecureRandom().nextBytes(bytes);
+    new SecureRandom().nextBytes(bytes);
     Files.write(path, bytes);
-    Files.setPosixFilePermissions(
-        path, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
     return path;
   }
 

@@ -184,7 +184,7 @@ class MultiHostIT {
     final List<String> servers = new ArrayList<>();
     for (int h = 1; h <= 2; h++) {
       servers.add(
-          HostProcesses.startShardServer(hosts, h, secret, tmp.resolve("shard-" + h + ".log")));
+          HostProcesses.startShardServer(hosts, h, secret, 1, tmp.resolve("shard-" + h + ".log")));
     }
     final Path run = tmp.resolve("shards");
     final long[] fragmentsBefore = fragments();

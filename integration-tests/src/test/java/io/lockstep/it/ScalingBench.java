@@ -2,7 +2,7 @@ package io.lockstep.it;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.nio.charset.StandardCharsets;
+import io.lockstep.conf.JobConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,11 +28,17 @@ public final class ScalingBench {
   /** The steps each run leaves out of its medians: the first stage's warm-up. */
   private static final int WARMUP_STEPS = 5;
 
-  /** Bytes around each chunk's payload on the wire: frame header, Aeron, UDP, IPv4, Ethernet. */
-  static final int CHUNK_OVERHEAD_BYTES = 64 + 32 + 8 + 20 + 14;
+  /** A frame's header and Aeron's data header, before the payload. */
+  static final int FRAME_HEADERS_BYTES = 64 + 32;
 
-  /** A chunk's payload on a 1500-byte link (lockstep.ps.chunk-size=0 sizes it so). */
-  static final int CHUNK_BYTES = 1376;
+  /** Around each Aeron frame on the wire: UDP 8, IPv4 20, Ethernet 14 bytes. */
+  static final int PACKET_HEADERS_BYTES = 8 + 20 + 14;
+
+  /** Every link's MTU ({@link Hosts}). */
+  static final int MTU = 1500;
+
+  /** The job's Aeron term length (lockstep.ps.term-length's default). */
+  static final long TERM_LENGTH_BYTES = 1 << 20;
 
   private ScalingBench() {}
 
@@ -57,7 +63,7 @@ public final class ScalingBench {
           overlap ? "on" : "off",
           syncMs,
           syncModelMs,
-          syncMs / syncModelMs,
+          syncModelMs > 0 ? syncMs / syncModelMs : Double.NaN,
           stepMs,
           stepModelMs,
           stepMs / stepModelMs,
@@ -66,37 +72,46 @@ public final class ScalingBench {
   }
 
   /**
-   * The bytes one worker's gradient puts on its link, each way: every chunk's payload plus {@link
-   * #CHUNK_OVERHEAD_BYTES}, the chunks cut per shard.
+   * The bytes a range of a gradient puts on a link, one way, as the transport cuts it: chunks of
+   * {@code chunkBytes / 4} floats, each chunk's payload (4 bytes a float, or for {@code fp16} a
+   * 4-byte scale and 2 bytes a float) behind the frame and Aeron headers, aligned to Aeron's 32
+   * bytes, in one UDP datagram.
    *
-   * @param parameters floats in the gradient
-   * @param shards shard servers, each with its own chunks
-   * @param compression {@code none} (4 bytes a float) or {@code fp16} (2, and 4 bytes per chunk)
+   * @param floats the range's floats
+   * @param chunkBytes a float32 chunk's payload ({@code lockstep.ps.chunk-size}, or the MTU's)
+   * @param compression {@code none} or {@code fp16}
    */
-  static double wireBytes(long parameters, int shards, String compression) {
-    final boolean half = compression.equals("fp16");
-    final int floatsPerChunk = half ? (CHUNK_BYTES - 4) / 2 : CHUNK_BYTES / 4;
-    long chunks = 0;
-    for (int s = 0; s < shards; s++) {
-      final long range = parameters / shards + (s < parameters % shards ? 1 : 0);
-      chunks += (range + floatsPerChunk - 1) / floatsPerChunk;
+  static double wireBytes(long floats, long chunkBytes, String compression) {
+    final long perChunk = chunkBytes / Float.BYTES;
+    double bytes = 0;
+    for (long from = 0; from < floats; from += perChunk) {
+      final long n = Math.min(perChunk, floats - from);
+      final long payload = compression.equals("fp16") ? 4 + 2 * n : 4 * n;
+      bytes += (FRAME_HEADERS_BYTES + payload + 31) / 32 * 32 + PACKET_HEADERS_BYTES;
     }
-    final double payload = half ? 2.0 * parameters + 4.0 * chunks : 4.0 * parameters;
-    return payload + chunks * (double) CHUNK_OVERHEAD_BYTES;
+    return bytes;
   }
 
   /**
-   * The model's synchronization time: a worker's link carries its gradient each way, a shard's link
-   * the sum of its range from every worker each way; the busiest link sets the time, since the
-   * shards answer chunk by chunk while later chunks still arrive.
+   * The model's synchronization time, in milliseconds: a worker's link carries its whole gradient
+   * each way, a shard's link its range from every worker each way, both directions at once (the
+   * shards answer chunk by chunk while later chunks still arrive); the busiest link sets the time.
+   * Shards take whole chunks, as {@code ServerShards.split} cuts them.
    *
    * @param bytesPerSecond every link's rate, each way
    */
   static double syncModelMs(
       long parameters, int workers, int shards, String compression, double bytesPerSecond) {
-    final double worker = wireBytes(parameters, shards, compression);
-    final double shard = workers * worker / shards;
-    return Math.max(worker, shard) / bytesPerSecond * 1e3;
+    final long chunkBytes = JobConfig.chunkBytesForMtu(MTU, TERM_LENGTH_BYTES);
+    final long perChunk = chunkBytes / Float.BYTES;
+    final long chunks = (parameters + perChunk - 1) / perChunk;
+    double busiest = wireBytes(parameters, chunkBytes, compression);
+    for (int s = 0; s < shards; s++) {
+      final long from = chunks * s / shards * perChunk;
+      final long to = Math.min(parameters, chunks * (s + 1) / shards * perChunk);
+      busiest = Math.max(busiest, workers * wireBytes(to - from, chunkBytes, compression));
+    }
+    return busiest / bytesPerSecond * 1e3;
   }
 
   /** Parses {@code tc}'s rate: {@code 200mbit}, {@code 1gbit}, {@code 500kbit}. */
@@ -110,13 +125,93 @@ public final class ScalingBench {
     return Double.parseDouble(r.replaceAll("[a-z]+$", "")) * scale / 8;
   }
 
+  /** A run's medians over its steps after {@link #WARMUP_STEPS}, in milliseconds. */
+  record Measured(
+      long parameters,
+      double dataMs,
+      double computeMs,
+      double syncMs,
+      double applyMs,
+      double stepMs) {
+    static Measured of(Path run) throws Exception {
+      final JsonObject summary =
+          JsonParser.parseString(Files.readString(run.resolve("summary.json"))).getAsJsonObject();
+      final List<double[]> phases = new ArrayList<>();
+      for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+        final JsonObject step = JsonParser.parseString(line).getAsJsonObject();
+        if (!step.get("type").getAsString().equals("step")
+            || step.get("step").getAsLong() <= WARMUP_STEPS) {
+          continue;
+        }
+        final JsonObject p = step.getAsJsonObject("phases");
+        phases.add(
+            new double[] {
+              p.get("data_ms").getAsDouble(),
+              p.get("compute_ms").getAsDouble(),
+              p.get("send_ms").getAsDouble()
+                  + p.get("wait_ms").getAsDouble()
+                  + p.get("receive_ms").getAsDouble(),
+              p.get("apply_ms").getAsDouble()
+            });
+      }
+      return new Measured(
+          summary.get("parameters").getAsLong(),
+          median(phases, 0),
+          median(phases, 1),
+          median(phases, 2),
+          median(phases, 3),
+          median(phases.stream().mapToDouble(p -> p[0] + p[1] + p[2] + p[3]).toArray()));
+    }
+  }
+
+  /**
+   * The rows of one configuration, overlap off and on, against the model. Off: a step is the
+   * measured data, compute and apply phases plus the modeled synchronization. On: each layer's
+   * chunks leave during the backward pass (taken as two thirds of the compute measured with overlap
+   * off, whose compute includes no sending), so that much of the synchronization hides behind it.
+   */
+  static List<Row> rows(
+      int workers,
+      int shards,
+      String compression,
+      Measured off,
+      Measured on,
+      double bytesPerSecond) {
+    final double sync = syncModelMs(off.parameters(), workers, shards, compression, bytesPerSecond);
+    final double exposed = Math.max(0, sync - off.computeMs() * 2 / 3);
+    return List.of(
+        new Row(
+            workers,
+            shards,
+            compression,
+            false,
+            off.syncMs(),
+            sync,
+            off.stepMs(),
+            off.dataMs() + off.computeMs() + off.applyMs() + sync,
+            off.computeMs()),
+        new Row(
+            workers,
+            shards,
+            compression,
+            true,
+            on.syncMs(),
+            exposed,
+            on.stepMs(),
+            off.dataMs() + off.computeMs() + off.applyMs() + exposed,
+            on.computeMs()));
+  }
+
   public static void main(String[] args) throws Exception {
     final String rate = args.length > 0 ? args[0] : "200mbit";
     final int steps = args.length > 1 ? Integer.parseInt(args[1]) : 60;
     final String job = args.length > 2 ? args[2] : "fashion-mnist-lenet";
     final double bytesPerSecond = bytesPerSecond(rate);
+    if (steps <= WARMUP_STEPS + 4) {
+      throw new IllegalArgumentException(
+          "STEPS=" + steps + ": give more than " + (WARMUP_STEPS + 4) + " steps a run");
+    }
     final Path tmp = Files.createTempDirectory("lockstep-scaling");
-    final List<Row> rows = new ArrayList<>();
     try (Hosts hosts = Hosts.create(6)) {
       for (int h = 0; h < 6; h++) {
         hosts.shape(h, rate);
@@ -130,16 +225,18 @@ public final class ScalingBench {
       final List<String> shardServers = new ArrayList<>();
       for (int h = 4; h <= 5; h++) {
         shardServers.add(
-            HostProcesses.startShardServer(hosts, h, secret, tmp.resolve("shard-" + h + ".log")));
+            HostProcesses.startShardServer(
+                hosts, h, secret, 0, tmp.resolve("shard-" + h + ".log")));
       }
       System.out.printf(
           Locale.ROOT,
-          "%s, %d steps a run (medians of steps %d-%d), every link %s each way%n%n",
+          "%s, %d steps a run (medians of steps %d-%d), every link %s each way, MTU %d%n%n",
           job,
           steps,
           WARMUP_STEPS + 1,
           steps,
-          rate);
+          rate,
+          MTU);
       System.out.println(
           "| workers | shard hosts | compression | overlap | sync ms | model | ratio | step ms"
               + " | model | ratio | compute ms |");
@@ -147,10 +244,16 @@ public final class ScalingBench {
       for (int workers : new int[] {2, 3}) {
         for (int shards : new int[] {1, 2}) {
           for (String compression : List.of("none", "fp16")) {
-            for (boolean overlap : new boolean[] {false, true}) {
+            final Measured[] measured = new Measured[2];
+            for (int overlap = 0; overlap < 2; overlap++) {
               final String name =
                   String.format(
-                      Locale.ROOT, "n%d-s%d-%s-%s", workers, shards, compression, overlap);
+                      Locale.ROOT,
+                      "n%d-s%d-%s-overlap-%s",
+                      workers,
+                      shards,
+                      compression,
+                      overlap == 1);
               final Path run = tmp.resolve(name);
               final Path log = tmp.resolve(name + ".log");
               final List<String> submit =
@@ -179,15 +282,19 @@ public final class ScalingBench {
                       "--set",
                       "lockstep.ps.compression=" + compression,
                       "--set",
-                      "lockstep.ps.overlap=" + overlap);
+                      "lockstep.ps.overlap=" + (overlap == 1));
               final Process driver = hosts.start(0, log, Map.of(), submit);
-              if (!driver.waitFor(10, TimeUnit.MINUTES) || driver.exitValue() != 0) {
+              final boolean ended = driver.waitFor(10, TimeUnit.MINUTES);
+              if (!ended || driver.exitValue() != 0) {
+                driver.descendants().forEach(ProcessHandle::destroyForcibly);
                 driver.destroyForcibly();
                 throw new IllegalStateException(
-                    name + " failed: " + Files.readString(log, StandardCharsets.UTF_8));
+                    name + (ended ? " failed" : " ran past 10 minutes") + "; see " + log);
               }
-              final Row row = row(run, workers, shards, compression, overlap, bytesPerSecond);
-              rows.add(row);
+              measured[overlap] = Measured.of(run);
+            }
+            for (Row row :
+                rows(workers, shards, compression, measured[0], measured[1], bytesPerSecond)) {
               System.out.println(row.line());
             }
           }
@@ -196,52 +303,6 @@ public final class ScalingBench {
     }
     System.out.println();
     System.out.println("runs and logs in " + tmp);
-  }
-
-  private static Row row(
-      Path run, int workers, int shards, String compression, boolean overlap, double bytesPerSecond)
-      throws Exception {
-    final JsonObject summary =
-        JsonParser.parseString(Files.readString(run.resolve("summary.json"))).getAsJsonObject();
-    final long parameters = summary.get("parameters").getAsLong();
-    final List<double[]> phases = new ArrayList<>();
-    for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
-      final JsonObject step = JsonParser.parseString(line).getAsJsonObject();
-      if (!step.get("type").getAsString().equals("step")
-          || step.get("step").getAsLong() <= WARMUP_STEPS) {
-        continue;
-      }
-      final JsonObject p = step.getAsJsonObject("phases");
-      phases.add(
-          new double[] {
-            p.get("data_ms").getAsDouble(),
-            p.get("compute_ms").getAsDouble(),
-            p.get("send_ms").getAsDouble()
-                + p.get("wait_ms").getAsDouble()
-                + p.get("receive_ms").getAsDouble(),
-            p.get("apply_ms").getAsDouble()
-          });
-    }
-    final double data = median(phases, 0);
-    final double compute = median(phases, 1);
-    final double sync = median(phases, 2);
-    final double apply = median(phases, 3);
-    final double syncModel = syncModelMs(parameters, workers, shards, compression, bytesPerSecond);
-    // overlap: the chunks of each layer leave during the backward pass (about two thirds of the
-    // compute), so up to that much of the synchronization is hidden behind it
-    final double exposed = overlap ? Math.max(0, syncModel - compute * 2 / 3) : syncModel;
-    final double stepModel = data + compute + apply + exposed;
-    final double[] steps = phases.stream().mapToDouble(p -> p[0] + p[1] + p[2] + p[3]).toArray();
-    return new Row(
-        workers,
-        shards,
-        compression,
-        overlap,
-        sync,
-        overlap ? exposed : syncModel,
-        median(steps),
-        stepModel,
-        compute);
   }
 
   private static double median(List<double[]> rows, int column) {

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.lockstep.driver.RunComparison;
-import io.lockstep.jobs.Lockstep;
 import java.io.OutputStream;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
@@ -34,8 +33,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
 class YarnClusterIT {
-  private static final Path HOME =
-      Path.of(System.getProperty("lockstep.home", ".")).toAbsolutePath();
   private static final long SUBMIT_MINUTES = 6;
 
   /** Where Hadoop's mini clusters put their folders. */
@@ -62,14 +59,17 @@ class YarnClusterIT {
             + "</value></property></configuration>");
     final Path dead = tmp.resolve("dead.log");
     assertEquals(2, submit(Map.of("HADOOP_CONF_DIR", deadConf.toString()), dead));
-    assertOneLine(dead, "no YARN ResourceManager answers at yarn.resourcemanager.address=");
+    assertOneLine(dead, "no YARN ResourceManager answers at 127.0.0.1:" + closedPort);
 
     final YarnConfiguration conf = new YarnConfiguration();
     // room for the ApplicationMaster (1 GB) and two executors (2 GB heap + 384 MB overhead each)
     conf.setInt(YarnConfiguration.YARN_MINICLUSTER_NM_PMEM_MB, 8192);
     conf.setInt(YarnConfiguration.NM_VCORES, 4);
-    // the NodeManager kills a container that outgrows its memory, as production clusters do
+    // the NodeManager kills a container that outgrows its memory, physical or virtual (2.1 times
+    // the physical), as production clusters do
     conf.setBoolean(YarnConfiguration.YARN_MINICLUSTER_CONTROL_RESOURCE_MONITORING, true);
+    conf.setBoolean(YarnConfiguration.NM_PMEM_CHECK_ENABLED, true);
+    conf.setBoolean(YarnConfiguration.NM_VMEM_CHECK_ENABLED, true);
     conf.setInt(YarnConfiguration.RM_SCHEDULER_MINIMUM_ALLOCATION_MB, 256);
     conf.set("yarn.scheduler.capacity.root.queues", "default");
     conf.set("yarn.scheduler.capacity.root.default.capacity", "100");
@@ -87,8 +87,16 @@ class YarnClusterIT {
       yarn.start();
       final Path hadoopConf = Files.createDirectories(tmp.resolve("hadoop-conf"));
       awaitResourceManagerAddress(yarn.getConfig());
+      // what a client's yarn-site.xml holds: where the ResourceManager takes applications and
+      // where their ApplicationMasters ask it for containers (the mini cluster's ports are chosen
+      // at start, where a real cluster's hostname gives the defaults)
+      final Configuration client = new Configuration(false);
+      for (String key :
+          List.of(YarnConfiguration.RM_ADDRESS, YarnConfiguration.RM_SCHEDULER_ADDRESS)) {
+        client.set(key, yarn.getConfig().get(key));
+      }
       try (OutputStream out = Files.newOutputStream(hadoopConf.resolve("yarn-site.xml"))) {
-        yarn.getConfig().writeXml(out);
+        client.writeXml(out);
       }
 
       final Path run = tmp.resolve("yarn");
@@ -111,12 +119,20 @@ class YarnClusterIT {
       assertEquals(2, summary.get("workers").getAsInt());
       assertEquals(60, summary.get("steps").getAsInt());
 
-      // the two ranks ran in YARN containers: their executors' logs are the NodeManager's
-      final String containers = containerLogs(yarn);
-      for (String rank : List.of("rank 0: epoch 1 step 50/60", "rank 1: epoch 1 step 50/60")) {
-        assertTrue(containers.contains(rank), rank + " missing from the containers' logs");
+      // the two ranks ran in YARN containers: their executors' logs are the NodeManager's, and
+      // neither logged an error
+      final List<String> executors =
+          containerLogs(yarn).stream().filter(text -> text.contains("rank ")).toList();
+      assertEquals(2, executors.size(), executors.toString());
+      for (int rank = 0; rank < 2; rank++) {
+        final String line = "rank " + rank + ": epoch 1 step 50/60";
+        assertTrue(
+            executors.stream().anyMatch(text -> text.contains(line)),
+            line + " missing from the executors' logs: " + executors);
       }
-      assertFalse(containers.contains("Exception"), containers);
+      for (String text : executors) {
+        assertFalse(text.contains(" ERROR ") || text.contains("Exception in thread"), text);
+      }
 
       // the same job in local mode ends on the same bits: the cluster manager changes nothing
       final Path local = tmp.resolve("local");
@@ -146,31 +162,9 @@ class YarnClusterIT {
   /** {@code lockstep submit --master yarn ARGS} in a JVM of its own, with {@code environment}. */
   private static int submit(Map<String, String> environment, Path log, String... args)
       throws Exception {
-    final List<String> command =
-        new ArrayList<>(
-            List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx1g",
-                "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-                "--add-opens=java.base/java.nio=ALL-UNNAMED",
-                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-                "--add-opens=java.base/java.lang=ALL-UNNAMED",
-                "--add-opens=java.base/java.util=ALL-UNNAMED",
-                "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
-                "-Dlockstep.home=" + HOME));
-    final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
-    if (cache != null) {
-      command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
-    }
-    command.addAll(
-        List.of(
-            "-cp",
-            System.getProperty("java.class.path"),
-            Lockstep.class.getName(),
-            "submit",
-            "--master",
-            "yarn"));
-    command.addAll(Arrays.asList(args));
+    final List<String> submit = new ArrayList<>(List.of("submit", "--master", "yarn"));
+    submit.addAll(Arrays.asList(args));
+    final List<String> command = HostProcesses.lockstep(submit.toArray(String[]::new));
     final ProcessBuilder builder =
         new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
     builder.environment().remove("HADOOP_CONF_DIR");
@@ -202,17 +196,18 @@ class YarnClusterIT {
     }
   }
 
-  private static String containerLogs(MiniYARNCluster yarn) throws Exception {
-    final StringBuilder all = new StringBuilder();
+  /** Each container's {@code stderr}: Spark's ApplicationMaster and executors log there. */
+  private static List<String> containerLogs(MiniYARNCluster yarn) throws Exception {
+    final List<String> logs = new ArrayList<>();
     for (String directory :
         yarn.getNodeManager(0).getConfig().getTrimmedStrings(YarnConfiguration.NM_LOG_DIRS)) {
       try (Stream<Path> walk = Files.walk(Path.of(directory))) {
         for (Path file : walk.filter(p -> p.getFileName().toString().equals("stderr")).toList()) {
-          all.append(Files.readString(file, StandardCharsets.UTF_8));
+          logs.add(Files.readString(file, StandardCharsets.UTF_8));
         }
       }
     }
-    return all.toString();
+    return logs;
   }
 
   private static String tail(Path log) {

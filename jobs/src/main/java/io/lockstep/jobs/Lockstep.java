@@ -44,6 +44,8 @@ import picocli.CommandLine.Parameters;
  */
 @Command(
     name = "lockstep",
+    // every command answers --help and --version (the one-line errors send the user to --help)
+    scope = CommandLine.ScopeType.INHERIT,
     mixinStandardHelpOptions = true,
     version = "lockstep 0.1.0",
     description = "Data-parallel training of convolutional networks on Apache Spark.",
@@ -100,8 +102,6 @@ public final class Lockstep implements Runnable {
   public static int execute(String... args) {
     final Lockstep lockstep = new Lockstep();
     final CommandLine cli = new CommandLine(lockstep);
-    // every command answers --help (the one-line errors send the user there)
-    withHelpOptions(cli);
     cli.setExecutionExceptionHandler(
         (e, commandLine, parseResult) -> {
           final Throwable root = rootCause(e);
@@ -129,11 +129,6 @@ public final class Lockstep implements Runnable {
           return 2;
         });
     return cli.execute(args);
-  }
-
-  private static void withHelpOptions(CommandLine command) {
-    command.getCommandSpec().mixinStandardHelpOptions(true);
-    command.getSubcommands().values().forEach(Lockstep::withHelpOptions);
   }
 
   /**
@@ -819,11 +814,11 @@ public final class Lockstep implements Runnable {
                 + "; give the master once");
       }
       final List<String> classPath = new ArrayList<>(List.of(spark.resolve("conf").toString()));
-      final boolean yarn = YarnClient.isYarn(master);
+      final boolean yarn = YarnPreflight.isYarn(master);
       if (yarn) {
         // spark-submit finds the ResourceManager in these folders, on its class path
-        final List<Path> hadoopConf = YarnClient.configurationDirectories(System.getenv());
-        YarnClient.checkResourceManager(hadoopConf);
+        final List<Path> hadoopConf = YarnPreflight.configurationDirectories(System.getenv());
+        YarnPreflight.checkResourceManager(hadoopConf);
         hadoopConf.forEach(directory -> classPath.add(directory.toString()));
       }
       classPath.add(spark.resolve("jars") + "/*");
