@@ -3,6 +3,10 @@ package io.lockstep.it;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Transport;
+import io.lockstep.ps.FrameKey;
+import io.lockstep.ps.ServerAddress;
+import io.lockstep.ps.ServerShards;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -102,16 +106,33 @@ public final class ScalingBench {
    */
   static double syncModelMs(
       long parameters, int workers, int shards, String compression, double bytesPerSecond) {
-    final long chunkBytes = JobConfig.chunkBytesForMtu(MTU, TERM_LENGTH_BYTES);
-    final long perChunk = chunkBytes / Float.BYTES;
-    final long chunks = (parameters + perChunk - 1) / perChunk;
+    final int chunkBytes = (int) JobConfig.chunkBytesForMtu(MTU, TERM_LENGTH_BYTES);
+    final ServerShards split = split(parameters, workers, shards, chunkBytes);
     double busiest = wireBytes(parameters, chunkBytes, compression);
     for (int s = 0; s < shards; s++) {
-      final long from = chunks * s / shards * perChunk;
-      final long to = Math.min(parameters, chunks * (s + 1) / shards * perChunk);
-      busiest = Math.max(busiest, workers * wireBytes(to - from, chunkBytes, compression));
+      busiest =
+          Math.max(
+              busiest,
+              workers * wireBytes(split.shard(s).parameterCount(), chunkBytes, compression));
     }
     return busiest / bytesPerSecond * 1e3;
+  }
+
+  /** The shards' ranges, as the driver cuts them for {@code lockstep.ps.shard-servers}. */
+  static ServerShards split(long parameters, int workers, int shards, int chunkBytes) {
+    final ServerAddress whole =
+        new ServerAddress(
+            Transport.UDP,
+            "",
+            "198.18.0.14",
+            40300,
+            (int) TERM_LENGTH_BYTES,
+            chunkBytes,
+            1,
+            workers,
+            Math.toIntExact(parameters),
+            FrameKey.none());
+    return ServerShards.split(whole, shards);
   }
 
   /** Parses {@code tc}'s rate: {@code 200mbit}, {@code 1gbit}, {@code 500kbit}. */
