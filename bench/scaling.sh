@@ -13,7 +13,7 @@ cd "$ROOT"
 # bin/lockstep builds and installs the project when its sources changed since the last build
 "$ROOT/bin/lockstep" --version >/dev/null
 mvn -B -q -o -pl integration-tests test-compile dependency:build-classpath \
-  -Dmdep.outputFile=integration-tests/target/test-classpath.txt -Dmdep.includeScope=test >&2
+  -Dmdep.outputFile="$ROOT/integration-tests/target/test-classpath.txt" -Dmdep.includeScope=test >&2
 exec java -Xmx1g --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED \
   -Dlockstep.home="$ROOT" -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/javacpp" \
   -cp "integration-tests/target/test-classes:$(cat integration-tests/target/test-classpath.txt)" \

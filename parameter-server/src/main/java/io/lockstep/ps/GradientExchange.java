@@ -1,5 +1,7 @@
 package io.lockstep.ps;
 
+import static io.aeron.logbuffer.FrameDescriptor.FRAME_ALIGNMENT;
+
 import io.aeron.Aeron;
 import io.aeron.FragmentAssembler;
 import io.aeron.Image;
@@ -7,6 +9,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
+import io.aeron.protocol.DataHeaderFlyweight;
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
 import java.nio.charset.StandardCharsets;
@@ -189,6 +192,16 @@ public final class GradientExchange implements AutoCloseable {
 
     boolean hasUnsent() {
       return chunksSent < resultReceived.length;
+    }
+
+    /**
+     * Whether the stream takes the next chunk now, without waiting: its window (what the media
+     * driver has not yet sent, against what the receiver allows) has room for the largest frame.
+     */
+    boolean canSendNow() {
+      final int payload = encoder == null ? address.chunkBytes() : encoder.out().capacity();
+      return gradients.availableWindow()
+          >= DataHeaderFlyweight.HEADER_LENGTH + Frame.HEADER_LENGTH + payload + FRAME_ALIGNMENT;
     }
 
     /** Where in the whole vector the next chunk to send begins. */
@@ -542,8 +555,10 @@ public final class GradientExchange implements AutoCloseable {
 
   /**
    * Says that the open step's vector is final from float {@code firstFinal} to its end: sends every
-   * chunk that lies wholly within that range and has not gone yet, newest first, and takes in the
-   * answers that have arrived. Never waits, except when a stream is back-pressured.
+   * chunk that lies wholly within that range and has not gone yet, newest first, as far as the
+   * streams take them now, and takes in the answers that have arrived. Never waits: where a link is
+   * slower than the backward pass, a stream's window fills, and its remaining chunks go with a
+   * later call or with {@link #finish} instead of holding up the backward pass.
    *
    * @param firstFinal the first float of the finished range, in {@code [0, parameterCount]}
    * @return how many of the step's chunks have their answer in the vector already
@@ -554,7 +569,7 @@ public final class GradientExchange implements AutoCloseable {
     final long firstByte = (long) firstFinal * Float.BYTES;
     for (int s = links.length - 1; s >= 0; s--) {
       final Link link = links[s];
-      while (link.hasUnsent() && link.nextUnsentByte() >= firstByte) {
+      while (link.hasUnsent() && link.nextUnsentByte() >= firstByte && link.canSendNow()) {
         link.sendNext();
       }
       if (link.hasUnsent()) {
