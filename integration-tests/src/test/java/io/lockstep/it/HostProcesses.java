@@ -105,6 +105,35 @@ final class HostProcesses {
     return hosts.address(host) + ":40300";
   }
 
+  /**
+   * {@code submit}'s arguments for a run across hosts: one epoch of {@code steps} steps, the server
+   * over UDP, one thread per worker (the hosts share this machine's cores), then {@code more}.
+   */
+  static String[] submitArgs(
+      String master, String job, int workers, int steps, Path run, String... more) {
+    final List<String> args =
+        new ArrayList<>(
+            List.of(
+                "submit",
+                "--master",
+                master,
+                job,
+                "--workers",
+                Integer.toString(workers),
+                "--epochs",
+                "1",
+                "--max-steps",
+                Integer.toString(steps),
+                "--run-dir",
+                run.toString(),
+                "--set",
+                "lockstep.ps.transport=udp",
+                "--set",
+                "lockstep.worker.threads=1"));
+    args.addAll(Arrays.asList(more));
+    return args.toArray(String[]::new);
+  }
+
   /** What a Spark daemon's environment has on a real host: its home, and no address pinned. */
   static Map<String, String> sparkEnvironment() {
     return Map.of(

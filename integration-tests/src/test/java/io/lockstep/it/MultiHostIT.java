@@ -239,36 +239,16 @@ class MultiHostIT {
   /** Starts {@code submit} on h0, its output to {@link #logOf} the run. */
   private static Process startSubmit(Path run, int steps, String... more) throws IOException {
     return hosts.start(
-        0, logOf(run), Map.of(), HostProcesses.lockstep(submitArgs(run, steps, more)));
+        0,
+        logOf(run),
+        Map.of(),
+        HostProcesses.lockstep(
+            HostProcesses.submitArgs(MASTER, "fashion-mnist-lenet", 2, steps, run, more)));
   }
 
   /** Where {@link #startSubmit} writes the driver's output for {@code run}. */
   private static Path logOf(Path run) {
     return tmp.resolve(run.getFileName() + ".log");
-  }
-
-  private static String[] submitArgs(Path run, int steps, String... more) {
-    final List<String> args =
-        new ArrayList<>(
-            List.of(
-                "submit",
-                "--master",
-                MASTER,
-                "fashion-mnist-lenet",
-                "--workers",
-                "2",
-                "--epochs",
-                "1",
-                "--max-steps",
-                Integer.toString(steps),
-                "--run-dir",
-                run.toString(),
-                "--set",
-                "lockstep.ps.transport=udp",
-                "--set",
-                "lockstep.worker.threads=1"));
-    args.addAll(List.of(more));
-    return args.toArray(String[]::new);
   }
 
   /** Trains the same job in local mode and checks that {@code run} ended on the same bits. */

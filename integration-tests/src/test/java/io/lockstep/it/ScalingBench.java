@@ -279,31 +279,21 @@ public final class ScalingBench {
               final Path log = tmp.resolve(name + ".log");
               final List<String> submit =
                   HostProcesses.lockstep(
-                      "submit",
-                      "--master",
-                      master,
-                      job,
-                      "--workers",
-                      Integer.toString(workers),
-                      "--epochs",
-                      "1",
-                      "--max-steps",
-                      Integer.toString(steps),
-                      "--run-dir",
-                      run.toString(),
-                      "--set",
-                      "lockstep.ps.transport=udp",
-                      "--set",
-                      "lockstep.worker.threads=1",
-                      "--set",
-                      "lockstep.ps.shard-servers="
-                          + String.join(",", shardServers.subList(0, shards)),
-                      "--set",
-                      "lockstep.ps.secret-file=" + secret,
-                      "--set",
-                      "lockstep.ps.compression=" + compression,
-                      "--set",
-                      "lockstep.ps.overlap=" + (overlap == 1));
+                      HostProcesses.submitArgs(
+                          master,
+                          job,
+                          workers,
+                          steps,
+                          run,
+                          "--set",
+                          "lockstep.ps.shard-servers="
+                              + String.join(",", shardServers.subList(0, shards)),
+                          "--set",
+                          "lockstep.ps.secret-file=" + secret,
+                          "--set",
+                          "lockstep.ps.compression=" + compression,
+                          "--set",
+                          "lockstep.ps.overlap=" + (overlap == 1)));
               final Process driver = hosts.start(0, log, Map.of(), submit);
               final boolean ended = driver.waitFor(10, TimeUnit.MINUTES);
               if (!ended || driver.exitValue() != 0) {

@@ -101,18 +101,12 @@ class YarnClusterIT {
 
       final Path run = tmp.resolve("yarn");
       final Path log = tmp.resolve("yarn.log");
+      // the job both runs train: two workers of one thread, 60 steps
+      final String[] job = {
+        "--workers", "2", "--max-steps", "60", "--set", "lockstep.worker.threads=1"
+      };
       final int exit =
-          submit(
-              Map.of("HADOOP_CONF_DIR", hadoopConf.toString()),
-              log,
-              "--workers",
-              "2",
-              "--max-steps",
-              "60",
-              "--set",
-              "lockstep.worker.threads=1",
-              "--run-dir",
-              run.toString());
+          submit(Map.of("HADOOP_CONF_DIR", hadoopConf.toString()), log, withRunDir(job, run));
       assertEquals(0, exit, () -> tail(log));
       final JsonObject summary = Cli.summary(run);
       assertEquals("yarn", summary.get("spark_master").getAsString());
@@ -136,17 +130,9 @@ class YarnClusterIT {
 
       // the same job in local mode ends on the same bits: the cluster manager changes nothing
       final Path local = tmp.resolve("local");
-      Cli.assertExit(
-          0,
-          "train",
-          "--workers",
-          "2",
-          "--max-steps",
-          "60",
-          "--set",
-          "lockstep.worker.threads=1",
-          "--run-dir",
-          local.toString());
+      final List<String> train = new ArrayList<>(List.of("train"));
+      train.addAll(Arrays.asList(withRunDir(job, local)));
+      Cli.assertExit(0, train.toArray(String[]::new));
       final RunComparison comparison = RunComparison.of(run, local, 0);
       assertTrue(comparison.identical(), comparison.describe());
     } finally {
@@ -180,6 +166,14 @@ class YarnClusterIT {
       process.descendants().forEach(ProcessHandle::destroyForcibly);
       process.destroyForcibly();
     }
+  }
+
+  /** {@code args} followed by {@code --run-dir run}. */
+  private static String[] withRunDir(String[] args, Path run) {
+    final String[] all = Arrays.copyOf(args, args.length + 2);
+    all[args.length] = "--run-dir";
+    all[args.length + 1] = run.toString();
+    return all;
   }
 
   private static void assertOneLine(Path log, String expected) throws Exception {
