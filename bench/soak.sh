@@ -75,9 +75,11 @@ sample() { # ROLE PID
   local done=0
   [ -f "$RUN/metrics.jsonl" ] && done=$(grep -c '"type":"epoch"' "$RUN/metrics.jsonl" || true)
   echo -e "$(($(date +%s) - start))\t$done\t$1\t$2\t$rss\t$anon\t$file\t$shmem\t$threads\t$fds" >>"$SAMPLES"
-  # the driver's mappings as epoch FROM ends and as each later epoch ends, for where it grew (read
-  # once an epoch: reading smaps walks every page table of the process)
-  if [ "$1" = driver ] && [ "$done" != "$smaps_done" ] && [ "$done" -ge "$FROM" ]; then
+  # the driver's mappings as epoch FROM ends and as each later epoch but the last ends (after the
+  # last the run closes its servers), for where it grew (read once an epoch: reading smaps walks
+  # every page table of the process)
+  if [ "$1" = driver ] && [ "$done" != "$smaps_done" ] && [ "$done" -ge "$FROM" ] \
+    && [ "$done" -lt "$EPOCHS" ]; then
     smaps_done=$done
     if [ ! -f "$OUT/smaps-from" ]; then
       cp "/proc/$2/smaps" "$OUT/smaps-from" 2>/dev/null || true
@@ -101,9 +103,9 @@ wait "$trainer" || status=$?
 trainer=""
 [ "$status" = 0 ] || { echo "bench/soak.sh: training failed ($status); see $OUT/train.log" >&2; exit 1; }
 
-python3 - "$RUN/metrics.jsonl" "$SAMPLES" "$FROM" <<'PY' | tee "$OUT/table.txt"
+python3 - "$RUN/metrics.jsonl" "$SAMPLES" "$FROM" "$EPOCHS" <<'PY' | tee "$OUT/table.txt"
 import collections, csv, json, sys
-metrics, samples, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
+metrics, samples, first, epochs_run = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 epochs = [json.loads(l) for l in open(metrics) if '"type":"epoch"' in l]
 peak = collections.defaultdict(int)  # (epoch, pid) -> sampled peak MB while the epoch ran
 for row in csv.DictReader(open(samples), delimiter="\t"):
@@ -135,9 +137,12 @@ for name, by_epoch in series.items():
           f"{mb(high):.0f} MB), heap after GC {mb(a['heap_after_gc_bytes']):.0f} -> "
           f"{mb(b['heap_after_gc_bytes']):.0f} MB, threads {a['threads']} -> {b['threads']}, "
           f"open files {a['open_files']} -> {b['open_files']}")
-at = collections.defaultdict(dict)  # pid -> epochs done -> the first sample after them
+# pid -> epochs done -> the first sample after them, while the run still trains (after the last
+# epoch it closes its servers)
+at = collections.defaultdict(dict)
 for row in csv.DictReader(open(samples), delimiter="\t"):
-    at[int(row["pid"])].setdefault(int(row["epochs_done"]), row)
+    if int(row["epochs_done"]) < epochs_run:
+        at[int(row["pid"])].setdefault(int(row["epochs_done"]), row)
 for pid, by_done in at.items():
     if first in by_done and max(by_done) > first:
         a, b = by_done[first], by_done[max(by_done)]
@@ -161,8 +166,8 @@ def groups(path):
             out[name] += int(line.split()[1])
     return out
 a, b = groups(sys.argv[1]), groups(sys.argv[2])
-print(f"\ndriver resident memory by mapping, end of epoch {sys.argv[3]} -> of the last epoch (KB),"
-      " largest changes:")
+print(f"\ndriver resident memory by mapping, end of epoch {sys.argv[3]} -> of the last but one"
+      " (KB), largest changes:")
 for name in sorted(set(a) | set(b), key=lambda n: -abs(b.get(n, 0) - a.get(n, 0)))[:10]:
     print(f"  {b.get(name, 0) - a.get(name, 0):+9d}  {a.get(name, 0):9d} -> {b.get(name, 0):9d}  {name}")
 PY

@@ -25,8 +25,10 @@ import java.util.concurrent.TimeUnit;
  * median synchronization time (send, wait and receive) and step time of the steps after the first
  * five, next to what the model predicts for them.
  *
- * <p>Run by {@code bench/scaling.sh [RATE] [STEPS] [JOB]}; needs root, like the {@link Hosts} it
- * makes, and removes them when it ends.
+ * <p>Run by {@code bench/scaling.sh [RATE] [STEPS] [JOB] [ONLY] [SUBMIT FLAGS...]}: {@code ONLY}
+ * ({@code all}) keeps the configurations whose name ({@code n2-s1-none}: workers, shard hosts,
+ * compression) is in its comma-separated list, and the flags go to every {@code submit}. Needs root,
+ * like the {@link Hosts} it makes, and removes them when it ends.
  */
 public final class ScalingBench {
   /** The steps each run leaves out of its medians: the first stage's warm-up. */
@@ -227,6 +229,10 @@ public final class ScalingBench {
     final String rate = args.length > 0 ? args[0] : "200mbit";
     final int steps = args.length > 1 ? Integer.parseInt(args[1]) : 60;
     final String job = args.length > 2 ? args[2] : "fashion-mnist-lenet";
+    final List<String> only =
+        args.length > 3 && !args[3].equals("all") ? List.of(args[3].split(",")) : List.of();
+    final List<String> submitFlags =
+        args.length > 4 ? List.of(args).subList(4, args.length) : List.of();
     final double bytesPerSecond = bytesPerSecond(rate);
     if (steps <= WARMUP_STEPS + 4) {
       throw new IllegalArgumentException(
@@ -265,26 +271,19 @@ public final class ScalingBench {
       for (int workers : new int[] {2, 3}) {
         for (int shards : new int[] {1, 2}) {
           for (String compression : List.of("none", "fp16")) {
+            final String configuration =
+                String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
+            if (!only.isEmpty() && !only.contains(configuration)) {
+              continue;
+            }
             final Measured[] measured = new Measured[2];
             for (int overlap = 0; overlap < 2; overlap++) {
-              final String name =
-                  String.format(
-                      Locale.ROOT,
-                      "n%d-s%d-%s-overlap-%s",
-                      workers,
-                      shards,
-                      compression,
-                      overlap == 1);
+              final String name = configuration + "-overlap-" + (overlap == 1);
               final Path run = tmp.resolve(name);
               final Path log = tmp.resolve(name + ".log");
-              final List<String> submit =
-                  HostProcesses.lockstep(
-                      HostProcesses.submitArgs(
-                          master,
-                          job,
-                          workers,
-                          steps,
-                          run,
+              final List<String> flags =
+                  new ArrayList<>(
+                      List.of(
                           "--set",
                           "lockstep.ps.shard-servers="
                               + String.join(",", shardServers.subList(0, shards)),
@@ -294,6 +293,11 @@ public final class ScalingBench {
                           "lockstep.ps.compression=" + compression,
                           "--set",
                           "lockstep.ps.overlap=" + (overlap == 1)));
+              flags.addAll(submitFlags);
+              final List<String> submit =
+                  HostProcesses.lockstep(
+                      HostProcesses.submitArgs(
+                          master, job, workers, steps, run, flags.toArray(String[]::new)));
               final Process driver = hosts.start(0, log, Map.of(), submit);
               final boolean ended = driver.waitFor(10, TimeUnit.MINUTES);
               if (!ended || driver.exitValue() != 0) {
