@@ -6,8 +6,9 @@
 # (fashion-mnist-lenet) for STEPS (60) steps with 2 and 3 workers, 1 and 2 shard hosts, compression
 # none and fp16, overlap off and on, and prints a table of the median synchronization and step
 # times against the model's. ONLY (all) keeps the configurations named in a comma-separated list
-# (n2-s1-none: workers, shard hosts, compression); the flags after it go to every submit. Needs
-# root; removes the hosts and every process it started when it ends.
+# (n2-s1-none: workers, shard hosts, compression; s0: the server in the driver JVM on h0); the
+# flags after it go to every submit. Needs root; removes the hosts and every process it started
+# when it ends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "bench/scaling.sh: needs root (it makes network namespaces)" >&2; exit 2; }

@@ -68,7 +68,7 @@ import java.util.stream.Collectors;
  * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
  * @param psShards parameter server shards in the driver JVM
  * @param shardServers host:port of standalone shard processes, in range order; empty for none
- * @param psFrameTags whether frames carry an HMAC tag under a per-job key
+ * @param psFrameTags which frames carry an HMAC tag under a per-job key
  * @param psSecretFile the secret file the shard processes' frame keys derive from; empty for none
  * @param psMode how the replicas synchronize
  * @param psStaleness stale-sync: steps the fastest worker may run ahead of the slowest
@@ -132,7 +132,7 @@ public record JobConfig(
     boolean batchNormSync,
     int psShards,
     List<String> shardServers,
-    boolean psFrameTags,
+    FrameTags psFrameTags,
     String psSecretFile,
     SyncMode psMode,
     int psStaleness,
@@ -585,10 +585,10 @@ public record JobConfig(
               + " would bind every interface and is no address the workers can reach; set the"
               + " driver's address on the cluster network (such as 10.0.0.5)");
     }
-    if (!shardServers.isEmpty() && !psFrameTags) {
+    if (!shardServers.isEmpty() && psFrameTags == FrameTags.OFF) {
       throw new ConfigurationException(
           Keys.PS_FRAME_TAGS.name()
-              + "=false cannot be used with "
+              + "=off cannot be used with "
               + Keys.PS_SHARD_SERVERS.name()
               + ": shard processes always verify tags; remove it");
     }

@@ -372,14 +372,16 @@ public final class Keys {
           "comma-separated host:port of running `lockstep parameter-server` processes, one shard"
               + " each in range order, instead of shards in the driver JVM (udp transport)");
 
-  /** Whether frames are authenticated. */
-  public static final ConfigKey<Boolean> PS_FRAME_TAGS =
-      bool(
+  /** Which frames are authenticated. */
+  public static final ConfigKey<FrameTags> PS_FRAME_TAGS =
+      enumeration(
           "lockstep.ps.frame-tags",
-          true,
-          "sign every frame with HMAC-SHA256 under a per-job key and drop frames whose tag is"
-              + " wrong; false only on a network where every host is trusted (the MAC costs ~29 ms"
-              + " per 44.7 MB on each side; shard processes always verify)");
+          FrameTags.class,
+          FrameTags.NETWORK,
+          "network: sign every frame that crosses a network (udp) with HMAC-SHA256 under a"
+              + " per-job key and drop frames whose tag is wrong; ipc frames stay in the job's own"
+              + " Aeron directory, which only its user can enter. always: ipc frames too. off: no"
+              + " frame, only where every host is trusted (shard processes always verify)");
 
   /** The secret the shard processes' frame keys derive from. */
   public static final ConfigKey<String> PS_SECRET_FILE =

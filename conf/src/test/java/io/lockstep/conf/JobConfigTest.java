@@ -2,7 +2,6 @@ package io.lockstep.conf;
 
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -174,7 +173,7 @@ class JobConfigTest {
                     + "lockstep.ps.shard-servers = \"10.0.0.7:40300, 10.0.0.8:40302\""));
     assertEquals(List.of("10.0.0.7:40300", "10.0.0.8:40302"), job.shardServers());
     assertEquals("/etc/lockstep/secret", job.psSecretFile());
-    assertTrue(job.psFrameTags());
+    assertEquals(FrameTags.NETWORK, job.psFrameTags());
     assertEquals(1, JobConfig.load(job("")).psShards());
     assertEquals(List.of(), JobConfig.load(job("")).shardServers());
 
@@ -205,12 +204,18 @@ class JobConfigTest {
     assertMentions(
         rejected(
                 job(
-                    "lockstep.ps.transport = udp\nlockstep.ps.frame-tags = false\n"
+                    "lockstep.ps.transport = udp\nlockstep.ps.frame-tags = off\n"
                         + "lockstep.ps.secret-file = s\n"
                         + "lockstep.ps.shard-servers = \"a:40300\""))
             .getMessage(),
-        "lockstep.ps.frame-tags=false cannot be used");
-    assertFalse(JobConfig.load(job("lockstep.ps.frame-tags = false")).psFrameTags());
+        "lockstep.ps.frame-tags=off cannot be used");
+    assertEquals(FrameTags.OFF, JobConfig.load(job("lockstep.ps.frame-tags = off")).psFrameTags());
+    assertEquals(
+        FrameTags.ALWAYS, JobConfig.load(job("lockstep.ps.frame-tags = always")).psFrameTags());
+    assertMentions(
+        rejected(job("lockstep.ps.frame-tags = false")).getMessage(),
+        "lockstep.ps.frame-tags",
+        "network|always|off");
     assertMentions(
         rejected(job("lockstep.ps.host = \"0.0.0.0\"")).getMessage(),
         "lockstep.ps.host=0.0.0.0 would bind every interface");

@@ -1000,8 +1000,9 @@ public final class TrainingDriver {
 
   /**
    * A new parameter server's address, under a job id and frame key of its own (its frames are told
-   * apart): a random key for servers in this JVM (none with {@code lockstep.ps.frame-tags=false}),
-   * else the one the shard processes derive from the shared secret.
+   * apart): a random key for servers in this JVM (none where {@code lockstep.ps.frame-tags} leaves
+   * the transport's frames untagged), else the one the shard processes derive from the shared
+   * secret.
    */
   private static ServerAddress serverAddress(
       JobConfig job, String host, int parameters, byte[] secret, int workers) {
@@ -1018,7 +1019,7 @@ public final class TrainingDriver {
             parameters,
             secret != null
                 ? FrameKey.forJob(secret, jobId)
-                : job.psFrameTags() ? FrameKey.random() : FrameKey.none())
+                : job.psFrameTags().on(job.transport()) ? FrameKey.random() : FrameKey.none())
         .withMode(job.psMode(), job.psStaleness());
   }
 

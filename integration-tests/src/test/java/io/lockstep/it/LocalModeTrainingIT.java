@@ -203,10 +203,10 @@ class LocalModeTrainingIT {
             distance.describe() + distance.describeAgainst(floor));
       }
     }
-    // the 3-worker momentum run again with frame tags off: bit for bit the same, so the run repeats
-    // and the tags take no part in the arithmetic
-    final Path tagged = runs.resolve("momentum-3");
-    final Path untagged = runs.resolve("momentum-3-untagged");
+    // the 3-worker momentum run (IPC: untagged by default) again with every frame tagged: bit for
+    // bit the same, so the run repeats and the tags take no part in the arithmetic
+    final Path untagged = runs.resolve("momentum-3");
+    final Path tagged = runs.resolve("momentum-3-tagged");
     assertExit(
         0,
         with(
@@ -214,12 +214,12 @@ class LocalModeTrainingIT {
             "--workers",
             "3",
             "--set",
-            "lockstep.ps.frame-tags=false",
+            "lockstep.ps.frame-tags=always",
             "--run-dir",
-            untagged.toString()));
+            tagged.toString()));
     final JsonObject taggedSummary = Cli.summary(tagged);
     final JsonObject untaggedSummary = Cli.summary(untagged);
-    assertTrue(taggedSummary.get("frame_tags").getAsBoolean());
+    assertTrue(taggedSummary.get("frame_tags").getAsBoolean(), taggedSummary.toString());
     assertFalse(untaggedSummary.get("frame_tags").getAsBoolean(), untaggedSummary.toString());
     assertEquals(
         taggedSummary.get("parameters_crc32").getAsString(),
@@ -227,6 +227,7 @@ class LocalModeTrainingIT {
     final RunComparison rerun = RunComparison.of(untagged, tagged, 1e-5);
     assertTrue(rerun.identical(), rerun.describe());
     assertEquals(0.0, rerun.maxLossDifference());
+    assertEquals(0, taggedSummary.get("rejected_frames").getAsLong());
     assertEquals(0, untaggedSummary.get("rejected_frames").getAsLong());
     // and it trains: the loss falls and the test accuracy is far above chance (0.1); measured: 2.29
     // at step 1, 1.26 at step 30, accuracy 0.615
@@ -234,7 +235,7 @@ class LocalModeTrainingIT {
     final List<Double> losses = stepLosses(untagged);
     final double accuracy = untaggedSummary.get("test_accuracy").getAsDouble();
     System.out.printf(
-        "frame tags off: loss %.4f at step 1, %.4f at step %d; test accuracy %.4f%n",
+        "ipc frames untagged: loss %.4f at step 1, %.4f at step %d; test accuracy %.4f%n",
         losses.get(0), losses.get(steps - 1), steps, accuracy);
     assertEquals(steps, losses.size());
     assertTrue(losses.get(steps - 1) < 0.7 * losses.get(0), "losses " + losses);

@@ -27,8 +27,10 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Run by {@code bench/scaling.sh [RATE] [STEPS] [JOB] [ONLY] [SUBMIT FLAGS...]}: {@code ONLY}
  * ({@code all}) keeps the configurations whose name ({@code n2-s1-none}: workers, shard hosts,
- * compression) is in its comma-separated list, and the flags go to every {@code submit}. Needs root,
- * like the {@link Hosts} it makes, and removes them when it ends.
+ * compression) is in its comma-separated list ({@code s0}: no shard process, the server in the
+ * driver JVM on {@code h0}, for keys shard processes refuse, such as {@code
+ * lockstep.ps.frame-tags=off}), and the flags go to every {@code submit}. Needs root, like the
+ * {@link Hosts} it makes, and removes them when it ends.
  */
 public final class ScalingBench {
   /** The steps each run leaves out of its medians: the first stage's warm-up. */
@@ -200,7 +202,9 @@ public final class ScalingBench {
       Measured off,
       Measured on,
       double bytesPerSecond) {
-    final double sync = syncModelMs(off.parameters(), workers, shards, compression, bytesPerSecond);
+    // shards 0: the server in the driver JVM on h0 loads h0's link as one shard host does its own
+    final double sync =
+        syncModelMs(off.parameters(), workers, Math.max(1, shards), compression, bytesPerSecond);
     final double exposed = Math.max(0, sync - off.computeMs() * 2 / 3);
     return List.of(
         new Row(
@@ -269,7 +273,7 @@ public final class ScalingBench {
               + " | model | ratio | compute ms |");
       System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
       for (int workers : new int[] {2, 3}) {
-        for (int shards : new int[] {1, 2}) {
+        for (int shards : only.isEmpty() ? new int[] {1, 2} : new int[] {0, 1, 2}) {
           for (String compression : List.of("none", "fp16")) {
             final String configuration =
                 String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
@@ -283,16 +287,20 @@ public final class ScalingBench {
               final Path log = tmp.resolve(name + ".log");
               final List<String> flags =
                   new ArrayList<>(
-                      List.of(
-                          "--set",
-                          "lockstep.ps.shard-servers="
-                              + String.join(",", shardServers.subList(0, shards)),
-                          "--set",
-                          "lockstep.ps.secret-file=" + secret,
-                          "--set",
-                          "lockstep.ps.compression=" + compression,
-                          "--set",
-                          "lockstep.ps.overlap=" + (overlap == 1)));
+                      shards == 0
+                          ? List.of("--set", "lockstep.ps.host=" + hosts.address(0))
+                          : List.of(
+                              "--set",
+                              "lockstep.ps.shard-servers="
+                                  + String.join(",", shardServers.subList(0, shards)),
+                              "--set",
+                              "lockstep.ps.secret-file=" + secret));
+              flags.addAll(
+                  List.of(
+                      "--set",
+                      "lockstep.ps.compression=" + compression,
+                      "--set",
+                      "lockstep.ps.overlap=" + (overlap == 1)));
               flags.addAll(submitFlags);
               final List<String> submit =
                   HostProcesses.lockstep(

@@ -5,6 +5,7 @@ import io.lockstep.conf.Compression;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigKey;
 import io.lockstep.conf.ConfigurationException;
+import io.lockstep.conf.FrameTags;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
@@ -429,10 +430,11 @@ public final class Lockstep implements Runnable {
 
     @Option(
         names = "--frame-tags",
-        defaultValue = "true",
-        arity = "1",
-        description = "true|false: sign every frame with HMAC-SHA256 (lockstep.ps.frame-tags)")
-    boolean frameTags;
+        defaultValue = "network",
+        description =
+            "network|always|off: which frames carry an HMAC-SHA256 tag (lockstep.ps.frame-tags;"
+                + " network: udp's, not ipc's)")
+    String frameTags;
 
     @Override
     public Integer call() throws Exception {
@@ -453,6 +455,15 @@ public final class Lockstep implements Runnable {
                 throw new ConfigurationException(
                     "--transport " + transport + ": expected ipc or udp");
           };
+      final FrameTags tags =
+          switch (frameTags.toLowerCase(Locale.ROOT)) {
+            case "network" -> FrameTags.NETWORK;
+            case "always" -> FrameTags.ALWAYS;
+            case "off" -> FrameTags.OFF;
+            default ->
+                throw new ConfigurationException(
+                    "--frame-tags " + frameTags + ": expected network, always or off");
+          };
       final SyncBenchmark.Settings settings;
       try {
         settings =
@@ -466,7 +477,7 @@ public final class Lockstep implements Runnable {
                 termLength,
                 shards,
                 encoding,
-                frameTags);
+                tags.on(chosen));
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }

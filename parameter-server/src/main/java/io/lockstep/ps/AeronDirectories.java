@@ -8,12 +8,15 @@ import java.nio.MappedByteBuffer;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
 import org.agrona.IoUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,6 +76,39 @@ public final class AeronDirectories {
   static void own(Path directory) {
     OWN.removeIf(owned -> !Files.exists(owned));
     OWN.add(directory);
+  }
+
+  /**
+   * Makes a driver's directory its user's alone, as the driver starts: the directory {@code
+   * rwx------} and what is in it already (the control file, the first terms) {@code rw-------}.
+   * Aeron makes them as the process's umask allows (usually readable by all); with the directory
+   * closed, no other user can open a term that comes later either. On IPC this is what keeps other
+   * users from reading gradients and writing frames ({@code lockstep.ps.frame-tags=network} leaves
+   * IPC frames untagged on its strength).
+   *
+   * @param directory a driver's directory
+   * @throws IllegalStateException when the permissions cannot be set
+   */
+  static void restrict(Path directory) {
+    if (Files.getFileAttributeView(directory, PosixFileAttributeView.class) == null) {
+      return; // no POSIX permissions on this file system
+    }
+    try {
+      Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
+      try (Stream<Path> inside = Files.walk(directory)) {
+        for (Path path : (Iterable<Path>) inside::iterator) {
+          if (!path.equals(directory)) {
+            Files.setPosixFilePermissions(
+                path,
+                PosixFilePermissions.fromString(
+                    Files.isDirectory(path) ? "rwx------" : "rw-------"));
+          }
+        }
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException(
+          "cannot make the Aeron directory " + directory + " its user's alone: " + e, e);
+    }
   }
 
   /**

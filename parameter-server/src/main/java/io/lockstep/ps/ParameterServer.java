@@ -205,7 +205,8 @@ public final class ParameterServer implements RunningServer {
 
   /**
    * Launches an embedded media driver for this process, in the shared threading mode so it costs
-   * one thread, backing off when idle because training needs the cores.
+   * one thread, backing off when idle because training needs the cores; its directory is its user's
+   * alone ({@link AeronDirectories#restrict}).
    */
   static MediaDriver launchDriver(String directory, int termLengthBytes) {
     final Path path = Path.of(directory).toAbsolutePath();
@@ -213,7 +214,7 @@ public final class ParameterServer implements RunningServer {
       AeronDirectories.removeStale(path.getParent());
     }
     AeronDirectories.own(path);
-    return MediaDriver.launch(
+    final MediaDriver.Context context =
         new MediaDriver.Context()
             .aeronDirectoryName(directory)
             .dirDeleteOnStart(true)
@@ -226,7 +227,15 @@ public final class ParameterServer implements RunningServer {
             .clientLivenessTimeoutNs(LIVENESS_TIMEOUT.toNanos())
             // Aeron requires it longer than the clients' liveness, as its defaults are (15 s, 10 s)
             .publicationUnblockTimeoutNs(LIVENESS_TIMEOUT.plusSeconds(15).toNanos())
-            .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis()));
+            .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis());
+    final MediaDriver driver = MediaDriver.launch(context);
+    try {
+      AeronDirectories.restrict(path);
+    } catch (IllegalStateException e) {
+      driver.close();
+      throw e;
+    }
+    return driver;
   }
 
   /**

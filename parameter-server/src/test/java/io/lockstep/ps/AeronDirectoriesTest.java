@@ -8,6 +8,7 @@ import io.aeron.driver.MediaDriver;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -73,6 +74,15 @@ class AeronDirectoriesTest {
       final Path own = AeronDirectories.base().resolve("lockstep-test-own-" + UUID.randomUUID());
       try (MediaDriver driver = ParameterServer.launchDriver(own.toString(), 1 << 16)) {
         assertTrue(Files.isDirectory(own));
+        // its user's alone: no other user reads a term or writes a frame
+        try (Stream<Path> inside = Files.walk(own)) {
+          for (Path path : (Iterable<Path>) inside::iterator) {
+            assertEquals(
+                Files.isDirectory(path) ? "rwx------" : "rw-------",
+                PosixFilePermissions.toString(Files.getPosixFilePermissions(path)),
+                path.toString());
+          }
+        }
         assertEquals(
             List.of(),
             AeronDirectories.removeStale(AeronDirectories.base()).stream()
