@@ -17,6 +17,9 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.agrona.CloseHelper;
@@ -376,7 +379,36 @@ public final class GradientExchange implements AutoCloseable {
   private long waitNs;
   private long receiveNs;
   private String abortReason;
-  private boolean closed;
+  private volatile boolean closed;
+
+  /**
+   * Guards the streams and the step's state while an overlapped step is open: the {@link #pump}
+   * thread and the training thread ({@link #ready}, {@link #finish}, {@link #close}) take it for
+   * every touch of them.
+   */
+  private final ReentrantLock lock = new ReentrantLock();
+
+  /**
+   * Keeps an overlapped step's streams moving between {@link #ready} calls, while the backward pass
+   * computes a layer: sends the chunks declared final as the streams' windows open, and takes in
+   * the answers as they arrive. Without it bytes moved only at each {@code ready}: the server's
+   * answers filled this worker's receive window (Aeron's 128 KiB) within milliseconds, the server's
+   * result stream stalled on it, and with it the sums for every worker, until the next layer was
+   * done. One daemon thread per exchange, started by the first {@link #begin}; parked while no
+   * overlapped step is open.
+   */
+  private Thread pump;
+
+  /**
+   * Whether {@link #pump} works: from {@link #begin} to {@link #finish}; written under the lock.
+   */
+  private volatile boolean pumping;
+
+  /** The open step's final range begins here, in bytes of the whole vector; under the lock. */
+  private long readyFromByte;
+
+  /** What stopped {@link #pump}, for the training thread to throw at its next call. */
+  private volatile RuntimeException pumpFailure;
 
   private GradientExchange(
       Context context,
@@ -511,7 +543,7 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the answer misses its deadline
    */
   public int exchange(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
-    begin(step, gradient, sampleCount, lastOfStage);
+    open(step, gradient, sampleCount, lastOfStage);
     return finish();
   }
 
@@ -530,6 +562,25 @@ public final class GradientExchange implements AutoCloseable {
    * @throws IllegalStateException when the previous step was not finished
    */
   public void begin(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
+    lock.lock();
+    try {
+      open(step, gradient, sampleCount, lastOfStage);
+      readyFromByte = Long.MAX_VALUE;
+      pumpFailure = null;
+      pumping = true;
+    } finally {
+      lock.unlock();
+    }
+    if (pump == null) {
+      pump = new Thread(this::pump, "lockstep-exchange-rank-" + rank);
+      pump.setDaemon(true);
+      pump.start();
+    } else {
+      LockSupport.unpark(pump);
+    }
+  }
+
+  private void open(long step, UnsafeBuffer gradient, int sampleCount, boolean lastOfStage) {
     if (gradient.capacity() != shards.parameterCount() * Float.BYTES) {
       throw new IllegalArgumentException(
           "gradient of "
@@ -566,22 +617,91 @@ public final class GradientExchange implements AutoCloseable {
    */
   public int ready(int firstFinal) {
     requireOpenStep();
-    final long firstByte = (long) firstFinal * Float.BYTES;
+    int answered = 0;
+    lock.lock();
+    try {
+      throwPumpFailure();
+      readyFromByte = (long) firstFinal * Float.BYTES;
+      sendReady();
+      pollResults();
+      for (Link link : links) {
+        answered += link.chunksReceived;
+      }
+    } finally {
+      lock.unlock();
+    }
+    LockSupport.unpark(pump);
+    return answered;
+  }
+
+  /**
+   * Sends the final chunks not yet sent, newest first, as far as the streams take them now.
+   *
+   * @return the chunks sent
+   */
+  private int sendReady() {
+    int sent = 0;
     for (int s = links.length - 1; s >= 0; s--) {
       final Link link = links[s];
-      while (link.hasUnsent() && link.nextUnsentByte() >= firstByte && link.canSendNow()) {
+      while (link.hasUnsent() && link.nextUnsentByte() >= readyFromByte && link.canSendNow()) {
         link.sendNext();
+        sent++;
       }
       if (link.hasUnsent()) {
         break;
       }
     }
-    pollResults();
-    int answered = 0;
-    for (Link link : links) {
-      answered += link.chunksReceived;
+    return sent;
+  }
+
+  /** {@link #pump}'s duty cycle: idle, with short naps, while nothing moves. */
+  private void pump() {
+    final IdleStrategy naps = new BackoffIdleStrategy(0, 0, 100_000, 1_000_000);
+    while (!closed) {
+      if (!pumping) {
+        LockSupport.park(this);
+        naps.reset();
+        continue;
+      }
+      int work = 0;
+      lock.lock();
+      try {
+        if (pumping && !closed) {
+          work = sendReady() + pollResults();
+        }
+      } catch (RuntimeException e) {
+        pumpFailure = e;
+        pumping = false;
+      } finally {
+        lock.unlock();
+      }
+      if (work > 0) {
+        naps.reset();
+      } else {
+        naps.idle();
+      }
     }
-    return answered;
+  }
+
+  /** Stops {@link #pump} for the rest of the step; from here the training thread works alone. */
+  private void stopPumping() {
+    if (pumping) {
+      lock.lock();
+      try {
+        pumping = false;
+      } finally {
+        lock.unlock();
+      }
+    }
+    throwPumpFailure();
+  }
+
+  private void throwPumpFailure() {
+    final RuntimeException failure = pumpFailure;
+    if (failure != null) {
+      pumpFailure = null;
+      throw failure;
+    }
   }
 
   /**
@@ -595,6 +715,7 @@ public final class GradientExchange implements AutoCloseable {
     requireOpenStep();
     final long startNs = clock.nanoTime();
     try {
+      stopPumping();
       boolean sent = true;
       while (sent) {
         sent = false;
@@ -862,7 +983,21 @@ public final class GradientExchange implements AutoCloseable {
   @Override
   public void close() {
     if (!closed) {
-      closed = true;
+      lock.lock();
+      try {
+        closed = true;
+        pumping = false;
+      } finally {
+        lock.unlock();
+      }
+      if (pump != null) {
+        LockSupport.unpark(pump);
+        try {
+          pump.join(TimeUnit.SECONDS.toMillis(5));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
       for (Link link : links) {
         CloseHelper.closeAll(link.gradients, link.results);
       }
