@@ -607,9 +607,10 @@ public final class GradientExchange implements AutoCloseable {
   /**
    * Says that the open step's vector is final from float {@code firstFinal} to its end: sends every
    * chunk that lies wholly within that range and has not gone yet, newest first, as far as the
-   * streams take them now, and takes in the answers that have arrived. Never waits: where a link is
-   * slower than the backward pass, a stream's window fills, and its remaining chunks go with a
-   * later call or with {@link #finish} instead of holding up the backward pass.
+   * streams take them now, and takes in the answers that have arrived. Never waits for the network
+   * (only, briefly, for {@link #pump}'s turn): where a link is slower than the backward pass, a
+   * stream's window fills, and its remaining chunks go as the window opens, sent by {@link #pump}
+   * while the backward pass goes on, or with {@link #finish}.
    *
    * @param firstFinal the first float of the finished range, in {@code [0, parameterCount]}
    * @return how many of the step's chunks have their answer in the vector already
