@@ -30,9 +30,10 @@ import javax.crypto.spec.SecretKeySpec;
  * the driver and every shard process read the same secret file and {@link #forJob derive} the job's
  * key from it and the job id.
  *
- * <p>{@link #none} turns tags off ({@code lockstep.ps.frame-tags=off}, and on IPC by default):
- * frames carry a zero tag and receivers demand one, for a network where every host is trusted and
- * the cost of the MAC (see {@link FrameTag}) matters.
+ * <p>{@link #none} turns tags off: frames carry a zero tag and receivers demand one. IPC jobs use
+ * it by default ({@code lockstep.ps.frame-tags=network}: their Aeron directory admits only the
+ * job's user, who could read the key anyway), and any job with {@code lockstep.ps.frame-tags=off},
+ * for a network where every host is trusted and the cost of the MAC (see {@link FrameTag}) matters.
  *
  * <p>{@link #toString} shows a fingerprint, never the key.
  */
