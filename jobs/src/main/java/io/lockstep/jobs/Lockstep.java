@@ -439,31 +439,10 @@ public final class Lockstep implements Runnable {
     @Override
     public Integer call() throws Exception {
       final Compression encoding =
-          switch (compression.toLowerCase(Locale.ROOT)) {
-            case "none" -> Compression.NONE;
-            case "fp16" -> Compression.FP16;
-            case "bf16" -> Compression.BF16;
-            default ->
-                throw new ConfigurationException(
-                    "--compression " + compression + ": expected none, fp16 or bf16");
-          };
-      final Transport chosen =
-          switch (transport.toLowerCase(Locale.ROOT)) {
-            case "ipc" -> Transport.IPC;
-            case "udp" -> Transport.UDP;
-            default ->
-                throw new ConfigurationException(
-                    "--transport " + transport + ": expected ipc or udp");
-          };
-      final FrameTags tags =
-          switch (frameTags.toLowerCase(Locale.ROOT)) {
-            case "network" -> FrameTags.NETWORK;
-            case "always" -> FrameTags.ALWAYS;
-            case "off" -> FrameTags.OFF;
-            default ->
-                throw new ConfigurationException(
-                    "--frame-tags " + frameTags + ": expected network, always or off");
-          };
+          choice(
+              "--compression", compression, Compression.NONE, Compression.FP16, Compression.BF16);
+      final Transport chosen = choice("--transport", transport, Transport.values());
+      final FrameTags tags = choice("--frame-tags", frameTags, FrameTags.values());
       final SyncBenchmark.Settings settings;
       try {
         settings =
@@ -483,6 +462,31 @@ public final class Lockstep implements Runnable {
       }
       System.out.println(SyncBenchmark.run(settings).line());
       return 0;
+    }
+
+    /**
+     * The value a flag names, written as configuration files write it ({@link Keys#lowerName}).
+     *
+     * @throws ConfigurationException naming the flag and the values it takes
+     */
+    @SafeVarargs
+    private static <E extends Enum<E>> E choice(String flag, String value, E... allowed) {
+      final String[] names = new String[allowed.length];
+      for (int i = 0; i < allowed.length; i++) {
+        names[i] = Keys.lowerName(allowed[i]);
+        if (names[i].equals(value.toLowerCase(Locale.ROOT))) {
+          return allowed[i];
+        }
+      }
+      final int last = names.length - 1;
+      throw new ConfigurationException(
+          flag
+              + " "
+              + value
+              + ": expected "
+              + (last == 0
+                  ? names[0]
+                  : String.join(", ", Arrays.copyOf(names, last)) + " or " + names[last]));
     }
   }
 
