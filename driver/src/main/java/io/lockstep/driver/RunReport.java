@@ -174,11 +174,7 @@ public final class RunReport {
       html.append("<tr><th>")
           .append(escape(entry.getKey()))
           .append("</th><td>")
-          .append(
-              escape(
-                  entry.getValue().isJsonPrimitive()
-                      ? entry.getValue().getAsString()
-                      : entry.getValue().toString()))
+          .append(escape(SummaryText.of(entry.getKey(), entry.getValue())))
           .append("</td></tr>\n");
     }
     html.append("</table>\n<h2>Configuration</h2>\n<pre>")
@@ -244,6 +240,8 @@ public final class RunReport {
     final String metric =
         epochs.isEmpty() ? "test metric" : epochs.get(0).testMetric().replace('_', ' ');
     final XYChart chart = xyChart("Test " + metric.replace("test ", ""), "epoch", metric);
+    // one series, named by the title: a legend would only cover the last (highest) points
+    chart.getStyler().setLegendVisible(false);
     if (!epochs.isEmpty()) {
       chart.addSeries(
           metric,
@@ -340,6 +338,11 @@ public final class RunReport {
     style(chart.getStyler());
     chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
     chart.getStyler().setMarkerSize(6);
+    // steps and epochs: XChart labels every n-th of such equally spaced values, as close as the
+    // labels' widths allow, so that they ran together ("1,0721,191"); turned and without thousands
+    // separators they stand apart
+    chart.getStyler().setXAxisDecimalPattern("#");
+    chart.getStyler().setXAxisLabelRotation(30);
     return chart;
   }
 
