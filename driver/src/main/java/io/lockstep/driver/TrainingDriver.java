@@ -130,6 +130,17 @@ public final class TrainingDriver {
    */
   public static final String HEAP_REGION_OPTION = "-XX:G1HeapRegionSize=4m";
 
+  /**
+   * Spark cuts a broadcast into blocks of {@code spark.broadcast.blockSize} and allocates each
+   * block whole while it serializes (4 MB by default). Every stage broadcasts its task, and every
+   * new state a stage starts from is broadcast too, so each stage allocated several 4 MB blocks:
+   * humongous objects in 4 MB regions (anything over half a region), each starting a collection of
+   * its own. Blocks of 1 MB are young objects like any other. A user's setting is kept.
+   */
+  static final String BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize";
+
+  static final String BROADCAST_BLOCK_SIZE = "1m";
+
   /** The job file a run directory keeps, for {@code --resume}. */
   public static final String JOB_FILE = "job.conf";
 
@@ -1189,6 +1200,7 @@ public final class TrainingDriver {
     conf.setIfMissing("spark.storage.blockManagerHeartbeatTimeoutMs", "30s");
     conf.setIfMissing("spark.storage.blockManagerTimeoutIntervalMs", "5s");
     conf.setIfMissing("spark.network.timeoutInterval", "5s");
+    conf.setIfMissing(BROADCAST_BLOCK_KEY, BROADCAST_BLOCK_SIZE);
     final String workers = Integer.toString(job.workers());
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);

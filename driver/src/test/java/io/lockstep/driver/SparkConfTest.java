@@ -17,6 +17,7 @@ class SparkConfTest {
     assertTrue(options.containsAll(TrainingDriver.REQUIRED_JVM_OPTIONS), options.toString());
     assertTrue(options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options.toString());
     assertTrue(options.contains(TrainingDriver.HEAP_REGION_OPTION), options.toString());
+    assertEquals(TrainingDriver.BROADCAST_BLOCK_SIZE, conf.get(TrainingDriver.BROADCAST_BLOCK_KEY));
     TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(
         (name, value) -> assertEquals(value, conf.get("spark.executorEnv." + name)));
   }
@@ -25,6 +26,7 @@ class SparkConfTest {
   void shouldKeepTheUsersOwnYoungGenerationAndOptions() {
     System.setProperty(
         "spark.executor.extraJavaOptions", "-Xmn256m -XX:G1HeapRegionSize=8m -Dmine=1");
+    System.setProperty(TrainingDriver.BROADCAST_BLOCK_KEY, "8m");
     try {
       final SparkConf conf = TrainingDriver.sparkConf(JobConfig.load(), "spark://h0:7077");
       final String options = conf.get("spark.executor.extraJavaOptions");
@@ -32,8 +34,10 @@ class SparkConfTest {
       assertTrue(!options.contains(TrainingDriver.YOUNG_GENERATION_OPTION), options);
       assertTrue(!options.contains(TrainingDriver.HEAP_REGION_OPTION), options);
       assertTrue(options.contains(TrainingDriver.REQUIRED_JVM_OPTIONS.get(0)), options);
+      assertEquals("8m", conf.get(TrainingDriver.BROADCAST_BLOCK_KEY));
     } finally {
       System.clearProperty("spark.executor.extraJavaOptions");
+      System.clearProperty(TrainingDriver.BROADCAST_BLOCK_KEY);
     }
   }
 }
