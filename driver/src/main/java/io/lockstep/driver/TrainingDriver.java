@@ -134,8 +134,9 @@ public final class TrainingDriver {
    * Spark cuts a broadcast into blocks of {@code spark.broadcast.blockSize} and allocates each
    * block whole while it serializes (4 MB by default). Every stage broadcasts its task, and every
    * new state a stage starts from is broadcast too, so each stage allocated several 4 MB blocks:
-   * humongous objects in 4 MB regions (anything over half a region), each starting a collection of
-   * its own. Blocks of 1 MB are young objects like any other. A user's setting is kept.
+   * humongous objects in 4 MB regions (anything over half a region), allocated outside the young
+   * generation, which start collections of their own ("G1 Humongous Allocation" in a local run's GC
+   * log). Blocks of 1 MB are young objects like any other. A user's setting is kept.
    */
   static final String BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize";
 
