@@ -34,7 +34,7 @@ class ShapesDetectionJobIT {
     assertEquals("map50", summary.get("test_metric").getAsString());
     assertFalse(summary.has("test_accuracy"), "a detector has no accuracy");
     final double map50 = summary.get("map50").getAsDouble();
-    // seeds 0, 1 and 2 reached 0.9953, 0.9935 and 0.9931 with AVX-512 kernels (README)
+    // seeds 0, 1 and 2 reached 0.9953, 0.9935 and 0.9931 with AVX-512 kernels (docs/models.md)
     assertTrue(map50 >= 0.98, "map50 " + map50);
     assertTrue(summary.getAsJsonArray("history").get(2).getAsJsonObject().has("map50"), "history");
     assertTrue(Files.size(run.resolve("model.zip")) > 0);

@@ -19,7 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The {@code shapes-grounding} job with its defaults but half its epochs: a CNN and an LSTM trained
  * data-parallel on 2 workers find the shape a phrase names. Three of the job's six epochs already
  * pass the job's goal (mean IoU 0.5; 0.63 with seed 0 on AVX-512 machines, 0.75 after all six, see
- * the README's Grounding), in half the time of the whole job (~8 of ~16 minutes on 2 cores).
+ * docs/models.md, Grounding), in half the time of the whole job (~8 of ~16 minutes on 2 cores).
  */
 @Timeout(value = 30, unit = TimeUnit.MINUTES)
 class ShapesGroundingJobIT {

@@ -46,7 +46,8 @@ class TransferJobIT {
     final double scratch = summary.get("scratch_test_accuracy").getAsDouble();
     assertEquals(scratch, summary(run.resolve("scratch")).get("test_accuracy").getAsDouble());
     assertFalse(summary(run.resolve("scratch")).has("pretrained"));
-    // seeds 0, 1 and 2: transfer 0.791, 0.859, 0.831 against scratch 0.636, 0.820, 0.637 (README)
+    // seeds 0, 1 and 2: transfer 0.791, 0.859, 0.831 against scratch 0.636, 0.820, 0.637
+    // (docs/models.md)
     assertTrue(
         transfer >= scratch + 0.02,
         "transfer "
