@@ -3,8 +3,10 @@ package io.lockstep.driver;
 import com.google.gson.FieldNamingPolicy;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
+import com.google.gson.JsonElement;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
@@ -68,8 +70,31 @@ final class RunFiles {
    * @param text its new contents
    */
   static void writeText(Path target, String text) {
+    replace(target, tmp -> Files.writeString(tmp, text, StandardCharsets.UTF_8));
+  }
+
+  /**
+   * Replaces a JSON file atomically, the document streamed into it (a large one, such as the
+   * timeline, never becomes one String).
+   *
+   * @param target the file
+   * @param json its new contents, written by {@link #JSON} and ended with a line end
+   */
+  static void writeJson(Path target, JsonElement json) {
+    replace(
+        target,
+        tmp -> {
+          try (Writer out = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+            JSON.toJson(json, out);
+            out.write('\n');
+          }
+        });
+  }
+
+  /** {@link #writeAtomically}, its failure unchecked and naming the file. */
+  private static void replace(Path target, FileWriter writer) {
     try {
-      writeAtomically(target, tmp -> Files.writeString(tmp, text, StandardCharsets.UTF_8));
+      writeAtomically(target, writer);
     } catch (IOException e) {
       throw new UncheckedIOException(target + ": cannot write (" + e.getMessage() + ")", e);
     }

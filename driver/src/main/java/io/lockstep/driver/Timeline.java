@@ -5,11 +5,6 @@ import com.google.gson.JsonObject;
 import io.lockstep.ps.ShardSpan;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StepPhases;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.io.Writer;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -184,20 +179,9 @@ final class Timeline {
             ? "none: the shards run in processes of their own (lockstep.ps.shard-servers)"
             : "every shard in the driver's JVM");
     trace.add("otherData", about);
-    // streamed to the file: the trace is megabytes, and a String of it each epoch was a large part
-    // of what the driver allocated in a long run
-    try {
-      RunFiles.writeAtomically(
-          file,
-          tmp -> {
-            try (Writer out = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-              RunFiles.JSON.toJson(trace, out);
-              out.write('\n');
-            }
-          });
-    } catch (IOException e) {
-      throw new UncheckedIOException(file + ": cannot write (" + e.getMessage() + ")", e);
-    }
+    // streamed: the trace is megabytes, and a String of it each epoch was a large part of what the
+    // driver allocated in a long run
+    RunFiles.writeJson(file, trace);
   }
 
   private void name(String what, int pid, int tid, String name) {
