@@ -3,10 +3,13 @@ package io.lockstep.conf;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import java.util.Objects;
+import java.util.function.Function;
 import java.util.function.Predicate;
 
 /**
- * One configuration key, declared once: its name, type, unit, default, one-line doc and check.
+ * One configuration key, declared once in {@link Keys}: its name, type, unit, default, one-line doc
+ * and check, how a value is read from HOCON and how it is written back. A {@link JobConfig} holds
+ * one value per key, read with {@link JobConfig#get}.
  *
  * @param <T> the Java type of the value
  */
@@ -23,8 +26,10 @@ public final class ConfigKey<T> {
   private final String defaultValue;
   private final String doc;
   private final Reader<T> reader;
+  private final Function<T, String> writer;
   private final Predicate<T> check;
   private final String checkDoc;
+  private final int index;
 
   ConfigKey(
       String name,
@@ -33,16 +38,20 @@ public final class ConfigKey<T> {
       String defaultValue,
       String doc,
       Reader<T> reader,
+      Function<T, String> writer,
       Predicate<T> check,
-      String checkDoc) {
+      String checkDoc,
+      int index) {
     this.name = Objects.requireNonNull(name);
     this.type = type;
     this.unit = unit;
     this.defaultValue = defaultValue;
     this.doc = doc;
     this.reader = reader;
+    this.writer = writer;
     this.check = check;
     this.checkDoc = checkDoc;
+    this.index = index;
   }
 
   /** The full HOCON path, e.g. {@code lockstep.train.batch-size}. */
@@ -73,6 +82,28 @@ public final class ConfigKey<T> {
   /** The constraint a value must satisfy, in words. */
   public String checkDoc() {
     return checkDoc;
+  }
+
+  /** This key's position in {@link Keys#all()}, where a {@link JobConfig} keeps its value. */
+  int index() {
+    return index;
+  }
+
+  /**
+   * Writes a value as HOCON text that {@link #read} turns back into an equal value.
+   *
+   * @param value a value of this key
+   * @return its HOCON text
+   */
+  String write(Object value) {
+    @SuppressWarnings("unchecked")
+    final T typed = (T) value;
+    return writer.apply(typed);
+  }
+
+  @Override
+  public String toString() {
+    return name;
   }
 
   /**

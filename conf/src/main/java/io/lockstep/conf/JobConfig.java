@@ -15,149 +15,43 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
 
 /**
- * The immutable, validated configuration of one training job. The driver builds it once and ships
- * it to every executor, so it holds only plain values.
- *
- * @param jobName the job's name
- * @param modelName the model to train
- * @param dataDir where the dataset lives (a folder or Hadoop URI)
- * @param dataMean normalization mean: one for every channel, or one per channel
- * @param dataStd normalization standard deviation: one for every channel, or one per channel
- * @param workers number of data-parallel workers
- * @param epochs passes over the training set
- * @param batchSize global batch per step
- * @param maxStepsPerEpoch cap on steps per epoch, 0 for none
- * @param seed seed of weights and shuffles
- * @param optimizer update rule
- * @param learningRate learning rate, 0 for the optimizer's usual one
- * @param momentum momentum for momentum/nesterov
- * @param weightDecay L2 coefficient
- * @param workerThreads OpenMP threads per worker
- * @param evalBatchSize evaluation batch
- * @param sparkMaster Spark master URL, empty for local mode
- * @param runDir run directory, empty for a generated one
- * @param transport worker-server transport
- * @param psHost parameter server address; empty for the driver's
- * @param psInterface network interface whose address the parameter server takes; empty for none
- * @param psPort parameter server UDP port
- * @param stepTimeout longest wait for one step's gradients or result
- * @param connectTimeout longest wait for peers to connect
- * @param chunkBytes gradient chunk payload; 0 for the largest the network carries unfragmented
- * @param termLengthBytes Aeron term length
- * @param schedule learning-rate schedule
- * @param scheduleStepSize epochs between decays of the step schedule
- * @param scheduleGamma decay factor of the step schedule
- * @param scheduleMinLearningRate final learning rate of the cosine schedule
- * @param warmupSteps steps of linear warm-up
- * @param scaleLearningRate whether the linear scaling rule applies
- * @param referenceBatchSize batch the learning rate is given for
- * @param clipNorm largest global L2 norm of the mean gradient, 0 for no clipping
- * @param batchNormRunningStats how replicas update BatchNorm's running statistics
- * @param checkpointEverySteps checkpoint interval in steps, 0 for epoch ends only
- * @param checkpointAtEpochEnd whether every epoch end writes a checkpoint
- * @param stageRetries how often a failed stage runs again from its first step
- * @param batchNormSync whether BatchNorm layers normalize with the global batch's statistics
- * @param psShards parameter server shards in the driver JVM
- * @param shardServers host:port of standalone shard processes, in range order; empty for none
- * @param psFrameTags which frames carry an HMAC tag under a per-job key
- * @param psSecretFile the secret file the shard processes' frame keys derive from; empty for none
- * @param psMode how the replicas synchronize
- * @param psStaleness stale-sync: steps the fastest worker may run ahead of the slowest
- * @param psLocalSteps local-sgd: steps between two averagings
- * @param psCompression how workers encode what they send
- * @param psTopKRatio top-k: the fraction of each chunk sent
- * @param psThreshold threshold: the per-sample magnitude an element must reach to be sent
- * @param psOverlap whether synchronous steps send the gradient while the backward pass runs
- * @param workerEngine what computes the forward and backward passes
- * @param dataFormat the layout of the dataset's files
- * @param modelClasses the head's classes, 0 for the model's own
- * @param modelPretrained a saved model to start from, empty for random weights
- * @param modelFreezeLayers layers with parameters kept as the pretrained model has them
- * @param modelScratchBaseline whether the same training from random weights runs afterwards
- * @param dataTrainSamples size of the class-balanced training subset, 0 for all images
- * @param runProgress how the driver shows an epoch's progress
- * @param runTimelineSteps the first steps timeline.json traces, 0 for no timeline
- * @param runReportImages test images report.html shows
- * @param microBatch the largest batch one pass computes (gradient accumulation), 0 for the slice
- * @param elastic whether the run goes on with fewer workers after losing some, and takes them back
+ * The immutable, validated configuration of one training job: one value for every key of {@link
+ * Keys}, read with {@link #get}. The driver builds it once and ships it to every executor, so it
+ * holds only plain values.
  */
-public record JobConfig(
-    String jobName,
-    String modelName,
-    String dataDir,
-    List<Double> dataMean,
-    List<Double> dataStd,
-    int workers,
-    int epochs,
-    int batchSize,
-    int maxStepsPerEpoch,
-    long seed,
-    Optimizer optimizer,
-    double learningRate,
-    double momentum,
-    double weightDecay,
-    int workerThreads,
-    int evalBatchSize,
-    String sparkMaster,
-    String runDir,
-    Transport transport,
-    String psHost,
-    String psInterface,
-    int psPort,
-    Duration stepTimeout,
-    Duration connectTimeout,
-    long chunkBytes,
-    long termLengthBytes,
-    Schedule schedule,
-    int scheduleStepSize,
-    double scheduleGamma,
-    double scheduleMinLearningRate,
-    int warmupSteps,
-    boolean scaleLearningRate,
-    int referenceBatchSize,
-    double clipNorm,
-    RunningStats batchNormRunningStats,
-    int checkpointEverySteps,
-    boolean checkpointAtEpochEnd,
-    int stageRetries,
-    boolean batchNormSync,
-    int psShards,
-    List<String> shardServers,
-    FrameTags psFrameTags,
-    String psSecretFile,
-    SyncMode psMode,
-    int psStaleness,
-    int psLocalSteps,
-    Compression psCompression,
-    double psTopKRatio,
-    double psThreshold,
-    boolean psOverlap,
-    ComputeEngine workerEngine,
-    DataFormat dataFormat,
-    int modelClasses,
-    String modelPretrained,
-    int modelFreezeLayers,
-    boolean modelScratchBaseline,
-    int dataTrainSamples,
-    ProgressDisplay runProgress,
-    int runTimelineSteps,
-    int runReportImages,
-    int microBatch,
-    Elasticity elastic)
-    implements Serializable {
+public final class JobConfig implements Serializable {
+  private static final long serialVersionUID = 2L;
+
   /** The smallest gradient chunk: a 1280-byte link (IPv6's minimum MTU) carries it whole. */
   public static final long SMALLEST_CHUNK_BYTES = 1024;
 
   private static final String ROOT = "lockstep";
+
+  /** One value per key, in the order of {@link Keys#all()}. */
+  private final Object[] values;
+
+  private JobConfig(Object[] values) {
+    this.values = values;
+  }
+
+  /**
+   * The value of one key.
+   *
+   * @param key a key of {@link Keys}
+   * @param <T> the key's type
+   * @return its value in this job
+   */
+  @SuppressWarnings("unchecked")
+  public <T> T get(ConfigKey<T> key) {
+    return (T) values[key.index()];
+  }
 
   /**
    * Reads a job from layered HOCON: later layers override earlier ones, the declared defaults come
@@ -174,70 +68,11 @@ public record JobConfig(
     }
     rejectUnknownKeys(merged);
     final Config config = merged.withFallback(defaults()).resolve();
-    final JobConfig job =
-        new JobConfig(
-            Keys.JOB_NAME.read(config),
-            Keys.MODEL_NAME.read(config),
-            Keys.DATA_DIR.read(config),
-            Keys.DATA_MEAN.read(config),
-            Keys.DATA_STD.read(config),
-            Keys.WORKERS.read(config),
-            Keys.EPOCHS.read(config),
-            Keys.BATCH_SIZE.read(config),
-            Keys.MAX_STEPS.read(config),
-            Keys.SEED.read(config),
-            Keys.OPTIMIZER.read(config),
-            Keys.LEARNING_RATE.read(config),
-            Keys.MOMENTUM.read(config),
-            Keys.WEIGHT_DECAY.read(config),
-            Keys.WORKER_THREADS.read(config),
-            Keys.EVAL_BATCH_SIZE.read(config),
-            Keys.SPARK_MASTER.read(config),
-            Keys.RUN_DIR.read(config),
-            Keys.TRANSPORT.read(config),
-            Keys.PS_HOST.read(config),
-            Keys.PS_INTERFACE.read(config),
-            Keys.PS_PORT.read(config),
-            Keys.STEP_TIMEOUT.read(config),
-            Keys.CONNECT_TIMEOUT.read(config),
-            Keys.CHUNK_BYTES.read(config),
-            Keys.TERM_LENGTH_BYTES.read(config),
-            Keys.SCHEDULE.read(config),
-            Keys.SCHEDULE_STEP_SIZE.read(config),
-            Keys.SCHEDULE_GAMMA.read(config),
-            Keys.SCHEDULE_MIN_LEARNING_RATE.read(config),
-            Keys.WARMUP_STEPS.read(config),
-            Keys.SCALE_LEARNING_RATE.read(config),
-            Keys.REFERENCE_BATCH_SIZE.read(config),
-            Keys.CLIP_NORM.read(config),
-            Keys.BATCHNORM_RUNNING_STATS.read(config),
-            Keys.CHECKPOINT_EVERY_STEPS.read(config),
-            Keys.CHECKPOINT_AT_EPOCH_END.read(config),
-            Keys.STAGE_RETRIES.read(config),
-            Keys.BATCHNORM_SYNC.read(config),
-            Keys.PS_SHARDS.read(config),
-            shardServers(Keys.PS_SHARD_SERVERS.read(config)),
-            Keys.PS_FRAME_TAGS.read(config),
-            Keys.PS_SECRET_FILE.read(config),
-            Keys.PS_MODE.read(config),
-            Keys.PS_STALENESS.read(config),
-            Keys.PS_LOCAL_STEPS.read(config),
-            Keys.PS_COMPRESSION.read(config),
-            Keys.PS_TOP_K_RATIO.read(config),
-            Keys.PS_THRESHOLD.read(config),
-            Keys.PS_OVERLAP.read(config),
-            Keys.WORKER_ENGINE.read(config),
-            Keys.DATA_FORMAT.read(config),
-            Keys.MODEL_CLASSES.read(config),
-            Keys.MODEL_PRETRAINED.read(config),
-            Keys.MODEL_FREEZE_LAYERS.read(config),
-            Keys.MODEL_SCRATCH_BASELINE.read(config),
-            Keys.DATA_TRAIN_SAMPLES.read(config),
-            Keys.RUN_PROGRESS.read(config),
-            Keys.RUN_TIMELINE_STEPS.read(config),
-            Keys.RUN_REPORT_IMAGES.read(config),
-            Keys.MICRO_BATCH.read(config),
-            Keys.ELASTIC.read(config));
+    final Object[] values = new Object[Keys.ALL.size()];
+    for (ConfigKey<?> key : Keys.ALL) {
+      values[key.index()] = key.read(config);
+    }
+    final JobConfig job = new JobConfig(values);
     job.checkConsistency();
     return job;
   }
@@ -360,8 +195,8 @@ public record JobConfig(
 
   /** Steps of one epoch for a training set of {@code samples}, after the max-steps cap. */
   public int stepsPerEpoch(int samples) {
-    final int full = (samples + batchSize - 1) / batchSize;
-    return maxStepsPerEpoch == 0 ? full : Math.min(full, maxStepsPerEpoch);
+    final int full = (samples + get(Keys.BATCH_SIZE) - 1) / get(Keys.BATCH_SIZE);
+    return get(Keys.MAX_STEPS) == 0 ? full : Math.min(full, get(Keys.MAX_STEPS));
   }
 
   /**
@@ -371,8 +206,13 @@ public record JobConfig(
    * @return the base learning rate
    */
   public double baseLearningRate() {
-    final double rate = learningRate > 0 ? learningRate : optimizer.usualLearningRate();
-    return scaleLearningRate ? rate * batchSize / referenceBatchSize : rate;
+    final double rate =
+        get(Keys.LEARNING_RATE) > 0
+            ? get(Keys.LEARNING_RATE)
+            : get(Keys.OPTIMIZER).usualLearningRate();
+    return get(Keys.SCALE_LEARNING_RATE)
+        ? rate * get(Keys.BATCH_SIZE) / get(Keys.REFERENCE_BATCH_SIZE)
+        : rate;
   }
 
   /**
@@ -383,7 +223,7 @@ public record JobConfig(
    * @return whether synchronous steps overlap transfer and backward pass
    */
   public boolean overlapsBackward() {
-    return psOverlap && psMode == SyncMode.SYNC && !batchNormSync;
+    return get(Keys.PS_OVERLAP) && get(Keys.PS_MODE) == SyncMode.SYNC && !get(Keys.BATCHNORM_SYNC);
   }
 
   /**
@@ -402,105 +242,25 @@ public record JobConfig(
    */
   public String render() {
     final StringBuilder text = new StringBuilder();
-    final Object[] values = {
-      quote(jobName),
-      quote(modelName),
-      quote(dataDir),
-      perChannel(dataMean),
-      perChannel(dataStd),
-      workers,
-      epochs,
-      batchSize,
-      maxStepsPerEpoch,
-      seed,
-      Keys.lowerName(optimizer),
-      learningRate,
-      momentum,
-      weightDecay,
-      workerThreads,
-      evalBatchSize,
-      quote(sparkMaster),
-      quote(runDir),
-      Keys.lowerName(transport),
-      quote(psHost),
-      quote(psInterface),
-      psPort,
-      stepTimeout.toNanos() + "ns",
-      connectTimeout.toNanos() + "ns",
-      chunkBytes,
-      termLengthBytes,
-      Keys.lowerName(schedule),
-      scheduleStepSize,
-      scheduleGamma,
-      scheduleMinLearningRate,
-      warmupSteps,
-      scaleLearningRate,
-      referenceBatchSize,
-      clipNorm,
-      Keys.lowerName(batchNormRunningStats),
-      checkpointEverySteps,
-      checkpointAtEpochEnd,
-      stageRetries,
-      batchNormSync,
-      psShards,
-      quote(String.join(",", shardServers)),
-      psFrameTags,
-      quote(psSecretFile),
-      Keys.lowerName(psMode),
-      psStaleness,
-      psLocalSteps,
-      Keys.lowerName(psCompression),
-      psTopKRatio,
-      psThreshold,
-      psOverlap,
-      Keys.lowerName(workerEngine),
-      Keys.lowerName(dataFormat),
-      modelClasses,
-      quote(modelPretrained),
-      modelFreezeLayers,
-      modelScratchBaseline,
-      dataTrainSamples,
-      Keys.lowerName(runProgress),
-      runTimelineSteps,
-      runReportImages,
-      microBatch,
-      Keys.lowerName(elastic)
-    };
-    for (int i = 0; i < values.length; i++) {
-      text.append(Keys.ALL.get(i).name()).append(" = ").append(values[i]).append('\n');
+    for (ConfigKey<?> key : Keys.ALL) {
+      text.append(key.name()).append(" = ").append(key.write(values[key.index()])).append('\n');
     }
     return text.toString();
   }
 
-  /** Splits and checks {@code host:port,host:port}. */
-  private static List<String> shardServers(String text) {
-    if (text.isBlank()) {
-      return List.of();
-    }
-    final List<String> servers = new ArrayList<>();
-    for (String part : text.split(",", -1)) {
-      final String server = part.strip();
-      final int colon = server.lastIndexOf(':');
-      int port = -1;
-      if (colon > 0) {
-        try {
-          port = Integer.parseInt(server.substring(colon + 1));
-        } catch (NumberFormatException e) {
-          port = -1;
-        }
-      }
-      if (port < 1024 || port > 65534) {
-        throw new ConfigurationException(
-            Keys.PS_SHARD_SERVERS.name()
-                + ": \""
-                + server
-                + "\" is not host:port with a port in [1024, 65534]; list one"
-                + " `lockstep parameter-server` per shard, such as"
-                + " 10.0.0.7:40300,10.0.0.8:40300");
-      }
-      servers.add(server);
-    }
-    return List.copyOf(servers);
+  @Override
+  public boolean equals(Object other) {
+    return other instanceof JobConfig job && Arrays.equals(values, job.values);
+  }
+
+  @Override
+  public int hashCode() {
+    return Arrays.hashCode(values);
+  }
+
+  @Override
+  public String toString() {
+    return render();
   }
 
   /**
@@ -512,16 +272,16 @@ public record JobConfig(
    * @return the setting that keeps the job from shrinking, and why; null when it may shrink
    */
   public String shrinkRefusal() {
-    if (elastic == Elasticity.OFF) {
+    if (get(Keys.ELASTIC) == Elasticity.OFF) {
       return Keys.ELASTIC.name() + "=off";
     }
-    if (psMode != SyncMode.SYNC) {
+    if (get(Keys.PS_MODE) != SyncMode.SYNC) {
       return Keys.PS_MODE.name()
           + "="
-          + Keys.lowerName(psMode)
+          + Keys.lowerName(get(Keys.PS_MODE))
           + ": only sync mode computes a lost worker's slice elsewhere with unchanged steps";
     }
-    if (batchNormSync) {
+    if (get(Keys.BATCHNORM_SYNC)) {
       return Keys.BATCHNORM_SYNC.name()
           + "=true: SyncBatchNorm's statistics rounds need one worker per slice";
     }
@@ -529,33 +289,34 @@ public record JobConfig(
   }
 
   private void checkConsistency() {
-    if (modelPretrained.isBlank() && (modelFreezeLayers > 0 || modelScratchBaseline)) {
+    if (get(Keys.MODEL_PRETRAINED).isBlank()
+        && (get(Keys.MODEL_FREEZE_LAYERS) > 0 || get(Keys.MODEL_SCRATCH_BASELINE))) {
       throw new ConfigurationException(
-          (modelFreezeLayers > 0
-                  ? Keys.MODEL_FREEZE_LAYERS.name() + "=" + modelFreezeLayers
+          (get(Keys.MODEL_FREEZE_LAYERS) > 0
+                  ? Keys.MODEL_FREEZE_LAYERS.name() + "=" + get(Keys.MODEL_FREEZE_LAYERS)
                   : Keys.MODEL_SCRATCH_BASELINE.name() + "=true")
               + " needs a pretrained model; set "
               + Keys.MODEL_PRETRAINED.name()
               + " (--pretrained FILE: a run's model.zip, such as bin/lockstep train"
               + " fashion-mnist-lenet leaves) or remove the setting");
     }
-    if (dataTrainSamples > 0 && dataFormat == DataFormat.FOLDER) {
+    if (get(Keys.DATA_TRAIN_SAMPLES) > 0 && get(Keys.DATA_FORMAT) == DataFormat.FOLDER) {
       throw new ConfigurationException(
           Keys.DATA_TRAIN_SAMPLES.name()
               + " does not apply to "
               + Keys.DATA_FORMAT.name()
               + "=folder; make a folder with the images to train on, or set it to 0");
     }
-    if (!shardServers.isEmpty() && transport != Transport.UDP) {
+    if (!get(Keys.PS_SHARD_SERVERS).isEmpty() && get(Keys.TRANSPORT) != Transport.UDP) {
       throw new ConfigurationException(
           Keys.PS_SHARD_SERVERS.name()
               + " needs "
               + Keys.TRANSPORT.name()
               + "=udp: the shard processes are reached over the network");
     }
-    if (shardServers.isEmpty() != psSecretFile.isBlank()) {
+    if (get(Keys.PS_SHARD_SERVERS).isEmpty() != get(Keys.PS_SECRET_FILE).isBlank()) {
       throw new ConfigurationException(
-          shardServers.isEmpty()
+          get(Keys.PS_SHARD_SERVERS).isEmpty()
               ? Keys.PS_SECRET_FILE.name()
                   + " is for shard processes and needs "
                   + Keys.PS_SHARD_SERVERS.name()
@@ -566,33 +327,35 @@ public record JobConfig(
                   + ", the secret file every shard process reads with --secret-file (make one"
                   + " with: head -c 32 /dev/urandom > F; chmod 600 F)");
     }
-    if (!psHost.isEmpty() && !psInterface.isEmpty()) {
+    if (!get(Keys.PS_HOST).isEmpty() && !get(Keys.PS_INTERFACE).isEmpty()) {
       throw new ConfigurationException(
           Keys.PS_HOST.name()
               + "="
-              + psHost
+              + get(Keys.PS_HOST)
               + " and "
               + Keys.PS_INTERFACE.name()
               + "="
-              + psInterface
+              + get(Keys.PS_INTERFACE)
               + " both choose the server's address; set one");
     }
-    if (psHost.equals("0.0.0.0") || psHost.equals("::") || psHost.equals("[::]")) {
+    if (get(Keys.PS_HOST).equals("0.0.0.0")
+        || get(Keys.PS_HOST).equals("::")
+        || get(Keys.PS_HOST).equals("[::]")) {
       throw new ConfigurationException(
           Keys.PS_HOST.name()
               + "="
-              + psHost
+              + get(Keys.PS_HOST)
               + " would bind every interface and is no address the workers can reach; set the"
               + " driver's address on the cluster network (such as 10.0.0.5)");
     }
-    if (!shardServers.isEmpty() && psFrameTags == FrameTags.OFF) {
+    if (!get(Keys.PS_SHARD_SERVERS).isEmpty() && get(Keys.PS_FRAME_TAGS) == FrameTags.OFF) {
       throw new ConfigurationException(
           Keys.PS_FRAME_TAGS.name()
               + "=off cannot be used with "
               + Keys.PS_SHARD_SERVERS.name()
               + ": shard processes always verify tags; remove it");
     }
-    if (!shardServers.isEmpty() && psShards != 1) {
+    if (!get(Keys.PS_SHARD_SERVERS).isEmpty() && get(Keys.PS_SHARDS) != 1) {
       throw new ConfigurationException(
           "set either "
               + Keys.PS_SHARDS.name()
@@ -600,11 +363,11 @@ public record JobConfig(
               + Keys.PS_SHARD_SERVERS.name()
               + " (shard processes), not both");
     }
-    if (batchNormSync && microBatch > 0) {
+    if (get(Keys.BATCHNORM_SYNC) && get(Keys.MICRO_BATCH) > 0) {
       throw new ConfigurationException(
           Keys.MICRO_BATCH.name()
               + "="
-              + microBatch
+              + get(Keys.MICRO_BATCH)
               + " cannot be used with "
               + Keys.BATCHNORM_SYNC.name()
               + "=true: SyncBatchNorm normalizes with the whole global batch's statistics, which"
@@ -614,46 +377,49 @@ public record JobConfig(
               + Keys.BATCHNORM_SYNC.name()
               + "=false");
     }
-    if (batchNormSync && psMode != SyncMode.SYNC) {
+    if (get(Keys.BATCHNORM_SYNC) && get(Keys.PS_MODE) != SyncMode.SYNC) {
       throw new ConfigurationException(
           Keys.BATCHNORM_SYNC.name()
               + "=true needs "
               + Keys.PS_MODE.name()
               + "=sync: SyncBatchNorm sums every step's statistics over the workers");
     }
-    if (psMode == SyncMode.LOCAL_SGD && psCompression != Compression.NONE) {
+    if (get(Keys.PS_MODE) == SyncMode.LOCAL_SGD && get(Keys.PS_COMPRESSION) != Compression.NONE) {
       throw new ConfigurationException(
           Keys.PS_COMPRESSION.name()
               + "="
-              + Keys.lowerName(psCompression)
+              + Keys.lowerName(get(Keys.PS_COMPRESSION))
               + " does not apply to "
               + Keys.PS_MODE.name()
               + "=local-sgd, which averages parameters, not gradients; set it to none");
     }
-    if (batchSize < workers) {
+    if (get(Keys.BATCH_SIZE) < get(Keys.WORKERS)) {
       throw new ConfigurationException(
           Keys.BATCH_SIZE.name()
               + "="
-              + batchSize
+              + get(Keys.BATCH_SIZE)
               + " must be >= "
               + Keys.WORKERS.name()
               + "="
-              + workers
+              + get(Keys.WORKERS)
               + " so every worker gets samples; raise the batch or use fewer workers");
     }
-    if (Long.bitCount(termLengthBytes) != 1) {
+    if (Long.bitCount(get(Keys.TERM_LENGTH_BYTES)) != 1) {
       throw new ConfigurationException(
-          Keys.TERM_LENGTH_BYTES.name() + "=" + termLengthBytes + " must be a power of two");
+          Keys.TERM_LENGTH_BYTES.name()
+              + "="
+              + get(Keys.TERM_LENGTH_BYTES)
+              + " must be a power of two");
     }
-    final long largestChunk = largestChunkBytes(termLengthBytes);
-    if (chunkBytes != 0
-        && (chunkBytes % Float.BYTES != 0
-            || chunkBytes < SMALLEST_CHUNK_BYTES
-            || chunkBytes > largestChunk)) {
+    final long largestChunk = largestChunkBytes(get(Keys.TERM_LENGTH_BYTES));
+    if (get(Keys.CHUNK_BYTES) != 0
+        && (get(Keys.CHUNK_BYTES) % Float.BYTES != 0
+            || get(Keys.CHUNK_BYTES) < SMALLEST_CHUNK_BYTES
+            || get(Keys.CHUNK_BYTES) > largestChunk)) {
       throw new ConfigurationException(
           Keys.CHUNK_BYTES.name()
               + "="
-              + chunkBytes
+              + get(Keys.CHUNK_BYTES)
               + " must be 0 (the largest the network carries unfragmented) or a multiple of 4 from "
               + SMALLEST_CHUNK_BYTES
               + " to "
@@ -661,7 +427,7 @@ public record JobConfig(
               + " with "
               + Keys.TERM_LENGTH_BYTES.name()
               + "="
-              + termLengthBytes
+              + get(Keys.TERM_LENGTH_BYTES)
               + " (one unfragmented Aeron frame: min(65504, term-length/8) - 96 bytes of headers)");
     }
   }
@@ -690,18 +456,6 @@ public record JobConfig(
   public static long chunkBytesForMtu(int mtu, long termLengthBytes) {
     final long frame = (mtu - 28L) / 32 * 32;
     return Math.max(SMALLEST_CHUNK_BYTES, Math.min(frame - 96, largestChunkBytes(termLengthBytes)));
-  }
-
-  /** One value as a number, several as a list: files written before lists stay as they were. */
-  private static Object perChannel(List<Double> values) {
-    return values.size() == 1 ? values.get(0) : values;
-  }
-
-  private static String quote(String s) {
-    return ConfigFactory.empty()
-        .withValue("v", ConfigValueFactory.fromAnyRef(s))
-        .getValue("v")
-        .render(com.typesafe.config.ConfigRenderOptions.concise());
   }
 
   private static Config defaults() {

@@ -1,15 +1,25 @@
 package io.lockstep.conf;
 
+import com.typesafe.config.ConfigRenderOptions;
+import com.typesafe.config.ConfigValueFactory;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
+import java.util.function.Predicate;
 
 /**
  * Every configuration key of Lockstep, each declared exactly once. {@code bin/lockstep config}
  * prints this table; {@link JobConfig#load} reads and validates against it.
  */
 public final class Keys {
+  /**
+   * Every key, in declaration order: static initializers run in textual order, so this is first.
+   */
+  private static final List<ConfigKey<?>> DECLARED = new ArrayList<>();
+
   /** The job's name, as shown in the summary and the Spark UI. */
   public static final ConfigKey<String> JOB_NAME =
       string("lockstep.job.name", "fashion-mnist-lenet", "the job's name, used in run directories");
@@ -75,13 +85,14 @@ public final class Keys {
 
   /** Seed of weights and shuffles. */
   public static final ConfigKey<Long> SEED =
-      new ConfigKey<>(
+      declare(
           "lockstep.train.seed",
           "long",
           "",
           "0",
           "seed of the initial weights and of every epoch's shuffle",
           (c, p) -> c.getLong(p),
+          String::valueOf,
           v -> true,
           "any integer");
 
@@ -316,14 +327,6 @@ public final class Keys {
           RunningStats.RANK0,
           "BatchNorm running mean/variance from rank 0's slice (as DDP) or every slice, weighted");
 
-  /** Synchronized batch statistics. */
-  public static final ConfigKey<Boolean> BATCHNORM_SYNC =
-      bool(
-          "lockstep.batchnorm.sync",
-          false,
-          "SyncBatchNorm: normalize with the mean and variance of the global batch, summed over"
-              + " workers, instead of each worker's slice");
-
   /** Checkpoint interval. */
   public static final ConfigKey<Integer> CHECKPOINT_EVERY_STEPS =
       integer(
@@ -353,6 +356,14 @@ public final class Keys {
           0,
           100);
 
+  /** Synchronized batch statistics. */
+  public static final ConfigKey<Boolean> BATCHNORM_SYNC =
+      bool(
+          "lockstep.batchnorm.sync",
+          false,
+          "SyncBatchNorm: normalize with the mean and variance of the global batch, summed over"
+              + " workers, instead of each worker's slice");
+
   /** Parameter server shards in the driver JVM. */
   public static final ConfigKey<Integer> PS_SHARDS =
       integer(
@@ -365,12 +376,18 @@ public final class Keys {
           1024);
 
   /** Standalone parameter server shard processes. */
-  public static final ConfigKey<String> PS_SHARD_SERVERS =
-      string(
+  public static final ConfigKey<List<String>> PS_SHARD_SERVERS =
+      declare(
           "lockstep.ps.shard-servers",
+          "string",
           "",
+          "\"\"",
           "comma-separated host:port of running `lockstep parameter-server` processes, one shard"
-              + " each in range order, instead of shards in the driver JVM (udp transport)");
+              + " each in range order, instead of shards in the driver JVM (udp transport)",
+          (c, p) -> shardServers(p, c.getString(p)),
+          v -> quote(String.join(",", v)),
+          v -> true,
+          "host:port,host:port with ports in [1024, 65534]");
 
   /** Which frames are authenticated. */
   public static final ConfigKey<FrameTags> PS_FRAME_TAGS =
@@ -594,70 +611,7 @@ public final class Keys {
               + " the same (sync mode); grow also takes workers back at a stage boundary when slots"
               + " return; off fails the run");
 
-  static final List<ConfigKey<?>> ALL =
-      List.of(
-          JOB_NAME,
-          MODEL_NAME,
-          DATA_DIR,
-          DATA_MEAN,
-          DATA_STD,
-          WORKERS,
-          EPOCHS,
-          BATCH_SIZE,
-          MAX_STEPS,
-          SEED,
-          OPTIMIZER,
-          LEARNING_RATE,
-          MOMENTUM,
-          WEIGHT_DECAY,
-          WORKER_THREADS,
-          EVAL_BATCH_SIZE,
-          SPARK_MASTER,
-          RUN_DIR,
-          TRANSPORT,
-          PS_HOST,
-          PS_INTERFACE,
-          PS_PORT,
-          STEP_TIMEOUT,
-          CONNECT_TIMEOUT,
-          CHUNK_BYTES,
-          TERM_LENGTH_BYTES,
-          SCHEDULE,
-          SCHEDULE_STEP_SIZE,
-          SCHEDULE_GAMMA,
-          SCHEDULE_MIN_LEARNING_RATE,
-          WARMUP_STEPS,
-          SCALE_LEARNING_RATE,
-          REFERENCE_BATCH_SIZE,
-          CLIP_NORM,
-          BATCHNORM_RUNNING_STATS,
-          CHECKPOINT_EVERY_STEPS,
-          CHECKPOINT_AT_EPOCH_END,
-          STAGE_RETRIES,
-          BATCHNORM_SYNC,
-          PS_SHARDS,
-          PS_SHARD_SERVERS,
-          PS_FRAME_TAGS,
-          PS_SECRET_FILE,
-          PS_MODE,
-          PS_STALENESS,
-          PS_LOCAL_STEPS,
-          PS_COMPRESSION,
-          PS_TOP_K_RATIO,
-          PS_THRESHOLD,
-          PS_OVERLAP,
-          WORKER_ENGINE,
-          DATA_FORMAT,
-          MODEL_CLASSES,
-          MODEL_PRETRAINED,
-          MODEL_FREEZE_LAYERS,
-          MODEL_SCRATCH_BASELINE,
-          DATA_TRAIN_SAMPLES,
-          RUN_PROGRESS,
-          RUN_TIMELINE_STEPS,
-          RUN_REPORT_IMAGES,
-          MICRO_BATCH,
-          ELASTIC);
+  static final List<ConfigKey<?>> ALL = List.copyOf(DECLARED);
 
   private Keys() {}
 
@@ -670,57 +624,122 @@ public final class Keys {
     return ALL;
   }
 
+  private static <T> ConfigKey<T> declare(
+      String name,
+      String type,
+      String unit,
+      String def,
+      String doc,
+      ConfigKey.Reader<T> reader,
+      Function<T, String> writer,
+      Predicate<T> check,
+      String checkDoc) {
+    final ConfigKey<T> key =
+        new ConfigKey<>(
+            name, type, unit, def, doc, reader, writer, check, checkDoc, DECLARED.size());
+    DECLARED.add(key);
+    return key;
+  }
+
+  /** Splits and checks {@code host:port,host:port}; an empty text is no server. */
+  private static List<String> shardServers(String key, String text) {
+    if (text.isBlank()) {
+      return List.of();
+    }
+    final List<String> servers = new ArrayList<>();
+    for (String part : text.split(",", -1)) {
+      final String server = part.strip();
+      final int colon = server.lastIndexOf(':');
+      int port = -1;
+      if (colon > 0) {
+        try {
+          port = Integer.parseInt(server.substring(colon + 1));
+        } catch (NumberFormatException e) {
+          port = -1;
+        }
+      }
+      if (port < 1024 || port > 65534) {
+        throw new ConfigurationException(
+            key
+                + ": \""
+                + server
+                + "\" is not host:port with a port in [1024, 65534]; list one"
+                + " `lockstep parameter-server` per shard, such as"
+                + " 10.0.0.7:40300,10.0.0.8:40300");
+      }
+      servers.add(server);
+    }
+    return List.copyOf(servers);
+  }
+
+  /** A string as a HOCON string literal, quoted and escaped. */
+  private static String quote(String s) {
+    return ConfigValueFactory.fromAnyRef(s).render(ConfigRenderOptions.concise());
+  }
+
   private static ConfigKey<String> string(String name, String def, String doc) {
-    return new ConfigKey<>(
-        name, "string", "", '"' + def + '"', doc, (c, p) -> c.getString(p), v -> true, "a string");
+    return declare(
+        name,
+        "string",
+        "",
+        '"' + def + '"',
+        doc,
+        (c, p) -> c.getString(p),
+        Keys::quote,
+        v -> true,
+        "a string");
   }
 
   private static ConfigKey<Boolean> bool(String name, boolean def, String doc) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "boolean",
         "",
         Boolean.toString(def),
         doc,
         (c, p) -> c.getBoolean(p),
+        String::valueOf,
         v -> true,
         "true or false");
   }
 
   private static ConfigKey<Integer> integer(
       String name, int def, String unit, String doc, int min, int max) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "int",
         unit,
         Integer.toString(def),
         doc,
         (c, p) -> c.getInt(p),
+        String::valueOf,
         v -> v >= min && v <= max,
         "an integer in [" + min + ", " + max + "]");
   }
 
   private static ConfigKey<Double> decimal(
       String name, double def, String unit, String doc, double min, double max) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "double",
         unit,
         Double.toString(def),
         doc,
         (c, p) -> c.getDouble(p),
+        String::valueOf,
         v -> v >= min && v <= max,
         "a number in [" + min + ", " + max + "]");
   }
 
   private static ConfigKey<Double> positive(String name, double def, String unit, String doc) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "double",
         unit,
         Double.toString(def),
         doc,
         (c, p) -> c.getDouble(p),
+        String::valueOf,
         v -> v > 0 && Double.isFinite(v),
         "a finite number > 0");
   }
@@ -732,7 +751,7 @@ public final class Keys {
       String doc,
       java.util.function.DoublePredicate each,
       String eachDoc) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "double or list",
         "",
@@ -750,30 +769,34 @@ public final class Keys {
             throw new com.typesafe.config.ConfigException.BadValue(p, "not a number: " + text);
           }
         },
+        // one value as a number, several as a list: files written before lists stay as they were
+        v -> v.size() == 1 ? String.valueOf(v.get(0)) : v.toString(),
         v -> !v.isEmpty() && v.size() <= 4 && v.stream().allMatch(each::test),
         "a number " + eachDoc + ", or a list of one per channel (at most 4), each " + eachDoc);
   }
 
   private static ConfigKey<Duration> duration(String name, String def, String doc) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "duration",
         "time",
         def,
         doc,
         (c, p) -> c.getDuration(p),
+        v -> v.toNanos() + "ns",
         v -> !v.isNegative() && !v.isZero(),
         "a duration > 0 such as 30s or 2m");
   }
 
   private static ConfigKey<Long> bytes(String name, String def, String doc, long min, long max) {
-    return new ConfigKey<>(
+    return declare(
         name,
         "bytes",
         "bytes",
         def,
         doc,
         (c, p) -> c.getBytes(p),
+        String::valueOf,
         v -> v >= min && v <= max,
         "a size in ["
             + min
@@ -789,7 +812,7 @@ public final class Keys {
         String.join(
             "|",
             Arrays.stream(type.getEnumConstants()).map(Keys::lowerName).toArray(String[]::new));
-    return new ConfigKey<>(
+    return declare(
         name,
         values,
         "",
@@ -804,6 +827,7 @@ public final class Keys {
           }
           throw new com.typesafe.config.ConfigException.BadValue(p, "unknown value " + text);
         },
+        Keys::lowerName,
         v -> true,
         "one of " + values);
   }

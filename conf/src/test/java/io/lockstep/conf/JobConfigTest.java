@@ -41,15 +41,15 @@ class JobConfigTest {
     final JobConfig job = JobConfig.load();
 
     assertAll(
-        () -> assertEquals(2, job.workers()),
-        () -> assertEquals(128, job.batchSize()),
-        () -> assertEquals(Optimizer.MOMENTUM, job.optimizer()),
-        () -> assertEquals(0, job.maxStepsPerEpoch()),
-        () -> assertEquals(Transport.IPC, job.transport()),
-        () -> assertEquals(Duration.ofSeconds(120), job.stepTimeout()),
-        () -> assertEquals(0L, job.chunkBytes()),
-        () -> assertEquals(1L << 20, job.termLengthBytes()),
-        () -> assertEquals("/usr/share/datasets/fashion-mnist", job.dataDir()));
+        () -> assertEquals(2, job.get(Keys.WORKERS)),
+        () -> assertEquals(128, job.get(Keys.BATCH_SIZE)),
+        () -> assertEquals(Optimizer.MOMENTUM, job.get(Keys.OPTIMIZER)),
+        () -> assertEquals(0, job.get(Keys.MAX_STEPS)),
+        () -> assertEquals(Transport.IPC, job.get(Keys.TRANSPORT)),
+        () -> assertEquals(Duration.ofSeconds(120), job.get(Keys.STEP_TIMEOUT)),
+        () -> assertEquals(0L, job.get(Keys.CHUNK_BYTES)),
+        () -> assertEquals(1L << 20, job.get(Keys.TERM_LENGTH_BYTES)),
+        () -> assertEquals("/usr/share/datasets/fashion-mnist", job.get(Keys.DATA_DIR)));
   }
 
   @Test
@@ -59,8 +59,9 @@ class JobConfigTest {
             job("lockstep.train.workers = 3\nlockstep.train.epochs = 5"),
             JobConfig.overrides(Map.of("lockstep.train.workers", "4")));
 
-    assertEquals(4, job.workers());
-    assertEquals(5, job.epochs(), "a key the later layer leaves alone keeps the earlier value");
+    assertEquals(4, job.get(Keys.WORKERS));
+    assertEquals(
+        5, job.get(Keys.EPOCHS), "a key the later layer leaves alone keeps the earlier value");
   }
 
   @Test
@@ -122,7 +123,8 @@ class JobConfigTest {
   @Test
   void shouldReadOptimizerNameCaseInsensitively() {
     assertEquals(
-        Optimizer.NESTEROV, JobConfig.load(job("lockstep.optimizer.name = Nesterov")).optimizer());
+        Optimizer.NESTEROV,
+        JobConfig.load(job("lockstep.optimizer.name = Nesterov")).get(Keys.OPTIMIZER));
   }
 
   @Test
@@ -138,7 +140,7 @@ class JobConfigTest {
     final JobConfig job =
         JobConfig.load(job("lockstep.train.workers = 8\nlockstep.train.batch-size = 8"));
 
-    assertEquals(8, job.batchSize());
+    assertEquals(8, job.get(Keys.BATCH_SIZE));
   }
 
   @Test
@@ -157,7 +159,7 @@ class JobConfigTest {
     final JobConfig job =
         JobConfig.load(
             job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + largest));
-    assertEquals(largest, job.chunkBytes());
+    assertEquals(largest, job.get(Keys.CHUNK_BYTES));
 
     rejected(
         job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + (largest + 4)));
@@ -171,11 +173,11 @@ class JobConfigTest {
                 "lockstep.ps.transport = udp\n"
                     + "lockstep.ps.secret-file = /etc/lockstep/secret\n"
                     + "lockstep.ps.shard-servers = \"10.0.0.7:40300, 10.0.0.8:40302\""));
-    assertEquals(List.of("10.0.0.7:40300", "10.0.0.8:40302"), job.shardServers());
-    assertEquals("/etc/lockstep/secret", job.psSecretFile());
-    assertEquals(FrameTags.NETWORK, job.psFrameTags());
-    assertEquals(1, JobConfig.load(job("")).psShards());
-    assertEquals(List.of(), JobConfig.load(job("")).shardServers());
+    assertEquals(List.of("10.0.0.7:40300", "10.0.0.8:40302"), job.get(Keys.PS_SHARD_SERVERS));
+    assertEquals("/etc/lockstep/secret", job.get(Keys.PS_SECRET_FILE));
+    assertEquals(FrameTags.NETWORK, job.get(Keys.PS_FRAME_TAGS));
+    assertEquals(1, JobConfig.load(job("")).get(Keys.PS_SHARDS));
+    assertEquals(List.of(), JobConfig.load(job("")).get(Keys.PS_SHARD_SERVERS));
 
     assertMentions(
         rejected(job("lockstep.ps.transport = udp\nlockstep.ps.shard-servers = \"10.0.0.7\""))
@@ -209,9 +211,11 @@ class JobConfigTest {
                         + "lockstep.ps.shard-servers = \"a:40300\""))
             .getMessage(),
         "lockstep.ps.frame-tags=off cannot be used");
-    assertEquals(FrameTags.OFF, JobConfig.load(job("lockstep.ps.frame-tags = off")).psFrameTags());
     assertEquals(
-        FrameTags.ALWAYS, JobConfig.load(job("lockstep.ps.frame-tags = always")).psFrameTags());
+        FrameTags.OFF, JobConfig.load(job("lockstep.ps.frame-tags = off")).get(Keys.PS_FRAME_TAGS));
+    assertEquals(
+        FrameTags.ALWAYS,
+        JobConfig.load(job("lockstep.ps.frame-tags = always")).get(Keys.PS_FRAME_TAGS));
     assertMentions(
         rejected(job("lockstep.ps.frame-tags = false")).getMessage(),
         "lockstep.ps.frame-tags",
@@ -228,7 +232,7 @@ class JobConfigTest {
     assertMentions(
         rejected(job("lockstep.train.micro-batch = -1")).getMessage(),
         "lockstep.train.micro-batch");
-    assertEquals(40, JobConfig.load(job("lockstep.train.micro-batch = 40")).microBatch());
+    assertEquals(40, JobConfig.load(job("lockstep.train.micro-batch = 40")).get(Keys.MICRO_BATCH));
   }
 
   @Test
@@ -281,7 +285,7 @@ class JobConfigTest {
     final JobConfig job =
         JobConfig.load(JobConfig.overrides(Map.of("lockstep.data.dir", "hdfs://nn:8020/data")));
 
-    assertEquals("hdfs://nn:8020/data", job.dataDir());
+    assertEquals("hdfs://nn:8020/data", job.get(Keys.DATA_DIR));
   }
 
   @Test
@@ -294,9 +298,9 @@ class JobConfigTest {
                     "lockstep.ps.step-timeout", "2m",
                     "lockstep.ps.chunk-size", "32KiB")));
 
-    assertEquals("runs/a # not a comment, ${HOME}", job.runDir());
-    assertEquals(Duration.ofMinutes(2), job.stepTimeout());
-    assertEquals(32L << 10, job.chunkBytes());
+    assertEquals("runs/a # not a comment, ${HOME}", job.get(Keys.RUN_DIR));
+    assertEquals(Duration.ofMinutes(2), job.get(Keys.STEP_TIMEOUT));
+    assertEquals(32L << 10, job.get(Keys.CHUNK_BYTES));
   }
 
   @Test
@@ -320,13 +324,13 @@ class JobConfigTest {
 
   @Test
   void shouldReadNormalizationAsOneNumberOrOnePerChannel() {
-    assertEquals(List.of(0.286), JobConfig.load().dataMean());
+    assertEquals(List.of(0.286), JobConfig.load().get(Keys.DATA_MEAN));
     final JobConfig perChannel =
         JobConfig.load(
             JobConfig.overrides(
                 Map.of("lockstep.data.mean", "[0.485,0.456, 0.406]", "lockstep.data.std", "0.5")));
-    assertEquals(List.of(0.485, 0.456, 0.406), perChannel.dataMean());
-    assertEquals(List.of(0.5), perChannel.dataStd());
+    assertEquals(List.of(0.485, 0.456, 0.406), perChannel.get(Keys.DATA_MEAN));
+    assertEquals(List.of(0.5), perChannel.get(Keys.DATA_STD));
     assertEquals(perChannel, JobConfig.load(perChannel.toConfig()));
     assertMentions(
         rejected(JobConfig.overrides(Map.of("lockstep.data.std", "[0.2, 0, 0.2]"))).getMessage(),
@@ -391,29 +395,29 @@ class JobConfigTest {
 
     assertEquals(job, again);
     assertAll(
-        () -> assertEquals("my \"quoted\" job", again.jobName()),
-        () -> assertEquals(-42L, again.seed()),
-        () -> assertEquals(1e-4, again.learningRate()),
-        () -> assertEquals(Optimizer.ADAM, again.optimizer()),
-        () -> assertEquals(Transport.UDP, again.transport()),
-        () -> assertEquals(Duration.ofMillis(1500), again.stepTimeout()),
-        () -> assertEquals(4L << 20, again.termLengthBytes()),
-        () -> assertEquals("/tmp/run ${x}", again.runDir()),
-        () -> assertEquals("/etc/lockstep/secret ${y}", again.psSecretFile()),
-        () -> assertEquals(SyncMode.STALE_SYNC, again.psMode()),
-        () -> assertEquals(5, again.psStaleness()),
-        () -> assertEquals(9, again.psLocalSteps()),
-        () -> assertEquals(Compression.TOP_K, again.psCompression()),
-        () -> assertEquals(0.002, again.psTopKRatio()),
-        () -> assertEquals(0.25, again.psThreshold()));
+        () -> assertEquals("my \"quoted\" job", again.get(Keys.JOB_NAME)),
+        () -> assertEquals(-42L, again.get(Keys.SEED)),
+        () -> assertEquals(1e-4, again.get(Keys.LEARNING_RATE)),
+        () -> assertEquals(Optimizer.ADAM, again.get(Keys.OPTIMIZER)),
+        () -> assertEquals(Transport.UDP, again.get(Keys.TRANSPORT)),
+        () -> assertEquals(Duration.ofMillis(1500), again.get(Keys.STEP_TIMEOUT)),
+        () -> assertEquals(4L << 20, again.get(Keys.TERM_LENGTH_BYTES)),
+        () -> assertEquals("/tmp/run ${x}", again.get(Keys.RUN_DIR)),
+        () -> assertEquals("/etc/lockstep/secret ${y}", again.get(Keys.PS_SECRET_FILE)),
+        () -> assertEquals(SyncMode.STALE_SYNC, again.get(Keys.PS_MODE)),
+        () -> assertEquals(5, again.get(Keys.PS_STALENESS)),
+        () -> assertEquals(9, again.get(Keys.PS_LOCAL_STEPS)),
+        () -> assertEquals(Compression.TOP_K, again.get(Keys.PS_COMPRESSION)),
+        () -> assertEquals(0.002, again.get(Keys.PS_TOP_K_RATIO)),
+        () -> assertEquals(0.25, again.get(Keys.PS_THRESHOLD)));
     assertNotEquals(JobConfig.load(), job);
   }
 
   @Test
   void shouldDefaultToExactSynchronousFloat32() {
     final JobConfig job = JobConfig.load();
-    assertEquals(SyncMode.SYNC, job.psMode());
-    assertEquals(Compression.NONE, job.psCompression());
+    assertEquals(SyncMode.SYNC, job.get(Keys.PS_MODE));
+    assertEquals(Compression.NONE, job.get(Keys.PS_COMPRESSION));
   }
 
   @Test
@@ -449,8 +453,8 @@ class JobConfigTest {
 
     final JobConfig changed = job.with(Map.of("lockstep.train.batch-size", "64"));
 
-    assertEquals(64, changed.batchSize());
-    assertEquals(3, changed.epochs());
+    assertEquals(64, changed.get(Keys.BATCH_SIZE));
+    assertEquals(3, changed.get(Keys.EPOCHS));
   }
 
   @Test
@@ -482,7 +486,7 @@ class JobConfigTest {
     final Path file =
         Files.writeString(dir.resolve("job.conf"), "# three epochs\nlockstep.train.epochs = 3\n");
 
-    assertEquals(3, JobConfig.load(JobConfig.read(file)).epochs());
+    assertEquals(3, JobConfig.load(JobConfig.read(file)).get(Keys.EPOCHS));
   }
 
   @Test

@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.data.Cifar10;
 import io.lockstep.data.ImageFolder;
 import io.lockstep.data.Shapes;
@@ -148,11 +149,11 @@ public final class RunReport {
     final StringBuilder html = new StringBuilder();
     html.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
         .append("<title>")
-        .append(escape(job.jobName()))
+        .append(escape(job.get(Keys.JOB_NAME)))
         .append(" - Lockstep report</title>\n<style>")
         .append(STYLE)
         .append("</style></head><body>\n<h1>")
-        .append(escape(job.jobName()))
+        .append(escape(job.get(Keys.JOB_NAME)))
         .append("</h1>\n<p class=\"lead\">")
         .append(escape(headline(job, summary, steps, epochs)))
         .append("</p>\n<h2>Training</h2>\n<div class=\"charts\">\n");
@@ -192,9 +193,9 @@ public final class RunReport {
         String.format(
             Locale.ROOT,
             "model %s, %d worker(s), global batch %d",
-            job.modelName(),
-            job.workers(),
-            job.batchSize()));
+            job.get(Keys.MODEL_NAME),
+            job.get(Keys.WORKERS),
+            job.get(Keys.BATCH_SIZE)));
     if (!epochs.isEmpty()) {
       final EpochMetrics last = epochs.get(epochs.size() - 1);
       line.append(
@@ -405,7 +406,7 @@ public final class RunReport {
     final List<Prediction> shown = new ArrayList<>(predictions);
     shown.sort(Comparator.comparing(Prediction::correct)); // stable: mistakes first, in split order
     html.append("<h3>Test images, mistakes first</h3>\n<div class=\"grid\">\n");
-    final int count = Math.min(job.runReportImages(), shown.size());
+    final int count = Math.min(job.get(Keys.RUN_REPORT_IMAGES), shown.size());
     for (int i = 0; i < count; i++) {
       final Prediction p = shown.get(i);
       // the image: a grounding model's features carry the phrase's tokens after it
@@ -552,14 +553,16 @@ public final class RunReport {
 
   /** The names of the job's classes, in label order; numbers where the data names none. */
   static List<String> classNames(JobConfig job) {
-    return switch (job.dataFormat()) {
+    return switch (job.get(Keys.DATA_FORMAT)) {
       case IDX ->
-          (job.dataDir() + " " + job.jobName()).toLowerCase(Locale.ROOT).contains("fashion")
+          (job.get(Keys.DATA_DIR) + " " + job.get(Keys.JOB_NAME))
+                  .toLowerCase(Locale.ROOT)
+                  .contains("fashion")
               ? FASHION
               : DIGITS;
       case MNIST_JSON -> DIGITS;
-      case CIFAR10 -> Cifar10.classNames(job.dataDir());
-      case FOLDER -> ImageFolder.list(job.dataDir(), "val").classes();
+      case CIFAR10 -> Cifar10.classNames(job.get(Keys.DATA_DIR));
+      case FOLDER -> ImageFolder.list(job.get(Keys.DATA_DIR), "val").classes();
       case SHAPES -> Shapes.KINDS;
     };
   }

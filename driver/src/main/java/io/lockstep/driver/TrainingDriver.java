@@ -215,40 +215,42 @@ public final class TrainingDriver {
     final long startNs = System.nanoTime();
     final String master = master(job);
     checkLocalSlots(job, master);
-    ComputeThreads.configure(job.workerThreads(), master.startsWith("local") ? job.workers() : 1);
+    ComputeThreads.configure(
+        job.get(Keys.WORKER_THREADS), master.startsWith("local") ? job.get(Keys.WORKERS) : 1);
     final byte[] secret = secret(job);
     final Samples test = Datasets.test(job);
     final int trainSamples = Datasets.training(job).count();
-    if (trainSamples < job.batchSize()) {
+    if (trainSamples < job.get(Keys.BATCH_SIZE)) {
       throw new ConfigurationException(
           trainSamples == 0
               ? String.format(
                   "the training set (%s=%s, %s=%s) has no samples; point %s at the data",
                   Keys.DATA_FORMAT.name(),
-                  Keys.lowerName(job.dataFormat()),
+                  Keys.lowerName(job.get(Keys.DATA_FORMAT)),
                   Keys.DATA_DIR.name(),
-                  job.dataDir(),
+                  job.get(Keys.DATA_DIR),
                   Keys.DATA_DIR.name())
               : String.format(
                   "%s=%d is larger than the training set (%d samples); lower it to at most %d",
-                  Keys.BATCH_SIZE.name(), job.batchSize(), trainSamples, trainSamples));
+                  Keys.BATCH_SIZE.name(), job.get(Keys.BATCH_SIZE), trainSamples, trainSamples));
     }
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
-    final long totalSteps = (long) job.epochs() * stepsPerEpoch;
+    final long totalSteps = (long) job.get(Keys.EPOCHS) * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
-    final Replica initial = Replica.create(configuration, job.workerEngine());
-    if (job.batchNormSync() && !initial.hasSynchronizedStatistics()) {
+    final Replica initial = Replica.create(configuration, job.get(Keys.WORKER_ENGINE));
+    if (job.get(Keys.BATCHNORM_SYNC) && !initial.hasSynchronizedStatistics()) {
       throw new ConfigurationException(
           Keys.BATCHNORM_SYNC.name()
               + "=true, but model "
-              + job.modelName()
+              + job.get(Keys.MODEL_NAME)
               + " has no BatchNorm layers; remove the setting or choose a model with BatchNorm");
     }
     final int parameters = initial.parameterCount();
     final String engine = initial.engine();
     final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
-    if (checkpoint == null && !job.modelPretrained().isBlank()) {
-      Transfer.loadBody(initial.network(), job.modelPretrained(), job.modelName());
+    if (checkpoint == null && !job.get(Keys.MODEL_PRETRAINED).isBlank()) {
+      Transfer.loadBody(
+          initial.network(), job.get(Keys.MODEL_PRETRAINED), job.get(Keys.MODEL_NAME));
     }
     final Progress start;
     ModelState state;
@@ -297,22 +299,22 @@ public final class TrainingDriver {
         metricsFile, resume ? metricsBefore(metricsFile, start.iteration()) : List.of());
     final Timeline timeline =
         new Timeline(
-            job.jobName(),
-            job.runTimelineSteps(),
+            job.get(Keys.JOB_NAME),
+            job.get(Keys.RUN_TIMELINE_STEPS),
             TraceClock.toMicros(startNs),
-            !job.shardServers().isEmpty());
+            !job.get(Keys.PS_SHARD_SERVERS).isEmpty());
     ServerAddress address;
     LOG.info(
         "training {}: model {} ({} parameters, computed by {}), {} workers on {}, global batch {},"
             + " {} epochs of {} steps{}",
-        job.jobName(),
-        job.modelName(),
+        job.get(Keys.JOB_NAME),
+        job.get(Keys.MODEL_NAME),
         parameters,
         engine,
-        job.workers(),
+        job.get(Keys.WORKERS),
         master,
-        job.batchSize(),
-        job.epochs(),
+        job.get(Keys.BATCH_SIZE),
+        job.get(Keys.EPOCHS),
         stepsPerEpoch,
         checkpoint == null
             ? ""
@@ -329,7 +331,7 @@ public final class TrainingDriver {
     final long rejected;
     long rejectedBefore = 0;
     int retries = 0;
-    int stageWorkers = job.workers();
+    int stageWorkers = job.get(Keys.WORKERS);
     // whether the cluster ever placed a stage's every task: a run shrinks only when slots it had
     // are lost, and a cluster that never had enough for the job's workers is its configuration's
     // error
@@ -338,14 +340,15 @@ public final class TrainingDriver {
     RunningServer server = null;
     try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
         SharedState shared = new SharedState(spark)) {
-      final EpochProgress progress = EpochProgress.start(spark, job.runProgress(), job.workers());
+      final EpochProgress progress =
+          EpochProgress.start(spark, job.get(Keys.RUN_PROGRESS), job.get(Keys.WORKERS));
       // a failed stage's other tasks are interrupted, not left waiting out the step timeout
       // beside the stage that runs again (their exchange stops at an interrupt)
       spark.setLocalProperty("spark.job.interruptOnCancel", "true");
       final String serverHost = serverHost(job, master, spark.getConf());
-      address = serverAddress(job, serverHost, parameters, secret, job.workers());
+      address = serverAddress(job, serverHost, parameters, secret, job.get(Keys.WORKERS));
       server = launchServer(job, serverHost, address, start.iteration());
-      for (int epoch = start.epoch(); epoch < job.epochs(); epoch++) {
+      for (int epoch = start.epoch(); epoch < job.get(Keys.EPOCHS); epoch++) {
         final boolean resumed = epoch == start.epoch();
         int step = resumed ? start.step() : 0;
         double epochLossSum = resumed ? start.epochLossSum() : 0;
@@ -355,11 +358,11 @@ public final class TrainingDriver {
         while (step < stepsPerEpoch) {
           final int to = stageEnd(job, epoch, stepsPerEpoch, step);
           final String description =
-              job.jobName()
+              job.get(Keys.JOB_NAME)
                   + ": epoch "
                   + (epoch + 1)
                   + "/"
-                  + job.epochs()
+                  + job.get(Keys.EPOCHS)
                   + ", steps "
                   + (step + 1)
                   + "-"
@@ -367,7 +370,8 @@ public final class TrainingDriver {
                   + "/"
                   + stepsPerEpoch;
           final long stageStartNs = System.nanoTime();
-          progress.beginStage("epoch " + (epoch + 1) + "/" + job.epochs(), step, to, stepsPerEpoch);
+          progress.beginStage(
+              "epoch " + (epoch + 1) + "/" + job.get(Keys.EPOCHS), step, to, stepsPerEpoch);
           StageTask task = null;
           List<StageReport> reports = null;
           int shrinkTo = 0;
@@ -376,7 +380,7 @@ public final class TrainingDriver {
                 shrinkTo > 0 ? shrinkTo : stageWorkers(job, stageWorkers, slots(spark), false);
             shrinkTo = 0;
             if (workers != stageWorkers) {
-              if (workers == job.workers()) {
+              if (workers == job.get(Keys.WORKERS)) {
                 LOG.info(
                     "{}: the cluster has task slots for {} workers again; running on all {}"
                         + " workers from step {}",
@@ -392,9 +396,9 @@ public final class TrainingDriver {
                     description,
                     slots(spark),
                     workers,
-                    job.workers(),
+                    job.get(Keys.WORKERS),
                     state.iteration(),
-                    SliceSpan.of(0, workers, job.workers()).count());
+                    SliceSpan.of(0, workers, job.get(Keys.WORKERS)).count());
               }
               stageWorkers = workers;
               progress.runOn(workers);
@@ -431,13 +435,13 @@ public final class TrainingDriver {
             } catch (Exception e) { // Spark's SparkException is checked, thrown undeclared
               if (slotsMissing(e)) {
                 final int fewer = stageWorkers(job, workers, slots(spark), true);
-                if (hadEverySlot && fewer < workers && attempt < job.stageRetries()) {
+                if (hadEverySlot && fewer < workers && attempt < job.get(Keys.STAGE_RETRIES)) {
                   // executors lost for good: the next attempt runs on those that remain
                   LOG.warn(
                       "{}: the cluster offered fewer than {} task slots for {} s",
                       description,
                       workers,
-                      job.connectTimeout().toSeconds());
+                      job.get(Keys.CONNECT_TIMEOUT).toSeconds());
                   retries++;
                   shrinkTo = fewer;
                   continue;
@@ -448,10 +452,10 @@ public final class TrainingDriver {
                         "%s=%d needs %d task slots (one core each) and the cluster at %s offered"
                             + " fewer for %d s; start more workers or executors, or lower %s%s",
                         Keys.WORKERS.name(),
-                        job.workers(),
+                        job.get(Keys.WORKERS),
                         workers,
                         master,
-                        job.connectTimeout().toSeconds(),
+                        job.get(Keys.CONNECT_TIMEOUT).toSeconds(),
                         Keys.WORKERS.name(),
                         refusal == null ? "" : " (the run does not shrink: " + refusal + ")"));
               }
@@ -463,7 +467,7 @@ public final class TrainingDriver {
               }
               // The server names the worker and step that failed; Spark's barrier error does not.
               final RuntimeException failure = named(server, e);
-              if (attempt == job.stageRetries() || !retryable(e) || !retryable(failure)) {
+              if (attempt == job.get(Keys.STAGE_RETRIES) || !retryable(e) || !retryable(failure)) {
                 throw failure;
               }
               LOG.warn(
@@ -473,7 +477,7 @@ public final class TrainingDriver {
                   failure.getMessage(),
                   state.iteration(),
                   attempt + 1,
-                  job.stageRetries());
+                  job.get(Keys.STAGE_RETRIES));
               retries++;
               rejectedBefore += server.rejectedFrames();
               server.close();
@@ -498,7 +502,7 @@ public final class TrainingDriver {
           lastReports = reports;
           workerSpans.add(task.firstGlobalStep(), task.toStep() - task.fromStep(), reports.size());
           // phase times add up per worker of the job: a stage on fewer workers counts their mean
-          final double perWorker = (double) job.workers() / reports.size();
+          final double perWorker = (double) job.get(Keys.WORKERS) / reports.size();
           for (StageReport report : reports) {
             epochSamples += report.samples();
             epochLossSum += report.lossSum();
@@ -571,9 +575,9 @@ public final class TrainingDriver {
             writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
           }
           final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
-          final int every = job.checkpointEverySteps();
-          if (job.checkpointAtEpochEnd()
-              || epoch + 1 == job.epochs()
+          final int every = job.get(Keys.CHECKPOINT_EVERY_STEPS);
+          if (job.get(Keys.CHECKPOINT_AT_EPOCH_END)
+              || epoch + 1 == job.get(Keys.EPOCHS)
               || (every > 0 && globalStep % every == 0)) {
             Checkpoint.write(
                 runDir.resolve(Checkpoint.FILE),
@@ -599,7 +603,7 @@ public final class TrainingDriver {
             String.format(
                 "epoch %d/%d: train loss %.4f, %s %.4f, %.1f s in stages (set-up included), %.0f images/s",
                 epoch + 1,
-                job.epochs(),
+                job.get(Keys.EPOCHS),
                 trainLoss,
                 metric.name().replace('_', ' '),
                 accuracy,
@@ -616,18 +620,18 @@ public final class TrainingDriver {
       // the workers of local mode ran in this JVM: free what they keep between stages
       Worker.releaseReplicas();
     }
-    final double workers = job.workers() * 1e9;
+    final double workers = job.get(Keys.WORKERS) * 1e9;
     final double stepSeconds = (phaseNs[0] + phaseNs[1] + phaseNs[2] + phaseNs[3]) / workers;
     final TrainingSummary summary =
         new TrainingSummary(
-            job.jobName(),
-            job.modelName(),
-            job.workers(),
-            job.batchSize(),
-            job.epochs(),
+            job.get(Keys.JOB_NAME),
+            job.get(Keys.MODEL_NAME),
+            job.get(Keys.WORKERS),
+            job.get(Keys.BATCH_SIZE),
+            job.get(Keys.EPOCHS),
             state.iteration(),
             parameters,
-            job.seed(),
+            job.get(Keys.SEED),
             accuracy,
             bestAccuracy,
             bestEpoch,
@@ -637,9 +641,12 @@ public final class TrainingDriver {
             stepSeconds,
             samples / trainSeconds,
             master,
-            job.transport().name().toLowerCase(java.util.Locale.ROOT),
-            job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
-            job.psCompression().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+            job.get(Keys.TRANSPORT).name().toLowerCase(java.util.Locale.ROOT),
+            job.get(Keys.PS_MODE).name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+            job.get(Keys.PS_COMPRESSION)
+                .name()
+                .toLowerCase(java.util.Locale.ROOT)
+                .replace('_', '-'),
             address.key().tags(),
             job.overlapsBackward(),
             engine,
@@ -653,8 +660,8 @@ public final class TrainingDriver {
             String.format("%08x", Replica.crc32(state.parameters())),
             checkpoint == null ? 0 : start.iteration(),
             List.copyOf(history),
-            job.modelPretrained().isBlank() ? null : job.modelPretrained(),
-            job.modelFreezeLayers(),
+            job.get(Keys.MODEL_PRETRAINED).isBlank() ? null : job.get(Keys.MODEL_PRETRAINED),
+            job.get(Keys.MODEL_FREEZE_LAYERS),
             null,
             metric.name(),
             workerSpans.list());
@@ -663,13 +670,13 @@ public final class TrainingDriver {
     }
     writeSummary(runDir, summary);
     writeReport(runDir);
-    if (!job.modelScratchBaseline()) {
+    if (!job.get(Keys.MODEL_SCRATCH_BASELINE)) {
       return summary;
     }
     final Path scratchDir = runDir.resolve(SCRATCH_DIR);
     LOG.info(
         "{}: the same training from random weights, for comparison, in {}",
-        job.jobName(),
+        job.get(Keys.JOB_NAME),
         scratchDir);
     final TrainingSummary scratch =
         train(
@@ -725,13 +732,13 @@ public final class TrainingDriver {
       double bestAccuracy,
       int bestEpoch) {
     return new Progress(
-        job.modelName(),
-        job.optimizer().name(),
-        job.seed(),
-        job.batchSize(),
+        job.get(Keys.MODEL_NAME),
+        job.get(Keys.OPTIMIZER).name(),
+        job.get(Keys.SEED),
+        job.get(Keys.BATCH_SIZE),
         stepsPerEpoch,
-        (long) job.epochs() * stepsPerEpoch,
-        job.workers(),
+        (long) job.get(Keys.EPOCHS) * stepsPerEpoch,
+        job.get(Keys.WORKERS),
         epoch,
         step,
         state.iteration(),
@@ -752,7 +759,7 @@ public final class TrainingDriver {
    * a multiple of the checkpoint interval.
    */
   static int stageEnd(JobConfig job, int epoch, int stepsPerEpoch, int step) {
-    final int every = job.checkpointEverySteps();
+    final int every = job.get(Keys.CHECKPOINT_EVERY_STEPS);
     if (every == 0) {
       return stepsPerEpoch;
     }
@@ -769,21 +776,21 @@ public final class TrainingDriver {
       Path runDir,
       int stepsPerEpoch) {
     final String where = runDir.resolve(Checkpoint.FILE) + ": ";
-    if (!saved.model().equals(job.modelName()) || savedParameters != parameters) {
+    if (!saved.model().equals(job.get(Keys.MODEL_NAME)) || savedParameters != parameters) {
       throw new ConfigurationException(
           String.format(
               "%sholds model %s (%d parameters), the job asks for %s (%d); resume with the same %s",
               where,
               saved.model(),
               savedParameters,
-              job.modelName(),
+              job.get(Keys.MODEL_NAME),
               parameters,
               Keys.MODEL_NAME.name()));
     }
-    if (saved.seed() != job.seed()
-        || saved.batchSize() != job.batchSize()
+    if (saved.seed() != job.get(Keys.SEED)
+        || saved.batchSize() != job.get(Keys.BATCH_SIZE)
         || saved.stepsPerEpoch() != stepsPerEpoch
-        || !saved.optimizer().equals(job.optimizer().name())) {
+        || !saved.optimizer().equals(job.get(Keys.OPTIMIZER).name())) {
       throw new ConfigurationException(
           String.format(
               "%swas trained with %s=%d, %s=%d, %s=%s and %d steps per epoch; a resumed run keeps"
@@ -804,27 +811,28 @@ public final class TrainingDriver {
               Keys.OPTIMIZER.name()));
     }
     final boolean finished = Files.isRegularFile(runDir.resolve(MODEL_FILE));
-    if (saved.epoch() > job.epochs() || (saved.epoch() == job.epochs() && finished)) {
+    if (saved.epoch() > job.get(Keys.EPOCHS)
+        || (saved.epoch() == job.get(Keys.EPOCHS) && finished)) {
       throw new ConfigurationException(
           String.format(
               "%sthe run has already trained %d epochs; ask for more with --epochs N (N > %d)",
               where, saved.epoch(), saved.epoch()));
     }
-    if (job.schedule() == Schedule.COSINE
-        && saved.totalSteps() != (long) job.epochs() * stepsPerEpoch) {
+    if (job.get(Keys.SCHEDULE) == Schedule.COSINE
+        && saved.totalSteps() != (long) job.get(Keys.EPOCHS) * stepsPerEpoch) {
       LOG.warn(
           "the cosine schedule spans the run's steps: {} when the checkpoint was written, {} now;"
               + " the rate from here follows the new length, so this run will not equal one"
               + " started with --epochs {}",
           saved.totalSteps(),
-          (long) job.epochs() * stepsPerEpoch,
-          job.epochs());
+          (long) job.get(Keys.EPOCHS) * stepsPerEpoch,
+          job.get(Keys.EPOCHS));
     }
-    if (saved.workers() != job.workers()) {
+    if (saved.workers() != job.get(Keys.WORKERS)) {
       LOG.warn(
           "resuming with {} workers, the checkpoint was written by {}: same trajectory within"
               + " float rounding, not bit for bit",
-          job.workers(),
+          job.get(Keys.WORKERS),
           saved.workers());
     }
   }
@@ -871,11 +879,11 @@ public final class TrainingDriver {
    * servers run in this JVM.
    */
   private static byte[] secret(JobConfig job) {
-    if (job.psSecretFile().isBlank()) {
+    if (job.get(Keys.PS_SECRET_FILE).isBlank()) {
       return null;
     }
     try {
-      return FrameKey.readSecret(Path.of(job.psSecretFile()), Keys.PS_SECRET_FILE.name());
+      return FrameKey.readSecret(Path.of(job.get(Keys.PS_SECRET_FILE)), Keys.PS_SECRET_FILE.name());
     } catch (IllegalArgumentException e) {
       throw new ConfigurationException(e.getMessage());
     }
@@ -890,23 +898,23 @@ public final class TrainingDriver {
    * @throws ConfigurationException when the interface or the address is not this host's
    */
   static String serverHost(JobConfig job, String master, SparkConf conf) {
-    if (!job.psInterface().isEmpty()) {
-      return interfaceAddress(job.psInterface());
+    if (!job.get(Keys.PS_INTERFACE).isEmpty()) {
+      return interfaceAddress(job.get(Keys.PS_INTERFACE));
     }
     final String host;
-    if (!job.psHost().isEmpty()) {
-      host = job.psHost();
+    if (!job.get(Keys.PS_HOST).isEmpty()) {
+      host = job.get(Keys.PS_HOST);
     } else if (LOCAL_MASTER.matcher(master).matches()) {
       host = "127.0.0.1";
     } else {
       host = conf.get("spark.driver.host", "127.0.0.1");
     }
-    if (job.transport() != Transport.UDP) {
+    if (job.get(Keys.TRANSPORT) != Transport.UDP) {
       return host;
     }
     // the setting that named the host, for the messages
     final String named =
-        (job.psHost().isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=") + host;
+        (job.get(Keys.PS_HOST).isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=") + host;
     final InetAddress address;
     try {
       address = InetAddress.getByName(host);
@@ -943,17 +951,17 @@ public final class TrainingDriver {
    * server interface's MTU carries, so no gradient is IP-fragmented on the way.
    */
   static int chunkBytes(JobConfig job, String host) {
-    if (job.chunkBytes() != 0) {
-      return (int) job.chunkBytes();
+    if (job.get(Keys.CHUNK_BYTES) != 0) {
+      return job.get(Keys.CHUNK_BYTES).intValue();
     }
-    if (job.transport() != Transport.UDP) {
-      return (int) JobConfig.largestChunkBytes(job.termLengthBytes());
+    if (job.get(Keys.TRANSPORT) != Transport.UDP) {
+      return (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES));
     }
     try {
       final NetworkInterface network =
           NetworkInterface.getByInetAddress(InetAddress.getByName(host));
       final int mtu = network == null ? 1500 : network.getMTU();
-      return (int) JobConfig.chunkBytesForMtu(mtu, job.termLengthBytes());
+      return (int) JobConfig.chunkBytesForMtu(mtu, job.get(Keys.TERM_LENGTH_BYTES));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -1020,19 +1028,21 @@ public final class TrainingDriver {
       JobConfig job, String host, int parameters, byte[] secret, int workers) {
     final long jobId = new SecureRandom().nextLong();
     return new ServerAddress(
-            job.transport(),
+            job.get(Keys.TRANSPORT),
             aeronDirectory(jobId),
             host,
-            job.psPort(),
-            (int) job.termLengthBytes(),
+            job.get(Keys.PS_PORT),
+            job.get(Keys.TERM_LENGTH_BYTES).intValue(),
             chunkBytes(job, host),
             jobId,
             workers,
             parameters,
             secret != null
                 ? FrameKey.forJob(secret, jobId)
-                : job.psFrameTags().on(job.transport()) ? FrameKey.random() : FrameKey.none())
-        .withMode(job.psMode(), job.psStaleness());
+                : job.get(Keys.PS_FRAME_TAGS).on(job.get(Keys.TRANSPORT))
+                    ? FrameKey.random()
+                    : FrameKey.none())
+        .withMode(job.get(Keys.PS_MODE), job.get(Keys.PS_STALENESS));
   }
 
   /**
@@ -1075,27 +1085,27 @@ public final class TrainingDriver {
    */
   private static RunningServer launchServer(
       JobConfig job, String host, ServerAddress address, long firstStep) {
-    if (!job.shardServers().isEmpty()) {
+    if (!job.get(Keys.PS_SHARD_SERVERS).isEmpty()) {
       return RemoteShards.configure(
           new RemoteShards.Context()
-              .servers(job.shardServers())
+              .servers(job.get(Keys.PS_SHARD_SERVERS))
               .address(address)
               .replyHost(host)
-              .stepTimeout(job.stepTimeout())
-              .connectTimeout(job.connectTimeout())
+              .stepTimeout(job.get(Keys.STEP_TIMEOUT))
+              .connectTimeout(job.get(Keys.CONNECT_TIMEOUT))
               .firstStep(firstStep));
     }
     final ServerShards shards;
     try {
-      shards = ServerShards.split(address, job.psShards());
+      shards = ServerShards.split(address, job.get(Keys.PS_SHARDS));
     } catch (IllegalArgumentException e) {
       throw new ConfigurationException(
-          Keys.PS_SHARDS.name() + "=" + job.psShards() + ": " + e.getMessage());
+          Keys.PS_SHARDS.name() + "=" + job.get(Keys.PS_SHARDS) + ": " + e.getMessage());
     }
     return ParameterServer.launch(
         new ParameterServer.Context()
             .shards(shards)
-            .stepTimeout(job.stepTimeout())
+            .stepTimeout(job.get(Keys.STEP_TIMEOUT))
             .firstStep(firstStep));
   }
 
@@ -1104,10 +1114,10 @@ public final class TrainingDriver {
    * ({@code spark.master}), else local mode with a thread per worker.
    */
   static String master(JobConfig job) {
-    if (!job.sparkMaster().isEmpty()) {
-      return job.sparkMaster();
+    if (!job.get(Keys.SPARK_MASTER).isEmpty()) {
+      return job.get(Keys.SPARK_MASTER);
     }
-    return System.getProperty("spark.master", "local[" + job.workers() + "]");
+    return System.getProperty("spark.master", "local[" + job.get(Keys.WORKERS) + "]");
   }
 
   /**
@@ -1126,12 +1136,17 @@ public final class TrainingDriver {
             : threads.equals("*")
                 ? Runtime.getRuntime().availableProcessors()
                 : Integer.parseInt(threads);
-    if (slots < job.workers()) {
+    if (slots < job.get(Keys.WORKERS)) {
       throw new ConfigurationException(
           String.format(
               "%s=%d needs %d task slots, but Spark master %s has %d; use local[%d] or fewer"
                   + " workers",
-              Keys.WORKERS.name(), job.workers(), job.workers(), master, slots, job.workers()));
+              Keys.WORKERS.name(),
+              job.get(Keys.WORKERS),
+              job.get(Keys.WORKERS),
+              master,
+              slots,
+              job.get(Keys.WORKERS)));
     }
   }
 
@@ -1189,7 +1204,7 @@ public final class TrainingDriver {
     final SparkConf conf =
         new SparkConf()
             .setMaster(master)
-            .setAppName("lockstep " + job.jobName())
+            .setAppName("lockstep " + job.get(Keys.JOB_NAME))
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.task.maxFailures", "1")
             .set("spark.dynamicAllocation.enabled", "false");
@@ -1202,13 +1217,14 @@ public final class TrainingDriver {
     conf.setIfMissing("spark.storage.blockManagerTimeoutIntervalMs", "5s");
     conf.setIfMissing("spark.network.timeoutInterval", "5s");
     conf.setIfMissing(BROADCAST_BLOCK_KEY, BROADCAST_BLOCK_SIZE);
-    final String workers = Integer.toString(job.workers());
+    final String workers = Integer.toString(job.get(Keys.WORKERS));
     conf.setIfMissing("spark.executor.cores", "1");
     conf.setIfMissing("spark.cores.max", workers);
     conf.setIfMissing("spark.executor.instances", workers);
     // executors may still be registering: wait for their slots as long as for the workers to
     // connect, not Spark's default 40 checks 15 s apart
-    final long checks = Math.max(1, job.connectTimeout().toSeconds() / BARRIER_CHECK_SECONDS);
+    final long checks =
+        Math.max(1, job.get(Keys.CONNECT_TIMEOUT).toSeconds() / BARRIER_CHECK_SECONDS);
     conf.setIfMissing(
         "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", BARRIER_CHECK_SECONDS + "s");
     conf.setIfMissing(
@@ -1280,7 +1296,7 @@ public final class TrainingDriver {
    */
   static int stageWorkers(JobConfig job, int current, int slots, boolean slotsMissing) {
     if (job.shrinkRefusal() != null) {
-      return job.workers();
+      return job.get(Keys.WORKERS);
     }
     if (slots <= 0) {
       return current;
@@ -1288,8 +1304,8 @@ public final class TrainingDriver {
     if (slotsMissing && slots < current) {
       return slots;
     }
-    if (job.elastic() == Elasticity.GROW && slots > current) {
-      return Math.min(slots, job.workers());
+    if (job.get(Keys.ELASTIC) == Elasticity.GROW && slots > current) {
+      return Math.min(slots, job.get(Keys.WORKERS));
     }
     return current;
   }
@@ -1374,7 +1390,7 @@ public final class TrainingDriver {
             task.fromStep() + task.steps(),
             context.stageAttemptNumber());
       }
-      if (task.job().transport() == Transport.IPC) {
+      if (task.job().get(Keys.TRANSPORT) == Transport.IPC) {
         requireDriversHost(task.server().shard(0).host(), rank, host);
       }
       final String executor = org.apache.spark.SparkEnv.get().executorId();
@@ -1382,7 +1398,7 @@ public final class TrainingDriver {
           Worker.runStage(
                   task,
                   rank,
-                  task.job().transport() == Transport.UDP ? host : null,
+                  task.job().get(Keys.TRANSPORT) == Transport.UDP ? host : null,
                   workersOnHost,
                   listener)
               .withResources(

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.worker.Replica;
 import java.io.BufferedReader;
@@ -41,7 +42,7 @@ class CheckpointTest {
     final JobConfig job =
         JobConfig.load()
             .with(Map.of("lockstep.model.name", "lenet", "lockstep.optimizer.name", "adam"));
-    return Replica.create(ModelZoo.configuration(job, 1), job.workerEngine());
+    return Replica.create(ModelZoo.configuration(job, 1), job.get(Keys.WORKER_ENGINE));
   }
 
   static Checkpoint.Progress progress(int step) {

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.driver.RunComparison;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
@@ -141,7 +142,7 @@ class LocalModeTrainingIT {
     assertTrue(summary.testAccuracy() >= 0.60, settings + ": accuracy " + summary.testAccuracy());
     assertEquals(0, summary.rejectedFrames());
     assertEquals(
-        job.psMode().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+        job.get(Keys.PS_MODE).name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
         summary.syncMode());
   }
 

@@ -232,13 +232,13 @@ public final class Lockstep implements Runnable {
     public Integer call() {
       final JobConfig config = config();
       final Path run =
-          config.runDir().isEmpty()
+          config.get(Keys.RUN_DIR).isEmpty()
               ? Path.of(
                   "runs",
-                  config.jobName()
+                  config.get(Keys.JOB_NAME)
                       + "-"
                       + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
-              : Path.of(config.runDir());
+              : Path.of(config.get(Keys.RUN_DIR));
       TrainingDriver.checkRunDirectory(run, resume != null);
       final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
       System.out.printf(
@@ -819,11 +819,12 @@ public final class Lockstep implements Runnable {
         throw new ConfigurationException("submit: " + e.getMessage());
       }
       final JobConfig config = parsed.config();
-      if (!config.sparkMaster().isEmpty() && !config.sparkMaster().equals(master)) {
+      if (!config.get(Keys.SPARK_MASTER).isEmpty()
+          && !config.get(Keys.SPARK_MASTER).equals(master)) {
         throw new ConfigurationException(
             Keys.SPARK_MASTER.name()
                 + "="
-                + config.sparkMaster()
+                + config.get(Keys.SPARK_MASTER)
                 + " disagrees with --master "
                 + master
                 + "; give the master once");
@@ -859,7 +860,7 @@ public final class Lockstep implements Runnable {
               "--class",
               Lockstep.class.getName(),
               "--name",
-              "lockstep " + config.jobName(),
+              "lockstep " + config.get(Keys.JOB_NAME),
               "--executor-memory",
               executorMemory));
       if (cache != null && !yarn) {

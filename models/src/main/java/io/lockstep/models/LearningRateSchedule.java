@@ -1,6 +1,7 @@
 package io.lockstep.models;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Schedule;
 import java.util.Objects;
 import org.nd4j.linalg.schedule.ISchedule;
@@ -45,12 +46,12 @@ public final class LearningRateSchedule implements ISchedule {
    */
   public static LearningRateSchedule of(JobConfig job, long totalSteps) {
     final LearningRateSchedule schedule = new LearningRateSchedule();
-    schedule.kind = job.schedule();
+    schedule.kind = job.get(Keys.SCHEDULE);
     schedule.base = job.baseLearningRate();
-    schedule.stepSize = job.scheduleStepSize();
-    schedule.gamma = job.scheduleGamma();
-    schedule.minimum = job.scheduleMinLearningRate();
-    schedule.warmupSteps = job.warmupSteps();
+    schedule.stepSize = job.get(Keys.SCHEDULE_STEP_SIZE);
+    schedule.gamma = job.get(Keys.SCHEDULE_GAMMA);
+    schedule.minimum = job.get(Keys.SCHEDULE_MIN_LEARNING_RATE);
+    schedule.warmupSteps = job.get(Keys.WARMUP_STEPS);
     schedule.totalSteps = Math.max(1, totalSteps);
     return schedule;
   }

@@ -178,15 +178,15 @@ public final class ModelZoo {
    * @throws ConfigurationException naming the known models when there is no such model
    */
   public static Spec spec(JobConfig job) {
-    final Spec spec = spec(job.modelName());
-    return job.modelClasses() == 0
+    final Spec spec = spec(job.get(Keys.MODEL_NAME));
+    return job.get(Keys.MODEL_CLASSES) == 0
         ? spec
         : new Spec(
             spec.name(),
             spec.channels(),
             spec.height(),
             spec.width(),
-            job.modelClasses(),
+            job.get(Keys.MODEL_CLASSES),
             spec.task());
   }
 
@@ -204,19 +204,22 @@ public final class ModelZoo {
     final Spec spec = spec(job);
     final NeuralNetConfiguration.Builder base =
         new NeuralNetConfiguration.Builder()
-            .seed(job.seed())
+            .seed(job.get(Keys.SEED))
             .updater(updater(job, LearningRateSchedule.of(job, totalSteps)))
             .weightInit(WeightInit.ZERO)
             .trainingWorkspaceMode(WorkspaceMode.ENABLED)
             .inferenceWorkspaceMode(WorkspaceMode.ENABLED);
-    if (job.weightDecay() > 0) {
-      base.l2(job.weightDecay()).l2Bias(job.weightDecay());
+    if (job.get(Keys.WEIGHT_DECAY) > 0) {
+      base.l2(job.get(Keys.WEIGHT_DECAY)).l2Bias(job.get(Keys.WEIGHT_DECAY));
     }
     final ComputationGraphConfiguration configuration =
-        MODELS.get(spec.name()).architecture().build(new ZooGraph(base, spec, job.batchNormSync()));
-    return job.modelFreezeLayers() == 0
+        MODELS
+            .get(spec.name())
+            .architecture()
+            .build(new ZooGraph(base, spec, job.get(Keys.BATCHNORM_SYNC)));
+    return job.get(Keys.MODEL_FREEZE_LAYERS) == 0
         ? configuration
-        : Transfer.freeze(configuration, job.modelFreezeLayers(), spec.name());
+        : Transfer.freeze(configuration, job.get(Keys.MODEL_FREEZE_LAYERS), spec.name());
   }
 
   /**
@@ -333,12 +336,12 @@ public final class ModelZoo {
   }
 
   static IUpdater updater(JobConfig job, ISchedule schedule) {
-    final Momentum momentum = new Momentum(job.baseLearningRate(), job.momentum());
+    final Momentum momentum = new Momentum(job.baseLearningRate(), job.get(Keys.MOMENTUM));
     momentum.setLearningRateSchedule(schedule);
-    return switch (job.optimizer()) {
+    return switch (job.get(Keys.OPTIMIZER)) {
       case SGD -> new Sgd(schedule);
       case MOMENTUM -> momentum;
-      case NESTEROV -> new Nesterovs(schedule, job.momentum());
+      case NESTEROV -> new Nesterovs(schedule, job.get(Keys.MOMENTUM));
       case ADAM -> new Adam(schedule);
       case ADAGRAD -> new ScheduledAdaGrad(schedule, AdaGrad.DEFAULT_ADAGRAD_EPSILON);
       case RMSPROP -> {

@@ -35,17 +35,19 @@ public final class Datasets {
    * @throws ConfigurationException when the images do not fit the model
    */
   public static Samples training(JobConfig job) {
-    if (job.dataFormat() == DataFormat.SHAPES) {
-      final int scenes = job.dataTrainSamples() == 0 ? TRAIN_SCENES : job.dataTrainSamples();
-      return scenes(job, job.seed(), 0, scenes);
+    if (job.get(Keys.DATA_FORMAT) == DataFormat.SHAPES) {
+      final int scenes =
+          job.get(Keys.DATA_TRAIN_SAMPLES) == 0 ? TRAIN_SCENES : job.get(Keys.DATA_TRAIN_SAMPLES);
+      return scenes(job, job.get(Keys.SEED), 0, scenes);
     }
     checkClassifier(job);
     final Object images = trainingImages(job);
     if (images instanceof ImageFolder folder) {
       final ModelZoo.Spec model = checkFolderFits(job, folder);
-      return FolderSamples.training(folder, model.height(), mean(job, 3), std(job, 3), job.seed());
+      return FolderSamples.training(
+          folder, model.height(), mean(job, 3), std(job, 3), job.get(Keys.SEED));
     }
-    return new Batches((LabeledImages) images, job.dataMean(), job.dataStd());
+    return new Batches((LabeledImages) images, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
   }
 
   /**
@@ -56,15 +58,18 @@ public final class Datasets {
    * @throws ConfigurationException when the images do not fit the model
    */
   public static Samples test(JobConfig job) {
-    if (job.dataFormat() != DataFormat.SHAPES) {
+    if (job.get(Keys.DATA_FORMAT) != DataFormat.SHAPES) {
       checkClassifier(job);
     }
-    return switch (job.dataFormat()) {
+    return switch (job.get(Keys.DATA_FORMAT)) {
       case SHAPES -> scenes(job, SceneSamples.TEST_SEED, SceneSamples.TEST_FIRST, TEST_SCENES);
       case IDX, CIFAR10, MNIST_JSON ->
-          new Batches(checkFits(job, load(job, Mnist.Split.TEST)), job.dataMean(), job.dataStd());
+          new Batches(
+              checkFits(job, load(job, Mnist.Split.TEST)),
+              job.get(Keys.DATA_MEAN),
+              job.get(Keys.DATA_STD));
       case FOLDER -> {
-        final ImageFolder folder = ImageFolder.list(job.dataDir(), "val");
+        final ImageFolder folder = ImageFolder.list(job.get(Keys.DATA_DIR), "val");
         final ModelZoo.Spec model = checkFolderFits(job, folder);
         yield FolderSamples.evaluation(folder, model.height(), mean(job, 3), std(job, 3));
       }
@@ -72,11 +77,16 @@ public final class Datasets {
   }
 
   private static synchronized Object trainingImages(JobConfig job) {
-    final String key = job.dataFormat() + " " + job.dataDir() + " " + job.dataTrainSamples();
+    final String key =
+        job.get(Keys.DATA_FORMAT)
+            + " "
+            + job.get(Keys.DATA_DIR)
+            + " "
+            + job.get(Keys.DATA_TRAIN_SAMPLES);
     if (cachedTrain == null || !cachedTrainKey.equals(key)) {
       cachedTrain =
-          job.dataFormat() == DataFormat.FOLDER
-              ? ImageFolder.list(job.dataDir(), "train")
+          job.get(Keys.DATA_FORMAT) == DataFormat.FOLDER
+              ? ImageFolder.list(job.get(Keys.DATA_DIR), "train")
               : subset(job, load(job, Mnist.Split.TRAIN));
       cachedTrainKey = key;
     }
@@ -87,7 +97,7 @@ public final class Datasets {
   }
 
   private static LabeledImages subset(JobConfig job, LabeledImages images) {
-    final int samples = job.dataTrainSamples();
+    final int samples = job.get(Keys.DATA_TRAIN_SAMPLES);
     if (samples == 0) {
       return images;
     }
@@ -95,17 +105,18 @@ public final class Datasets {
       throw new ConfigurationException(
           String.format(
               "%s=%d, but %s holds %d training images; ask for at most that many, or 0 for all",
-              Keys.DATA_TRAIN_SAMPLES.name(), samples, job.dataDir(), images.count()));
+              Keys.DATA_TRAIN_SAMPLES.name(), samples, job.get(Keys.DATA_DIR), images.count()));
     }
     return images.subset(samples);
   }
 
   private static LabeledImages load(JobConfig job, Mnist.Split split) {
-    return switch (job.dataFormat()) {
-      case IDX -> Mnist.load(job.dataDir(), split);
-      case MNIST_JSON -> MnistJson.load(job.dataDir(), split);
-      case CIFAR10 -> Cifar10.load(job.dataDir(), split);
-      case FOLDER, SHAPES -> throw new IllegalStateException(job.dataFormat() + " is not loaded");
+    return switch (job.get(Keys.DATA_FORMAT)) {
+      case IDX -> Mnist.load(job.get(Keys.DATA_DIR), split);
+      case MNIST_JSON -> MnistJson.load(job.get(Keys.DATA_DIR), split);
+      case CIFAR10 -> Cifar10.load(job.get(Keys.DATA_DIR), split);
+      case FOLDER, SHAPES ->
+          throw new IllegalStateException(job.get(Keys.DATA_FORMAT) + " is not loaded");
     };
   }
 
@@ -144,17 +155,17 @@ public final class Datasets {
               model.name(),
               Keys.lowerName(model.task()),
               Keys.DATA_FORMAT.name(),
-              Keys.lowerName(job.dataFormat()),
+              Keys.lowerName(job.get(Keys.DATA_FORMAT)),
               Keys.DATA_FORMAT.name()));
     }
   }
 
   private static double[] mean(JobConfig job, int channels) {
-    return Samples.perChannel(job.dataMean(), channels, Keys.DATA_MEAN.name());
+    return Samples.perChannel(job.get(Keys.DATA_MEAN), channels, Keys.DATA_MEAN.name());
   }
 
   private static double[] std(JobConfig job, int channels) {
-    return Samples.perChannel(job.dataStd(), channels, Keys.DATA_STD.name());
+    return Samples.perChannel(job.get(Keys.DATA_STD), channels, Keys.DATA_STD.name());
   }
 
   /** Folder images are cropped to the model's size: it must take square RGB images. */
@@ -167,7 +178,10 @@ public final class Datasets {
           String.format(
               "%s, but %s (%s=folder) holds RGB images of %d classes; choose a model for square"
                   + " RGB images with at least that many classes (bin/lockstep models)",
-              takes(model), job.dataDir(), Keys.DATA_FORMAT.name(), folder.classes().size()));
+              takes(model),
+              job.get(Keys.DATA_DIR),
+              Keys.DATA_FORMAT.name(),
+              folder.classes().size()));
     }
     return model;
   }
@@ -183,9 +197,9 @@ public final class Datasets {
               "%s, but %s (%s=%s) holds %dx%dx%d images of %d classes; choose a model for this"
                   + " data (bin/lockstep models) or the data for this model",
               takes(model),
-              job.dataDir(),
+              job.get(Keys.DATA_DIR),
               Keys.DATA_FORMAT.name(),
-              Keys.lowerName(job.dataFormat()),
+              Keys.lowerName(job.get(Keys.DATA_FORMAT)),
               images.channels(),
               images.height(),
               images.width(),

@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.data.SliceSpan;
 import io.lockstep.ps.ServerShards;
 import java.io.Serializable;
@@ -36,13 +37,13 @@ public record StageTask(
    *     shrink ({@link JobConfig#shrinkRefusal})
    */
   public StageTask {
-    if (workers < 1 || workers > job.workers()) {
+    if (workers < 1 || workers > job.get(Keys.WORKERS)) {
       throw new IllegalArgumentException(
-          workers + " workers for a job of " + job.workers() + " slices");
+          workers + " workers for a job of " + job.get(Keys.WORKERS) + " slices");
     }
-    if (workers < job.workers() && job.shrinkRefusal() != null) {
+    if (workers < job.get(Keys.WORKERS) && job.shrinkRefusal() != null) {
       throw new IllegalArgumentException(
-          workers + " workers for a job of " + job.workers() + ": " + job.shrinkRefusal());
+          workers + " workers for a job of " + job.get(Keys.WORKERS) + ": " + job.shrinkRefusal());
     }
   }
 

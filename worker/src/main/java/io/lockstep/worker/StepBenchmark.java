@@ -141,7 +141,10 @@ public final class StepBenchmark {
     try (Replica replica =
         Replica.create(ModelZoo.configuration(job, settings.steps()), settings.engine())) {
       return run(
-          settings, threads, RandomBatch.of(spec, settings.batchSize(), job.seed()), replica);
+          settings,
+          threads,
+          RandomBatch.of(spec, settings.batchSize(), job.get(Keys.SEED)),
+          replica);
     }
   }
 

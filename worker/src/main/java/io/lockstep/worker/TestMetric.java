@@ -1,6 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
 import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -40,9 +41,9 @@ public interface TestMetric {
    */
   static TestMetric of(JobConfig job, Samples test) {
     return switch (ModelZoo.spec(job).task()) {
-      case CLASSIFICATION -> new Evaluator(test, job.evalBatchSize());
-      case DETECTION -> new DetectionEvaluator((SceneSamples) test, job.evalBatchSize());
-      case GROUNDING -> new GroundingEvaluator((PhraseSamples) test, job.evalBatchSize());
+      case CLASSIFICATION -> new Evaluator(test, job.get(Keys.EVAL_BATCH_SIZE));
+      case DETECTION -> new DetectionEvaluator((SceneSamples) test, job.get(Keys.EVAL_BATCH_SIZE));
+      case GROUNDING -> new GroundingEvaluator((PhraseSamples) test, job.get(Keys.EVAL_BATCH_SIZE));
     };
   }
 }

@@ -3,6 +3,7 @@ package io.lockstep.worker;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.data.DataException;
@@ -62,12 +63,17 @@ public final class Worker {
   public static StageReport runStage(
       StageTask task, int rank, String workerHost, int workersOnHost, StepListener listener) {
     final JobConfig job = task.job();
-    ComputeThreads.configure(job.workerThreads(), workersOnHost);
+    ComputeThreads.configure(job.get(Keys.WORKER_THREADS), workersOnHost);
     final Samples train = Datasets.training(job);
     final EpochPlan plan =
-        EpochPlan.of(job.seed(), task.epoch(), train.count(), job.batchSize(), job.workers());
-    final SliceSpan span = SliceSpan.of(rank, task.workers(), job.workers());
-    final Replica replica = takeReplica(rank, task.state(), job.workerEngine());
+        EpochPlan.of(
+            job.get(Keys.SEED),
+            task.epoch(),
+            train.count(),
+            job.get(Keys.BATCH_SIZE),
+            job.get(Keys.WORKERS));
+    final SliceSpan span = SliceSpan.of(rank, task.workers(), job.get(Keys.WORKERS));
+    final Replica replica = takeReplica(rank, task.state(), job.get(Keys.WORKER_ENGINE));
     boolean completed = false;
     try {
       final int steps = task.steps();
@@ -83,9 +89,12 @@ public final class Worker {
                       .shards(task.server())
                       .rank(rank)
                       .workerHost(workerHost)
-                      .stepTimeout(job.stepTimeout())
-                      .connectTimeout(job.connectTimeout())
-                      .compression(job.psCompression(), job.psTopKRatio(), job.psThreshold()));
+                      .stepTimeout(job.get(Keys.STEP_TIMEOUT))
+                      .connectTimeout(job.get(Keys.CONNECT_TIMEOUT))
+                      .compression(
+                          job.get(Keys.PS_COMPRESSION),
+                          job.get(Keys.PS_TOP_K_RATIO),
+                          job.get(Keys.PS_THRESHOLD)));
           Prefetcher prefetcher =
               new Prefetcher(
                   train,
@@ -104,7 +113,7 @@ public final class Worker {
         if (overlap) {
           replica.reportBackward(exchange::ready);
         }
-        final SyncMode mode = job.psMode();
+        final SyncMode mode = job.get(Keys.PS_MODE);
         final INDArray stageStart =
             mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC ? replica.parametersCopy() : null;
         int samplesSinceAverage = 0;
@@ -139,16 +148,16 @@ public final class Worker {
                         ? exchange.finish()
                         : exchange.exchange(globalStep, replica.gradientBuffer(), slice.length);
                 exchangeNs = System.nanoTime() - t2;
-                replica.applyUpdate(total, job.clipNorm());
+                replica.applyUpdate(total, job.get(Keys.CLIP_NORM));
               }
               case LOCAL_SGD -> {
                 if (empty) {
                   replica.skipStep();
                 } else {
-                  replica.applyUpdate(slice.length, job.clipNorm());
+                  replica.applyUpdate(slice.length, job.get(Keys.CLIP_NORM));
                 }
                 samplesSinceAverage += slice.length;
-                if ((globalStep + 1) % job.psLocalSteps() == 0 || last) {
+                if ((globalStep + 1) % job.get(Keys.PS_LOCAL_STEPS) == 0 || last) {
                   replica.loadWeightedParameters(samplesSinceAverage);
                   final long e0 = System.nanoTime();
                   final int total =
@@ -162,7 +171,7 @@ public final class Worker {
                 if (empty) {
                   replica.skipStep();
                 } else {
-                  replica.computeStep(slice.length, job.clipNorm());
+                  replica.computeStep(slice.length, job.get(Keys.CLIP_NORM));
                   replica.scaleBuffer(-(double) slice.length / plan.batchSamples(step));
                 }
                 final long e0 = System.nanoTime();
@@ -329,7 +338,7 @@ public final class Worker {
       final List<Double> shares = new ArrayList<>();
       final List<Integer> sliceParts = new ArrayList<>();
       for (int slice = span.first(); slice < span.end(); slice++) {
-        final int sliceSamples = EpochPlan.partSize(batchSamples, job.workers(), slice);
+        final int sliceSamples = EpochPlan.partSize(batchSamples, job.get(Keys.WORKERS), slice);
         final int parts = Math.min(microBatches(job, slice), sliceSamples);
         if (parts > 0) {
           sliceParts.add(parts);
@@ -338,7 +347,7 @@ public final class Worker {
           final int size = EpochPlan.partSize(sliceSamples, parts, part);
           sizes.add(size);
           shares.add(
-              job.psMode() == SyncMode.SYNC
+              job.get(Keys.PS_MODE) == SyncMode.SYNC
                   ? statisticsShare(job, slice, part, size, batchSamples)
                   : (double) size / Math.max(1, spanSamples));
         }
@@ -361,11 +370,11 @@ public final class Worker {
    * @return at least 1
    */
   static int microBatches(JobConfig job, int rank) {
-    if (job.microBatch() == 0) {
+    if (job.get(Keys.MICRO_BATCH) == 0) {
       return 1;
     }
-    final int slice = EpochPlan.partSize(job.batchSize(), job.workers(), rank);
-    return Math.max(1, (slice + job.microBatch() - 1) / job.microBatch());
+    final int slice = EpochPlan.partSize(job.get(Keys.BATCH_SIZE), job.get(Keys.WORKERS), rank);
+    return Math.max(1, (slice + job.get(Keys.MICRO_BATCH) - 1) / job.get(Keys.MICRO_BATCH));
   }
 
   /**
@@ -396,7 +405,7 @@ public final class Worker {
    */
   static double statisticsShare(
       JobConfig job, int rank, int part, int partSamples, int batchSamples) {
-    return switch (job.batchNormRunningStats()) {
+    return switch (job.get(Keys.BATCHNORM_RUNNING_STATS)) {
       case RANK0 -> rank == 0 && part == 0 ? 1 : 0;
       case AVERAGE -> (double) partSamples / batchSamples;
     };

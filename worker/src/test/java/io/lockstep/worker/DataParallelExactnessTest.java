@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Optimizer;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.Transport;
@@ -108,7 +109,7 @@ class DataParallelExactnessTest {
 
   /** One worker computing each global batch in the micro-batches that N workers' slices are. */
   static JobConfig accumulating(JobConfig job) {
-    final int slice = (BATCH + job.workers() - 1) / job.workers();
+    final int slice = (BATCH + job.get(Keys.WORKERS) - 1) / job.get(Keys.WORKERS);
     return job.with(
         Map.of(
             "lockstep.train.workers", "1", "lockstep.train.micro-batch", Integer.toString(slice)));
@@ -188,7 +189,7 @@ class DataParallelExactnessTest {
     final JobConfig job = job("lenet", optimizer, workers);
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
     final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, 1);
-    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
     final int[] batch = plan.batch(0);
     final Map<String, float[]> whole = gradients(job, configuration, batches, batch, 1);
     final Map<String, float[]> sliced = gradients(job, configuration, batches, batch, workers);
@@ -253,8 +254,8 @@ class DataParallelExactnessTest {
       Batches batches,
       int[] batch,
       int parts) {
-    ComputeThreads.configure(job.workerThreads(), 1);
-    try (Replica replica = Replica.create(configuration.clone(), job.workerEngine())) {
+    ComputeThreads.configure(job.get(Keys.WORKER_THREADS), 1);
+    try (Replica replica = Replica.create(configuration.clone(), job.get(Keys.WORKER_ENGINE))) {
       final int[] sizes = new int[parts];
       for (int part = 0; part < parts; part++) {
         sizes[part] = EpochPlan.partSize(batch.length, parts, part);
@@ -418,7 +419,7 @@ class DataParallelExactnessTest {
   static Trajectory distributed(
       JobConfig job, ComputationGraphConfiguration configuration, int samples, int steps)
       throws Exception {
-    final int workers = job.workers();
+    final int workers = job.get(Keys.WORKERS);
     final ModelState start = Replica.create(configuration.clone()).snapshot();
     final ServerAddress address =
         new ServerAddress(
@@ -426,16 +427,16 @@ class DataParallelExactnessTest {
             "/dev/shm/lockstep-test-" + UUID.randomUUID(),
             "127.0.0.1",
             40123,
-            (int) job.termLengthBytes(),
-            (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
+            job.get(Keys.TERM_LENGTH_BYTES).intValue(),
+            (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES)),
             SEED,
             workers,
             start.parameters().length,
             FrameKey.random());
-    final ServerShards shards = ServerShards.split(address, job.psShards());
-    final int epochs = job.epochs();
+    final ServerShards shards = ServerShards.split(address, job.get(Keys.PS_SHARDS));
+    final int epochs = job.get(Keys.EPOCHS);
     final int stepsPerEpoch = (steps + epochs - 1) / epochs;
-    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
     try (ParameterServer server =
         ParameterServer.launch(
             new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(60)))) {
@@ -446,8 +447,8 @@ class DataParallelExactnessTest {
             THREADS.submit(
                 () -> {
                   // as a Worker does on the thread that computes
-                  ComputeThreads.configure(job.workerThreads(), workers);
-                  final Replica replica = Replica.restore(start, job.workerEngine());
+                  ComputeThreads.configure(job.get(Keys.WORKER_THREADS), workers);
+                  final Replica replica = Replica.restore(start, job.get(Keys.WORKER_ENGINE));
                   final double[] lossSums = new double[steps];
                   final List<float[]> parameters = new ArrayList<>();
                   try (GradientExchange exchange =
@@ -486,7 +487,7 @@ class DataParallelExactnessTest {
                           overlap
                               ? exchange.finish()
                               : exchange.exchange(global, replica.gradientBuffer(), slice.length);
-                      replica.applyUpdate(total, job.clipNorm());
+                      replica.applyUpdate(total, job.get(Keys.CLIP_NORM));
                       lossSums[global] = replica.lastLoss() * slice.length;
                       parameters.add(replica.network().params().toFloatVector());
                       if (step == stepsPerEpoch - 1) {
@@ -527,16 +528,16 @@ class DataParallelExactnessTest {
    * itself, then one update, without any parameter server or micro-batches.
    */
   static Trajectory accumulated(JobConfig job, ComputationGraphConfiguration configuration) {
-    final Replica replica = Replica.create(configuration.clone(), job.workerEngine());
-    ComputeThreads.configure(job.workerThreads(), 1);
-    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.workers());
-    final Batches batches = new Batches(train, job.dataMean(), job.dataStd());
+    final Replica replica = Replica.create(configuration.clone(), job.get(Keys.WORKER_ENGINE));
+    ComputeThreads.configure(job.get(Keys.WORKER_THREADS), 1);
+    final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.get(Keys.WORKERS));
+    final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
     final UnsafeBuffer buffer = replica.gradientBuffer();
     final float[] sum = new float[buffer.capacity() / Float.BYTES];
     final double[] losses = new double[STEPS];
     final List<float[]> parameters = new ArrayList<>();
     for (int step = 0; step < STEPS; step++) {
-      for (int rank = 0; rank < job.workers(); rank++) {
+      for (int rank = 0; rank < job.get(Keys.WORKERS); rank++) {
         final int[] slice = plan.slice(step, rank);
         replica.computeGradients(
             slice.length == 0 ? null : batches.features(slice),
@@ -551,7 +552,7 @@ class DataParallelExactnessTest {
       for (int i = 0; i < sum.length; i++) {
         buffer.putFloat(i * Float.BYTES, sum[i], ByteOrder.LITTLE_ENDIAN);
       }
-      replica.applyUpdate(plan.batchSamples(step), job.clipNorm());
+      replica.applyUpdate(plan.batchSamples(step), job.get(Keys.CLIP_NORM));
       parameters.add(replica.network().params().toFloatVector());
     }
     return new Trajectory(parameters, losses, replica.parametersCrc());

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.SliceSpan;
 import io.lockstep.models.ModelZoo;
@@ -85,8 +86,8 @@ class ElasticStagesTest {
               "/dev/shm/lockstep-test-" + UUID.randomUUID(),
               "127.0.0.1",
               40127,
-              (int) job.termLengthBytes(),
-              (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
+              job.get(Keys.TERM_LENGTH_BYTES).intValue(),
+              (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES)),
               0xE1A5 + stage,
               stageWorkers,
               state.parameters().length,

@@ -70,7 +70,7 @@ class StepBenchmarkTest {
     final ConfigurationException e =
         assertThrows(
             ConfigurationException.class,
-            () -> Replica.create(ModelZoo.configuration(job, 10), job.workerEngine()));
+            () -> Replica.create(ModelZoo.configuration(job, 10), job.get(Keys.WORKER_ENGINE)));
     assertTrue(e.getMessage().startsWith("lockstep.worker.engine=onednn cannot"), e.getMessage());
     try (Replica fallback =
         Replica.create(ModelZoo.configuration(job, 10), io.lockstep.conf.ComputeEngine.AUTO)) {

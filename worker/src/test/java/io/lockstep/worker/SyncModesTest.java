@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.FrameKey;
@@ -76,13 +77,13 @@ class SyncModesTest {
                 "/dev/shm/lockstep-test-" + UUID.randomUUID(),
                 "127.0.0.1",
                 40125,
-                (int) job.termLengthBytes(),
-                (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
+                job.get(Keys.TERM_LENGTH_BYTES).intValue(),
+                (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES)),
                 0xFEED,
                 2,
                 state.parameters().length,
                 FrameKey.random())
-            .withMode(job.psMode(), job.psStaleness());
+            .withMode(job.get(Keys.PS_MODE), job.get(Keys.PS_STALENESS));
     final ServerShards shards = ServerShards.of(address);
     final double[] stageLoss = new double[2];
     try (ParameterServer server =
@@ -94,7 +95,7 @@ class SyncModesTest {
                 job,
                 StateSource.of(state),
                 shards,
-                job.workers(),
+                job.get(Keys.WORKERS),
                 0,
                 2 * STEPS_PER_STAGE,
                 stage * STEPS_PER_STAGE,

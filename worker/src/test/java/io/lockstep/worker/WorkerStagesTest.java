@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.FrameKey;
@@ -116,8 +117,8 @@ class WorkerStagesTest {
             "/dev/shm/lockstep-test-" + UUID.randomUUID(),
             "127.0.0.1",
             40125,
-            (int) job.termLengthBytes(),
-            (int) JobConfig.largestChunkBytes(job.termLengthBytes()),
+            job.get(Keys.TERM_LENGTH_BYTES).intValue(),
+            (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES)),
             0xFEED,
             WORKERS,
             state.parameters().length,
