@@ -2,6 +2,7 @@ package io.lockstep.conf;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
 import java.util.Objects;
 import java.util.function.Function;
 import java.util.function.Predicate;
@@ -72,6 +73,16 @@ public final class ConfigKey<T> {
   /** The default, as HOCON text. */
   public String defaultValue() {
     return defaultValue;
+  }
+
+  /**
+   * The default as a value, for code that takes this setting without a job, such as a connection's
+   * context: the one default {@link JobConfig#load} also falls back to.
+   *
+   * @return the default, read as a job without this key reads it
+   */
+  public T defaultOf() {
+    return read(ConfigFactory.parseString(name + " = " + defaultValue));
   }
 
   /** One line that says what the key does. */

@@ -404,30 +404,27 @@ public final class JobConfig implements Serializable {
               + get(Keys.WORKERS)
               + " so every worker gets samples; raise the batch or use fewer workers");
     }
-    if (Long.bitCount(get(Keys.TERM_LENGTH_BYTES)) != 1) {
+    if (Long.bitCount(get(Keys.PS_TERM_LENGTH)) != 1) {
       throw new ConfigurationException(
-          Keys.TERM_LENGTH_BYTES.name()
-              + "="
-              + get(Keys.TERM_LENGTH_BYTES)
-              + " must be a power of two");
+          Keys.PS_TERM_LENGTH.name() + "=" + get(Keys.PS_TERM_LENGTH) + " must be a power of two");
     }
-    final long largestChunk = largestChunkBytes(get(Keys.TERM_LENGTH_BYTES));
-    if (get(Keys.CHUNK_BYTES) != 0
-        && (get(Keys.CHUNK_BYTES) % Float.BYTES != 0
-            || get(Keys.CHUNK_BYTES) < SMALLEST_CHUNK_BYTES
-            || get(Keys.CHUNK_BYTES) > largestChunk)) {
+    final long largestChunk = largestChunkBytes(get(Keys.PS_TERM_LENGTH));
+    if (get(Keys.PS_CHUNK_SIZE) != 0
+        && (get(Keys.PS_CHUNK_SIZE) % Float.BYTES != 0
+            || get(Keys.PS_CHUNK_SIZE) < SMALLEST_CHUNK_BYTES
+            || get(Keys.PS_CHUNK_SIZE) > largestChunk)) {
       throw new ConfigurationException(
-          Keys.CHUNK_BYTES.name()
+          Keys.PS_CHUNK_SIZE.name()
               + "="
-              + get(Keys.CHUNK_BYTES)
+              + get(Keys.PS_CHUNK_SIZE)
               + " must be 0 (the largest the network carries unfragmented) or a multiple of 4 from "
               + SMALLEST_CHUNK_BYTES
               + " to "
               + largestChunk
               + " with "
-              + Keys.TERM_LENGTH_BYTES.name()
+              + Keys.PS_TERM_LENGTH.name()
               + "="
-              + get(Keys.TERM_LENGTH_BYTES)
+              + get(Keys.PS_TERM_LENGTH)
               + " (one unfragmented Aeron frame: min(65504, term-length/8) - 96 bytes of headers)");
     }
   }

@@ -219,7 +219,7 @@ public final class Keys {
           "lockstep.ps.connect-timeout", "60s", "longest wait for workers and server to connect");
 
   /** Gradient chunk size. */
-  public static final ConfigKey<Long> CHUNK_BYTES =
+  public static final ConfigKey<Long> PS_CHUNK_SIZE =
       bytes(
           "lockstep.ps.chunk-size",
           "0",
@@ -233,7 +233,7 @@ public final class Keys {
           65_408L);
 
   /** Aeron term length. */
-  public static final ConfigKey<Long> TERM_LENGTH_BYTES =
+  public static final ConfigKey<Long> PS_TERM_LENGTH =
       bytes(
           "lockstep.ps.term-length",
           "1MiB",

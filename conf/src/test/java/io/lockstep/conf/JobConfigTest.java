@@ -47,8 +47,8 @@ class JobConfigTest {
         () -> assertEquals(0, job.get(Keys.MAX_STEPS)),
         () -> assertEquals(Transport.IPC, job.get(Keys.TRANSPORT)),
         () -> assertEquals(Duration.ofSeconds(120), job.get(Keys.STEP_TIMEOUT)),
-        () -> assertEquals(0L, job.get(Keys.CHUNK_BYTES)),
-        () -> assertEquals(1L << 20, job.get(Keys.TERM_LENGTH_BYTES)),
+        () -> assertEquals(0L, job.get(Keys.PS_CHUNK_SIZE)),
+        () -> assertEquals(1L << 20, job.get(Keys.PS_TERM_LENGTH)),
         () -> assertEquals("/usr/share/datasets/fashion-mnist", job.get(Keys.DATA_DIR)));
   }
 
@@ -159,7 +159,7 @@ class JobConfigTest {
     final JobConfig job =
         JobConfig.load(
             job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + largest));
-    assertEquals(largest, job.get(Keys.CHUNK_BYTES));
+    assertEquals(largest, job.get(Keys.PS_CHUNK_SIZE));
 
     rejected(
         job("lockstep.ps.term-length = " + term + "\nlockstep.ps.chunk-size = " + (largest + 4)));
@@ -300,7 +300,7 @@ class JobConfigTest {
 
     assertEquals("runs/a # not a comment, ${HOME}", job.get(Keys.RUN_DIR));
     assertEquals(Duration.ofMinutes(2), job.get(Keys.STEP_TIMEOUT));
-    assertEquals(32L << 10, job.get(Keys.CHUNK_BYTES));
+    assertEquals(32L << 10, job.get(Keys.PS_CHUNK_SIZE));
   }
 
   @Test
@@ -401,7 +401,7 @@ class JobConfigTest {
         () -> assertEquals(Optimizer.ADAM, again.get(Keys.OPTIMIZER)),
         () -> assertEquals(Transport.UDP, again.get(Keys.TRANSPORT)),
         () -> assertEquals(Duration.ofMillis(1500), again.get(Keys.STEP_TIMEOUT)),
-        () -> assertEquals(4L << 20, again.get(Keys.TERM_LENGTH_BYTES)),
+        () -> assertEquals(4L << 20, again.get(Keys.PS_TERM_LENGTH)),
         () -> assertEquals("/tmp/run ${x}", again.get(Keys.RUN_DIR)),
         () -> assertEquals("/etc/lockstep/secret ${y}", again.get(Keys.PS_SECRET_FILE)),
         () -> assertEquals(SyncMode.STALE_SYNC, again.get(Keys.PS_MODE)),

@@ -252,30 +252,14 @@ public final class TrainingDriver {
       Transfer.loadBody(
           initial.network(), job.get(Keys.MODEL_PRETRAINED), job.get(Keys.MODEL_NAME));
     }
-    final Progress start;
-    ModelState state;
+    final RunState run;
+    int resumedAt = 0;
     if (checkpoint == null) {
-      state = initial.snapshot();
-      start =
-          progress(
-              job,
-              stepsPerEpoch,
-              0,
-              0,
-              state,
-              0,
-              0,
-              0,
-              0,
-              0,
-              new long[4],
-              List.of(),
-              Double.NaN,
-              0);
+      run = RunState.start(job, stepsPerEpoch, initial.snapshot());
     } else {
-      start = checkpoint.progress();
-      checkResumable(job, start, parameters, checkpoint.parameters().length, runDir, stepsPerEpoch);
-      state = checkpoint.state(configuration.toJson());
+      final Progress saved = checkpoint.progress();
+      checkResumable(job, saved, parameters, checkpoint.parameters().length, runDir, stepsPerEpoch);
+      final ModelState state = checkpoint.state(configuration.toJson());
       try (Replica fits = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
         fits.parameterCount();
       } catch (RuntimeException e) {
@@ -285,6 +269,8 @@ public final class TrainingDriver {
                 + e.getMessage()
                 + "); resume with the run's own settings");
       }
+      run = RunState.resume(job, stepsPerEpoch, saved, state);
+      resumedAt = saved.iteration();
     }
     initial.close();
     try {
@@ -295,8 +281,7 @@ public final class TrainingDriver {
     RunFiles.writeText(runDir.resolve(JOB_FILE), job.render());
     final Path metricsFile = runDir.resolve(METRICS_FILE);
     // the earlier steps' lines of a resumed run, then every stage's appended
-    RunFiles.writeLines(
-        metricsFile, resume ? metricsBefore(metricsFile, start.iteration()) : List.of());
+    RunFiles.writeLines(metricsFile, resume ? metricsBefore(metricsFile, resumedAt) : List.of());
     final Timeline timeline =
         new Timeline(
             job.get(Keys.JOB_NAME),
@@ -318,16 +303,8 @@ public final class TrainingDriver {
         stepsPerEpoch,
         checkpoint == null
             ? ""
-            : ", resuming at epoch " + (start.epoch() + 1) + " step " + start.step());
-    final List<TrainingSummary.Epoch> history = new ArrayList<>(start.history());
+            : ", resuming at epoch " + (run.epoch() + 1) + " step " + run.step());
     final TestMetric metric = TestMetric.of(job, test);
-    double trainSeconds = start.trainSeconds();
-    long samples = start.samples();
-    final long[] phaseNs = start.phaseNs().clone();
-    double accuracy =
-        history.isEmpty() ? Double.NaN : history.get(history.size() - 1).testAccuracy();
-    double bestAccuracy = start.bestAccuracy();
-    int bestEpoch = start.bestEpoch();
     final long rejected;
     long rejectedBefore = 0;
     int retries = 0;
@@ -347,15 +324,12 @@ public final class TrainingDriver {
       spark.setLocalProperty("spark.job.interruptOnCancel", "true");
       final String serverHost = serverHost(job, master, spark.getConf());
       address = serverAddress(job, serverHost, parameters, secret, job.get(Keys.WORKERS));
-      server = launchServer(job, serverHost, address, start.iteration());
-      for (int epoch = start.epoch(); epoch < job.get(Keys.EPOCHS); epoch++) {
-        final boolean resumed = epoch == start.epoch();
-        int step = resumed ? start.step() : 0;
-        double epochLossSum = resumed ? start.epochLossSum() : 0;
-        long epochSamples = resumed ? start.epochSamples() : 0;
-        double epochSeconds = resumed ? start.epochSeconds() : 0;
+      server = launchServer(job, serverHost, address, run.model().iteration());
+      while (!run.finished()) {
+        final int epoch = run.epoch();
         List<StageReport> lastReports = List.of();
-        while (step < stepsPerEpoch) {
+        while (run.step() < stepsPerEpoch) {
+          final int step = run.step();
           final int to = stageEnd(job, epoch, stepsPerEpoch, step);
           final String description =
               job.get(Keys.JOB_NAME)
@@ -387,7 +361,7 @@ public final class TrainingDriver {
                     description,
                     slots(spark),
                     workers,
-                    state.iteration());
+                    run.model().iteration());
               } else {
                 LOG.warn(
                     "{}: the cluster has task slots for {} workers; running on {} of {} workers"
@@ -397,7 +371,7 @@ public final class TrainingDriver {
                     slots(spark),
                     workers,
                     job.get(Keys.WORKERS),
-                    state.iteration(),
+                    run.model().iteration(),
                     SliceSpan.of(0, workers, job.get(Keys.WORKERS)).count());
               }
               stageWorkers = workers;
@@ -410,12 +384,12 @@ public final class TrainingDriver {
             }
             if (server == null) {
               address = serverAddress(job, serverHost, parameters, secret, workers);
-              server = launchServer(job, serverHost, address, state.iteration());
+              server = launchServer(job, serverHost, address, run.model().iteration());
             }
             task =
                 new StageTask(
                     job,
-                    shared.source(state),
+                    shared.source(run.model()),
                     server.shards(),
                     workers,
                     epoch,
@@ -475,7 +449,7 @@ public final class TrainingDriver {
                       + " checkpoint) with a new parameter server, retry {} of {}",
                   description,
                   failure.getMessage(),
-                  state.iteration(),
+                  run.model().iteration(),
                   attempt + 1,
                   job.get(Keys.STAGE_RETRIES));
               retries++;
@@ -498,56 +472,26 @@ public final class TrainingDriver {
               epoch,
               reports,
               server.drainSpans());
-          state = reports.get(0).state();
+          run.addStage(reports, seconds, to);
           lastReports = reports;
           workerSpans.add(task.firstGlobalStep(), task.toStep() - task.fromStep(), reports.size());
-          // phase times add up per worker of the job: a stage on fewer workers counts their mean
-          final double perWorker = (double) job.get(Keys.WORKERS) / reports.size();
-          for (StageReport report : reports) {
-            epochSamples += report.samples();
-            epochLossSum += report.lossSum();
-            phaseNs[0] += (long) (report.dataNs() * perWorker);
-            phaseNs[1] += (long) (report.computeNs() * perWorker);
-            phaseNs[2] += (long) (report.syncNs() * perWorker);
-            phaseNs[3] += (long) (report.applyNs() * perWorker);
-          }
           final List<String> lines = new ArrayList<>();
           for (StepMetrics line : StepMetrics.of(task.firstGlobalStep(), epoch, reports)) {
             lines.add(RunFiles.JSON.toJson(line));
           }
           RunFiles.appendLines(metricsFile, lines);
           timeline.write(runDir.resolve(Timeline.FILE));
-          epochSeconds += seconds;
-          step = to;
-          if (step < stepsPerEpoch) {
-            try (Replica checkpointed = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
-              Checkpoint.write(
-                  runDir.resolve(Checkpoint.FILE),
-                  checkpointed,
-                  progress(
-                      job,
-                      stepsPerEpoch,
-                      epoch,
-                      step,
-                      state,
-                      samples,
-                      trainSeconds,
-                      epochLossSum,
-                      epochSamples,
-                      epochSeconds,
-                      phaseNs.clone(),
-                      List.copyOf(history),
-                      bestAccuracy,
-                      bestEpoch));
+          if (run.step() < stepsPerEpoch) {
+            try (Replica checkpointed =
+                Replica.restore(run.model(), ComputeEngine.DEEPLEARNING4J)) {
+              Checkpoint.write(runDir.resolve(Checkpoint.FILE), checkpointed, run.progress());
             }
           }
         }
-        samples += epochSamples;
-        trainSeconds += epochSeconds;
-        final double trainLoss = epochSamples == 0 ? Double.NaN : epochLossSum / epochSamples;
-        try (Replica trained = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
+        final RunState.EndedEpoch ended;
+        try (Replica trained = Replica.restore(run.model(), ComputeEngine.DEEPLEARNING4J)) {
           final long evaluationNs = System.nanoTime();
-          accuracy = metric.score(trained.network());
+          ended = run.endEpoch(metric.score(trained.network()));
           timeline.evaluation(epoch, TraceClock.toMicros(evaluationNs), TraceClock.nowMicros());
           final List<ProcessResources> resources =
               resources(spark.getConf().get("spark.driver.host", "localhost"), lastReports);
@@ -559,19 +503,14 @@ public final class TrainingDriver {
                           EpochMetrics.TYPE,
                           epoch + 1,
                           (long) (epoch + 1) * stepsPerEpoch,
-                          trainLoss,
+                          ended.trainLoss(),
                           metric.name(),
-                          accuracy,
-                          epochSeconds,
-                          epochSamples / epochSeconds,
+                          ended.score(),
+                          ended.seconds(),
+                          ended.imagesPerSecond(),
                           resources))));
           timeline.write(runDir.resolve(Timeline.FILE));
-          history.add(
-              new TrainingSummary.Epoch(
-                  epoch + 1, stepsPerEpoch, trainLoss, accuracy, epochSeconds));
-          if (!(accuracy <= bestAccuracy)) {
-            bestAccuracy = accuracy;
-            bestEpoch = epoch + 1;
+          if (ended.best()) {
             writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
           }
           final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
@@ -579,24 +518,7 @@ public final class TrainingDriver {
           if (job.get(Keys.CHECKPOINT_AT_EPOCH_END)
               || epoch + 1 == job.get(Keys.EPOCHS)
               || (every > 0 && globalStep % every == 0)) {
-            Checkpoint.write(
-                runDir.resolve(Checkpoint.FILE),
-                trained,
-                progress(
-                    job,
-                    stepsPerEpoch,
-                    epoch + 1,
-                    0,
-                    state,
-                    samples,
-                    trainSeconds,
-                    0,
-                    0,
-                    0,
-                    phaseNs.clone(),
-                    List.copyOf(history),
-                    bestAccuracy,
-                    bestEpoch));
+            Checkpoint.write(runDir.resolve(Checkpoint.FILE), trained, run.progress());
           }
         }
         final String epochSummary =
@@ -604,12 +526,12 @@ public final class TrainingDriver {
                 "epoch %d/%d: train loss %.4f, %s %.4f, %.1f s in stages (set-up included), %.0f images/s",
                 epoch + 1,
                 job.get(Keys.EPOCHS),
-                trainLoss,
+                ended.trainLoss(),
                 metric.name().replace('_', ' '),
-                accuracy,
-                epochSeconds,
-                epochSamples / epochSeconds);
-        progress.endEpoch(epochSamples, epochLossSum, epochSeconds);
+                ended.score(),
+                ended.seconds(),
+                ended.imagesPerSecond());
+        progress.endEpoch(ended.samples(), ended.lossSum(), ended.seconds());
         LOG.info(epochSummary);
       }
       rejected = rejectedBefore + server.rejectedFrames();
@@ -620,8 +542,8 @@ public final class TrainingDriver {
       // the workers of local mode ran in this JVM: free what they keep between stages
       Worker.releaseReplicas();
     }
-    final double workers = job.get(Keys.WORKERS) * 1e9;
-    final double stepSeconds = (phaseNs[0] + phaseNs[1] + phaseNs[2] + phaseNs[3]) / workers;
+    final ModelState state = run.model();
+    final double stepSeconds = run.phases().secondsPerWorker(job.get(Keys.WORKERS));
     final TrainingSummary summary =
         new TrainingSummary(
             job.get(Keys.JOB_NAME),
@@ -629,17 +551,17 @@ public final class TrainingDriver {
             job.get(Keys.WORKERS),
             job.get(Keys.BATCH_SIZE),
             job.get(Keys.EPOCHS),
-            state.iteration(),
+            run.model().iteration(),
             parameters,
             job.get(Keys.SEED),
-            accuracy,
-            bestAccuracy,
-            bestEpoch,
-            samples / stepSeconds,
+            run.score(),
+            run.bestAccuracy(),
+            run.bestEpoch(),
+            run.samples() / stepSeconds,
             (System.nanoTime() - startNs) / 1e9,
-            trainSeconds,
+            run.trainSeconds(),
             stepSeconds,
-            samples / trainSeconds,
+            run.samples() / run.trainSeconds(),
             master,
             job.get(Keys.TRANSPORT).name().toLowerCase(java.util.Locale.ROOT),
             job.get(Keys.PS_MODE).name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
@@ -650,16 +572,12 @@ public final class TrainingDriver {
             address.key().tags(),
             job.overlapsBackward(),
             engine,
-            new TrainingSummary.Phases(
-                phaseNs[0] / workers,
-                phaseNs[1] / workers,
-                phaseNs[2] / workers,
-                phaseNs[3] / workers),
+            run.phases().perWorker(job.get(Keys.WORKERS)),
             rejected,
             retries,
             String.format("%08x", Replica.crc32(state.parameters())),
-            checkpoint == null ? 0 : start.iteration(),
-            List.copyOf(history),
+            resumedAt,
+            run.history(),
             job.get(Keys.MODEL_PRETRAINED).isBlank() ? null : job.get(Keys.MODEL_PRETRAINED),
             job.get(Keys.MODEL_FREEZE_LAYERS),
             null,
@@ -713,45 +631,6 @@ public final class TrainingDriver {
     RunFiles.writeText(
         runDir.resolve(SUMMARY_FILE),
         RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary.toJson()) + "\n");
-  }
-
-  /** The run's position after {@code state}, for a checkpoint; the job's fields filled in. */
-  private static Progress progress(
-      JobConfig job,
-      int stepsPerEpoch,
-      int epoch,
-      int step,
-      ModelState state,
-      long samples,
-      double trainSeconds,
-      double epochLossSum,
-      long epochSamples,
-      double epochSeconds,
-      long[] phaseNs,
-      List<TrainingSummary.Epoch> history,
-      double bestAccuracy,
-      int bestEpoch) {
-    return new Progress(
-        job.get(Keys.MODEL_NAME),
-        job.get(Keys.OPTIMIZER).name(),
-        job.get(Keys.SEED),
-        job.get(Keys.BATCH_SIZE),
-        stepsPerEpoch,
-        (long) job.get(Keys.EPOCHS) * stepsPerEpoch,
-        job.get(Keys.WORKERS),
-        epoch,
-        step,
-        state.iteration(),
-        state.epoch(),
-        samples,
-        trainSeconds,
-        epochLossSum,
-        epochSamples,
-        epochSeconds,
-        phaseNs,
-        history,
-        bestAccuracy,
-        bestEpoch);
   }
 
   /**
@@ -951,17 +830,17 @@ public final class TrainingDriver {
    * server interface's MTU carries, so no gradient is IP-fragmented on the way.
    */
   static int chunkBytes(JobConfig job, String host) {
-    if (job.get(Keys.CHUNK_BYTES) != 0) {
-      return job.get(Keys.CHUNK_BYTES).intValue();
+    if (job.get(Keys.PS_CHUNK_SIZE) != 0) {
+      return job.get(Keys.PS_CHUNK_SIZE).intValue();
     }
     if (job.get(Keys.TRANSPORT) != Transport.UDP) {
-      return (int) JobConfig.largestChunkBytes(job.get(Keys.TERM_LENGTH_BYTES));
+      return (int) JobConfig.largestChunkBytes(job.get(Keys.PS_TERM_LENGTH));
     }
     try {
       final NetworkInterface network =
           NetworkInterface.getByInetAddress(InetAddress.getByName(host));
       final int mtu = network == null ? 1500 : network.getMTU();
-      return (int) JobConfig.chunkBytesForMtu(mtu, job.get(Keys.TERM_LENGTH_BYTES));
+      return (int) JobConfig.chunkBytesForMtu(mtu, job.get(Keys.PS_TERM_LENGTH));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -1032,7 +911,7 @@ public final class TrainingDriver {
             aeronDirectory(jobId),
             host,
             job.get(Keys.PS_PORT),
-            job.get(Keys.TERM_LENGTH_BYTES).intValue(),
+            job.get(Keys.PS_TERM_LENGTH).intValue(),
             chunkBytes(job, host),
             jobId,
             workers,

@@ -17,7 +17,7 @@ import io.lockstep.driver.TrainingSummary;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.ps.FrameKey;
 import io.lockstep.ps.ShardServer;
-import io.lockstep.ps.SyncBenchmark;
+import io.lockstep.ps.bench.SyncBenchmark;
 import io.lockstep.worker.StepBenchmark;
 import java.io.IOException;
 import java.io.InputStream;
@@ -411,16 +411,17 @@ public final class Lockstep implements Runnable {
     String transport;
 
     @Option(
-        names = "--chunk-bytes",
-        defaultValue = "65408",
-        description = "payload of one chunk (default: the largest unfragmented at MTU 65504)")
-    int chunkBytes;
+        names = "--chunk-size",
+        defaultValue = "0",
+        description =
+            "payload of one chunk, bytes; 0 takes the largest that travels as one frame, as"
+                + " lockstep.ps.chunk-size does over ipc")
+    int chunkSize;
 
     @Option(
         names = "--term-length",
-        defaultValue = "1048576",
-        description = "Aeron term length, bytes")
-    int termLength;
+        description = "Aeron term length, bytes (default: lockstep.ps.term-length's)")
+    Long termLength;
 
     @Option(
         names = "--compression",
@@ -443,6 +444,8 @@ public final class Lockstep implements Runnable {
               "--compression", compression, Compression.NONE, Compression.FP16, Compression.BF16);
       final Transport chosen = choice("--transport", transport, Transport.values());
       final FrameTags tags = choice("--frame-tags", frameTags, FrameTags.values());
+      final long term = termLength != null ? termLength : Keys.PS_TERM_LENGTH.defaultOf();
+      final long chunk = chunkSize != 0 ? chunkSize : JobConfig.largestChunkBytes(term);
       final SyncBenchmark.Settings settings;
       try {
         settings =
@@ -452,13 +455,16 @@ public final class Lockstep implements Runnable {
                 iterations,
                 warmup,
                 chosen,
-                chunkBytes,
-                termLength,
+                Math.toIntExact(chunk),
+                Math.toIntExact(term),
                 shards,
                 encoding,
                 tags.on(chosen));
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
+      } catch (ArithmeticException e) {
+        throw new ConfigurationException(
+            "--chunk-size " + chunk + " / --term-length " + term + ": above 2 GiB; give bytes");
       }
       System.out.println(SyncBenchmark.run(settings).line());
       return 0;

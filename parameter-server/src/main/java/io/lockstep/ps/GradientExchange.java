@@ -11,6 +11,7 @@ import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
 import io.aeron.protocol.DataHeaderFlyweight;
 import io.lockstep.conf.Compression;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -47,12 +48,12 @@ public final class GradientExchange implements AutoCloseable {
     private ServerShards shards;
     private int rank = -1;
     private String workerHost;
-    private Duration stepTimeout = Duration.ofSeconds(120);
-    private Duration connectTimeout = Duration.ofSeconds(60);
+    private Duration stepTimeout = Keys.STEP_TIMEOUT.defaultOf();
+    private Duration connectTimeout = Keys.CONNECT_TIMEOUT.defaultOf();
     private NanoClock clock = SystemNanoClock.INSTANCE;
-    private Compression compression = Compression.NONE;
-    private double topKRatio = 0.01;
-    private double threshold = 1e-3;
+    private Compression compression = Keys.PS_COMPRESSION.defaultOf();
+    private double topKRatio = Keys.PS_TOP_K_RATIO.defaultOf();
+    private double threshold = Keys.PS_THRESHOLD.defaultOf();
 
     /**
      * How this worker encodes its chunks; the server answers in kind. The sparse encodings keep

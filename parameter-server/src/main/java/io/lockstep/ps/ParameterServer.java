@@ -5,6 +5,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
+import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -45,7 +46,7 @@ public final class ParameterServer implements RunningServer {
   /** Per-process settings of a server; never serialized. */
   public static final class Context {
     private ServerShards shards;
-    private Duration stepTimeout = Duration.ofSeconds(120);
+    private Duration stepTimeout = Keys.STEP_TIMEOUT.defaultOf();
     private long firstStep;
     private NanoClock clock = SystemNanoClock.INSTANCE;
 

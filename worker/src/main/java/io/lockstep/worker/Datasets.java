@@ -20,8 +20,16 @@ public final class Datasets {
   /** Test scenes of {@code shapes}. */
   static final int TEST_SCENES = 1000;
 
-  private static Object cachedTrain;
-  private static String cachedTrainKey;
+  /**
+   * The training split read last in this JVM: decoded images, or a folder's listing.
+   *
+   * @param key the format, folder and subset it was read for
+   * @param images the decoded images; null for a folder
+   * @param folder the folder's listing; null for decoded images
+   */
+  private record TrainingSplit(String key, LabeledImages images, ImageFolder folder) {}
+
+  private static TrainingSplit cachedTrain;
 
   private Datasets() {}
 
@@ -41,13 +49,13 @@ public final class Datasets {
       return scenes(job, job.get(Keys.SEED), 0, scenes);
     }
     checkClassifier(job);
-    final Object images = trainingImages(job);
-    if (images instanceof ImageFolder folder) {
-      final ModelZoo.Spec model = checkFolderFits(job, folder);
+    final TrainingSplit split = trainingSplit(job);
+    if (split.folder() != null) {
+      final ModelZoo.Spec model = checkFolderFits(job, split.folder());
       return FolderSamples.training(
-          folder, model.height(), mean(job, 3), std(job, 3), job.get(Keys.SEED));
+          split.folder(), model.height(), mean(job, 3), std(job, 3), job.get(Keys.SEED));
     }
-    return new Batches((LabeledImages) images, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
+    return new Batches(split.images(), job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
   }
 
   /**
@@ -76,22 +84,21 @@ public final class Datasets {
     };
   }
 
-  private static synchronized Object trainingImages(JobConfig job) {
+  private static synchronized TrainingSplit trainingSplit(JobConfig job) {
     final String key =
         job.get(Keys.DATA_FORMAT)
             + " "
             + job.get(Keys.DATA_DIR)
             + " "
             + job.get(Keys.DATA_TRAIN_SAMPLES);
-    if (cachedTrain == null || !cachedTrainKey.equals(key)) {
+    if (cachedTrain == null || !cachedTrain.key().equals(key)) {
       cachedTrain =
           job.get(Keys.DATA_FORMAT) == DataFormat.FOLDER
-              ? ImageFolder.list(job.get(Keys.DATA_DIR), "train")
-              : subset(job, load(job, Mnist.Split.TRAIN));
-      cachedTrainKey = key;
+              ? new TrainingSplit(key, null, ImageFolder.list(job.get(Keys.DATA_DIR), "train"))
+              : new TrainingSplit(key, subset(job, load(job, Mnist.Split.TRAIN)), null);
     }
-    if (cachedTrain instanceof LabeledImages images) {
-      checkFits(job, images);
+    if (cachedTrain.images() != null) {
+      checkFits(job, cachedTrain.images());
     }
     return cachedTrain;
   }

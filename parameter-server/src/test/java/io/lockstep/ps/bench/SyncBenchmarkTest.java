@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.ps.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -39,7 +39,7 @@ class SyncBenchmarkTest {
             () ->
                 new SyncBenchmark.Settings(
                     1000, 2, 1, 0, Transport.IPC, 4 << 20, 16 << 20, 1, Compression.NONE, true));
-    assertTrue(e.getMessage().startsWith("--chunk-bytes/--term-length: "), e.getMessage());
+    assertTrue(e.getMessage().startsWith("--chunk-size/--term-length: "), e.getMessage());
   }
 
   @Test

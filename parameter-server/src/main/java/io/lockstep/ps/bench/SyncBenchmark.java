@@ -1,7 +1,12 @@
-package io.lockstep.ps;
+package io.lockstep.ps.bench;
 
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
+import io.lockstep.ps.FrameKey;
+import io.lockstep.ps.GradientExchange;
+import io.lockstep.ps.ParameterServer;
+import io.lockstep.ps.ServerAddress;
+import io.lockstep.ps.ServerShards;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -75,7 +80,7 @@ public final class SyncBenchmark {
       try {
         whole = address(transport, termLengthBytes, chunkBytes, workers, parameters, true);
       } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("--chunk-bytes/--term-length: " + e.getMessage(), e);
+        throw new IllegalArgumentException("--chunk-size/--term-length: " + e.getMessage(), e);
       }
       try {
         ServerShards.split(whole, shards);
