@@ -37,9 +37,6 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    */
   record Saved(Progress progress, long checksum) {}
 
-  /** The file name inside a run directory. */
-  public static final String FILE = "checkpoint.zip";
-
   /**
    * The run's position and what it has measured so far.
    *
@@ -121,7 +118,9 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
   public static Checkpoint read(Path file) {
     if (!Files.exists(file)) {
       throw new ConfigurationException(
-          file + ": no checkpoint; --resume takes a run directory that holds " + FILE);
+          file
+              + ": no checkpoint; --resume takes a run directory that holds "
+              + RunDirectory.CHECKPOINT_FILE);
     }
     ModelFile.check(file, file.toString(), "resume from a copy, or start the run again");
     try {

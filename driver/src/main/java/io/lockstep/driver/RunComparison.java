@@ -121,7 +121,7 @@ public record RunComparison(
   }
 
   private static float[] parameters(Path run) {
-    final Path model = run.resolve(TrainingDriver.MODEL_FILE);
+    final Path model = run.resolve(RunDirectory.MODEL_FILE);
     if (!Files.exists(model)) {
       throw new ConfigurationException(model + ": no such file; compare takes two run directories");
     }
@@ -132,7 +132,7 @@ public record RunComparison(
   }
 
   private static List<StepMetrics> metrics(Path run) {
-    final Path file = run.resolve(TrainingDriver.METRICS_FILE);
+    final Path file = run.resolve(RunDirectory.METRICS_FILE);
     try {
       return StepMetrics.read(file);
     } catch (IOException | RuntimeException e) {

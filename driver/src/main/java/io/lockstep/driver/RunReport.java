@@ -55,8 +55,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * {@code lockstep report RUN_DIR}.
  */
 public final class RunReport {
-  /** The file's name in the run directory. */
-  public static final String FILE = "report.html";
 
   /** Series colors, in order: the screenshot test looks for the first two in the charts. */
   static final Color[] PALETTE = {
@@ -120,15 +118,13 @@ public final class RunReport {
    *     read
    */
   public static Path write(Path runDir) {
-    final Path jobFile = runDir.resolve(TrainingDriver.JOB_FILE);
-    final Path metricsFile = runDir.resolve(TrainingDriver.METRICS_FILE);
+    final Path jobFile = runDir.resolve(RunDirectory.JOB_FILE);
+    final Path metricsFile = runDir.resolve(RunDirectory.METRICS_FILE);
     if (!Files.isRegularFile(jobFile) || !Files.isRegularFile(metricsFile)) {
       throw new ConfigurationException(
           runDir
               + ": not a run directory (no "
-              + (Files.isRegularFile(jobFile)
-                  ? TrainingDriver.METRICS_FILE
-                  : TrainingDriver.JOB_FILE)
+              + (Files.isRegularFile(jobFile) ? RunDirectory.METRICS_FILE : RunDirectory.JOB_FILE)
               + "); give the folder a training run wrote");
     }
     final String jobText = read(jobFile);
@@ -143,7 +139,7 @@ public final class RunReport {
       throw new ConfigurationException(
           metricsFile + ": cannot read the run's metrics (" + e.getMessage() + ")");
     }
-    final Path summaryFile = runDir.resolve(TrainingDriver.SUMMARY_FILE);
+    final Path summaryFile = runDir.resolve(RunDirectory.SUMMARY_FILE);
     final JsonObject summary =
         Files.isRegularFile(summaryFile) ? parseObject(summaryFile) : new JsonObject();
     final StringBuilder html = new StringBuilder();
@@ -162,12 +158,12 @@ public final class RunReport {
     chart(html, "throughput", throughputChart(steps));
     chart(html, "phases", phaseChart(steps));
     html.append("</div>\n");
-    final Path modelFile = runDir.resolve(TrainingDriver.MODEL_FILE);
+    final Path modelFile = runDir.resolve(RunDirectory.MODEL_FILE);
     if (Files.isRegularFile(modelFile)) {
       predictions(html, job, modelFile);
     } else {
       html.append("<p class=\"note\">No ")
-          .append(TrainingDriver.MODEL_FILE)
+          .append(RunDirectory.MODEL_FILE)
           .append(" yet: the run has not finished, so predictions are left out.</p>\n");
     }
     html.append("<h2>Summary</h2>\n<table class=\"kv\">\n");
@@ -181,7 +177,7 @@ public final class RunReport {
     html.append("</table>\n<h2>Configuration</h2>\n<pre>")
         .append(escape(jobText))
         .append("</pre>\n</body></html>\n");
-    final Path target = runDir.resolve(FILE);
+    final Path target = runDir.resolve(RunDirectory.REPORT_FILE);
     RunFiles.writeText(target, html.toString());
     return target;
   }

@@ -17,8 +17,6 @@ import java.util.List;
  * lockstep.run.timeline-steps} steps.
  */
 final class Timeline {
-  /** The file's name in the run directory. */
-  static final String FILE = "timeline.json";
 
   private static final int DRIVER = 3;
   private static final int WORKERS = 1;

@@ -13,14 +13,9 @@ import io.lockstep.data.SliceSpan;
 import io.lockstep.driver.Checkpoint.Progress;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
-import io.lockstep.ps.AeronDirectories;
-import io.lockstep.ps.FrameKey;
-import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ParameterServerException;
-import io.lockstep.ps.RemoteShards;
 import io.lockstep.ps.RunningServer;
 import io.lockstep.ps.ServerAddress;
-import io.lockstep.ps.ServerShards;
 import io.lockstep.ps.TraceClock;
 import io.lockstep.worker.ComputeDevice;
 import io.lockstep.worker.ComputeThreads;
@@ -37,27 +32,17 @@ import io.lockstep.worker.Worker;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.NetworkInterface;
-import java.net.SocketException;
-import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
-import java.util.StringJoiner;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
-import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -80,127 +65,10 @@ import scala.reflect.ClassTag$;
 public final class TrainingDriver {
   private static final Logger LOG = LoggerFactory.getLogger(TrainingDriver.class);
 
-  /**
-   * JVM options every JVM that runs workers or the server needs: Aeron and Agrona reach into {@code
-   * jdk.internal.misc}.
-   */
-  public static final List<String> REQUIRED_JVM_OPTIONS =
-      List.of("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED");
-
-  /**
-   * The environment every JVM that trains needs from glibc's allocator: a fixed threshold above
-   * which {@code malloc} maps memory of its own and {@code free} returns it. By default glibc
-   * raises the threshold to the size of each mapped block freed (up to 32 MiB), so the large
-   * buffers that come and go all run long (Deeplearning4j's oneDNN reorders, batches, workspaces)
-   * move into per-thread arenas, which keep their freed memory: resident memory then grows by tens
-   * of MB per epoch without end though what is in use stays flat. The threshold is glibc's own
-   * initial value, 128 KiB, held. {@code bin/lockstep} sets it for the driver; {@link #sparkConf}
-   * for executors.
-   */
-  public static final Map<String, String> ALLOCATOR_ENVIRONMENT =
-      Map.of("MALLOC_MMAP_THRESHOLD_", "131072");
-
-  /**
-   * The Java heap's young generation every JVM that trains is started with: at most 64 MB. What a
-   * Lockstep JVM keeps on the heap is small (about 100 MB: the dataset's bytes, Spark's and
-   * Deeplearning4j's objects) and it allocates little once training (a few hundred KB/s); models,
-   * batches and gradients live in native memory. G1 sizes the young generation to a share of the
-   * heap it has committed, and commits more after a few collections come close together, as the
-   * large arrays of a stage's start and end make them. A young generation of hundreds of MB then
-   * fills for the first time over tens of minutes at that allocation rate, and resident memory
-   * rises with it epoch after epoch. Held at 64 MB, the heap's resident pages stay those of the
-   * first epochs. {@code bin/lockstep} and {@code submit} start the driver with it; {@link
-   * #sparkConf} adds it to the executors' options unless they size the young generation already.
-   */
-  public static final String YOUNG_GENERATION_OPTION = "-XX:MaxNewSize=64m";
-
-  /**
-   * The Java heap's regions in every JVM that trains: 4 MB, where G1 would give a heap of up to 2
-   * GB (Spark's executors by default) 1 MB regions. G1 allocates every object of half a region or
-   * more as a humongous object, straight in the old generation, and each such allocation above the
-   * occupancy threshold starts a collection. A stage's result reaches the driver as Spark's 1 MB
-   * serialization chunks, three sets of them per result (JFR, {@code
-   * jdk.ObjectAllocationOutsideTLAB}: {@code SerializerHelper.serializeToChunkedBuffer}); with 1 MB
-   * regions every chunk was humongous, a stage's end started collections two at a time, and G1
-   * answered their pause-time ratio by committing hundreds of MB more heap, which the chunks then
-   * walked through: an executor's resident memory rose about 15 MB an epoch with a stage every 50
-   * steps. With 4 MB regions the chunks are young objects like any other. {@code bin/lockstep} and
-   * {@code submit} start the driver with it; {@link #sparkConf} adds it to the executors' options
-   * unless they set the region size already.
-   */
-  public static final String HEAP_REGION_OPTION = "-XX:G1HeapRegionSize=4m";
-
-  /**
-   * Spark cuts a broadcast into blocks of {@code spark.broadcast.blockSize} and allocates each
-   * block whole while it serializes (4 MB by default). Every stage broadcasts its task, and every
-   * new state a stage starts from is broadcast too, so each stage allocated several 4 MB blocks:
-   * humongous objects in 4 MB regions (anything over half a region), allocated outside the young
-   * generation, which start collections of their own ("G1 Humongous Allocation" in a local run's GC
-   * log). Blocks of 1 MB are young objects like any other. A user's setting is kept.
-   */
-  static final String BROADCAST_BLOCK_KEY = "spark.broadcast.blockSize";
-
-  static final String BROADCAST_BLOCK_SIZE = "1m";
-
-  /** The job file a run directory keeps, for {@code --resume}. */
-  public static final String JOB_FILE = "job.conf";
-
-  /** One line per step: see {@link StepMetrics}. */
-  public static final String METRICS_FILE = "metrics.jsonl";
-
-  /** The model after the last step. */
-  public static final String MODEL_FILE = "model.zip";
-
-  /** The model after the epoch with the best test accuracy. */
-  public static final String BEST_MODEL_FILE = "best-model.zip";
-
-  /** The run's summary. */
-  public static final String SUMMARY_FILE = "summary.json";
-
-  /**
-   * Where the scratch baseline of a transfer run trains ({@code lockstep.model.scratch-baseline}).
-   */
-  public static final String SCRATCH_DIR = "scratch";
-
-  /** {@code local}, {@code local[N]}, {@code local[*]}, {@code local[N, F]}: N in group 1. */
-  private static final Pattern LOCAL_MASTER =
-      Pattern.compile("local(?:\\[\\s*(\\*|\\d+)\\s*(?:,\\s*\\d+\\s*)?\\])?");
-
   /** How long a failed stage's retry waits for Spark to count a lost executor's slots out. */
   private static final Duration LOST_EXECUTOR_GRACE = Duration.ofSeconds(3);
 
-  /** How often Spark checks for a barrier stage's slots. */
-  private static final int BARRIER_CHECK_SECONDS = 5;
-
   private TrainingDriver() {}
-
-  /**
-   * Refuses a run directory a new run must not write into: a path that is a file, or the directory
-   * of an earlier run (its checkpoint, model or summary), which is never overwritten; a resumed run
-   * continues in its own directory.
-   *
-   * @param runDir where the run's files would go
-   * @param resume whether the run continues the one in {@code runDir}
-   * @throws ConfigurationException naming the path and what to do instead
-   */
-  public static void checkRunDirectory(Path runDir, boolean resume) {
-    if (Files.exists(runDir) && !Files.isDirectory(runDir)) {
-      throw new ConfigurationException(
-          runDir + ": a file, not a run directory; give --run-dir a new or empty directory");
-    }
-    if (resume) {
-      return;
-    }
-    for (String file : List.of(SUMMARY_FILE, MODEL_FILE, Checkpoint.FILE)) {
-      if (Files.exists(runDir.resolve(file))) {
-        throw new ConfigurationException(
-            String.format(
-                "%s holds a run (%s), which is never overwritten; give --run-dir a new directory,"
-                    + " or continue that run with --resume %s",
-                runDir, file, runDir));
-      }
-    }
-  }
 
   /**
    * Trains the job to the end, from the start or from the run directory's checkpoint.
@@ -211,13 +79,13 @@ public final class TrainingDriver {
    * @return the summary, also written to {@code runDir/summary.json}
    */
   public static TrainingSummary train(JobConfig job, Path runDir, boolean resume) {
-    warnOfAllocator();
+    SparkSettings.warnOfAllocator();
     final long startNs = System.nanoTime();
-    final String master = master(job);
-    checkLocalSlots(job, master);
+    final String master = SparkSettings.master(job);
+    SparkSettings.checkLocalSlots(job, master);
     ComputeThreads.configure(
         job.get(Keys.WORKER_THREADS), master.startsWith("local") ? job.get(Keys.WORKERS) : 1);
-    final byte[] secret = secret(job);
+    final byte[] secret = ServerPlacement.secret(job);
     final Samples test = Datasets.test(job);
     final int trainSamples = Datasets.training(job).count();
     if (trainSamples < job.get(Keys.BATCH_SIZE)) {
@@ -247,7 +115,8 @@ public final class TrainingDriver {
     }
     final int parameters = initial.parameterCount();
     final String engine = initial.engine();
-    final Checkpoint checkpoint = resume ? Checkpoint.read(runDir.resolve(Checkpoint.FILE)) : null;
+    final Checkpoint checkpoint =
+        resume ? Checkpoint.read(runDir.resolve(RunDirectory.CHECKPOINT_FILE)) : null;
     if (checkpoint == null && !job.get(Keys.MODEL_PRETRAINED).isBlank()) {
       Transfer.loadBody(
           initial.network(), job.get(Keys.MODEL_PRETRAINED), job.get(Keys.MODEL_NAME));
@@ -264,7 +133,7 @@ public final class TrainingDriver {
         fits.parameterCount();
       } catch (RuntimeException e) {
         throw new ConfigurationException(
-            runDir.resolve(Checkpoint.FILE)
+            runDir.resolve(RunDirectory.CHECKPOINT_FILE)
                 + ": its optimizer state does not fit the job ("
                 + e.getMessage()
                 + "); resume with the run's own settings");
@@ -278,8 +147,8 @@ public final class TrainingDriver {
     } catch (IOException e) {
       throw new UncheckedIOException(runDir + ": cannot create the run directory", e);
     }
-    RunFiles.writeText(runDir.resolve(JOB_FILE), job.render());
-    final Path metricsFile = runDir.resolve(METRICS_FILE);
+    RunFiles.writeText(runDir.resolve(RunDirectory.JOB_FILE), job.render());
+    final Path metricsFile = runDir.resolve(RunDirectory.METRICS_FILE);
     // the earlier steps' lines of a resumed run, then every stage's appended
     RunFiles.writeLines(metricsFile, resume ? metricsBefore(metricsFile, resumedAt) : List.of());
     final Timeline timeline =
@@ -315,16 +184,17 @@ public final class TrainingDriver {
     boolean hadEverySlot = false;
     final WorkerSpans workerSpans = new WorkerSpans();
     RunningServer server = null;
-    try (JavaSparkContext spark = new JavaSparkContext(sparkConf(job, master));
+    try (JavaSparkContext spark = new JavaSparkContext(SparkSettings.sparkConf(job, master));
         SharedState shared = new SharedState(spark)) {
       final EpochProgress progress =
           EpochProgress.start(spark, job.get(Keys.RUN_PROGRESS), job.get(Keys.WORKERS));
       // a failed stage's other tasks are interrupted, not left waiting out the step timeout
       // beside the stage that runs again (their exchange stops at an interrupt)
       spark.setLocalProperty("spark.job.interruptOnCancel", "true");
-      final String serverHost = serverHost(job, master, spark.getConf());
-      address = serverAddress(job, serverHost, parameters, secret, job.get(Keys.WORKERS));
-      server = launchServer(job, serverHost, address, run.model().iteration());
+      final String serverHost = ServerPlacement.serverHost(job, master, spark.getConf());
+      address =
+          ServerPlacement.serverAddress(job, serverHost, parameters, secret, job.get(Keys.WORKERS));
+      server = ServerPlacement.launchServer(job, serverHost, address, run.model().iteration());
       while (!run.finished()) {
         final int epoch = run.epoch();
         List<StageReport> lastReports = List.of();
@@ -383,8 +253,9 @@ public final class TrainingDriver {
               }
             }
             if (server == null) {
-              address = serverAddress(job, serverHost, parameters, secret, workers);
-              server = launchServer(job, serverHost, address, run.model().iteration());
+              address = ServerPlacement.serverAddress(job, serverHost, parameters, secret, workers);
+              server =
+                  ServerPlacement.launchServer(job, serverHost, address, run.model().iteration());
             }
             task =
                 new StageTask(
@@ -480,11 +351,12 @@ public final class TrainingDriver {
             lines.add(RunFiles.JSON.toJson(line));
           }
           RunFiles.appendLines(metricsFile, lines);
-          timeline.write(runDir.resolve(Timeline.FILE));
+          timeline.write(runDir.resolve(RunDirectory.TIMELINE_FILE));
           if (run.step() < stepsPerEpoch) {
             try (Replica checkpointed =
                 Replica.restore(run.model(), ComputeEngine.DEEPLEARNING4J)) {
-              Checkpoint.write(runDir.resolve(Checkpoint.FILE), checkpointed, run.progress());
+              Checkpoint.write(
+                  runDir.resolve(RunDirectory.CHECKPOINT_FILE), checkpointed, run.progress());
             }
           }
         }
@@ -509,16 +381,16 @@ public final class TrainingDriver {
                           ended.seconds(),
                           ended.imagesPerSecond(),
                           resources))));
-          timeline.write(runDir.resolve(Timeline.FILE));
+          timeline.write(runDir.resolve(RunDirectory.TIMELINE_FILE));
           if (ended.best()) {
-            writeModel(runDir.resolve(BEST_MODEL_FILE), trained);
+            writeModel(runDir.resolve(RunDirectory.BEST_MODEL_FILE), trained);
           }
           final long globalStep = (long) (epoch + 1) * stepsPerEpoch;
           final int every = job.get(Keys.CHECKPOINT_EVERY_STEPS);
           if (job.get(Keys.CHECKPOINT_AT_EPOCH_END)
               || epoch + 1 == job.get(Keys.EPOCHS)
               || (every > 0 && globalStep % every == 0)) {
-            Checkpoint.write(runDir.resolve(Checkpoint.FILE), trained, run.progress());
+            Checkpoint.write(runDir.resolve(RunDirectory.CHECKPOINT_FILE), trained, run.progress());
           }
         }
         final String epochSummary =
@@ -584,14 +456,14 @@ public final class TrainingDriver {
             metric.name(),
             workerSpans.list());
     try (Replica last = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
-      writeModel(runDir.resolve(MODEL_FILE), last);
+      writeModel(runDir.resolve(RunDirectory.MODEL_FILE), last);
     }
     writeSummary(runDir, summary);
     writeReport(runDir);
     if (!job.get(Keys.MODEL_SCRATCH_BASELINE)) {
       return summary;
     }
-    final Path scratchDir = runDir.resolve(SCRATCH_DIR);
+    final Path scratchDir = runDir.resolve(RunDirectory.SCRATCH_DIR);
     LOG.info(
         "{}: the same training from random weights, for comparison, in {}",
         job.get(Keys.JOB_NAME),
@@ -617,7 +489,7 @@ public final class TrainingDriver {
       LOG.info("report: {}", RunReport.write(runDir).toUri());
     } catch (RuntimeException e) {
       throw new IllegalStateException(
-          runDir.resolve(RunReport.FILE)
+          runDir.resolve(RunDirectory.REPORT_FILE)
               + ": not written ("
               + e.getMessage()
               + "); the run's model, metrics and summary are complete, write the report with"
@@ -629,7 +501,7 @@ public final class TrainingDriver {
 
   private static void writeSummary(Path runDir, TrainingSummary summary) {
     RunFiles.writeText(
-        runDir.resolve(SUMMARY_FILE),
+        runDir.resolve(RunDirectory.SUMMARY_FILE),
         RunFiles.JSON.newBuilder().setPrettyPrinting().create().toJson(summary.toJson()) + "\n");
   }
 
@@ -654,7 +526,7 @@ public final class TrainingDriver {
       int savedParameters,
       Path runDir,
       int stepsPerEpoch) {
-    final String where = runDir.resolve(Checkpoint.FILE) + ": ";
+    final String where = runDir.resolve(RunDirectory.CHECKPOINT_FILE) + ": ";
     if (!saved.model().equals(job.get(Keys.MODEL_NAME)) || savedParameters != parameters) {
       throw new ConfigurationException(
           String.format(
@@ -689,7 +561,7 @@ public final class TrainingDriver {
               Keys.DATA_DIR.name(),
               Keys.OPTIMIZER.name()));
     }
-    final boolean finished = Files.isRegularFile(runDir.resolve(MODEL_FILE));
+    final boolean finished = Files.isRegularFile(runDir.resolve(RunDirectory.MODEL_FILE));
     if (saved.epoch() > job.get(Keys.EPOCHS)
         || (saved.epoch() == job.get(Keys.EPOCHS) && finished)) {
       throw new ConfigurationException(
@@ -754,177 +626,6 @@ public final class TrainingDriver {
   }
 
   /**
-   * The secret of {@code lockstep.ps.secret-file}, read once before anything starts; null when the
-   * servers run in this JVM.
-   */
-  private static byte[] secret(JobConfig job) {
-    if (job.get(Keys.PS_SECRET_FILE).isBlank()) {
-      return null;
-    }
-    try {
-      return FrameKey.readSecret(Path.of(job.get(Keys.PS_SECRET_FILE)), Keys.PS_SECRET_FILE.name());
-    } catch (IllegalArgumentException e) {
-      throw new ConfigurationException(e.getMessage());
-    }
-  }
-
-  /**
-   * The address the parameter server binds and workers reach it at: {@code lockstep.ps.interface}'s
-   * IPv4 address, else {@code lockstep.ps.host}, else the driver's own, 127.0.0.1 in local mode and
-   * on a cluster the address of {@code spark.driver.host}, which Spark's executors reach already.
-   * Over UDP the address must be one of this host's.
-   *
-   * @throws ConfigurationException when the interface or the address is not this host's
-   */
-  static String serverHost(JobConfig job, String master, SparkConf conf) {
-    if (!job.get(Keys.PS_INTERFACE).isEmpty()) {
-      return interfaceAddress(job.get(Keys.PS_INTERFACE));
-    }
-    final String host;
-    if (!job.get(Keys.PS_HOST).isEmpty()) {
-      host = job.get(Keys.PS_HOST);
-    } else if (LOCAL_MASTER.matcher(master).matches()) {
-      host = "127.0.0.1";
-    } else {
-      host = conf.get("spark.driver.host", "127.0.0.1");
-    }
-    if (job.get(Keys.TRANSPORT) != Transport.UDP) {
-      return host;
-    }
-    // the setting that named the host, for the messages
-    final String named =
-        (job.get(Keys.PS_HOST).isEmpty() ? "spark.driver.host=" : Keys.PS_HOST.name() + "=") + host;
-    final InetAddress address;
-    try {
-      address = InetAddress.getByName(host);
-    } catch (UnknownHostException e) {
-      throw new ConfigurationException(
-          named
-              + " does not resolve on the driver; set "
-              + Keys.PS_HOST.name()
-              + " to the driver's address on the cluster network");
-    }
-    try {
-      if (!address.isLoopbackAddress() && NetworkInterface.getByInetAddress(address) == null) {
-        throw new ConfigurationException(
-            named
-                + " ("
-                + address.getHostAddress()
-                + ") is no address of the driver's host, whose addresses are "
-                + hostAddresses()
-                + "; set "
-                + Keys.PS_HOST.name()
-                + " to one the executors reach, or "
-                + Keys.PS_INTERFACE.name()
-                + " to its interface");
-      }
-    } catch (SocketException e) {
-      throw new UncheckedIOException(e);
-    }
-    return address.getHostAddress();
-  }
-
-  /**
-   * The gradient chunk: {@code lockstep.ps.chunk-size} when set, else the largest that crosses the
-   * network unfragmented: the largest Aeron frame over IPC; over UDP, what one datagram on the
-   * server interface's MTU carries, so no gradient is IP-fragmented on the way.
-   */
-  static int chunkBytes(JobConfig job, String host) {
-    if (job.get(Keys.PS_CHUNK_SIZE) != 0) {
-      return job.get(Keys.PS_CHUNK_SIZE).intValue();
-    }
-    if (job.get(Keys.TRANSPORT) != Transport.UDP) {
-      return (int) JobConfig.largestChunkBytes(job.get(Keys.PS_TERM_LENGTH));
-    }
-    try {
-      final NetworkInterface network =
-          NetworkInterface.getByInetAddress(InetAddress.getByName(host));
-      final int mtu = network == null ? 1500 : network.getMTU();
-      return (int) JobConfig.chunkBytesForMtu(mtu, job.get(Keys.PS_TERM_LENGTH));
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-  }
-
-  /** The first IPv4 address of the interface {@code name}. */
-  private static String interfaceAddress(String name) {
-    try {
-      final NetworkInterface network = NetworkInterface.getByName(name);
-      if (network == null) {
-        throw new ConfigurationException(
-            Keys.PS_INTERFACE.name()
-                + "="
-                + name
-                + ": no such interface on the driver's host; it has "
-                + hostAddresses());
-      }
-      return network
-          .inetAddresses()
-          .filter(Inet4Address.class::isInstance)
-          .map(InetAddress::getHostAddress)
-          .findFirst()
-          .orElseThrow(
-              () ->
-                  new ConfigurationException(
-                      Keys.PS_INTERFACE.name()
-                          + "="
-                          + name
-                          + " has no IPv4 address; the driver's host has "
-                          + hostAddresses()));
-    } catch (SocketException e) {
-      throw new UncheckedIOException(e);
-    }
-  }
-
-  /** This host's interfaces and their addresses, for an error message. */
-  private static String hostAddresses() {
-    final List<NetworkInterface> networks;
-    try {
-      networks = Collections.list(NetworkInterface.getNetworkInterfaces());
-    } catch (SocketException e) {
-      return "(interfaces unreadable: " + e.getMessage() + ")";
-    }
-    final StringJoiner all = new StringJoiner(", ");
-    for (NetworkInterface network : networks) {
-      final String addresses =
-          network
-              .inetAddresses()
-              .filter(Inet4Address.class::isInstance)
-              .map(InetAddress::getHostAddress)
-              .collect(Collectors.joining(" "));
-      all.add(network.getName() + (addresses.isEmpty() ? "" : " " + addresses));
-    }
-    return all.toString();
-  }
-
-  /**
-   * A new parameter server's address, under a job id and frame key of its own (its frames are told
-   * apart): a random key for servers in this JVM (none where {@code lockstep.ps.frame-tags} leaves
-   * the transport's frames untagged), else the one the shard processes derive from the shared
-   * secret.
-   */
-  private static ServerAddress serverAddress(
-      JobConfig job, String host, int parameters, byte[] secret, int workers) {
-    final long jobId = new SecureRandom().nextLong();
-    return new ServerAddress(
-            job.get(Keys.TRANSPORT),
-            aeronDirectory(jobId),
-            host,
-            job.get(Keys.PS_PORT),
-            job.get(Keys.PS_TERM_LENGTH).intValue(),
-            chunkBytes(job, host),
-            jobId,
-            workers,
-            parameters,
-            secret != null
-                ? FrameKey.forJob(secret, jobId)
-                : job.get(Keys.PS_FRAME_TAGS).on(job.get(Keys.TRANSPORT))
-                    ? FrameKey.random()
-                    : FrameKey.none())
-        .withMode(job.get(Keys.PS_MODE), job.get(Keys.PS_STALENESS));
-  }
-
-  /**
    * Whether a failed stage may succeed when run again: not when a worker found the data or the
    * configuration wrong, which a retry would only find again.
    */
@@ -959,81 +660,6 @@ public final class TrainingDriver {
   }
 
   /**
-   * Starts the job's parameter server: {@code lockstep.ps.shards} shards in this JVM, or the
-   * standalone shard processes of {@code lockstep.ps.shard-servers}, configured for this job.
-   */
-  private static RunningServer launchServer(
-      JobConfig job, String host, ServerAddress address, long firstStep) {
-    if (!job.get(Keys.PS_SHARD_SERVERS).isEmpty()) {
-      return RemoteShards.configure(
-          new RemoteShards.Context()
-              .servers(job.get(Keys.PS_SHARD_SERVERS))
-              .address(address)
-              .replyHost(host)
-              .stepTimeout(job.get(Keys.STEP_TIMEOUT))
-              .connectTimeout(job.get(Keys.CONNECT_TIMEOUT))
-              .firstStep(firstStep));
-    }
-    final ServerShards shards;
-    try {
-      shards = ServerShards.split(address, job.get(Keys.PS_SHARDS));
-    } catch (IllegalArgumentException e) {
-      throw new ConfigurationException(
-          Keys.PS_SHARDS.name() + "=" + job.get(Keys.PS_SHARDS) + ": " + e.getMessage());
-    }
-    return ParameterServer.launch(
-        new ParameterServer.Context()
-            .shards(shards)
-            .stepTimeout(job.get(Keys.STEP_TIMEOUT))
-            .firstStep(firstStep));
-  }
-
-  /**
-   * The Spark master: {@code lockstep.spark.master} when set, else the one spark-submit was given
-   * ({@code spark.master}), else local mode with a thread per worker.
-   */
-  static String master(JobConfig job) {
-    if (!job.get(Keys.SPARK_MASTER).isEmpty()) {
-      return job.get(Keys.SPARK_MASTER);
-    }
-    return System.getProperty("spark.master", "local[" + job.get(Keys.WORKERS) + "]");
-  }
-
-  /**
-   * Refuses a local master with fewer task slots than workers, which Spark would otherwise retry
-   * for minutes before it fails the barrier stage.
-   */
-  static void checkLocalSlots(JobConfig job, String master) {
-    final Matcher local = LOCAL_MASTER.matcher(master);
-    if (!local.matches()) {
-      return;
-    }
-    final String threads = local.group(1);
-    final int slots =
-        threads == null
-            ? 1
-            : threads.equals("*")
-                ? Runtime.getRuntime().availableProcessors()
-                : Integer.parseInt(threads);
-    if (slots < job.get(Keys.WORKERS)) {
-      throw new ConfigurationException(
-          String.format(
-              "%s=%d needs %d task slots, but Spark master %s has %d; use local[%d] or fewer"
-                  + " workers",
-              Keys.WORKERS.name(),
-              job.get(Keys.WORKERS),
-              job.get(Keys.WORKERS),
-              master,
-              slots,
-              job.get(Keys.WORKERS)));
-    }
-  }
-
-  /**
-   * Whether Spark gave up on a barrier stage because the cluster offered fewer task slots than it
-   * has tasks (its {@code BarrierJobSlotsNumberCheckFailed}, not part of Spark's API).
-   */
-  /**
    * The configuration or data error a worker threw before it reached the parameter server, which a
    * retry would meet again. Spark's barrier failure keeps no cause, only the task's exception as
    * text in its message ({@code "...\nio.lockstep.conf.ConfigurationException: MESSAGE\n\tat
@@ -1060,6 +686,10 @@ public final class TrainingDriver {
     return null;
   }
 
+  /**
+   * Whether Spark gave up on a barrier stage because the cluster offered fewer task slots than it
+   * has tasks (its {@code BarrierJobSlotsNumberCheckFailed}, not part of Spark's API).
+   */
   private static boolean slotsMissing(Throwable e) {
     for (Throwable cause = e; cause != null; cause = cause.getCause()) {
       if (cause.getClass().getSimpleName().equals("BarrierJobSlotsNumberCheckFailed")) {
@@ -1070,93 +700,6 @@ public final class TrainingDriver {
       }
     }
     return false;
-  }
-
-  /**
-   * Spark settings a barrier stage of one task per worker needs, over what spark-submit or the user
-   * set: one core per executor and task (a worker is one task; its threads are {@code
-   * lockstep.worker.threads}), as many cores or executors as workers, no dynamic allocation
-   * (barrier stages refuse it), no task retries inside a stage (the driver retries whole stages),
-   * and the JVM options Aeron needs on every executor.
-   */
-  static SparkConf sparkConf(JobConfig job, String master) {
-    final SparkConf conf =
-        new SparkConf()
-            .setMaster(master)
-            .setAppName("lockstep " + job.get(Keys.JOB_NAME))
-            .set("spark.ui.showConsoleProgress", "false")
-            .set("spark.task.maxFailures", "1")
-            .set("spark.dynamicAllocation.enabled", "false");
-    // running tasks' accumulators reach the driver's progress bar with every heartbeat
-    conf.setIfMissing("spark.executor.heartbeatInterval", "1s");
-    // an executor whose host went silent (power, link) is counted out within about 35 s, not
-    // Spark's 120 s checked each 60 s, so a failed stage's retry runs on the executors that remain
-    // instead of waiting for the lost one's task (lockstep.train.elastic)
-    conf.setIfMissing("spark.storage.blockManagerHeartbeatTimeoutMs", "30s");
-    conf.setIfMissing("spark.storage.blockManagerTimeoutIntervalMs", "5s");
-    conf.setIfMissing("spark.network.timeoutInterval", "5s");
-    conf.setIfMissing(BROADCAST_BLOCK_KEY, BROADCAST_BLOCK_SIZE);
-    final String workers = Integer.toString(job.get(Keys.WORKERS));
-    conf.setIfMissing("spark.executor.cores", "1");
-    conf.setIfMissing("spark.cores.max", workers);
-    conf.setIfMissing("spark.executor.instances", workers);
-    // executors may still be registering: wait for their slots as long as for the workers to
-    // connect, not Spark's default 40 checks 15 s apart
-    final long checks =
-        Math.max(1, job.get(Keys.CONNECT_TIMEOUT).toSeconds() / BARRIER_CHECK_SECONDS);
-    conf.setIfMissing(
-        "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", BARRIER_CHECK_SECONDS + "s");
-    conf.setIfMissing(
-        "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", Long.toString(checks));
-    final String options = conf.get("spark.executor.extraJavaOptions", "");
-    final StringBuilder all = new StringBuilder(options);
-    for (String option : REQUIRED_JVM_OPTIONS) {
-      if (!options.contains(option)) {
-        all.append(all.isEmpty() ? "" : " ").append(option);
-      }
-    }
-    if (!options.contains("NewSize") && !options.contains("-Xmn")) {
-      all.append(all.isEmpty() ? "" : " ").append(YOUNG_GENERATION_OPTION);
-    }
-    if (!options.contains("G1HeapRegionSize")) {
-      all.append(all.isEmpty() ? "" : " ").append(HEAP_REGION_OPTION);
-    }
-    conf.set("spark.executor.extraJavaOptions", all.toString());
-    ALLOCATOR_ENVIRONMENT.forEach(
-        (name, value) -> conf.setIfMissing("spark.executorEnv." + name, value));
-    return conf;
-  }
-
-  /**
-   * Says once, where this JVM was started without {@link #ALLOCATOR_ENVIRONMENT} (a driver not
-   * started by {@code bin/lockstep}), that its resident memory will grow over a long run and how to
-   * start it instead.
-   */
-  private static void warnOfAllocator() {
-    if (!System.getProperty("os.name", "").startsWith("Linux")) {
-      return;
-    }
-    ALLOCATOR_ENVIRONMENT.forEach(
-        (name, value) -> {
-          if (System.getenv(name) == null && WARNED_OF_ALLOCATOR.compareAndSet(false, true)) {
-            LOG.warn(
-                "{} is not set in the driver's environment: glibc will keep the memory of freed"
-                    + " buffers and the driver's resident memory grow over a long run (the workers"
-                    + " of local mode run in it); start it with {}={} (bin/lockstep does)",
-                name,
-                name,
-                value);
-          }
-        });
-  }
-
-  private static final java.util.concurrent.atomic.AtomicBoolean WARNED_OF_ALLOCATOR =
-      new java.util.concurrent.atomic.AtomicBoolean();
-
-  private static String aeronDirectory(long jobId) {
-    return AeronDirectories.base()
-        .resolve(AeronDirectories.PREFIX + Long.toHexString(jobId))
-        .toString();
   }
 
   /**

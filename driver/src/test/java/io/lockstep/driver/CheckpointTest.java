@@ -71,7 +71,7 @@ class CheckpointTest {
 
   @Test
   void roundTripsTheStateAndPosition(@TempDir Path dir) throws IOException {
-    final Path file = dir.resolve(Checkpoint.FILE);
+    final Path file = dir.resolve(RunDirectory.CHECKPOINT_FILE);
     try (Replica replica = replica()) {
       replica.network().params().addi(0.25);
       Checkpoint.write(file, replica, progress(42));
@@ -86,7 +86,7 @@ class CheckpointTest {
 
   @Test
   void refusesDamagedTruncatedAndForeignFiles(@TempDir Path dir) throws IOException {
-    final Path file = dir.resolve(Checkpoint.FILE);
+    final Path file = dir.resolve(RunDirectory.CHECKPOINT_FILE);
     try (Replica replica = replica()) {
       Checkpoint.write(file, replica, progress(1));
     }
@@ -164,7 +164,7 @@ class CheckpointTest {
   @Test
   @Timeout(value = 3, unit = TimeUnit.MINUTES)
   void aKillDuringAWriteLeavesThePreviousCheckpoint(@TempDir Path dir) throws Exception {
-    final Path file = dir.resolve(Checkpoint.FILE);
+    final Path file = dir.resolve(RunDirectory.CHECKPOINT_FILE);
     int killedMidWrite = 0;
     for (int round = 0; round < 3; round++) {
       final Process writer = startWriter(dir);
@@ -229,7 +229,7 @@ class CheckpointTest {
     private CheckpointWriter() {}
 
     public static void main(String[] args) {
-      final Path file = Path.of(args[0], Checkpoint.FILE);
+      final Path file = Path.of(args[0], RunDirectory.CHECKPOINT_FILE);
       try (Replica replica = replica()) {
         for (int step = 0; ; step++) {
           replica.network().params().addi(1);

@@ -15,13 +15,12 @@ class RunDirectoryTest {
 
   @Test
   void refusesAFileAndAnEarlierRun(@TempDir Path dir) throws Exception {
-    assertDoesNotThrow(() -> TrainingDriver.checkRunDirectory(dir.resolve("new"), false));
-    assertDoesNotThrow(() -> TrainingDriver.checkRunDirectory(dir, false));
+    assertDoesNotThrow(() -> RunDirectory.check(dir.resolve("new"), false));
+    assertDoesNotThrow(() -> RunDirectory.check(dir, false));
 
     final Path file = Files.writeString(dir.resolve("notes.txt"), "x");
     final String notADirectory =
-        assertThrows(
-                ConfigurationException.class, () -> TrainingDriver.checkRunDirectory(file, false))
+        assertThrows(ConfigurationException.class, () -> RunDirectory.check(file, false))
             .getMessage();
     assertTrue(notADirectory.startsWith(file + ": a file"), notADirectory);
 
@@ -29,11 +28,10 @@ class RunDirectoryTest {
       final Path run = Files.createDirectories(dir.resolve("run-" + done));
       Files.writeString(run.resolve(done), "{}");
       final String message =
-          assertThrows(
-                  ConfigurationException.class, () -> TrainingDriver.checkRunDirectory(run, false))
+          assertThrows(ConfigurationException.class, () -> RunDirectory.check(run, false))
               .getMessage();
       assertTrue(message.contains("never overwritten") && message.contains("--resume"), message);
-      assertDoesNotThrow(() -> TrainingDriver.checkRunDirectory(run, true));
+      assertDoesNotThrow(() -> RunDirectory.check(run, true));
     }
   }
 }

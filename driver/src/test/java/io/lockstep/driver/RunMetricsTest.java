@@ -89,7 +89,7 @@ class RunMetricsTest {
   @Test
   void shouldReadStepsAndEpochsApartAndOldLinesWithoutATypeAsSteps(@TempDir Path run)
       throws Exception {
-    final Path file = run.resolve(TrainingDriver.METRICS_FILE);
+    final Path file = run.resolve(RunDirectory.METRICS_FILE);
     final List<String> lines = new ArrayList<>();
     lines.add("{\"step\":1,\"epoch\":1,\"samples\":128,\"loss\":2.3}");
     for (StepMetrics step : StepMetrics.of(1, 0, stage())) {
@@ -125,9 +125,10 @@ class RunMetricsTest {
     timeline.stage(
         "job: epoch 2/2, steps 1-2/2", ORIGIN, ORIGIN + 400_000, 2, 1, stage(), List.of());
     assertTrue(timeline.full(), "3 steps traced of a limit of 3");
-    timeline.write(run.resolve(Timeline.FILE));
+    timeline.write(run.resolve(RunDirectory.TIMELINE_FILE));
     final JsonObject trace =
-        JsonParser.parseString(Files.readString(run.resolve(Timeline.FILE))).getAsJsonObject();
+        JsonParser.parseString(Files.readString(run.resolve(RunDirectory.TIMELINE_FILE)))
+            .getAsJsonObject();
     assertEquals(3, trace.getAsJsonObject("otherData").get("steps_traced").getAsInt());
     int workerSteps = 0;
     int phases = 0;

@@ -12,6 +12,7 @@ import com.google.gson.JsonParser;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.driver.RunComparison;
+import io.lockstep.driver.RunDirectory;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.jobs.Lockstep;
@@ -246,7 +247,7 @@ class LocalModeTrainingIT {
   /** The per-step losses of a run's {@code metrics.jsonl}, in step order. */
   private static List<Double> stepLosses(Path run) throws IOException {
     final List<Double> losses = new ArrayList<>();
-    for (String line : Files.readAllLines(run.resolve(TrainingDriver.METRICS_FILE))) {
+    for (String line : Files.readAllLines(run.resolve(RunDirectory.METRICS_FILE))) {
       final JsonObject json = JsonParser.parseString(line).getAsJsonObject();
       if (json.get("type").getAsString().equals("step")) {
         losses.add(json.get("loss").getAsDouble());

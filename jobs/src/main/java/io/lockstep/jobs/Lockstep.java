@@ -11,7 +11,9 @@ import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.DataException;
 import io.lockstep.driver.RunComparison;
+import io.lockstep.driver.RunDirectory;
 import io.lockstep.driver.RunReport;
+import io.lockstep.driver.SparkSettings;
 import io.lockstep.driver.TrainingDriver;
 import io.lockstep.driver.TrainingSummary;
 import io.lockstep.models.ModelZoo;
@@ -239,7 +241,7 @@ public final class Lockstep implements Runnable {
                       + "-"
                       + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")))
               : Path.of(config.get(Keys.RUN_DIR));
-      TrainingDriver.checkRunDirectory(run, resume != null);
+      RunDirectory.check(run, resume != null);
       final TrainingSummary summary = TrainingDriver.train(config, run, resume != null);
       System.out.printf(
           "%s: %s %.4f after %d epoch(s), %.0f images/s, %.1f s; run in %s%n",
@@ -256,7 +258,7 @@ public final class Lockstep implements Runnable {
             summary.job(),
             summary.testMetric().replace('_', ' '),
             summary.scratchTestAccuracy(),
-            run.resolve(TrainingDriver.SCRATCH_DIR));
+            run.resolve(RunDirectory.SCRATCH_DIR));
       }
       return 0;
     }
@@ -298,10 +300,10 @@ public final class Lockstep implements Runnable {
                   + resume
                   + "; a run resumes in place");
         }
-        final Path saved = Path.of(resume, TrainingDriver.JOB_FILE);
+        final Path saved = Path.of(resume, RunDirectory.JOB_FILE);
         if (!Files.isRegularFile(saved)) {
           throw new ConfigurationException(
-              resume + ": not a run directory (no " + TrainingDriver.JOB_FILE + ")");
+              resume + ": not a run directory (no " + RunDirectory.JOB_FILE + ")");
         }
         base = jobLayer(saved.toString());
         overrides.put(Keys.RUN_DIR.name(), resume);
@@ -847,9 +849,9 @@ public final class Lockstep implements Runnable {
       final List<String> command = new ArrayList<>();
       command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
       command.add("-Xmx4g");
-      command.add(TrainingDriver.YOUNG_GENERATION_OPTION);
-      command.add(TrainingDriver.HEAP_REGION_OPTION);
-      command.addAll(TrainingDriver.REQUIRED_JVM_OPTIONS);
+      command.add(SparkSettings.YOUNG_GENERATION_OPTION);
+      command.add(SparkSettings.HEAP_REGION_OPTION);
+      command.addAll(SparkSettings.REQUIRED_JVM_OPTIONS);
       final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
       if (cache != null) {
         command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
@@ -889,7 +891,7 @@ public final class Lockstep implements Runnable {
         // a cluster on this machine's loopback: the driver must be on it too
         builder.environment().putIfAbsent("SPARK_LOCAL_IP", "127.0.0.1");
       }
-      TrainingDriver.ALLOCATOR_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
+      SparkSettings.ALLOCATOR_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
       final Process process = builder.start();
       final Thread stopper = new Thread(process::destroy);
       Runtime.getRuntime().addShutdownHook(stopper);

@@ -7,6 +7,7 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
+import io.lockstep.conf.Keys;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -41,8 +42,8 @@ public final class RemoteShards implements RunningServer {
     private List<String> servers = List.of();
     private ServerAddress address;
     private String replyHost = "127.0.0.1";
-    private Duration stepTimeout = Duration.ofSeconds(120);
-    private Duration connectTimeout = Duration.ofSeconds(60);
+    private Duration stepTimeout = Keys.STEP_TIMEOUT.defaultOf();
+    private Duration connectTimeout = Keys.CONNECT_TIMEOUT.defaultOf();
     private long firstStep;
     private NanoClock clock = SystemNanoClock.INSTANCE;
 
