@@ -21,21 +21,21 @@ class ElasticityTest {
   @Test
   void shouldShrinkOnlyWhenSparkGaveUpWaitingForSlotsAndGrowBackWhenAllowed() {
     final JobConfig grow = job("grow", "sync");
-    assertEquals(3, TrainingDriver.stageWorkers(grow, 3, 1, false), "lost or registering: wait");
-    assertEquals(1, TrainingDriver.stageWorkers(grow, 3, 1, true));
-    assertEquals(2, TrainingDriver.stageWorkers(grow, 3, 2, true));
-    assertEquals(2, TrainingDriver.stageWorkers(grow, 2, 0, true), "no slots: Spark waits");
-    assertEquals(3, TrainingDriver.stageWorkers(grow, 1, 5, false), "never above the job's");
-    assertEquals(2, TrainingDriver.stageWorkers(grow, 1, 2, false));
+    assertEquals(3, StageRunner.stageWorkers(grow, 3, 1, false), "lost or registering: wait");
+    assertEquals(1, StageRunner.stageWorkers(grow, 3, 1, true));
+    assertEquals(2, StageRunner.stageWorkers(grow, 3, 2, true));
+    assertEquals(2, StageRunner.stageWorkers(grow, 2, 0, true), "no slots: Spark waits");
+    assertEquals(3, StageRunner.stageWorkers(grow, 1, 5, false), "never above the job's");
+    assertEquals(2, StageRunner.stageWorkers(grow, 1, 2, false));
     final JobConfig shrink = job("shrink", "sync");
-    assertEquals(1, TrainingDriver.stageWorkers(shrink, 3, 1, true));
-    assertEquals(1, TrainingDriver.stageWorkers(shrink, 1, 3, false), "shrink never grows");
+    assertEquals(1, StageRunner.stageWorkers(shrink, 3, 1, true));
+    assertEquals(1, StageRunner.stageWorkers(shrink, 1, 3, false), "shrink never grows");
   }
 
   @Test
   void shouldKeepTheJobsWorkersWhereItMayNotShrink() {
     for (JobConfig job : List.of(job("off", "sync"), job("grow", "async"))) {
-      assertEquals(3, TrainingDriver.stageWorkers(job, 3, 1, true), job.shrinkRefusal());
+      assertEquals(3, StageRunner.stageWorkers(job, 3, 1, true), job.shrinkRefusal());
     }
     assertEquals(
         "lockstep.ps.mode=async: only sync mode computes a lost worker's slice elsewhere with"
