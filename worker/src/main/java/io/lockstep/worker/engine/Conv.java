@@ -1,0 +1,196 @@
+package io.lockstep.worker.engine;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_backward_data_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_backward_weights_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_direct;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_dst_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_dst_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_src_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
+
+import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.engine.Dnnl.Memory;
+import io.lockstep.worker.engine.Dnnl.Scope;
+import io.lockstep.worker.engine.Dnnl.Step;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.dnnl.dnnl_convolution_desc_t;
+import org.bytedeco.dnnl.dnnl_memory_desc_t;
+import org.bytedeco.dnnl.dnnl_primitive_desc;
+import org.deeplearning4j.nn.api.Layer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** A 2D convolution, its bias and a fused ReLU. */
+final class Conv extends Op {
+  private final Layer layer;
+  private final long outChannels;
+  private final int[] kernel;
+  private final int[] stride;
+  private final int[] padding;
+  private final boolean bias;
+  private final boolean relu;
+
+  Conv(
+      String name,
+      String input,
+      Layer layer,
+      long outChannels,
+      int[] kernel,
+      int[] stride,
+      int[] padding,
+      boolean bias,
+      boolean relu) {
+    super(name, List.of(input));
+    this.layer = layer;
+    this.outChannels = outChannels;
+    this.kernel = kernel;
+    this.stride = stride;
+    this.padding = padding;
+    this.bias = bias;
+    this.relu = relu;
+  }
+
+  @Override
+  void build(Plan plan, List<Action> forward, List<Action> back) {
+    final Scope scope = plan.scope;
+    final Tensor in = plan.tensor(inputs.get(0));
+    final long n = in.dims[0];
+    final long inChannels = in.dims[1];
+    checkInputs(layer, inChannels, name, "channels");
+    final long outH = outputSize(in.dims[2], kernel[0], stride[0], padding[0]);
+    final long outW = outputSize(in.dims[3], kernel[1], stride[1], padding[1]);
+    final long[] outDims = {n, outChannels, outH, outW};
+    final long[] weightDims = {outChannels, inChannels, kernel[0], kernel[1]};
+    final long[] strides = {stride[0], stride[1]};
+    final long[] padL = {padding[0], padding[1]};
+    // both sides padded alike, as outputSize assumes; rows no window reads get a zero gradient
+    final long[] padR = padL;
+    final INDArray w = layer.getParam("W");
+    final INDArray b = bias ? layer.getParam("b") : null;
+    final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
+    final dnnl_memory_desc_t wViewMd = Dnnl.md(weightDims, w.stride());
+    final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
+    // The previous layer's layout is kept, unless oneDNN has no kernel for it (channels that
+    // are not a multiple of the block, as 6 in the CIFAR LeNet): then the convolution takes
+    // the layout it prefers, through a reorder. The network's input is always reordered.
+    final dnnl_memory_desc_t srcAny = Dnnl.md(in.dims, dnnl_format_tag_any);
+    final dnnl_primitive_desc fwd =
+        firstKernel(
+            in.needsDiff ? List.of(in.data.md, srcAny) : List.of(srcAny),
+            src ->
+                convolutionForward(
+                    scope, src, weightDims, biasMd, outDims, strides, padL, padR, relu, name));
+    Memory src = in.data;
+    final dnnl_memory_desc_t srcMd = scope.query(fwd, dnnl_query_src_md);
+    if (!Dnnl.same(srcMd, in.data.md)) {
+      src = scope.allocate(srcMd);
+      forward.add(plan.run(scope.reorder(in.data, src)));
+    }
+    final Memory weights =
+        weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
+    final Memory dst = scope.allocate(scope.query(fwd, dnnl_query_dst_md));
+    final Step step =
+        scope.step(
+            fwd,
+            new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+            new Memory[] {src, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst},
+            name);
+    forward.add(plan.run(step));
+    final Tensor out = plan.output(name, outDims, dst);
+
+    // backward: ReLU, then weights (reported), then data
+    Memory diffDst = out.diff;
+    if (relu) {
+      final Memory beforeRelu = scope.allocate(dst.md);
+      back.add(plan.run(reluBackward(scope, dst, out.diff, beforeRelu)));
+      diffDst = beforeRelu;
+    }
+    // the output gradient as it is, unless oneDNN has only reference code for it (with
+    // AVX-512, a plain source of 6 channels and a blocked gradient: the CIFAR LeNet's conv2);
+    // then in the layout oneDNN prefers, through a reorder
+    final dnnl_primitive_desc bwdWeights =
+        firstKernel(
+            List.of(dst.md, Dnnl.md(outDims, dnnl_format_tag_any)),
+            diffDstLayout -> {
+              final dnnl_convolution_desc_t bwdWeightsDesc = new dnnl_convolution_desc_t();
+              Dnnl.check(
+                  dnnl_convolution_backward_weights_desc_init(
+                      bwdWeightsDesc,
+                      dnnl_convolution_direct,
+                      Dnnl.md(in.dims, dnnl_format_tag_any),
+                      Dnnl.md(weightDims, dnnl_format_tag_any),
+                      biasMd,
+                      diffDstLayout,
+                      strides,
+                      padL,
+                      padR),
+                  "convolution backward weights " + name);
+              return scope.describe(bwdWeightsDesc, null, fwd, "convolution backward weights");
+            });
+    Memory weightsDiffDst = diffDst;
+    final dnnl_memory_desc_t weightsDiffDstMd = scope.query(bwdWeights, dnnl_query_diff_dst_md);
+    if (!Dnnl.same(weightsDiffDstMd, diffDst.md)) {
+      weightsDiffDst = scope.allocate(weightsDiffDstMd);
+      back.add(plan.run(scope.reorder(diffDst, weightsDiffDst)));
+    }
+    // backward weights may want the source in another layout than forward (one input channel)
+    Memory weightsSrc = src;
+    final dnnl_memory_desc_t weightsSrcMd = scope.query(bwdWeights, dnnl_query_src_md);
+    if (!Dnnl.same(weightsSrcMd, src.md)) {
+      weightsSrc = scope.allocate(weightsSrcMd);
+      back.add(plan.run(scope.reorder(src, weightsSrc)));
+    }
+    final INDArray gw = grads.get("W");
+    final Memory gradW = scope.wrap(Dnnl.md(weightDims, gw.stride()), Dnnl.address(gw));
+    final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
+    final Memory diffWeights =
+        Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
+    final Step weightsStep =
+        scope.step(
+            bwdWeights,
+            new int[] {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+            new Memory[] {
+              weightsSrc,
+              weightsDiffDst,
+              diffWeights,
+              bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
+            },
+            name);
+    back.add(plan.run(weightsStep));
+    if (diffWeights != gradW) {
+      back.add(plan.run(scope.reorder(diffWeights, gradW)));
+    }
+    plan.done(name, back);
+    if (in.needsDiff) {
+      // into the input gradient's layout where oneDNN has a kernel for it, else its own
+      final dnnl_primitive_desc bwdData =
+          firstKernel(
+              List.of(in.data.md, srcAny),
+              diffSrc -> {
+                final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
+                Dnnl.check(
+                    dnnl_convolution_backward_data_desc_init(
+                        bwdDataDesc,
+                        dnnl_convolution_direct,
+                        diffSrc,
+                        Dnnl.md(weightDims, dnnl_format_tag_any),
+                        dst.md,
+                        strides,
+                        padL,
+                        padR),
+                    "convolution backward data " + name);
+                return scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
+              });
+      backwardData(plan, back, bwdData, weights, wViewMd, w, diffDst, in, name);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+package io.lockstep.worker.engine;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_training;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_data_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_weights_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_forward_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_dst_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
+
+import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.engine.Dnnl.Memory;
+import io.lockstep.worker.engine.Dnnl.Scope;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.dnnl.dnnl_inner_product_desc_t;
+import org.bytedeco.dnnl.dnnl_memory_desc_t;
+import org.bytedeco.dnnl.dnnl_primitive_desc;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.CNN2DFormat;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** A dense layer, its bias and a fused ReLU. */
+class Dense extends Op {
+  final Layer layer;
+  final long outputs;
+  final boolean bias;
+  final boolean relu;
+  final CNN2DFormat flattening;
+
+  Dense(
+      String name,
+      String input,
+      Layer layer,
+      long outputs,
+      boolean bias,
+      boolean relu,
+      CNN2DFormat flattening) {
+    super(name, List.of(input));
+    this.layer = layer;
+    this.outputs = outputs;
+    this.bias = bias;
+    this.relu = relu;
+    this.flattening = flattening;
+  }
+
+  /**
+   * Deeplearning4j's {@code [inputs, outputs]} weights as oneDNN's {@code [outputs, inputs...]},
+   * with the input dimensions in the order the preprocessor flattened them.
+   */
+  dnnl_memory_desc_t weightsMd(long[] inDims, INDArray view) {
+    final long rows = view.stride(0);
+    final long cols = view.stride(1);
+    if (inDims.length == 2) {
+      return Dnnl.md(new long[] {outputs, inDims[1]}, new long[] {cols, rows});
+    }
+    final long c = inDims[1];
+    final long h = inDims[2];
+    final long w = inDims[3];
+    final long[] dims = {outputs, c, h, w};
+    return flattening == CNN2DFormat.NHWC
+        ? Dnnl.md(dims, new long[] {cols, rows, rows * w * c, rows * c})
+        : Dnnl.md(dims, new long[] {cols, rows * h * w, rows * w, rows});
+  }
+
+  /** The destination layout: chosen by oneDNN, or plain where Java reads it. */
+  dnnl_memory_desc_t destination(long n) {
+    return Dnnl.md(new long[] {n, outputs}, dnnl_format_tag_any);
+  }
+
+  /** Appends what runs between this layer's forward primitive and its backward ones. */
+  Memory afterForward(Plan plan, Memory dst, Tensor out, List<Action> forward) {
+    return out.diff;
+  }
+
+  @Override
+  void build(Plan plan, List<Action> forward, List<Action> back) {
+    final Scope scope = plan.scope;
+    final Tensor in = plan.tensor(inputs.get(0));
+    final long n = in.dims[0];
+    long inputs = 1;
+    for (int d = 1; d < in.dims.length; d++) {
+      inputs *= in.dims[d];
+    }
+    checkInputs(layer, inputs, name, "inputs");
+    final INDArray w = layer.getParam("W");
+    final INDArray b = bias ? layer.getParam("b") : null;
+    final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
+    final dnnl_memory_desc_t wViewMd = weightsMd(in.dims, w);
+    final long[] wDims = new long[in.dims.length];
+    wDims[0] = outputs;
+    System.arraycopy(in.dims, 1, wDims, 1, in.dims.length - 1);
+    final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
+    final dnnl_inner_product_desc_t fwdDesc = new dnnl_inner_product_desc_t();
+    Dnnl.check(
+        dnnl_inner_product_forward_desc_init(
+            fwdDesc,
+            dnnl_forward_training,
+            in.data.md,
+            Dnnl.md(wDims, dnnl_format_tag_any),
+            biasMd,
+            destination(n)),
+        "dense " + name);
+    final dnnl_primitive_desc fwd = describeWithRelu(scope, fwdDesc, relu, "dense " + name);
+    final Memory weights =
+        weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
+    final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
+    forward.add(
+        plan.run(
+            scope.step(
+                fwd,
+                new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                new Memory[] {
+                  in.data, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst
+                },
+                name)));
+    final Tensor out = plan.output(name, new long[] {n, outputs}, dst);
+    Memory diffDst = afterForward(plan, dst, out, forward);
+    if (relu) {
+      final Memory beforeRelu = scope.allocate(dst.md);
+      back.add(plan.run(reluBackward(scope, dst, diffDst, beforeRelu)));
+      diffDst = beforeRelu;
+    }
+    final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
+    Dnnl.check(
+        dnnl_inner_product_backward_weights_desc_init(
+            bwdWeightsDesc, in.data.md, Dnnl.md(wDims, dnnl_format_tag_any), biasMd, dst.md),
+        "dense backward weights " + name);
+    final dnnl_primitive_desc bwdWeights =
+        scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
+    final INDArray gw = grads.get("W");
+    final Memory gradW = scope.wrap(weightsMd(in.dims, gw), Dnnl.address(gw));
+    final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
+    final Memory diffWeights =
+        Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
+    back.add(
+        plan.run(
+            scope.step(
+                bwdWeights,
+                new int[] {
+                  DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
+                },
+                new Memory[] {
+                  in.data,
+                  diffDst,
+                  diffWeights,
+                  bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
+                },
+                name)));
+    if (diffWeights != gradW) {
+      back.add(plan.run(scope.reorder(diffWeights, gradW)));
+    }
+    plan.done(name, back);
+    if (in.needsDiff) {
+      final dnnl_inner_product_desc_t bwdDataDesc = new dnnl_inner_product_desc_t();
+      Dnnl.check(
+          dnnl_inner_product_backward_data_desc_init(
+              bwdDataDesc, in.data.md, Dnnl.md(wDims, dnnl_format_tag_any), dst.md),
+          "dense backward data " + name);
+      backwardData(
+          plan,
+          back,
+          scope.describe(bwdDataDesc, null, fwd, "dense backward data"),
+          weights,
+          wViewMd,
+          w,
+          diffDst,
+          in,
+          name);
+    }
+  }
+
+  Memory dstMemory(Plan plan, dnnl_memory_desc_t md, long n) {
+    return plan.scope.allocate(md); // n: the batch, for layouts Java reads
+  }
+}

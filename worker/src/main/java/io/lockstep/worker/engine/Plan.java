@@ -1,0 +1,120 @@
+package io.lockstep.worker.engine;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_0;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_1;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_add;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
+
+import io.lockstep.worker.engine.Dnnl.Memory;
+import io.lockstep.worker.engine.Dnnl.Scope;
+import io.lockstep.worker.engine.Dnnl.Step;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.bytedeco.dnnl.dnnl_binary_desc_t;
+import org.bytedeco.dnnl.dnnl_primitive_desc;
+
+/** Everything one batch size needs: memories, primitives and the order to run them in. */
+final class Plan {
+  private final CompiledNetwork network;
+  final Scope scope = new Scope();
+  final Memory input;
+  final List<Action> forward = new ArrayList<>();
+  final List<Action> backward = new ArrayList<>();
+  final Map<String, Tensor> tensors = new HashMap<>();
+  final Map<String, Integer> consumers = new HashMap<>();
+  float[] labels;
+  double loss;
+
+  Plan(CompiledNetwork network, int n, long[] shape) {
+    this.network = network;
+    boolean built = false;
+    try {
+      final long[] dims = {n, shape[0], shape[1], shape[2]};
+      input = scope.wrap(Dnnl.md(dims, dnnl_nchw), 0L);
+      tensors.put(network.inputName, new Tensor(dims, input, false));
+      for (Op op : network.ops) {
+        for (String in : op.inputs) {
+          consumers.merge(in, 1, Integer::sum);
+        }
+      }
+      tensors.get(network.inputName).consumersLeft = consumers.getOrDefault(network.inputName, 0);
+      final List<List<Action>> backwardPerOp = new ArrayList<>();
+      for (Op op : network.ops) {
+        final List<Action> back = new ArrayList<>();
+        op.build(this, forward, back);
+        backwardPerOp.add(back);
+      }
+      for (int i = backwardPerOp.size() - 1; i >= 0; i--) {
+        backward.addAll(backwardPerOp.get(i));
+      }
+      built = true;
+    } finally {
+      if (!built) {
+        scope.close();
+      }
+    }
+  }
+
+  Tensor tensor(String name) {
+    return tensors.get(name);
+  }
+
+  /** Registers an operation's output, with a gradient memory of the same layout. */
+  Tensor output(String name, long[] dims, Memory data) {
+    final Tensor tensor = new Tensor(dims, data, true);
+    tensor.diff = scope.allocate(data.md);
+    tensor.consumersLeft = consumers.getOrDefault(name, 0);
+    tensors.put(name, tensor);
+    return tensor;
+  }
+
+  /**
+   * Where an operation writes the gradient of one of its inputs: the input's gradient memory for
+   * the last consumer in forward order (the first to run backward), else a scratch memory that an
+   * added step sums into it.
+   *
+   * @return the memory to write, and in {@code back} after the caller's step the sum, if any
+   */
+  Memory diffTarget(Tensor input, List<Action> accumulate) {
+    // built in forward order, run in reverse: the last consumer built is the first to write
+    input.consumersLeft--;
+    if (input.consumersLeft == 0) {
+      return input.diff;
+    }
+    final Memory scratch = scope.allocate(input.diff.md);
+    final Step sum = binaryAdd(input.diff, scratch, input.diff);
+    accumulate.add(() -> sum.execute(scope.stream()));
+    return scratch;
+  }
+
+  Step binaryAdd(Memory a, Memory b, Memory sum) {
+    final dnnl_binary_desc_t desc = new dnnl_binary_desc_t();
+    Dnnl.check(dnnl_binary_desc_init(desc, dnnl_binary_add, a.md, b.md, sum.md), "binary add");
+    final dnnl_primitive_desc pd = scope.describe(desc, null, null, "an addition");
+    return scope.step(
+        pd,
+        new int[] {DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
+        new Memory[] {a, b, sum},
+        "an addition");
+  }
+
+  Action run(Step step) {
+    return () -> step.execute(scope.stream());
+  }
+
+  void done(String layer, List<Action> back) {
+    back.add(
+        () -> {
+          final Consumer<String> listener = network.layerDone;
+          if (listener != null) {
+            scope.await();
+            listener.accept(layer);
+          }
+        });
+  }
+}
