@@ -63,11 +63,28 @@ public final class SparkSettings {
    * regions every chunk was humongous, a stage's end started collections two at a time, and G1
    * answered their pause-time ratio by committing hundreds of MB more heap, which the chunks then
    * walked through: an executor's resident memory rose about 15 MB an epoch with a stage every 50
-   * steps. With 4 MB regions the chunks are young objects like any other. {@code bin/lockstep} and
-   * {@code submit} start the driver with it; {@link #sparkConf} adds it to the executors' options
-   * unless they set the region size already.
+   * steps. With 4 MB regions the chunks are young objects like any other. {@link #sparkConf} adds
+   * it to the executors' options unless they set the region size already; the driver runs {@link
+   * #DRIVER_COLLECTOR_OPTION}'s collector instead.
    */
   public static final String HEAP_REGION_OPTION = "-XX:G1HeapRegionSize=4m";
+
+  /**
+   * The driver's garbage collector: the serial one. The driver holds the Spark driver, the
+   * parameter server's shards and, in local mode, every worker; its heap after a collection stays
+   * near 140 MB. G1 commits more heap whenever collections come close together (its pause-time
+   * ratio, against a threshold scaled down by how far the heap is below its maximum), which a
+   * stage's start and end always make, while the young generation, held at {@link
+   * #YOUNG_GENERATION_OPTION}, cannot grow with it: the heap's resident pages then rose for the
+   * first 5 to 7 epochs of a local run (G1 ended near 877 MB, +3% to +11% from epoch 5; with the
+   * whole heap committed from the start, +6.9% as regions were touched for the first time). The
+   * serial collector sizes the heap by what survives a collection alone: the same 30 epochs stayed
+   * at 728-743 MB (+1.2% from epoch 5) at the same speed, with young pauses of 22 ms (median) where
+   * G1 took 13 ms, one every few seconds (docs/runs.md). {@code bin/lockstep} and {@code submit}
+   * start the driver with it unless {@code LOCKSTEP_JAVA_OPTS} chooses a collector; executors keep
+   * G1 with {@link #HEAP_REGION_OPTION}, under which they measured flat.
+   */
+  public static final String DRIVER_COLLECTOR_OPTION = "-XX:+UseSerialGC";
 
   /**
    * Spark cuts a broadcast into blocks of {@code spark.broadcast.blockSize} and allocates each

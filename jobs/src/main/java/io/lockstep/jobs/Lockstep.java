@@ -849,8 +849,8 @@ public final class Lockstep implements Runnable {
       final List<String> command = new ArrayList<>();
       command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
       command.add("-Xmx4g");
+      command.add(SparkSettings.DRIVER_COLLECTOR_OPTION);
       command.add(SparkSettings.YOUNG_GENERATION_OPTION);
-      command.add(SparkSettings.HEAP_REGION_OPTION);
       command.addAll(SparkSettings.REQUIRED_JVM_OPTIONS);
       final String cache = System.getProperty("org.bytedeco.javacpp.cachedir");
       if (cache != null) {
