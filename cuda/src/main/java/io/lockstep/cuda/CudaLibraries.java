@@ -95,6 +95,29 @@ public final class CudaLibraries {
   }
 
   /**
+   * @return the driver's CUDA version, cuDNN's and NVRTC's, as they report them
+   * @throws CudaException when the libraries are not loaded yet and cannot be
+   */
+  public static String versions() {
+    load();
+    final int[] driver = new int[1];
+    Driver.check(Driver.cuDriverGetVersion(driver), "cuDriverGetVersion");
+    final int[] major = new int[1];
+    final int[] minor = new int[1];
+    Nvrtc.check(Nvrtc.nvrtcVersion(major, minor), "nvrtcVersion");
+    return "CUDA driver "
+        + driver[0] / 1000
+        + "."
+        + driver[0] % 1000 / 10
+        + ", cuDNN "
+        + Cudnn.cudnnGetVersion()
+        + ", NVRTC "
+        + major[0]
+        + "."
+        + minor[0];
+  }
+
+  /**
    * @param variable the value of {@value #PATH_VARIABLE}, or null
    * @return the folders to look in, in order: the variable's, then the system CUDA's
    */
