@@ -105,6 +105,7 @@ public final class GpuCheck {
     for (String library : CudaLibraries.load()) {
       System.out.println("library " + library);
     }
+    System.out.println("versions " + CudaLibraries.versions());
     final CudaDevice device = CudaDevice.open(0);
     System.out.println(
         "device " + device.name() + " (compute capability " + device.computeCapability() + ")");
