@@ -20,6 +20,8 @@ final class Cublas {
 
   static native int cublasSetMathMode(long handle, int mode);
 
+  static native int cublasSetWorkspace_v2(long handle, long workspace, long bytes);
+
   static native int cublasSgemm_v2(
       long handle,
       int transa,

@@ -4,13 +4,16 @@ import com.sun.jna.Memory;
 import com.sun.jna.Pointer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.IntUnaryOperator;
 
 /**
  * Trains one {@link Network} on one GPU for a fixed batch size: weights, activations, gradients and
  * the optimizer's state stay in device memory, in buffers laid out once when the engine is built.
- * Convolutions run on cuDNN (the fastest deterministic algorithm it measures, without TF32), dense
- * layers on cuBLAS, everything else on the engine's own {@link Kernels}. A step replays launches
- * whose arguments were set up front, on the engine's own stream.
+ * Convolutions run on cuDNN (exact, deterministic algorithms in its heuristics' order, no TF32),
+ * dense layers on cuBLAS, everything else on the engine's own {@link Kernels}. A step replays
+ * launches whose arguments were set up front, on the engine's own stream.
  *
  * <p>Parameters and gradients are each one flat vector ({@link Network#parameters()}), so the
  * gradient leaves the device in one copy into pinned host memory, where the parameter server's
@@ -21,6 +24,7 @@ import java.util.List;
 public final class CudaEngine implements AutoCloseable {
   private static final long FLOAT = Float.BYTES;
   private static final long WORKSPACE_LIMIT = 1L << 30;
+  private static final long CUBLAS_WORKSPACE = 32L << 20;
 
   private final Network network;
   private final int batch;
@@ -86,6 +90,11 @@ public final class CudaEngine implements AutoCloseable {
     this.cudnn = handle[0];
     Cudnn.check(Cudnn.cudnnSetStream(cudnn, stream), "cudnnSetStream");
 
+    // A workspace of its own: cuBLAS then picks the same kernels on every run, whatever the
+    // other engines on the device do.
+    Cublas.check(
+        Cublas.cublasSetWorkspace_v2(cublas, allocate(CUBLAS_WORKSPACE), CUBLAS_WORKSPACE),
+        "cublasSetWorkspace");
     this.parameterCount = network.parameterCount();
     this.shapes = network.shapes();
     final long vectorBytes = Math.max(1, parameterCount) * FLOAT;
@@ -528,25 +537,51 @@ public final class CudaEngine implements AutoCloseable {
     final long y = descriptors[out];
     final Memory perf = new Memory((long) Cudnn.PERF_BYTES * 8);
     final int[] returned = new int[1];
+    final long[] bytes = new long[1];
     Cudnn.check(
-        Cudnn.cudnnFindConvolutionForwardAlgorithm(cudnn, x, filter, conv, y, 8, returned, perf),
-        "cudnnFindConvolutionForwardAlgorithm(" + c.name() + ")");
-    final long[] forwardChoice = choose(perf, returned[0], c.name() + " forward");
+        Cudnn.cudnnGetConvolutionForwardAlgorithm_v7(cudnn, x, filter, conv, y, 8, returned, perf),
+        "cudnnGetConvolutionForwardAlgorithm_v7(" + c.name() + ")");
+    final long[] forwardChoice =
+        choose(
+            perf,
+            returned[0],
+            Cudnn.EXACT_FORWARD,
+            a -> Cudnn.cudnnGetConvolutionForwardWorkspaceSize(cudnn, x, filter, conv, y, a, bytes),
+            bytes,
+            c.name() + " forward");
     final long[] dataChoice;
     if (in > 0) {
       Cudnn.check(
-          Cudnn.cudnnFindConvolutionBackwardDataAlgorithm(
+          Cudnn.cudnnGetConvolutionBackwardDataAlgorithm_v7(
               cudnn, filter, y, conv, x, 6, returned, perf),
-          "cudnnFindConvolutionBackwardDataAlgorithm(" + c.name() + ")");
-      dataChoice = choose(perf, returned[0], c.name() + " backward data");
+          "cudnnGetConvolutionBackwardDataAlgorithm_v7(" + c.name() + ")");
+      dataChoice =
+          choose(
+              perf,
+              returned[0],
+              Cudnn.EXACT_BACKWARD_DATA,
+              a ->
+                  Cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize(
+                      cudnn, filter, y, conv, x, a, bytes),
+              bytes,
+              c.name() + " backward data");
     } else {
       dataChoice = null;
     }
     Cudnn.check(
-        Cudnn.cudnnFindConvolutionBackwardFilterAlgorithm(
+        Cudnn.cudnnGetConvolutionBackwardFilterAlgorithm_v7(
             cudnn, x, y, conv, filter, 7, returned, perf),
-        "cudnnFindConvolutionBackwardFilterAlgorithm(" + c.name() + ")");
-    final long[] filterChoice = choose(perf, returned[0], c.name() + " backward filter");
+        "cudnnGetConvolutionBackwardFilterAlgorithm_v7(" + c.name() + ")");
+    final long[] filterChoice =
+        choose(
+            perf,
+            returned[0],
+            Cudnn.EXACT_BACKWARD_FILTER,
+            a ->
+                Cudnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                    cudnn, x, y, conv, filter, a, bytes),
+            bytes,
+            c.name() + " backward filter");
     algorithms.add(
         c.name()
             + ": forward "
@@ -646,42 +681,52 @@ public final class CudaEngine implements AutoCloseable {
   }
 
   /**
-   * Picks the fastest algorithm cuDNN measured that succeeded, is deterministic and fits the
-   * workspace limit.
+   * Picks cuDNN's first-ranked algorithm (its heuristics, the same on every run for the same
+   * shapes, device and cuDNN) among the exact ones that run within the workspace limit. Ranking by
+   * timing instead ({@code cudnnFind*}) picks differently from run to run, and so changes the bits.
    *
    * @return {algorithm, workspace bytes}
    */
-  private long[] choose(Memory perf, int count, String what) {
+  private long[] choose(
+      Memory perf,
+      int count,
+      Set<Integer> exact,
+      IntUnaryOperator workspaceOf,
+      long[] bytes,
+      String what) {
     final StringBuilder seen = new StringBuilder();
     for (int i = 0; i < count; i++) {
       final long base = (long) Cudnn.PERF_BYTES * i;
       final int algorithm = perf.getInt(base + Cudnn.PERF_ALGO);
       final int status = perf.getInt(base + Cudnn.PERF_STATUS);
-      final long memory = perf.getLong(base + Cudnn.PERF_MEMORY);
       final int determinism = perf.getInt(base + Cudnn.PERF_DETERMINISM);
-      final int math = perf.getInt(base + Cudnn.PERF_MATH);
       seen.append(' ')
           .append(algorithm)
           .append("/s")
           .append(status)
           .append("/d")
-          .append(determinism)
-          .append("/m")
-          .append(math);
+          .append(determinism);
       if (status == 0
-          && determinism == Cudnn.DETERMINISTIC
-          && memory <= WORKSPACE_LIMIT
-          && (math == Cudnn.FMA_MATH || math == 0)) {
-        workspaceBytes = Math.max(workspaceBytes, memory);
-        return new long[] {algorithm, memory};
+          && exact.contains(algorithm)
+          && workspaceOf.applyAsInt(algorithm) == 0
+          && bytes[0] <= WORKSPACE_LIMIT) {
+        workspaceBytes = Math.max(workspaceBytes, bytes[0]);
+        return new long[] {algorithm, bytes[0]};
+      }
+    }
+    // Not ranked by the heuristics: the exact ones in their own order, where they run.
+    for (int algorithm : new TreeSet<>(exact)) {
+      if (workspaceOf.applyAsInt(algorithm) == 0 && bytes[0] <= WORKSPACE_LIMIT) {
+        workspaceBytes = Math.max(workspaceBytes, bytes[0]);
+        return new long[] {algorithm, bytes[0]};
       }
     }
     throw new CudaException(
-        "cuDNN offers no deterministic fp32 algorithm for "
+        "cuDNN offers no exact, deterministic fp32 algorithm for "
             + what
             + " within "
             + (WORKSPACE_LIMIT >> 20)
-            + " MiB of workspace (algorithm/status/determinism/math:"
+            + " MiB of workspace (algorithm/status/determinism:"
             + seen
             + ")");
   }
