@@ -59,7 +59,8 @@ def forward(spec, params, state, x):
         elif op == "batch_norm":
             channels = a.shape[1]
             if state.get(name) is None:
-                state[name] = (torch.zeros(channels, device=a.device), torch.ones(channels, device=a.device))
+                state[name] = (torch.zeros(channels, device=a.device, dtype=a.dtype),
+                              torch.ones(channels, device=a.device, dtype=a.dtype))
             mean, var = state[name]
             y = F.batch_norm(a, mean, var, params[name + ".weight"], params[name + ".bias"],
                              training=True, momentum=node["momentum"], eps=node["eps"])
@@ -80,40 +81,11 @@ def forward(spec, params, state, x):
     return outs[-1].flatten(1)
 
 
-def main():
-    if len(sys.argv) != 4:
-        raise SystemExit("usage: gpu_check.py DIR WINDOWS STEPS")
-    directory, windows, steps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    device = torch.device("cuda")
-    spec, flat, images, labels, engine_gradients, engine_loss, engine_rates = load(directory)
-    c, h, w = spec["input"]
-    batch = labels.shape[0]
-    x = torch.tensor(images.reshape(batch, c, h, w), device=device)
-    y = torch.tensor(labels.astype(np.int64), device=device)
-    params = parameters(spec, flat, device)
-    state = {}
-    loss = F.cross_entropy(forward(spec, params, state, x), y)
-    loss.backward()
-    failures = 0
-    loss_error = abs(loss.item() - engine_loss) / max(abs(loss.item()), 1e-12)
-    print(f"{directory.name}: loss torch {loss.item():.6f} engine {engine_loss:.6f} relative {loss_error:.2e}")
-    failures += loss_error > TOLERANCE
-    worst = 0.0
-    for p in spec["parameters"]:
-        size = int(np.prod(p["shape"]))
-        mine = torch.tensor(engine_gradients[p["offset"]:p["offset"] + size], device=device, dtype=torch.float64)
-        theirs = params[p["name"]].grad.reshape(-1).double()
-        error = (torch.linalg.vector_norm(mine - theirs) / torch.linalg.vector_norm(theirs).clamp_min(1e-30)).item()
-        worst = max(worst, error)
-        flag = "" if error <= TOLERANCE else "  <-- off"
-        failures += error > TOLERANCE
-        print(f"  {p['name']:28s} {str(p['shape']):20s} gradient relative error {error:.2e}{flag}")
-    print(f"{directory.name}: worst gradient relative error {worst:.2e} (tolerance {TOLERANCE:g})")
+def relative(a, b):
+    return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b).clamp_min(1e-30)).item()
 
-    # PyTorch eager fp32, TF32 off, cuDNN free to pick its fastest (non-deterministic) algorithms.
-    torch.backends.cudnn.benchmark = True
+
+def time_torch(spec, flat, x, y, device, windows, steps):
     params = parameters(spec, flat, device)
     optimizer = torch.optim.SGD(params.values(), lr=0.01, momentum=0.9)
     state = {}
@@ -132,12 +104,66 @@ def main():
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
-        rates.append(batch * steps / (time.perf_counter() - start))
-    torch_median = statistics.median(rates)
+        rates.append(x.shape[0] * steps / (time.perf_counter() - start))
+    return rates
+
+
+def main():
+    if len(sys.argv) != 4:
+        raise SystemExit("usage: gpu_check.py DIR WINDOWS STEPS")
+    directory, windows, steps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    device = torch.device("cuda")
+    spec, flat, images, labels, engine_gradients, engine_loss, engine_rates = load(directory)
+    c, h, w = spec["input"]
+    batch = labels.shape[0]
+    x = torch.tensor(images.reshape(batch, c, h, w), device=device)
+    y = torch.tensor(labels.astype(np.int64), device=device)
+    params = parameters(spec, flat, device)
+    state = {}
+    loss = F.cross_entropy(forward(spec, params, state, x), y)
+    loss.backward()
+    # The same in float64: how far each fp32 result is from the exact gradient.
+    exact = parameters(spec, flat.astype(np.float64), device)
+    loss64 = F.cross_entropy(forward(spec, exact, {}, x.double()), y)
+    loss64.backward()
+    failures = 0
+    loss_error = abs(loss.item() - engine_loss) / max(abs(loss.item()), 1e-12)
+    print(f"{directory.name}: loss torch {loss.item():.6f} engine {engine_loss:.6f} relative {loss_error:.2e}"
+          f" (float64 {loss64.item():.6f})")
+    failures += loss_error > TOLERANCE
+    worst = worst_engine64 = worst_torch64 = 0.0
+    print(f"  {'parameter':28s} {'shape':20s} {'engine-torch':>12s} {'engine-fp64':>12s} {'torch-fp64':>12s}")
+    for p in spec["parameters"]:
+        size = int(np.prod(p["shape"]))
+        mine = torch.tensor(engine_gradients[p["offset"]:p["offset"] + size], device=device, dtype=torch.float64)
+        theirs = params[p["name"]].grad.reshape(-1).double()
+        truth = exact[p["name"]].grad.reshape(-1)
+        error = relative(mine, theirs)
+        engine64 = relative(mine, truth)
+        torch64 = relative(theirs, truth)
+        worst = max(worst, error)
+        worst_engine64 = max(worst_engine64, engine64)
+        worst_torch64 = max(worst_torch64, torch64)
+        flag = "" if error <= TOLERANCE else "  <-- off"
+        failures += error > TOLERANCE
+        print(f"  {p['name']:28s} {str(p['shape']):20s} {error:12.2e} {engine64:12.2e} {torch64:12.2e}{flag}")
+    print(f"{directory.name}: worst gradient relative error {worst:.2e} against torch fp32 (tolerance {TOLERANCE:g});"
+          f" against float64: engine {worst_engine64:.2e}, torch fp32 {worst_torch64:.2e}")
+
+    # PyTorch eager fp32, TF32 off: its defaults, then cuDNN free to time and pick its fastest
+    # algorithms (benchmark), then restricted to deterministic ones as the engine is.
     engine_median = statistics.median(engine_rates)
     print(f"{directory.name}: images/s engine {engine_median:,.0f} (windows {', '.join(f'{r:,.0f}' for r in engine_rates)})")
-    print(f"{directory.name}: images/s torch  {torch_median:,.0f} (windows {', '.join(f'{r:,.0f}' for r in rates)})")
-    print(f"{directory.name}: engine / torch images/s = {engine_median / torch_median:.2f} (batch {batch}, {steps} steps a window, medians of {windows})")
+    for mode in ("default", "benchmark", "deterministic"):
+        torch.backends.cudnn.benchmark = mode == "benchmark"
+        torch.backends.cudnn.deterministic = mode == "deterministic"
+        rates = time_torch(spec, flat, x, y, device, windows, steps)
+        torch_median = statistics.median(rates)
+        print(f"{directory.name}: images/s torch {mode:13s} {torch_median:,.0f} (windows {', '.join(f'{r:,.0f}' for r in rates)})"
+              f"  engine / torch = {engine_median / torch_median:.2f}")
+    print(f"{directory.name}: batch {batch}, {steps} steps a window, medians of {windows} windows")
     if failures:
         print(f"{directory.name}: {failures} value(s) outside the tolerance")
         sys.exit(1)

@@ -3,7 +3,10 @@ package io.lockstep.cuda;
 import com.sun.jna.Memory;
 import com.sun.jna.Pointer;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.IntUnaryOperator;
@@ -54,8 +57,8 @@ public final class CudaEngine implements AutoCloseable {
   private final long hostParameters;
   private final long hostGradients;
   private final long hostScalar;
-  private final List<Runnable> forward = new ArrayList<>();
-  private final List<Runnable> backward = new ArrayList<>();
+  private final List<Action> forward = new ArrayList<>();
+  private final List<Action> backward = new ArrayList<>();
   private final List<String> algorithms = new ArrayList<>();
   private final Launch sgd;
   private long workspace;
@@ -234,11 +237,11 @@ public final class CudaEngine implements AutoCloseable {
    */
   public void forwardBackward() {
     device.makeCurrent();
-    for (Runnable action : forward) {
-      action.run();
+    for (Action action : forward) {
+      action.work().run();
     }
-    for (Runnable action : backward) {
-      action.run();
+    for (Action action : backward) {
+      action.work().run();
     }
   }
 
@@ -348,7 +351,7 @@ public final class CudaEngine implements AutoCloseable {
         written[inputs[j] + 1] = true;
       }
     }
-    final List<List<Runnable>> backwardOf = new ArrayList<>();
+    final List<List<Action>> backwardOf = new ArrayList<>();
     for (int i = 0; i < nodes.size(); i++) {
       backwardOf.add(planNode(i, nodes.get(i), parameterOffsets[i], accumulate[i]));
     }
@@ -366,15 +369,15 @@ public final class CudaEngine implements AutoCloseable {
             gradientsOf[last],
             losses);
     final Launch mean = new Launch(kernels, "mean_loss", 1, 1, batch, losses, loss);
-    forward.add(() -> lossLaunch.run(stream));
-    forward.add(() -> mean.run(stream));
+    forward.add(new Action("softmax cross-entropy", () -> lossLaunch.run(stream)));
+    forward.add(new Action("softmax cross-entropy", () -> mean.run(stream)));
     for (int i = nodes.size() - 1; i >= 0; i--) {
       backward.addAll(backwardOf.get(i));
     }
   }
 
   /** Adds a node's forward actions to the plan; returns its backward actions. */
-  private List<Runnable> planNode(
+  private List<Action> planNode(
       int index, Network.Node node, long parameterOffset, boolean[] accumulate) {
     final int out = index + 1;
     final int in = node.inputs()[0] + 1;
@@ -382,8 +385,8 @@ public final class CudaEngine implements AutoCloseable {
     final int[] outShape = shapes[out];
     final long inElements = (long) batch * inShape[0] * inShape[1] * inShape[2];
     final long outElements = (long) batch * outShape[0] * outShape[1] * outShape[2];
-    final List<Runnable> forwardActions = new ArrayList<>();
-    final List<Runnable> backwardActions = new ArrayList<>();
+    final List<Action> forwardActions = new ArrayList<>();
+    final List<Action> backwardActions = new ArrayList<>();
     final int acc = accumulate[0] ? 1 : 0;
     if (node instanceof Network.Conv c) {
       planConv(c, in, out, parameterOffset, accumulate[0], forwardActions, backwardActions);
@@ -403,8 +406,8 @@ public final class CudaEngine implements AutoCloseable {
               gradientsOf[out],
               gradientsOf[in],
               acc);
-      forwardActions.add(() -> f.run(stream));
-      backwardActions.add(() -> b.run(stream));
+      forwardActions.add(new Action("relu forward", () -> f.run(stream)));
+      backwardActions.add(new Action("relu backward", () -> b.run(stream)));
     } else if (node instanceof Network.MaxPool m) {
       final long argmax = allocate(outElements * Integer.BYTES);
       final Launch f =
@@ -440,8 +443,8 @@ public final class CudaEngine implements AutoCloseable {
               gradientsOf[out],
               gradientsOf[in],
               acc);
-      forwardActions.add(() -> f.run(stream));
-      backwardActions.add(() -> b.run(stream));
+      forwardActions.add(new Action("max pool forward", () -> f.run(stream)));
+      backwardActions.add(new Action("max pool backward", () -> b.run(stream)));
     } else if (node instanceof Network.GlobalAverage) {
       final int inner = inShape[1] * inShape[2];
       final Launch f =
@@ -463,8 +466,8 @@ public final class CudaEngine implements AutoCloseable {
               gradientsOf[out],
               gradientsOf[in],
               acc);
-      forwardActions.add(() -> f.run(stream));
-      backwardActions.add(() -> b.run(stream));
+      forwardActions.add(new Action("global average forward", () -> f.run(stream)));
+      backwardActions.add(new Action("global average backward", () -> b.run(stream)));
     } else if (node instanceof Network.Dense d) {
       planDense(d, in, out, parameterOffset, accumulate[0], forwardActions, backwardActions);
     } else if (node instanceof Network.Add a) {
@@ -496,9 +499,9 @@ public final class CudaEngine implements AutoCloseable {
               gradientsOf[out],
               gradientsOf[right],
               accumulate[1] ? 1 : 0);
-      forwardActions.add(() -> f.run(stream));
-      backwardActions.add(() -> left.run(stream));
-      backwardActions.add(() -> other.run(stream));
+      forwardActions.add(new Action("add forward", () -> f.run(stream)));
+      backwardActions.add(new Action("add backward", () -> left.run(stream)));
+      backwardActions.add(new Action("add backward", () -> other.run(stream)));
     }
     forward.addAll(forwardActions);
     return backwardActions;
@@ -510,8 +513,8 @@ public final class CudaEngine implements AutoCloseable {
       int out,
       long weightOffset,
       boolean accumulate,
-      List<Runnable> forwardActions,
-      List<Runnable> backwardActions) {
+      List<Action> forwardActions,
+      List<Action> backwardActions) {
     final int[] inShape = shapes[in];
     final int[] outShape = shapes[out];
     final long filter = filter(c.outChannels(), inShape[0], c.kernel());
@@ -597,23 +600,25 @@ public final class CudaEngine implements AutoCloseable {
         weightOffset + (long) c.outChannels() * inShape[0] * c.kernel() * c.kernel() * FLOAT;
     final long outElements = (long) batch * outShape[0] * outShape[1] * outShape[2];
     forwardActions.add(
-        () ->
-            Cudnn.check(
-                Cudnn.cudnnConvolutionForward(
-                    cudnn,
-                    one,
-                    x,
-                    outputs[in],
-                    filter,
-                    w,
-                    conv,
-                    (int) forwardChoice[0],
-                    workspace,
-                    workspaceBytes,
-                    zero,
-                    y,
-                    outputs[out]),
-                "cudnnConvolutionForward"));
+        new Action(
+            "conv forward",
+            () ->
+                Cudnn.check(
+                    Cudnn.cudnnConvolutionForward(
+                        cudnn,
+                        one,
+                        x,
+                        outputs[in],
+                        filter,
+                        w,
+                        conv,
+                        (int) forwardChoice[0],
+                        workspace,
+                        workspaceBytes,
+                        zero,
+                        y,
+                        outputs[out]),
+                    "cudnnConvolutionForward")));
     if (c.bias()) {
       final Launch bias =
           Launch.elementwise(
@@ -625,7 +630,7 @@ public final class CudaEngine implements AutoCloseable {
               outShape[1] * outShape[2],
               outputs[out],
               parameters + biasOffset);
-      forwardActions.add(() -> bias.run(stream));
+      forwardActions.add(new Action("conv bias", () -> bias.run(stream)));
       final Launch biasGradient =
           new Launch(
               kernels,
@@ -637,46 +642,50 @@ public final class CudaEngine implements AutoCloseable {
               outShape[1] * outShape[2],
               gradientsOf[out],
               gradients + biasOffset);
-      backwardActions.add(() -> biasGradient.run(stream));
+      backwardActions.add(new Action("conv bias gradient", () -> biasGradient.run(stream)));
     }
     backwardActions.add(
-        () ->
-            Cudnn.check(
-                Cudnn.cudnnConvolutionBackwardFilter(
-                    cudnn,
-                    one,
-                    x,
-                    outputs[in],
-                    y,
-                    gradientsOf[out],
-                    conv,
-                    (int) filterChoice[0],
-                    workspace,
-                    workspaceBytes,
-                    zero,
-                    filter,
-                    dw),
-                "cudnnConvolutionBackwardFilter"));
+        new Action(
+            "conv backward filter",
+            () ->
+                Cudnn.check(
+                    Cudnn.cudnnConvolutionBackwardFilter(
+                        cudnn,
+                        one,
+                        x,
+                        outputs[in],
+                        y,
+                        gradientsOf[out],
+                        conv,
+                        (int) filterChoice[0],
+                        workspace,
+                        workspaceBytes,
+                        zero,
+                        filter,
+                        dw),
+                    "cudnnConvolutionBackwardFilter")));
     if (dataChoice != null) {
       final Memory beta = accumulate ? one : zero;
       backwardActions.add(
-          () ->
-              Cudnn.check(
-                  Cudnn.cudnnConvolutionBackwardData(
-                      cudnn,
-                      one,
-                      filter,
-                      w,
-                      y,
-                      gradientsOf[out],
-                      conv,
-                      (int) dataChoice[0],
-                      workspace,
-                      workspaceBytes,
-                      beta,
-                      x,
-                      gradientsOf[in]),
-                  "cudnnConvolutionBackwardData"));
+          new Action(
+              "conv backward data",
+              () ->
+                  Cudnn.check(
+                      Cudnn.cudnnConvolutionBackwardData(
+                          cudnn,
+                          one,
+                          filter,
+                          w,
+                          y,
+                          gradientsOf[out],
+                          conv,
+                          (int) dataChoice[0],
+                          workspace,
+                          workspaceBytes,
+                          beta,
+                          x,
+                          gradientsOf[in]),
+                      "cudnnConvolutionBackwardData")));
     }
   }
 
@@ -736,8 +745,8 @@ public final class CudaEngine implements AutoCloseable {
       int out,
       long scaleOffset,
       boolean accumulate,
-      List<Runnable> forwardActions,
-      List<Runnable> backwardActions) {
+      List<Action> forwardActions,
+      List<Action> backwardActions) {
     final int channels = shapes[in][0];
     final long scaleDescriptor = tensor(1, channels, 1, 1);
     final long runningMean = allocate(channels * FLOAT);
@@ -755,52 +764,56 @@ public final class CudaEngine implements AutoCloseable {
     final long x = descriptors[in];
     final long y = descriptors[out];
     forwardActions.add(
-        () ->
-            Cudnn.check(
-                Cudnn.cudnnBatchNormalizationForwardTraining(
-                    cudnn,
-                    Cudnn.BATCHNORM_SPATIAL,
-                    one,
-                    zero,
-                    x,
-                    outputs[in],
-                    y,
-                    outputs[out],
-                    scaleDescriptor,
-                    scale,
-                    shift,
-                    Network.NORM_MOMENTUM,
-                    runningMean,
-                    runningVariance,
-                    Network.NORM_EPSILON,
-                    savedMean,
-                    savedInverse),
-                "cudnnBatchNormalizationForwardTraining"));
+        new Action(
+            "batch norm forward",
+            () ->
+                Cudnn.check(
+                    Cudnn.cudnnBatchNormalizationForwardTraining(
+                        cudnn,
+                        Cudnn.BATCHNORM_SPATIAL,
+                        one,
+                        zero,
+                        x,
+                        outputs[in],
+                        y,
+                        outputs[out],
+                        scaleDescriptor,
+                        scale,
+                        shift,
+                        Network.NORM_MOMENTUM,
+                        runningMean,
+                        runningVariance,
+                        Network.NORM_EPSILON,
+                        savedMean,
+                        savedInverse),
+                    "cudnnBatchNormalizationForwardTraining")));
     final Memory beta = accumulate ? one : zero;
     backwardActions.add(
-        () ->
-            Cudnn.check(
-                Cudnn.cudnnBatchNormalizationBackward(
-                    cudnn,
-                    Cudnn.BATCHNORM_SPATIAL,
-                    one,
-                    beta,
-                    one,
-                    zero,
-                    x,
-                    outputs[in],
-                    y,
-                    gradientsOf[out],
-                    x,
-                    gradientsOf[in],
-                    scaleDescriptor,
-                    scale,
-                    dScale,
-                    dShift,
-                    Network.NORM_EPSILON,
-                    savedMean,
-                    savedInverse),
-                "cudnnBatchNormalizationBackward"));
+        new Action(
+            "batch norm backward",
+            () ->
+                Cudnn.check(
+                    Cudnn.cudnnBatchNormalizationBackward(
+                        cudnn,
+                        Cudnn.BATCHNORM_SPATIAL,
+                        one,
+                        beta,
+                        one,
+                        zero,
+                        x,
+                        outputs[in],
+                        y,
+                        gradientsOf[out],
+                        x,
+                        gradientsOf[in],
+                        scaleDescriptor,
+                        scale,
+                        dScale,
+                        dShift,
+                        Network.NORM_EPSILON,
+                        savedMean,
+                        savedInverse),
+                    "cudnnBatchNormalizationBackward")));
   }
 
   private void planDense(
@@ -809,8 +822,8 @@ public final class CudaEngine implements AutoCloseable {
       int out,
       long weightOffset,
       boolean accumulate,
-      List<Runnable> forwardActions,
-      List<Runnable> backwardActions) {
+      List<Action> forwardActions,
+      List<Action> backwardActions) {
     final int[] inShape = shapes[in];
     final int k = inShape[0] * inShape[1] * inShape[2];
     final int m = d.outputs();
@@ -824,37 +837,113 @@ public final class CudaEngine implements AutoCloseable {
     final long dx = gradientsOf[in];
     // Row-major y[batch, m] = x[batch, k] W[m, k]^T is column-major y^T = W^T(col) x^T.
     forwardActions.add(
-        () ->
-            Cublas.check(
-                Cublas.cublasSgemm_v2(
-                    cublas, Cublas.OP_T, Cublas.OP_N, m, batch, k, one, w, k, x, k, zero, yOut, m),
-                "cublasSgemm(" + d.name() + " forward)"));
+        new Action(
+            "dense forward",
+            () ->
+                Cublas.check(
+                    Cublas.cublasSgemm_v2(
+                        cublas,
+                        Cublas.OP_T,
+                        Cublas.OP_N,
+                        m,
+                        batch,
+                        k,
+                        one,
+                        w,
+                        k,
+                        x,
+                        k,
+                        zero,
+                        yOut,
+                        m),
+                    "cublasSgemm(" + d.name() + " forward)")));
     if (d.bias()) {
       final long elements = (long) batch * m;
       final Launch bias =
           Launch.elementwise(kernels, "bias_forward", elements, elements, m, 1, yOut, b);
-      forwardActions.add(() -> bias.run(stream));
+      forwardActions.add(new Action("dense bias", () -> bias.run(stream)));
       final Launch biasGradient =
           new Launch(kernels, "channel_sum", m, Kernels.BLOCK, batch, m, 1, dy, db);
-      backwardActions.add(() -> biasGradient.run(stream));
+      backwardActions.add(new Action("dense bias gradient", () -> biasGradient.run(stream)));
     }
     // dW[m, k] = dy^T x: column-major dW^T[k, m] = x^T(col)[k, batch] dy(col)[batch, m]^T.
     backwardActions.add(
-        () ->
-            Cublas.check(
-                Cublas.cublasSgemm_v2(
-                    cublas, Cublas.OP_N, Cublas.OP_T, k, m, batch, one, x, k, dy, m, zero, dw, k),
-                "cublasSgemm(" + d.name() + " weight gradient)"));
+        new Action(
+            "dense weight gradient",
+            () ->
+                Cublas.check(
+                    Cublas.cublasSgemm_v2(
+                        cublas,
+                        Cublas.OP_N,
+                        Cublas.OP_T,
+                        k,
+                        m,
+                        batch,
+                        one,
+                        x,
+                        k,
+                        dy,
+                        m,
+                        zero,
+                        dw,
+                        k),
+                    "cublasSgemm(" + d.name() + " weight gradient)")));
     if (in > 0) {
       final Memory beta = accumulate ? one : zero;
       // dx[batch, k] = dy W: column-major dx^T[k, batch] = W^T(col)[k, m] dy^T(col)[m, batch].
       backwardActions.add(
-          () ->
-              Cublas.check(
-                  Cublas.cublasSgemm_v2(
-                      cublas, Cublas.OP_N, Cublas.OP_N, k, batch, m, one, w, k, dy, m, beta, dx, k),
-                  "cublasSgemm(" + d.name() + " input gradient)"));
+          new Action(
+              "dense input gradient",
+              () ->
+                  Cublas.check(
+                      Cublas.cublasSgemm_v2(
+                          cublas,
+                          Cublas.OP_N,
+                          Cublas.OP_N,
+                          k,
+                          batch,
+                          m,
+                          one,
+                          w,
+                          k,
+                          dy,
+                          m,
+                          beta,
+                          dx,
+                          k),
+                      "cublasSgemm(" + d.name() + " input gradient)")));
     }
+  }
+
+  /** One queued piece of a step, named for the profile. */
+  private record Action(String label, Runnable work) {}
+
+  /**
+   * Runs steps one action at a time, waiting for each, and sums the time each kind of action takes:
+   * where a step's time goes (slower than a step, which queues without waiting).
+   *
+   * @param steps how many forward and backward passes to time
+   * @return milliseconds per step by kind of action, largest first
+   */
+  public Map<String, Double> profile(int steps) {
+    device.makeCurrent();
+    final Map<String, Long> nanos = new HashMap<>();
+    for (int s = 0; s < steps; s++) {
+      for (List<Action> actions : List.of(forward, backward)) {
+        for (Action action : actions) {
+          synchronize();
+          final long start = System.nanoTime();
+          action.work().run();
+          synchronize();
+          nanos.merge(action.label(), System.nanoTime() - start, Long::sum);
+        }
+      }
+    }
+    final Map<String, Double> millis = new LinkedHashMap<>();
+    nanos.entrySet().stream()
+        .sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+        .forEach(e -> millis.put(e.getKey(), e.getValue() / 1e6 / steps));
+    return millis;
   }
 
   // ---- buffers --------------------------------------------------------------------------------

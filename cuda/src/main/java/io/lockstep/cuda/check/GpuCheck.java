@@ -154,6 +154,14 @@ public final class GpuCheck {
         timing.append(String.format(Locale.ROOT, "%.1f%n", (double) batch * steps / seconds));
       }
       Files.writeString(dir.resolve("engine.txt"), timing.toString());
+      final StringBuilder profile =
+          new StringBuilder("engine profile, ms per step (each action waited for):");
+      engine
+          .profile(Math.max(1, steps / 10))
+          .forEach(
+              (label, ms) ->
+                  profile.append(String.format(Locale.ROOT, "%n  %-24s %8.3f", label, ms)));
+      System.out.println(profile);
       System.out.print("engine images/s per window:\n" + timing);
     }
   }
