@@ -3,6 +3,7 @@ package io.lockstep.cuda.check;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
+import io.lockstep.cuda.Convolutions;
 import io.lockstep.cuda.CudaDevice;
 import io.lockstep.cuda.CudaEngine;
 import io.lockstep.cuda.CudaException;
@@ -41,7 +42,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <pre>
  * GpuCheck libraries
  *     loads the CUDA libraries and opens device 0: what a node without them fails on
- * GpuCheck gradients NETWORK BATCH SEED DIR WINDOWS STEPS
+ * GpuCheck gradients NETWORK BATCH SEED DIR WINDOWS STEPS [exact|fast]
  *     writes DIR/network.json, parameters.bin, images.bin, labels.bin (the inputs), loss.txt and
  *     gradients.bin (one forward and backward pass), then times WINDOWS windows of STEPS full steps
  *     (forward, backward, SGD with momentum) and writes each window's images/s to engine.txt
@@ -79,14 +80,17 @@ public final class GpuCheck {
     switch (args[0]) {
       case "libraries" -> libraries();
       case "gradients" -> {
-        expect(args, 7);
+        if (args.length != 8) {
+          expect(args, 7);
+        }
         gradients(
             Networks.named(args[1]),
             Integer.parseInt(args[2]),
             Long.parseLong(args[3]),
             Path.of(args[4]),
             Integer.parseInt(args[5]),
-            Integer.parseInt(args[6]));
+            Integer.parseInt(args[6]),
+            args.length == 8 ? Convolutions.named(args[7]) : Convolutions.EXACT);
       }
       case "workers" -> {
         expect(args, 6);
@@ -112,7 +116,14 @@ public final class GpuCheck {
   }
 
   private static void gradients(
-      Network network, int batch, long seed, Path dir, int windows, int steps) throws IOException {
+      Network network,
+      int batch,
+      long seed,
+      Path dir,
+      int windows,
+      int steps,
+      Convolutions convolutions)
+      throws IOException {
     Files.createDirectories(dir);
     final CudaDevice device = CudaDevice.open(0);
     final float[] parameters = network.initialParameters(seed);
@@ -122,12 +133,13 @@ public final class GpuCheck {
     write(dir.resolve("images.bin"), data.images());
     writeInts(dir.resolve("labels.bin"), data.labels());
     final long built = System.nanoTime();
-    try (CudaEngine engine = new CudaEngine(network, batch, device)) {
+    try (CudaEngine engine = new CudaEngine(network, batch, device, convolutions)) {
       System.out.printf(
           Locale.ROOT,
-          "engine built for %s, batch %d, on %s in %.2f s%n",
+          "engine built for %s, batch %d, %s convolutions, on %s in %.2f s%n",
           args(network),
           batch,
+          convolutions,
           device.name(),
           (System.nanoTime() - built) / 1e9);
       for (String algorithm : engine.algorithms()) {
@@ -343,7 +355,7 @@ public final class GpuCheck {
 
   private static IllegalArgumentException usage() {
     return new IllegalArgumentException(
-        "usage: GpuCheck libraries | gradients NETWORK BATCH SEED DIR WINDOWS STEPS"
+        "usage: GpuCheck libraries | gradients NETWORK BATCH SEED DIR WINDOWS STEPS [exact|fast]"
             + " | workers NETWORK WORKERS BATCH STEPS SEED (networks: "
             + String.join(", ", Networks.NAMES)
             + ")");
