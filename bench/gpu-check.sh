@@ -4,7 +4,7 @@
 #   bench/gpu-check.sh bundle DIR   (here, after `mvn install`) builds DIR: a jlink'ed Java runtime
 #                                   (.tar.xz), the engine's jars and JNA, and the PyTorch side;
 #                                   prints its size. DIR travels to a GPU machine that has no Java.
-#   bench/gpu-check.sh run DIR [PART]  (on the GPU machine; PART: gradients, workers or all) for LeNet and ResNet-18 CIFAR: the loss and
+#   bench/gpu-check.sh run DIR      (on the GPU machine) for LeNet and ResNet-18 CIFAR: the loss and
 #                                   every parameter's gradient against PyTorch's with the same
 #                                   weights and batch (TF32 off, 1e-3 relative), images/s of a full
 #                                   step against PyTorch eager fp32; then two workers sharing the
@@ -17,7 +17,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:-}
 DIR=${2:-}
-PART=${3:-all}
 if [[ -z "$MODE" || -z "$DIR" ]]; then
   echo "usage: bench/gpu-check.sh bundle DIR | run DIR" >&2
   exit 2
@@ -90,20 +89,17 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
   echo "== libraries"
   "${java[@]}" libraries
-  local spec network batch steps convolutions
-  local gradient_specs="lenet:64:200:exact resnet18-cifar:128:20:exact resnet18-cifar:128:20:fast" worker_specs="lenet:64:30 resnet18-cifar:128:10"
-  [[ "$PART" == workers ]] && gradient_specs=""
-  [[ "$PART" == gradients ]] && worker_specs=""
-  for spec in $gradient_specs; do
-    IFS=: read -r network batch steps convolutions <<<"$spec"
-    echo "== $network, $convolutions convolutions: gradients and speed against PyTorch"
-    if "${java[@]}" gradients "$network" "$batch" 7 "$work/$network-$convolutions" 5 "$steps" "$convolutions"; then
-      python3 "$here/gpu_check.py" "$work/$network-$convolutions" 5 "$steps" || failed=1
+  local spec network batch steps
+  for spec in lenet:64:200 resnet18-cifar:128:20; do
+    IFS=: read -r network batch steps <<<"$spec"
+    echo "== $network: gradients and speed against PyTorch"
+    if "${java[@]}" gradients "$network" "$batch" 7 "$work/$network" 5 "$steps"; then
+      python3 "$here/gpu_check.py" "$work/$network" 5 "$steps" || failed=1
     else
       failed=1
     fi
   done
-  for spec in $worker_specs; do
+  for spec in lenet:64:30 resnet18-cifar:128:10; do
     IFS=: read -r network batch steps <<<"$spec"
     echo "== $network: two workers through the parameter server, run twice"
     local first second

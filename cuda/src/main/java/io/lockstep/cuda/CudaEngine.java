@@ -30,7 +30,6 @@ public final class CudaEngine implements AutoCloseable {
   private static final long CUBLAS_WORKSPACE = 32L << 20;
 
   private final Network network;
-  private final Convolutions convolutions;
   private final int batch;
   private final CudaDevice device;
   private final Kernels kernels;
@@ -75,25 +74,11 @@ public final class CudaEngine implements AutoCloseable {
    * @throws CudaException when a CUDA call fails (out of device memory, say)
    */
   public CudaEngine(Network network, int batch, CudaDevice device) {
-    this(network, batch, device, Convolutions.EXACT);
-  }
-
-  /**
-   * Builds the engine with a choice of convolution algorithms.
-   *
-   * @param network what to train
-   * @param batch the samples of one step
-   * @param device the GPU
-   * @param convolutions which cuDNN algorithms the convolutions may use
-   * @throws CudaException when a CUDA call fails (out of device memory, say)
-   */
-  public CudaEngine(Network network, int batch, CudaDevice device, Convolutions convolutions) {
     if (batch <= 0) {
       throw new IllegalArgumentException("the batch size must be positive, not " + batch);
     }
     this.network = network;
     this.batch = batch;
-    this.convolutions = convolutions;
     this.device = device;
     device.makeCurrent();
     this.kernels = device.kernels();
@@ -563,7 +548,7 @@ public final class CudaEngine implements AutoCloseable {
         choose(
             perf,
             returned[0],
-            convolutions.forward,
+            Cudnn.EXACT_FORWARD,
             a -> Cudnn.cudnnGetConvolutionForwardWorkspaceSize(cudnn, x, filter, conv, y, a, bytes),
             bytes,
             c.name() + " forward");
@@ -577,7 +562,7 @@ public final class CudaEngine implements AutoCloseable {
           choose(
               perf,
               returned[0],
-              convolutions.backwardData,
+              Cudnn.EXACT_BACKWARD_DATA,
               a ->
                   Cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize(
                       cudnn, filter, y, conv, x, a, bytes),
@@ -594,7 +579,7 @@ public final class CudaEngine implements AutoCloseable {
         choose(
             perf,
             returned[0],
-            convolutions.backwardFilter,
+            Cudnn.EXACT_BACKWARD_FILTER,
             a ->
                 Cudnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(
                     cudnn, x, y, conv, filter, a, bytes),
@@ -746,9 +731,7 @@ public final class CudaEngine implements AutoCloseable {
       }
     }
     throw new CudaException(
-        "cuDNN offers no "
-            + convolutions
-            + " deterministic fp32 algorithm for "
+        "cuDNN offers no exact, deterministic fp32 algorithm for "
             + what
             + " within "
             + (WORKSPACE_LIMIT >> 20)

@@ -3,7 +3,6 @@ package io.lockstep.cuda.check;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
-import io.lockstep.cuda.Convolutions;
 import io.lockstep.cuda.CudaDevice;
 import io.lockstep.cuda.CudaEngine;
 import io.lockstep.cuda.CudaException;
@@ -42,7 +41,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <pre>
  * GpuCheck libraries
  *     loads the CUDA libraries and opens device 0: what a node without them fails on
- * GpuCheck gradients NETWORK BATCH SEED DIR WINDOWS STEPS [exact|fast]
+ * GpuCheck gradients NETWORK BATCH SEED DIR WINDOWS STEPS
  *     writes DIR/network.json, parameters.bin, images.bin, labels.bin (the inputs), loss.txt and
  *     gradients.bin (one forward and backward pass), then times WINDOWS windows of STEPS full steps
  *     (forward, backward, SGD with momentum) and writes each window's images/s to engine.txt
@@ -80,17 +79,14 @@ public final class GpuCheck {
     switch (args[0]) {
       case "libraries" -> libraries();
       case "gradients" -> {
-        if (args.length != 8) {
-          expect(args, 7);
-        }
+        expect(args, 7);
         gradients(
             Networks.named(args[1]),
             Integer.parseInt(args[2]),
             Long.parseLong(args[3]),
             Path.of(args[4]),
             Integer.parseInt(args[5]),
-            Integer.parseInt(args[6]),
-            args.length == 8 ? Convolutions.named(args[7]) : Convolutions.EXACT);
+            Integer.parseInt(args[6]));
       }
       case "workers" -> {
         expect(args, 6);
@@ -116,14 +112,7 @@ public final class GpuCheck {
   }
 
   private static void gradients(
-      Network network,
-      int batch,
-      long seed,
-      Path dir,
-      int windows,
-      int steps,
-      Convolutions convolutions)
-      throws IOException {
+      Network network, int batch, long seed, Path dir, int windows, int steps) throws IOException {
     Files.createDirectories(dir);
     final CudaDevice device = CudaDevice.open(0);
     final float[] parameters = network.initialParameters(seed);
@@ -133,13 +122,12 @@ public final class GpuCheck {
     write(dir.resolve("images.bin"), data.images());
     writeInts(dir.resolve("labels.bin"), data.labels());
     final long built = System.nanoTime();
-    try (CudaEngine engine = new CudaEngine(network, batch, device, convolutions)) {
+    try (CudaEngine engine = new CudaEngine(network, batch, device)) {
       System.out.printf(
           Locale.ROOT,
-          "engine built for %s, batch %d, %s convolutions, on %s in %.2f s%n",
+          "engine built for %s, batch %d, on %s in %.2f s%n",
           args(network),
           batch,
-          convolutions,
           device.name(),
           (System.nanoTime() - built) / 1e9);
       for (String algorithm : engine.algorithms()) {
@@ -355,7 +343,7 @@ public final class GpuCheck {
 
   private static IllegalArgumentException usage() {
     return new IllegalArgumentException(
-        "usage: GpuCheck libraries | gradients NETWORK BATCH SEED DIR WINDOWS STEPS [exact|fast]"
+        "usage: GpuCheck libraries | gradients NETWORK BATCH SEED DIR WINDOWS STEPS"
             + " | workers NETWORK WORKERS BATCH STEPS SEED (networks: "
             + String.join(", ", Networks.NAMES)
             + ")");
