@@ -7,7 +7,10 @@ DIR holds what `GpuCheck gradients` wrote: the network (network.json), its param
 the engine's loss and gradients, and the engine's images/s per window. This script builds the same
 network in PyTorch from network.json, loads the same parameters and batch, computes the loss and
 every parameter's gradient with TF32 off, and compares: each parameter's gradient must match within
-1e-3 relative (||engine - torch|| / ||torch||). Then it times PyTorch eager fp32 steps (forward,
+1e-3 relative (||engine - torch|| / ||torch||), or, where PyTorch's own fp32 gradient is farther
+than that from the exact one (computed here in float64: ResNet-18 at initialization on random data is
+conditioned so that PyTorch's fp32 gradients are up to 5.5e-3 from it), be no farther from the exact
+gradient than PyTorch's fp32 gradient is, with 25% to spare. Then it times PyTorch eager fp32 steps (forward,
 backward, SGD with momentum 0.9) in the same windows and prints images/s and the ratio of medians.
 Exits 1 when a gradient or the loss is off.
 """
@@ -22,6 +25,9 @@ import torch
 import torch.nn.functional as F
 
 TOLERANCE = 1e-3
+# Where PyTorch's fp32 gradient is itself farther than TOLERANCE from the float64 one: how much
+# farther than it the engine's may be.
+AS_EXACT = 1.25
 
 
 def load(directory):
@@ -146,8 +152,13 @@ def main():
         worst = max(worst, error)
         worst_engine64 = max(worst_engine64, engine64)
         worst_torch64 = max(worst_torch64, torch64)
-        flag = "" if error <= TOLERANCE else "  <-- off"
-        failures += error > TOLERANCE
+        if error <= TOLERANCE:
+            flag = ""
+        elif engine64 <= AS_EXACT * torch64:
+            flag = "  (as exact as torch fp32)"
+        else:
+            flag = "  <-- off"
+            failures += 1
         print(f"  {p['name']:28s} {str(p['shape']):20s} {error:12.2e} {engine64:12.2e} {torch64:12.2e}{flag}")
     print(f"{directory.name}: worst gradient relative error {worst:.2e} against torch fp32 (tolerance {TOLERANCE:g});"
           f" against float64: engine {worst_engine64:.2e}, torch fp32 {worst_torch64:.2e}")
