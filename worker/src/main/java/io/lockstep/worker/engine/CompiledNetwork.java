@@ -245,7 +245,7 @@ public final class CompiledNetwork implements AutoCloseable {
         : CNN2DFormat.NCHW;
   }
 
-  private static void checkWindow(String name, ConvolutionMode mode, int[] dilation)
+  static void checkWindow(String name, ConvolutionMode mode, int[] dilation)
       throws UnsupportedNetworkException {
     if (mode != ConvolutionMode.Truncate && mode != ConvolutionMode.Strict) {
       throw new UnsupportedNetworkException("layer " + name + " in convolution mode " + mode);
@@ -256,15 +256,14 @@ public final class CompiledNetwork implements AutoCloseable {
   }
 
   /** The engine's tensors are channels first, as the zoo's models and their data are. */
-  private static void checkChannelsFirst(String name, CNN2DFormat format)
+  static void checkChannelsFirst(String name, CNN2DFormat format)
       throws UnsupportedNetworkException {
     if (format != CNN2DFormat.NCHW) {
       throw new UnsupportedNetworkException("layer " + name + " in " + format + " layout");
     }
   }
 
-  private static boolean relu(String name, IActivation activation)
-      throws UnsupportedNetworkException {
+  static boolean relu(String name, IActivation activation) throws UnsupportedNetworkException {
     if (activation == null || activation instanceof ActivationIdentity) {
       return false;
     }
@@ -276,7 +275,7 @@ public final class CompiledNetwork implements AutoCloseable {
   }
 
   /** max(0, x): no cap, no threshold, no leak (which oneDNN's post-op would ignore). */
-  private static boolean plainRelu(ActivationReLU relu) {
+  static boolean plainRelu(ActivationReLU relu) {
     return relu.getMax() == null
         && (relu.getThreshold() == null || relu.getThreshold() == 0)
         && (relu.getNegativeSlope() == null || relu.getNegativeSlope() == 0);
