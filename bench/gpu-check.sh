@@ -32,7 +32,7 @@ bundle() {
   rm -rf "$DIR"
   mkdir -p "$DIR/lib"
   cp "$jar" "$DIR/lib/"
-  (cd "$ROOT" && mvn -B -q -o dependency:copy-dependencies -pl cuda -DincludeScope=runtime \
+  (cd "$ROOT" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies -pl cuda -DincludeScope=runtime \
     -DoutputDirectory="$DIR/lib") || {
     echo "gpu-check: could not copy the engine's dependencies into $DIR/lib" >&2
     exit 1
@@ -42,9 +42,8 @@ bundle() {
   modules=$("$java_home/bin/jdeps" --print-module-deps --ignore-missing-deps --multi-release 17 \
     "$DIR"/lib/*.jar 2>/dev/null | tail -1)
   modules="$modules,jdk.unsupported,java.logging,java.management,jdk.management"
-  local scratch
   scratch=$(mktemp -d)
-  trap 'rm -rf "$scratch"' RETURN
+  trap 'rm -rf "$scratch"' EXIT
   "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
     --compress=2 --output "$scratch/jre"
   tar -C "$scratch" -cJf "$DIR/jre.tar.xz" jre
@@ -73,11 +72,11 @@ PY
 }
 
 run() {
-  local here jre java work failed=0
+  local here java failed=0
   here=$(cd "$DIR" && pwd)
   jre=$(mktemp -d)
   work=$(mktemp -d)
-  trap 'rm -rf "$jre" "$work"' RETURN
+  trap 'rm -rf "$jre" "$work"' EXIT
   tar -C "$jre" -xJf "$here/jre.tar.xz"
   export LOCKSTEP_CUDA_PATH
   LOCKSTEP_CUDA_PATH=$(cuda_folders)
