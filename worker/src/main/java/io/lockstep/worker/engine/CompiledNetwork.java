@@ -1,5 +1,9 @@
 package io.lockstep.worker.engine;
 
+import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_exclude_padding;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_include_padding;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_max;
+
 import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,11 +18,13 @@ import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.InputPreProcessor;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
+import org.deeplearning4j.nn.conf.graph.MergeVertex;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
 import org.deeplearning4j.nn.conf.layers.BaseLayer;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
+import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
 import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
@@ -133,6 +139,13 @@ public final class CompiledNetwork implements AutoCloseable {
       }
       return new Add(name, inputs);
     }
+    if (conf instanceof MergeVertex merge) {
+      if (merge.getMergeAxis() != 1 || inputs.size() < 2) {
+        throw new UnsupportedNetworkException(
+            "vertex " + name + ": only concatenation of two or more inputs along channels");
+      }
+      return new Concat(name, inputs);
+    }
     if (!(conf instanceof LayerVertex layerVertex) || !vertex.hasLayer()) {
       throw new UnsupportedNetworkException(
           "vertex " + name + " (" + conf.getClass().getSimpleName() + ")");
@@ -174,15 +187,44 @@ public final class CompiledNetwork implements AutoCloseable {
           c.getStride(),
           c.getPadding(),
           c.hasBias(),
-          relu(name, c.getActivationFn()));
+          relu(name, c.getActivationFn()),
+          false);
+    }
+    if (layerConf instanceof DepthwiseConvolution2D c) {
+      checkWindow(name, c.getConvolutionMode(), c.getDilation());
+      checkChannelsFirst(name, c.getCnn2dDataFormat());
+      return new Conv(
+          name,
+          in,
+          layer,
+          c.getNOut(),
+          c.getKernelSize(),
+          c.getStride(),
+          c.getPadding(),
+          c.hasBias(),
+          relu(name, c.getActivationFn()),
+          true);
     }
     if (layerConf instanceof SubsamplingLayer s && s.getClass() == SubsamplingLayer.class) {
       checkWindow(name, s.getConvolutionMode(), s.getDilation());
       checkChannelsFirst(name, s.getCnn2dDataFormat());
-      if (s.getPoolingType() != PoolingType.MAX) {
-        throw new UnsupportedNetworkException("layer " + name + ": pooling other than max");
+      if (s.getPoolingType() == PoolingType.AVG) {
+        return new MaxPool(
+            name,
+            in,
+            s.getKernelSize(),
+            s.getStride(),
+            s.getPadding(),
+            s.isAvgPoolIncludePadInDivisor()
+                ? dnnl_pooling_avg_include_padding
+                : dnnl_pooling_avg_exclude_padding);
       }
-      return new MaxPool(name, in, s.getKernelSize(), s.getStride(), s.getPadding());
+      if (s.getPoolingType() != PoolingType.MAX) {
+        throw new UnsupportedNetworkException(
+            "layer " + name + ": pooling other than max or average");
+      }
+      return new MaxPool(
+          name, in, s.getKernelSize(), s.getStride(), s.getPadding(), dnnl_pooling_max);
     }
     if (layerConf instanceof GlobalPoolingLayer g) {
       if (g.getPoolingType() != PoolingType.AVG

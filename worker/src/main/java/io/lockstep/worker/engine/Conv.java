@@ -29,9 +29,13 @@ import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.deeplearning4j.nn.api.Layer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** A 2D convolution, its bias and a fused ReLU. */
+/**
+ * A 2D convolution, its bias and a fused ReLU; grouped when it is depthwise (one group per input
+ * channel, {@code depthMultiplier} outputs each).
+ */
 final class Conv extends Op {
   private final Layer layer;
+  private final boolean depthwise;
   private final long outChannels;
   private final int[] kernel;
   private final int[] stride;
@@ -48,9 +52,11 @@ final class Conv extends Op {
       int[] stride,
       int[] padding,
       boolean bias,
-      boolean relu) {
+      boolean relu,
+      boolean depthwise) {
     super(name, List.of(input));
     this.layer = layer;
+    this.depthwise = depthwise;
     this.outChannels = outChannels;
     this.kernel = kernel;
     this.stride = stride;
@@ -69,7 +75,11 @@ final class Conv extends Op {
     final long outH = outputSize(in.dims[2], kernel[0], stride[0], padding[0]);
     final long outW = outputSize(in.dims[3], kernel[1], stride[1], padding[1]);
     final long[] outDims = {n, outChannels, outH, outW};
-    final long[] weightDims = {outChannels, inChannels, kernel[0], kernel[1]};
+    // depthwise: groups of one input channel; oneDNN's [groups, out/group, in/group, kh, kw]
+    final long[] weightDims =
+        depthwise
+            ? new long[] {inChannels, outChannels / inChannels, 1, kernel[0], kernel[1]}
+            : new long[] {outChannels, inChannels, kernel[0], kernel[1]};
     final long[] strides = {stride[0], stride[1]};
     final long[] padL = {padding[0], padding[1]};
     // both sides padded alike, as outputSize assumes; rows no window reads get a zero gradient
@@ -77,7 +87,7 @@ final class Conv extends Op {
     final INDArray w = layer.getParam("W");
     final INDArray b = bias ? layer.getParam("b") : null;
     final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
-    final dnnl_memory_desc_t wViewMd = Dnnl.md(weightDims, w.stride());
+    final dnnl_memory_desc_t wViewMd = Dnnl.md(weightDims, weightStrides(w));
     final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
     // The previous layer's layout is kept, unless oneDNN has no kernel for it (channels that
     // are not a multiple of the block, as 6 in the CIFAR LeNet): then the convolution takes
@@ -150,7 +160,7 @@ final class Conv extends Op {
       back.add(plan.run(scope.reorder(src, weightsSrc)));
     }
     final INDArray gw = grads.get("W");
-    final Memory gradW = scope.wrap(Dnnl.md(weightDims, gw.stride()), Dnnl.address(gw));
+    final Memory gradW = scope.wrap(Dnnl.md(weightDims, weightStrides(gw)), Dnnl.address(gw));
     final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
     final Memory diffWeights =
         Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
@@ -192,5 +202,15 @@ final class Conv extends Op {
               });
       backwardData(plan, back, bwdData, weights, wViewMd, w, diffDst, in, name);
     }
+  }
+
+  /**
+   * Strides of Deeplearning4j's weight array in oneDNN's dimension order: a convolution's W is
+   * {@code [out, in, kh, kw]} in both; a depthwise one's is {@code [kh, kw, in, multiplier]} there
+   * and {@code [in, multiplier, 1, kh, kw]} here.
+   */
+  private long[] weightStrides(INDArray array) {
+    final long[] s = array.stride();
+    return depthwise ? new long[] {s[2], s[3], 1, s[0], s[1]} : s;
   }
 }

@@ -1,17 +1,21 @@
 package io.lockstep.worker.engine;
 
-import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_max;
-
 import java.util.List;
 
-/** Max pooling with a window and stride. */
+/** Max or average pooling with a window and stride. */
 final class MaxPool extends Op {
+  private final int algorithm;
   private final int[] kernel;
   private final int[] stride;
   private final int[] padding;
 
-  MaxPool(String name, String input, int[] kernel, int[] stride, int[] padding) {
+  /**
+   * @param algorithm oneDNN's pooling algorithm: max, or average with or without the padding in the
+   *     divisor
+   */
+  MaxPool(String name, String input, int[] kernel, int[] stride, int[] padding, int algorithm) {
     super(name, List.of(input));
+    this.algorithm = algorithm;
     this.kernel = kernel;
     this.stride = stride;
     this.padding = padding;
@@ -29,7 +33,7 @@ final class MaxPool extends Op {
         this,
         in,
         new long[] {in.dims[0], in.dims[1], outH, outW},
-        dnnl_pooling_max,
+        algorithm,
         new long[] {kernel[0], kernel[1]},
         new long[] {stride[0], stride[1]},
         new long[] {padding[0], padding[1]},

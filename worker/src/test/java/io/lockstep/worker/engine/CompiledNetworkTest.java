@@ -42,7 +42,9 @@ class CompiledNetworkTest {
     "feedforward, 8, 1e-5",
     "simple-cnn, 8, 1e-5",
     "resnet18, 2, 1e-2",
-    "resnet50, 2, 1e-2"
+    "resnet50, 2, 1e-2",
+    "mobilenet_v1, 2, 1e-2",
+    "densenet121, 2, 1e-2"
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
       throws Exception {
