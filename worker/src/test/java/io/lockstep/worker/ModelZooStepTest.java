@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -22,6 +23,25 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * update.
  */
 class ModelZooStepTest {
+
+  /**
+   * The models whose every layer the oneDNN engine computes; the others run on Deeplearning4j's
+   * layers (dropout, ReLU6, leaky ReLU, the detectors' and the grounding model's heads, GoogLeNet's
+   * auxiliary outputs).
+   */
+  private static final Set<String> ON_THE_ENGINE =
+      Set.of(
+          "lenet",
+          "lenet-cifar",
+          "feedforward",
+          "simple-cnn",
+          "resnet-mini",
+          "resnet18-cifar",
+          "resnet18",
+          "resnet34",
+          "resnet50",
+          "densenet121",
+          "mobilenet_v1");
 
   static Stream<String> models() {
     return ModelZoo.all().stream().map(ModelZoo.Spec::name);
@@ -46,6 +66,12 @@ class ModelZooStepTest {
     final INDArray features = drawn.features();
     final INDArray labels = drawn.labels();
     try (Replica replica = Replica.create(configuration)) {
+      final String engine = replica.engine();
+      assertTrue(
+          ON_THE_ENGINE.contains(model)
+              ? engine.equals("onednn")
+              : engine.startsWith("deeplearning4j"),
+          model + " computes on " + engine);
       assertEquals(ModelZoo.trainableParameters(configuration), replica.trainableParameterCount());
       replica.computeGradients(features, labels, 1);
       final double loss = replica.lastLoss();
