@@ -80,67 +80,74 @@ public final class CudaEngine implements AutoCloseable {
     this.network = network;
     this.batch = batch;
     this.device = device;
-    device.makeCurrent();
-    this.kernels = device.kernels();
-    final long[] handle = new long[1];
-    Driver.check(Driver.cuStreamCreate(handle, Driver.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-    this.stream = handle[0];
-    Cublas.check(Cublas.cublasCreate_v2(handle), "cublasCreate");
-    this.cublas = handle[0];
-    Cublas.check(Cublas.cublasSetStream_v2(cublas, stream), "cublasSetStream");
-    Cublas.check(Cublas.cublasSetMathMode(cublas, Cublas.DEFAULT_MATH), "cublasSetMathMode");
-    Cudnn.check(Cudnn.cudnnCreate(handle), "cudnnCreate");
-    this.cudnn = handle[0];
-    Cudnn.check(Cudnn.cudnnSetStream(cudnn, stream), "cudnnSetStream");
+    try {
+      device.makeCurrent();
+      this.kernels = device.kernels();
+      final long[] handle = new long[1];
+      Driver.check(Driver.cuStreamCreate(handle, Driver.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+      this.stream = handle[0];
+      Cublas.check(Cublas.cublasCreate_v2(handle), "cublasCreate");
+      this.cublas = handle[0];
+      Cublas.check(Cublas.cublasSetStream_v2(cublas, stream), "cublasSetStream");
+      Cublas.check(Cublas.cublasSetMathMode(cublas, Cublas.DEFAULT_MATH), "cublasSetMathMode");
+      Cudnn.check(Cudnn.cudnnCreate(handle), "cudnnCreate");
+      this.cudnn = handle[0];
+      Cudnn.check(Cudnn.cudnnSetStream(cudnn, stream), "cudnnSetStream");
 
-    // A workspace of its own: cuBLAS then picks the same kernels on every run, whatever the
-    // other engines on the device do.
-    Cublas.check(
-        Cublas.cublasSetWorkspace_v2(cublas, allocate(CUBLAS_WORKSPACE), CUBLAS_WORKSPACE),
-        "cublasSetWorkspace");
-    this.parameterCount = network.parameterCount();
-    this.shapes = network.shapes();
-    final long vectorBytes = Math.max(1, parameterCount) * FLOAT;
-    this.parameters = allocate(vectorBytes);
-    this.gradients = allocate(vectorBytes);
-    this.momentum = allocate(vectorBytes);
-    Driver.check(Driver.cuMemsetD32Async(momentum, 0, parameterCount, stream), "cuMemsetD32Async");
-    this.hostParameters = allocateHost(vectorBytes);
-    this.hostGradients = allocateHost(vectorBytes);
-    this.hostScalar = allocateHost(FLOAT);
+      // A workspace of its own: cuBLAS then picks the same kernels on every run, whatever the
+      // other engines on the device do.
+      Cublas.check(
+          Cublas.cublasSetWorkspace_v2(cublas, allocate(CUBLAS_WORKSPACE), CUBLAS_WORKSPACE),
+          "cublasSetWorkspace");
+      this.parameterCount = network.parameterCount();
+      this.shapes = network.shapes();
+      final long vectorBytes = Math.max(1, parameterCount) * FLOAT;
+      this.parameters = allocate(vectorBytes);
+      this.gradients = allocate(vectorBytes);
+      this.momentum = allocate(vectorBytes);
+      Driver.check(
+          Driver.cuMemsetD32Async(momentum, 0, parameterCount, stream), "cuMemsetD32Async");
+      this.hostParameters = allocateHost(vectorBytes);
+      this.hostGradients = allocateHost(vectorBytes);
+      this.hostScalar = allocateHost(FLOAT);
 
-    final int count = network.nodes().size() + 1;
-    this.outputs = new long[count];
-    this.gradientsOf = new long[count];
-    this.descriptors = new long[count];
-    for (int i = 0; i < count; i++) {
-      final int[] s = shapes[i];
-      final long bytes = (long) batch * s[0] * s[1] * s[2] * FLOAT;
-      outputs[i] = allocate(bytes);
-      gradientsOf[i] = allocate(bytes);
-      descriptors[i] = tensor(batch, s[0], s[1], s[2]);
+      final int count = network.nodes().size() + 1;
+      this.outputs = new long[count];
+      this.gradientsOf = new long[count];
+      this.descriptors = new long[count];
+      for (int i = 0; i < count; i++) {
+        final int[] s = shapes[i];
+        final long bytes = (long) batch * s[0] * s[1] * s[2] * FLOAT;
+        outputs[i] = allocate(bytes);
+        gradientsOf[i] = allocate(bytes);
+        descriptors[i] = tensor(batch, s[0], s[1], s[2]);
+      }
+      this.labels = allocate((long) batch * Integer.BYTES);
+      this.losses = allocate((long) batch * FLOAT);
+      this.loss = allocate(FLOAT);
+      plan();
+      if (workspaceBytes > 0) {
+        workspace = allocate(workspaceBytes);
+      }
+      this.sgd =
+          Launch.elementwise(
+              kernels,
+              "sgd_momentum",
+              parameterCount,
+              (long) parameterCount,
+              0f,
+              0f,
+              0f,
+              1f,
+              parameters,
+              gradients,
+              momentum);
+      synchronize();
+    } catch (RuntimeException e) {
+      // what was created so far: device memory and handles outlive the JVM's collector
+      close();
+      throw e;
     }
-    this.labels = allocate((long) batch * Integer.BYTES);
-    this.losses = allocate((long) batch * FLOAT);
-    this.loss = allocate(FLOAT);
-    plan();
-    if (workspaceBytes > 0) {
-      workspace = allocate(workspaceBytes);
-    }
-    this.sgd =
-        Launch.elementwise(
-            kernels,
-            "sgd_momentum",
-            parameterCount,
-            (long) parameterCount,
-            0f,
-            0f,
-            0f,
-            1f,
-            parameters,
-            gradients,
-            momentum);
-    synchronize();
   }
 
   /**
@@ -302,7 +309,9 @@ public final class CudaEngine implements AutoCloseable {
   @Override
   public void close() {
     device.makeCurrent();
-    Driver.cuStreamSynchronize(stream);
+    if (stream != 0) {
+      Driver.cuStreamSynchronize(stream);
+    }
     for (long d : tensorDescriptors) {
       Cudnn.cudnnDestroyTensorDescriptor(d);
     }
@@ -312,15 +321,21 @@ public final class CudaEngine implements AutoCloseable {
     for (long d : convolutionDescriptors) {
       Cudnn.cudnnDestroyConvolutionDescriptor(d);
     }
-    Cudnn.cudnnDestroy(cudnn);
-    Cublas.cublasDestroy_v2(cublas);
+    if (cudnn != 0) {
+      Cudnn.cudnnDestroy(cudnn);
+    }
+    if (cublas != 0) {
+      Cublas.cublasDestroy_v2(cublas);
+    }
     for (long address : allocations) {
       Driver.cuMemFree_v2(address);
     }
     for (long address : hostAllocations) {
       Driver.cuMemFreeHost(address);
     }
-    Driver.cuStreamDestroy_v2(stream);
+    if (stream != 0) {
+      Driver.cuStreamDestroy_v2(stream);
+    }
   }
 
   // ---- the plan -------------------------------------------------------------------------------
