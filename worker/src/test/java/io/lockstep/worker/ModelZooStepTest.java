@@ -26,8 +26,8 @@ class ModelZooStepTest {
 
   /**
    * The models whose every layer the oneDNN engine computes; the others run on Deeplearning4j's
-   * layers (dropout, ReLU6, leaky ReLU, the detectors' and the grounding model's heads, GoogLeNet's
-   * auxiliary outputs).
+   * layers (dropout, the detectors' and the grounding model's heads and fused leaky ReLUs,
+   * GoogLeNet's auxiliary outputs).
    */
   private static final Set<String> ON_THE_ENGINE =
       Set.of(

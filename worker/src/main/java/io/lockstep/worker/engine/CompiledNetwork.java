@@ -36,7 +36,9 @@ import org.deeplearning4j.nn.layers.FrozenLayer;
 import org.deeplearning4j.nn.layers.FrozenLayerWithBackprop;
 import org.nd4j.linalg.activations.IActivation;
 import org.nd4j.linalg.activations.impl.ActivationIdentity;
+import org.nd4j.linalg.activations.impl.ActivationLReLU;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
+import org.nd4j.linalg.activations.impl.ActivationReLU6;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -243,10 +245,24 @@ public final class CompiledNetwork implements AutoCloseable {
       return new Norm(name, in, layer, b.getEps(), b.getDecay(), b.isUseLogStd());
     }
     if (layerConf instanceof ActivationLayer a) {
-      if (!(a.getActivationFn() instanceof ActivationReLU relu) || !plainRelu(relu)) {
-        throw new UnsupportedNetworkException("layer " + name + ": activation other than ReLU");
+      final IActivation activation = a.getActivationFn();
+      if (activation instanceof ActivationReLU relu && plainRelu(relu)) {
+        return new Relu(name, in);
       }
-      return new Relu(name, in);
+      if (activation instanceof ActivationReLU6) {
+        return Relu.six(name, in);
+      }
+      if (activation instanceof ActivationLReLU leaky
+          && leaky.getAlpha() >= 0
+          && leaky.getAlpha() < 1) {
+        return Relu.leaky(name, in, leaky.getAlpha());
+      }
+      throw new UnsupportedNetworkException(
+          "layer "
+              + name
+              + ": activation "
+              + activation
+              + " (the engine has ReLU, leaky ReLU, ReLU6)");
     }
     if (layerConf instanceof OutputLayer o && o.getClass() == OutputLayer.class) {
       if (!(o.getActivationFn() instanceof ActivationSoftmax)

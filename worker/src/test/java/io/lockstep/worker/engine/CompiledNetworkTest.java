@@ -52,6 +52,72 @@ class CompiledNetworkTest {
     final ComputationGraphConfiguration configuration =
         ModelZoo.configuration(
             JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
+    final RandomBatch drawn = RandomBatch.of(spec, batch, 3);
+    assertMatchesDeeplearning4j(configuration, drawn.features(), drawn.labels(), tolerance);
+  }
+
+  @Test
+  void leakyReluAndRelu6LayersMatchDeeplearning4jInDoublePrecision() throws Exception {
+    final ComputationGraphConfiguration configuration =
+        new org.deeplearning4j.nn.conf.NeuralNetConfiguration.Builder()
+            .graphBuilder()
+            .addInputs("in")
+            .addLayer("conv1", conv(8), "in")
+            .addLayer(
+                "six",
+                new org.deeplearning4j.nn.conf.layers.ActivationLayer(
+                    new org.nd4j.linalg.activations.impl.ActivationReLU6()),
+                "conv1")
+            .addLayer("conv2", conv(8), "six")
+            .addLayer(
+                "leaky",
+                new org.deeplearning4j.nn.conf.layers.ActivationLayer(
+                    new org.nd4j.linalg.activations.impl.ActivationLReLU(0.1)),
+                "conv2")
+            .addLayer(
+                "pool",
+                new org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer.Builder(
+                        org.deeplearning4j.nn.conf.layers.PoolingType.AVG)
+                    .build(),
+                "leaky")
+            .addLayer(
+                "out",
+                new org.deeplearning4j.nn.conf.layers.OutputLayer.Builder()
+                    .nOut(5)
+                    .activation(org.nd4j.linalg.activations.Activation.SOFTMAX)
+                    .build(),
+                "pool")
+            .setOutputs("out")
+            .setInputTypes(org.deeplearning4j.nn.conf.inputs.InputType.convolutional(12, 12, 3))
+            .build();
+    // inputs wide enough that ReLU6 clips and the leaky slope matters
+    final INDArray features = Nd4j.rand(DataType.FLOAT, 4, 3, 12, 12).muli(40).subi(20);
+    final INDArray labels = Nd4j.zeros(DataType.FLOAT, 4, 5);
+    for (int i = 0; i < 4; i++) {
+      labels.putScalar(i, i % 5, 1f);
+    }
+    assertMatchesDeeplearning4j(configuration, features, labels, 1e-5);
+  }
+
+  private static org.deeplearning4j.nn.conf.layers.ConvolutionLayer conv(int out) {
+    return new org.deeplearning4j.nn.conf.layers.ConvolutionLayer.Builder(3, 3)
+        .padding(1, 1)
+        .nOut(out)
+        .activation(org.nd4j.linalg.activations.Activation.IDENTITY)
+        .build();
+  }
+
+  /**
+   * The engine's gradient against Deeplearning4j's in double precision, within {@code tolerance} or
+   * twice Deeplearning4j's own float error, parameter by parameter; every primitive a generated
+   * kernel; a second step the same bits.
+   */
+  private static void assertMatchesDeeplearning4j(
+      ComputationGraphConfiguration configuration,
+      INDArray features,
+      INDArray labels,
+      double tolerance)
+      throws Exception {
     final ComputationGraph network = new ComputationGraph(configuration.clone());
     network.init();
     ModelZoo.initialize(network, 7);
@@ -61,9 +127,6 @@ class CompiledNetworkTest {
     final ComputationGraph reference = new ComputationGraph(doubles);
     reference.init(network.params().castTo(DataType.DOUBLE), true);
 
-    final RandomBatch drawn = RandomBatch.of(spec, batch, 3);
-    final INDArray features = drawn.features();
-    final INDArray labels = drawn.labels();
     final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
     reference.setInputs(features.castTo(DataType.DOUBLE));
     reference.setLabels(labels.castTo(DataType.DOUBLE));
