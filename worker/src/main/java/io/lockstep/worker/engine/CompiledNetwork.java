@@ -157,25 +157,7 @@ public final class CompiledNetwork implements AutoCloseable {
     }
     final InputPreProcessor preProcessor = layerVertex.getPreProcessor();
     final Layer layer = vertex.getLayer();
-    if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
-      // its conf is the wrapped layer's: without this check it would train like any other
-      throw new UnsupportedNetworkException("frozen layer " + name + " (transfer learning)");
-    }
-    final org.deeplearning4j.nn.conf.layers.Layer layerConf = layer.conf().getLayer();
-    if (layerConf.getIDropout() != null) {
-      throw new UnsupportedNetworkException("layer " + name + " with dropout");
-    }
-    if (layerConf instanceof BaseLayer base
-        && (base.getWeightNoise() != null
-            || base.getGradientNormalization()
-                != org.deeplearning4j.nn.conf.GradientNormalization.None)) {
-      throw new UnsupportedNetworkException(
-          "layer " + name + " with weight noise or gradient normalization");
-    }
-    if (preProcessor != null && !(preProcessor instanceof CnnToFeedForwardPreProcessor)) {
-      throw new UnsupportedNetworkException(
-          "layer " + name + " with input preprocessor " + preProcessor.getClass().getSimpleName());
-    }
+    final org.deeplearning4j.nn.conf.layers.Layer layerConf = plainLayer(name, layerVertex, layer);
     final String in = inputs.get(0);
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
       checkWindow(name, c.getConvolutionMode(), c.getDilation());
@@ -301,6 +283,37 @@ public final class CompiledNetwork implements AutoCloseable {
     return preProcessor instanceof CnnToFeedForwardPreProcessor p
         ? p.getFormat()
         : CNN2DFormat.NCHW;
+  }
+
+  /**
+   * Refuses what neither engine computes on any layer: a frozen layer, dropout, weight noise,
+   * gradient normalization, an input preprocessor other than flattening.
+   *
+   * @return the layer's configuration
+   */
+  static org.deeplearning4j.nn.conf.layers.Layer plainLayer(
+      String name, LayerVertex layerVertex, Layer layer) throws UnsupportedNetworkException {
+    if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
+      // its conf is the wrapped layer's: without this check it would train like any other
+      throw new UnsupportedNetworkException("frozen layer " + name + " (transfer learning)");
+    }
+    final org.deeplearning4j.nn.conf.layers.Layer layerConf = layer.conf().getLayer();
+    if (layerConf.getIDropout() != null) {
+      throw new UnsupportedNetworkException("layer " + name + " with dropout");
+    }
+    if (layerConf instanceof BaseLayer base
+        && (base.getWeightNoise() != null
+            || base.getGradientNormalization()
+                != org.deeplearning4j.nn.conf.GradientNormalization.None)) {
+      throw new UnsupportedNetworkException(
+          "layer " + name + " with weight noise or gradient normalization");
+    }
+    final InputPreProcessor preProcessor = layerVertex.getPreProcessor();
+    if (preProcessor != null && !(preProcessor instanceof CnnToFeedForwardPreProcessor)) {
+      throw new UnsupportedNetworkException(
+          "layer " + name + " with input preprocessor " + preProcessor.getClass().getSimpleName());
+    }
+    return layerConf;
   }
 
   static void checkWindow(String name, ConvolutionMode mode, int[] dilation)

@@ -8,11 +8,9 @@ import java.util.List;
 import java.util.Map;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
-import org.deeplearning4j.nn.conf.InputPreProcessor;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
-import org.deeplearning4j.nn.conf.layers.BaseLayer;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
@@ -20,11 +18,8 @@ import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
-import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.graph.vertex.GraphVertex;
-import org.deeplearning4j.nn.layers.FrozenLayer;
-import org.deeplearning4j.nn.layers.FrozenLayerWithBackprop;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -274,26 +269,8 @@ public final class GpuNetwork {
     if (in.length != 1) {
       throw new UnsupportedNetworkException("layer " + name + " with " + in.length + " inputs");
     }
-    final Layer layer = vertex.getLayer();
-    if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
-      throw new UnsupportedNetworkException("frozen layer " + name + " (transfer learning)");
-    }
-    final org.deeplearning4j.nn.conf.layers.Layer layerConf = layer.conf().getLayer();
-    if (layerConf.getIDropout() != null) {
-      throw new UnsupportedNetworkException("layer " + name + " with dropout");
-    }
-    if (layerConf instanceof BaseLayer base
-        && (base.getWeightNoise() != null
-            || base.getGradientNormalization()
-                != org.deeplearning4j.nn.conf.GradientNormalization.None)) {
-      throw new UnsupportedNetworkException(
-          "layer " + name + " with weight noise or gradient normalization");
-    }
-    final InputPreProcessor preProcessor = layerVertex.getPreProcessor();
-    if (preProcessor != null && !(preProcessor instanceof CnnToFeedForwardPreProcessor)) {
-      throw new UnsupportedNetworkException(
-          "layer " + name + " with input preprocessor " + preProcessor.getClass().getSimpleName());
-    }
+    final org.deeplearning4j.nn.conf.layers.Layer layerConf =
+        CompiledNetwork.plainLayer(name, layerVertex, vertex.getLayer());
     final int input = in[0];
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
       CompiledNetwork.checkWindow(name, c.getConvolutionMode(), c.getDilation());
