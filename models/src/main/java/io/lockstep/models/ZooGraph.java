@@ -4,7 +4,6 @@ import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration.GraphBuilder;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.conf.dropout.Dropout;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.graph.MergeVertex;
@@ -185,13 +184,13 @@ final class ZooGraph {
 
   /**
    * A fully connected layer (flattening a convolutional input in channels-first order, as {@code
-   * torch.flatten}), with {@code dropBefore} the probability that {@code Dropout} zeroes each input
-   * in training (0: none).
+   * torch.flatten}), with {@code dropBefore} the probability that dropout zeroes each input in
+   * training (0: none; {@link SampleDropout}).
    */
   String dense(String name, String in, int out, Activation activation, double dropBefore) {
     final DenseLayer.Builder layer = new DenseLayer.Builder().nOut(out).activation(activation);
     if (dropBefore > 0) {
-      layer.dropOut(dropout(dropBefore));
+      layer.dropOut(new SampleDropout(dropBefore, name));
     }
     return layer(name, layer.build(), in);
   }
@@ -209,7 +208,7 @@ final class ZooGraph {
     final OutputLayer.Builder layer =
         new OutputLayer.Builder(loss).nOut(spec.classes()).activation(Activation.SOFTMAX);
     if (dropBefore > 0) {
-      layer.dropOut(dropout(dropBefore));
+      layer.dropOut(new SampleDropout(dropBefore, name));
     }
     return layer(name, layer.build(), in);
   }
@@ -304,12 +303,5 @@ final class ZooGraph {
         .kernelSize(kernel, kernel)
         .stride(stride, stride)
         .padding(padding, padding);
-  }
-
-  /**
-   * Deeplearning4j's {@code Dropout} takes the probability of keeping an input, PyTorch's p not.
-   */
-  private static Dropout dropout(double dropProbability) {
-    return new Dropout(1 - dropProbability);
   }
 }

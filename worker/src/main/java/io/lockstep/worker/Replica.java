@@ -5,6 +5,7 @@ import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import io.lockstep.models.StatisticsReducer;
 import io.lockstep.models.SyncBatchNormLayer;
 import io.lockstep.ps.GradientExchange;
@@ -115,6 +116,9 @@ public final class Replica implements AutoCloseable {
 
   private float[] resultUpdaterState;
 
+  /** Every layer's dropout, told the keys of each forward pass's samples. */
+  private final List<SampleDropout> dropouts = new ArrayList<>();
+
   private double statisticsShare = 1;
   private double lastLoss;
   private double lastGradientNorm;
@@ -146,6 +150,11 @@ public final class Replica implements AutoCloseable {
       if (vertices[index].hasLayer()
           && vertices[index].getLayer() instanceof SyncBatchNormLayer layer) {
         synchronizedLayers.add(layer);
+      }
+      if (vertices[index].hasLayer()
+          && vertices[index].getLayer().conf().getLayer().getIDropout()
+              instanceof SampleDropout dropout) {
+        dropouts.add(dropout);
       }
     }
     this.gradientBuffer = new UnsafeBuffer(nativeAddress(view), (int) view.length() * Float.BYTES);
@@ -571,6 +580,27 @@ public final class Replica implements AutoCloseable {
    *     shares of one step's slices add up to 1
    */
   public void computeGradients(INDArray features, INDArray labels, double statisticsShare) {
+    computeGradients(features, labels, null, statisticsShare);
+  }
+
+  /**
+   * Runs forward and backward; leaves the gradient summed over the batch's samples in the buffer,
+   * and this slice's running-statistics update scaled by its share. An empty batch leaves zeros.
+   *
+   * @param features {@code [n, channels, height, width]}, or null for an empty batch
+   * @param labels {@code [n, classes]}, or null for an empty batch
+   * @param samples each sample's key ({@link SampleDropout#sampleKey}), which its dropout masks
+   *     follow; null for a model without dropout
+   * @param statisticsShare this slice's weight in the running-statistics update of the step; the
+   *     shares of one step's slices add up to 1
+   * @throws IllegalStateException when the model has dropout and {@code samples} does not give one
+   *     key per sample
+   */
+  public void computeGradients(
+      INDArray features, INDArray labels, long[] samples, double statisticsShare) {
+    for (SampleDropout dropout : dropouts) {
+      dropout.samples(samples);
+    }
     if (features == null) {
       network.getGradientsViewArray().assign(0);
       lastLoss = 0;
@@ -611,16 +641,27 @@ public final class Replica implements AutoCloseable {
    *
    * @param features {@code [n, ...]}, or null for an empty batch
    * @param labels {@code [n, ...]}, or null for an empty batch
+   * @param samples each sample's key ({@link SampleDropout#sampleKey}); null for a model without
+   *     dropout
    * @param sizes each micro-batch's samples, none empty, adding up to n; none or one computes the
    *     batch in one pass
    * @param shares each micro-batch's weight in the running-statistics update
    * @param sliceParts each slice's micro-batches, in order, adding up to the micro-batches
    */
   public void computeGradients(
-      INDArray features, INDArray labels, int[] sizes, double[] shares, int[] sliceParts) {
-    final int samples = features == null ? 0 : (int) features.size(0);
+      INDArray features,
+      INDArray labels,
+      long[] samples,
+      int[] sizes,
+      double[] shares,
+      int[] sliceParts) {
+    final int count = features == null ? 0 : (int) features.size(0);
+    if (samples != null && samples.length != count) {
+      throw new IllegalArgumentException(
+          samples.length + " sample keys for a batch of " + count + " samples");
+    }
     if (sizes.length != shares.length
-        || Arrays.stream(sizes).sum() != samples
+        || Arrays.stream(sizes).sum() != count
         || Arrays.stream(sizes).anyMatch(size -> size <= 0)
         || Arrays.stream(sliceParts).sum() != sizes.length
         || Arrays.stream(sliceParts).anyMatch(parts -> parts <= 0)) {
@@ -630,10 +671,10 @@ public final class Replica implements AutoCloseable {
               + " in slices of "
               + Arrays.toString(sliceParts)
               + " for a batch of "
-              + samples);
+              + count);
     }
     if (sizes.length <= 1) {
-      computeGradients(features, labels, sizes.length == 0 ? 0 : shares[0]);
+      computeGradients(features, labels, samples, sizes.length == 0 ? 0 : shares[0]);
       return;
     }
     final INDArray view = network.getGradientsViewArray();
@@ -658,7 +699,11 @@ public final class Replica implements AutoCloseable {
           final int size = sizes[part];
           final INDArray partFeatures = rows(features, from, size);
           final INDArray partLabels = rows(labels, from, size);
-          computeGradients(partFeatures, partLabels, shares[part]);
+          computeGradients(
+              partFeatures,
+              partLabels,
+              samples == null ? null : Arrays.copyOfRange(samples, from, from + size),
+              shares[part]);
           NativeMemory.release(partFeatures, partLabels);
           if (sliceParts[s] > 1) {
             if (p == 0) {
@@ -680,7 +725,7 @@ public final class Replica implements AutoCloseable {
         }
       }
       view.assign(accumulated);
-      lastLoss = lossSum / samples;
+      lastLoss = lossSum / count;
     } finally {
       progress = told;
     }

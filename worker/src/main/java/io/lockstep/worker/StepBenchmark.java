@@ -5,6 +5,7 @@ import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
@@ -151,15 +152,20 @@ public final class StepBenchmark {
   private static Result run(Settings settings, int threads, RandomBatch batch, Replica replica) {
     final INDArray features = batch.features();
     final INDArray labels = batch.labels();
+    // the same images every step, as one epoch's first batch
+    final long[] samples = new long[(int) features.size(0)];
+    for (int i = 0; i < samples.length; i++) {
+      samples[i] = SampleDropout.sampleKey(0, 0, i);
+    }
     for (int i = 0; i < settings.warmup(); i++) {
-      replica.computeGradients(features, labels, 1.0);
+      replica.computeGradients(features, labels, samples, 1.0);
       replica.applyUpdate(settings.batchSize(), 0);
     }
     final double[] millis = new double[settings.steps()];
     final double[] updateMillis = new double[settings.steps()];
     for (int i = 0; i < settings.steps(); i++) {
       final long start = System.nanoTime();
-      replica.computeGradients(features, labels, 1.0);
+      replica.computeGradients(features, labels, samples, 1.0);
       final long computed = System.nanoTime();
       replica.applyUpdate(settings.batchSize(), 0);
       final long end = System.nanoTime();

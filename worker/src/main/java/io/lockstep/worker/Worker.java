@@ -10,6 +10,7 @@ import io.lockstep.data.DataException;
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.SliceSpan;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.TraceClock;
 import java.util.ArrayList;
@@ -137,7 +138,12 @@ public final class Worker {
             final MicroBatches parts =
                 MicroBatches.of(job, span, plan.batchSamples(step), slice.length);
             replica.computeGradients(
-                features, labels, parts.sizes(), parts.shares(), parts.sliceParts());
+                features,
+                labels,
+                sampleKeys(job.get(Keys.SEED), task.epoch(), slice),
+                parts.sizes(),
+                parts.shares(),
+                parts.sliceParts());
             final long t2 = System.nanoTime();
             learningRates[i] = replica.learningRate();
             long exchangeNs = 0;
@@ -237,6 +243,15 @@ public final class Worker {
    * may move between executors; else the rank's idle one loaded with the fetched state when it is
    * of the same network and engine; else a new one.
    */
+  /** The keys of a step's samples, which their dropout masks follow ({@link SampleDropout}). */
+  private static long[] sampleKeys(long seed, int epoch, int[] slice) {
+    final long[] keys = new long[slice.length];
+    for (int i = 0; i < slice.length; i++) {
+      keys[i] = SampleDropout.sampleKey(seed, epoch, slice[i]);
+    }
+    return keys;
+  }
+
   private static Replica takeReplica(int rank, StateSource source, ComputeEngine engine) {
     final long fingerprint = source.fingerprint();
     final Replica idle;

@@ -263,6 +263,7 @@ class DataParallelExactnessTest {
       replica.computeGradients(
           batches.features(batch),
           batches.labels(batch),
+          null,
           sizes,
           new double[parts],
           new int[] {parts});
@@ -480,6 +481,7 @@ class DataParallelExactnessTest {
                       replica.computeGradients(
                           slice.length == 0 ? null : batches.features(slice),
                           slice.length == 0 ? null : batches.labels(slice),
+                          null,
                           parts.sizes(),
                           parts.shares(),
                           parts.sliceParts());

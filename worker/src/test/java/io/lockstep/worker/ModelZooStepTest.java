@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -26,8 +27,8 @@ class ModelZooStepTest {
 
   /**
    * The models whose every layer the oneDNN engine computes; the others run on Deeplearning4j's
-   * layers (dropout, the detectors' and the grounding model's heads and fused leaky ReLUs,
-   * GoogLeNet's auxiliary outputs).
+   * layers (the detectors' and the grounding model's heads and fused leaky ReLUs, GoogLeNet's
+   * auxiliary outputs).
    */
   private static final Set<String> ON_THE_ENGINE =
       Set.of(
@@ -41,7 +42,11 @@ class ModelZooStepTest {
           "resnet34",
           "resnet50",
           "densenet121",
-          "mobilenet_v1");
+          "mobilenet_v1",
+          "mobilenet_v2",
+          "alexnet",
+          "vgg16",
+          "vgg19");
 
   static Stream<String> models() {
     return ModelZoo.all().stream().map(ModelZoo.Spec::name);
@@ -73,7 +78,11 @@ class ModelZooStepTest {
               : engine.startsWith("deeplearning4j"),
           model + " computes on " + engine);
       assertEquals(ModelZoo.trainableParameters(configuration), replica.trainableParameterCount());
-      replica.computeGradients(features, labels, 1);
+      final long[] samples = new long[batch];
+      for (int i = 0; i < batch; i++) {
+        samples[i] = SampleDropout.sampleKey(1, 0, i);
+      }
+      replica.computeGradients(features, labels, samples, 1);
       final double loss = replica.lastLoss();
       // cross-entropy of a near-uniform prediction, plus GoogLeNet's two auxiliaries at 0.3
       assertTrue(Double.isFinite(loss) && loss > 0, model + " loss " + loss);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import java.nio.ByteOrder;
 import java.util.Map;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -192,6 +193,7 @@ class ReplicaTest {
     accumulating.computeGradients(
         features(0, 0, BATCH).dup(),
         labels(0, 0, BATCH),
+        null,
         new int[] {4, 4, 4},
         shares,
         new int[] {3});
@@ -212,6 +214,79 @@ class ReplicaTest {
     // the next whole batch reports its layers again
     accumulating.computeGradients(features(1, 0, BATCH).dup(), labels(1, 0, BATCH), 0.25);
     assertTrue(!reported.isEmpty(), "a pass in one part reports its layers");
+    accumulating.close();
+    parts.close();
+  }
+
+  /**
+   * Dropout follows the samples: a batch in micro-batches, each with its samples' keys, leaves the
+   * bits of the parts computed apart, on the engine and on Deeplearning4j's layers alike; the same
+   * keys give the same bits, other keys another gradient, and a step without keys is refused.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"onednn", "deeplearning4j"})
+  void shouldDropTheSameInputsOfASampleWhereverItIsComputed(String engineName) {
+    final ComputeEngine engine =
+        ComputeEngine.valueOf(engineName.toUpperCase(java.util.Locale.ROOT));
+    final ComputationGraphConfiguration configuration = lenet("sgd");
+    int dropped = 0;
+    for (Map.Entry<String, org.deeplearning4j.nn.conf.graph.GraphVertex> vertex :
+        configuration.getVertices().entrySet()) {
+      if (vertex.getValue() instanceof org.deeplearning4j.nn.conf.graph.LayerVertex layer
+          && layer.getLayerConf().getLayer()
+              instanceof org.deeplearning4j.nn.conf.layers.FeedForwardLayer dense
+          && !(dense instanceof org.deeplearning4j.nn.conf.layers.ConvolutionLayer)) {
+        dense.setIDropout(new SampleDropout(0.5, vertex.getKey()));
+        dropped++;
+      }
+    }
+    assertEquals(2, dropped, "lenet's dense and output layers");
+    final Replica accumulating = Replica.create(configuration.clone(), engine);
+    assertEquals(engineName, accumulating.engine());
+    final Replica parts = Replica.restore(accumulating.snapshot(), engine);
+    final int n = accumulating.parameterCount();
+    final long[] keys = new long[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+      keys[i] = SampleDropout.sampleKey(5, 1, 100 + i);
+    }
+    final double[] shares = {0.5, 0.3, 0.2};
+    accumulating.computeGradients(
+        features(0, 0, BATCH).dup(),
+        labels(0, 0, BATCH),
+        keys,
+        new int[] {4, 4, 4},
+        shares,
+        new int[] {3});
+    final float[] whole = floats(accumulating.gradientBuffer(), 0, n);
+    final float[] sum = new float[n];
+    for (int part = 0; part < 3; part++) {
+      parts.computeGradients(
+          features(0, 4 * part, 4).dup(),
+          labels(0, 4 * part, 4),
+          java.util.Arrays.copyOfRange(keys, 4 * part, 4 * part + 4),
+          shares[part]);
+      final float[] gradient = floats(parts.gradientBuffer(), 0, n);
+      for (int i = 0; i < n; i++) {
+        sum[i] = part == 0 ? gradient[i] : sum[i] + gradient[i];
+      }
+    }
+    org.junit.jupiter.api.Assertions.assertArrayEquals(sum, whole, 0f, engineName);
+    // a step on the same samples drops the same inputs; on other samples, others
+    accumulating.computeGradients(features(0, 0, BATCH).dup(), labels(0, 0, BATCH), keys, 1);
+    final float[] again = floats(accumulating.gradientBuffer(), 0, n);
+    final long[] others = java.util.Arrays.stream(keys).map(key -> key ^ 1).toArray();
+    accumulating.computeGradients(features(0, 0, BATCH).dup(), labels(0, 0, BATCH), others, 1);
+    final float[] other = floats(accumulating.gradientBuffer(), 0, n);
+    parts.computeGradients(features(0, 0, BATCH).dup(), labels(0, 0, BATCH), keys, 1);
+    org.junit.jupiter.api.Assertions.assertArrayEquals(
+        floats(parts.gradientBuffer(), 0, n), again, 0f, "same keys, same bits");
+    assertTrue(!java.util.Arrays.equals(again, other), "other samples drop other inputs");
+    final IllegalStateException refused =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalStateException.class,
+            () ->
+                accumulating.computeGradients(features(0, 0, BATCH).dup(), labels(0, 0, BATCH), 1));
+    assertTrue(refused.getMessage().contains("dropout before layer"), refused.getMessage());
     accumulating.close();
     parts.close();
   }

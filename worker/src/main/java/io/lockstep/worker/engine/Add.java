@@ -1,5 +1,7 @@
 package io.lockstep.worker.engine;
 
+import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_add;
+
 import io.lockstep.worker.engine.Dnnl.Memory;
 import io.lockstep.worker.engine.Dnnl.Scope;
 import java.util.ArrayList;
@@ -17,7 +19,7 @@ final class Add extends Op {
     final Tensor a = plan.tensor(inputs.get(0));
     final Tensor b = plan.tensor(inputs.get(1));
     final Memory dst = scope.allocate(a.data.md);
-    forward.add(plan.run(plan.binaryAdd(a.data, b.data, dst)));
+    forward.add(plan.run(plan.binary(dnnl_binary_add, a.data, b.data, dst)));
     final Tensor out = plan.output(name, a.dims, dst);
     for (Tensor in : List.of(a, b)) {
       if (in.needsDiff) {

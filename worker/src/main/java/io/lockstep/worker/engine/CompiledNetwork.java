@@ -4,6 +4,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_exclude_padding;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_include_padding;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_max;
 
+import io.lockstep.models.SampleDropout;
 import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -56,8 +57,8 @@ import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
  * <p>Computes graphs of convolutions (no dilation, Truncate or Strict mode), max pooling, global
  * average pooling, BatchNorm (trainable scale and shift), ReLU activation layers, element-wise
  * additions, dense layers and one softmax output layer with multi-class cross-entropy, with ReLU or
- * identity activations and no dropout, weight noise or gradient normalization. {@link #compile}
- * names the first thing it cannot compute.
+ * identity activations, {@link SampleDropout} before dense layers and no other dropout, weight
+ * noise or gradient normalization. {@link #compile} names the first thing it cannot compute.
  *
  * <p>Not thread-safe: one per replica. Plans (primitives and memories) are built per batch size and
  * kept; {@link #close} frees them.
@@ -109,9 +110,10 @@ public final class CompiledNetwork implements AutoCloseable {
         continue;
       }
       final String name = vertex.getVertexName();
-      final List<String> inputs = configuration.getVertexInputs().get(name);
       final org.deeplearning4j.nn.conf.graph.GraphVertex conf =
           configuration.getVertices().get(name);
+      final List<String> inputs =
+          dropped(ops, name, configuration.getVertexInputs().get(name), conf, vertex);
       ops.add(op(name, inputs, conf, vertex));
     }
     final Op last = ops.get(ops.size() - 1);
@@ -157,7 +159,8 @@ public final class CompiledNetwork implements AutoCloseable {
     }
     final InputPreProcessor preProcessor = layerVertex.getPreProcessor();
     final Layer layer = vertex.getLayer();
-    final org.deeplearning4j.nn.conf.layers.Layer layerConf = plainLayer(name, layerVertex, layer);
+    final org.deeplearning4j.nn.conf.layers.Layer layerConf =
+        plainLayer(name, layerVertex, layer, true);
     final String in = inputs.get(0);
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
       checkWindow(name, c.getConvolutionMode(), c.getDilation());
@@ -279,6 +282,44 @@ public final class CompiledNetwork implements AutoCloseable {
         "layer " + name + " (" + layerConf.getClass().getSimpleName() + ")");
   }
 
+  /**
+   * Adds the dropout of a layer that drops its input ({@link SampleDropout} on a dense or output
+   * layer, whose flattened input is in channels-first order) before it.
+   *
+   * @return the layer's inputs: the dropout's output in place of its input, if it has one
+   */
+  private static List<String> dropped(
+      List<Op> ops,
+      String name,
+      List<String> inputs,
+      org.deeplearning4j.nn.conf.graph.GraphVertex conf,
+      GraphVertex vertex)
+      throws UnsupportedNetworkException {
+    if (!(conf instanceof LayerVertex layerVertex)
+        || !vertex.hasLayer()
+        || vertex.getLayer().conf().getLayer().getIDropout() == null
+        || inputs.size() != 1) {
+      return inputs;
+    }
+    final org.deeplearning4j.nn.conf.layers.Layer layerConf = vertex.getLayer().conf().getLayer();
+    if (!(layerConf.getIDropout() instanceof SampleDropout dropout)) {
+      throw new UnsupportedNetworkException(
+          "layer "
+              + name
+              + " with dropout "
+              + layerConf.getIDropout().getClass().getSimpleName()
+              + " (the engine computes SampleDropout, whose masks follow the samples)");
+    }
+    if (!(layerConf instanceof DenseLayer || layerConf instanceof OutputLayer)
+        || format(layerVertex.getPreProcessor()) != CNN2DFormat.NCHW) {
+      throw new UnsupportedNetworkException(
+          "layer " + name + ": dropout other than on a dense layer's channels-first input");
+    }
+    final String dropName = name + "-dropout";
+    ops.add(new Dropout(dropName, inputs.get(0), dropout));
+    return List.of(dropName);
+  }
+
   private static CNN2DFormat format(InputPreProcessor preProcessor) {
     return preProcessor instanceof CnnToFeedForwardPreProcessor p
         ? p.getFormat()
@@ -286,19 +327,22 @@ public final class CompiledNetwork implements AutoCloseable {
   }
 
   /**
-   * Refuses what neither engine computes on any layer: a frozen layer, dropout, weight noise,
-   * gradient normalization, an input preprocessor other than flattening.
+   * Refuses what neither engine computes on any layer: a frozen layer, dropout (but {@link
+   * SampleDropout} where {@code sampleDropout}), weight noise, gradient normalization, an input
+   * preprocessor other than flattening.
    *
    * @return the layer's configuration
    */
   static org.deeplearning4j.nn.conf.layers.Layer plainLayer(
-      String name, LayerVertex layerVertex, Layer layer) throws UnsupportedNetworkException {
+      String name, LayerVertex layerVertex, Layer layer, boolean sampleDropout)
+      throws UnsupportedNetworkException {
     if (layer instanceof FrozenLayer || layer instanceof FrozenLayerWithBackprop) {
       // its conf is the wrapped layer's: without this check it would train like any other
       throw new UnsupportedNetworkException("frozen layer " + name + " (transfer learning)");
     }
     final org.deeplearning4j.nn.conf.layers.Layer layerConf = layer.conf().getLayer();
-    if (layerConf.getIDropout() != null) {
+    if (layerConf.getIDropout() != null
+        && !(sampleDropout && layerConf.getIDropout() instanceof SampleDropout)) {
       throw new UnsupportedNetworkException("layer " + name + " with dropout");
     }
     if (layerConf instanceof BaseLayer base

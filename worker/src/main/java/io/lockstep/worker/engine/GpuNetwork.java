@@ -270,7 +270,7 @@ public final class GpuNetwork {
       throw new UnsupportedNetworkException("layer " + name + " with " + in.length + " inputs");
     }
     final org.deeplearning4j.nn.conf.layers.Layer layerConf =
-        CompiledNetwork.plainLayer(name, layerVertex, vertex.getLayer());
+        CompiledNetwork.plainLayer(name, layerVertex, vertex.getLayer(), false);
     final int input = in[0];
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
       CompiledNetwork.checkWindow(name, c.getConvolutionMode(), c.getDilation());

@@ -87,20 +87,21 @@ final class Plan {
       return input.diff;
     }
     final Memory scratch = scope.allocate(input.diff.md);
-    final Step sum = binaryAdd(input.diff, scratch, input.diff);
+    final Step sum = binary(dnnl_binary_add, input.diff, scratch, input.diff);
     accumulate.add(() -> sum.execute(scope.stream()));
     return scratch;
   }
 
-  Step binaryAdd(Memory a, Memory b, Memory sum) {
+  /** {@code dst = a op b}, element by element: {@code dnnl_binary_add}, {@code _mul}, ... */
+  Step binary(int algorithm, Memory a, Memory b, Memory dst) {
     final dnnl_binary_desc_t desc = new dnnl_binary_desc_t();
-    Dnnl.check(dnnl_binary_desc_init(desc, dnnl_binary_add, a.md, b.md, sum.md), "binary add");
-    final dnnl_primitive_desc pd = scope.describe(desc, null, null, "an addition");
+    Dnnl.check(dnnl_binary_desc_init(desc, algorithm, a.md, b.md, dst.md), "binary op");
+    final dnnl_primitive_desc pd = scope.describe(desc, null, null, "an element-wise op");
     return scope.step(
         pd,
         new int[] {DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
-        new Memory[] {a, b, sum},
-        "an addition");
+        new Memory[] {a, b, dst},
+        "an element-wise op");
   }
 
   Action run(Step step) {

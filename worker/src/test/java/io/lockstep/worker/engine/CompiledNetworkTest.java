@@ -2,13 +2,16 @@ package io.lockstep.worker.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.models.SampleDropout;
 import io.lockstep.worker.RandomBatch;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.deeplearning4j.nn.api.Layer;
@@ -44,6 +47,8 @@ class CompiledNetworkTest {
     "resnet18, 2, 1e-2",
     "resnet50, 2, 1e-2",
     "mobilenet_v1, 2, 1e-2",
+    "mobilenet_v2, 2, 1e-2",
+    "alexnet, 2, 1e-2",
     "densenet121, 2, 1e-2"
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
@@ -127,6 +132,14 @@ class CompiledNetworkTest {
     final ComputationGraph reference = new ComputationGraph(doubles);
     reference.init(network.params().castTo(DataType.DOUBLE), true);
 
+    // every network drops the same inputs of the same samples
+    final long[] samples = new long[(int) features.size(0)];
+    for (int i = 0; i < samples.length; i++) {
+      samples[i] = SampleDropout.sampleKey(7, 0, i);
+    }
+    final boolean dropout = setSamples(network, samples) > 0;
+    setSamples(reference, samples);
+
     final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
     reference.setInputs(features.castTo(DataType.DOUBLE));
     reference.setLabels(labels.castTo(DataType.DOUBLE));
@@ -135,6 +148,7 @@ class CompiledNetworkTest {
 
     final ComputationGraph floats = new ComputationGraph(configuration.clone());
     floats.init(network.params().dup(), true);
+    setSamples(floats, samples);
     floats.setInputs(features);
     floats.setLabels(labels);
     floats.computeGradientAndScore();
@@ -195,6 +209,12 @@ class CompiledNetworkTest {
       final INDArray first = actual.dup();
       compiled.computeGradients(features, labels);
       assertEquals(first, actual);
+      if (dropout) {
+        // other samples, other masks
+        setSamples(network, Arrays.stream(samples).map(key -> key + 1).toArray());
+        compiled.computeGradients(features, labels);
+        assertNotEquals(first, actual);
+      }
     } finally {
       assertEquals(disable, System.getProperty("org.eclipse.deeplearning4j.helpers.disable"));
     }
@@ -317,5 +337,21 @@ class CompiledNetworkTest {
   private static String refusal(ComputationGraph network) {
     return assertThrows(UnsupportedNetworkException.class, () -> CompiledNetwork.compile(network))
         .getMessage();
+  }
+
+  /**
+   * Tells every {@link SampleDropout} of {@code network} the keys of the next forward pass.
+   *
+   * @return how many layers have one
+   */
+  private static int setSamples(ComputationGraph network, long[] samples) {
+    int count = 0;
+    for (Layer layer : network.getLayers()) {
+      if (layer.conf().getLayer().getIDropout() instanceof SampleDropout dropout) {
+        dropout.samples(samples);
+        count++;
+      }
+    }
+    return count;
   }
 }
