@@ -29,12 +29,17 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * The oneDNN step against Deeplearning4j's own layers computing the same network and batch in
  * double precision (its plain path, no helpers): every parameter's gradient, BatchNorm's running
  * statistics and the loss. Each parameter's gradient must be within the model's tolerance of the
- * double result (as a whole: |got - want| / |want|), or no further off than twice Deeplearning4j's
- * own float path is: deep networks at batch 2 and random initialization are ill-conditioned enough
- * that float32 misses by a few percent either way, while a wrong layout, offset or formula misses
- * by 100%.
+ * double result (as a whole: |got - want| / |want|, |want| at least 1e-3 of the whole gradient's
+ * norm), or no further off than twice Deeplearning4j's own float path is, up to a ceiling of 5%:
+ * deep networks at batch 2 and random initialization are ill-conditioned enough that float32 misses
+ * by a few percent either way, while a wrong layout, offset or formula misses by 100%.
  */
 class CompiledNetworkTest {
+  /** The most any parameter's gradient may miss Deeplearning4j's double-precision one by. */
+  private static final double CEILING = 0.05;
+
+  /** The smallest gradient norm an error is measured against, as a fraction of the whole's. */
+  private static final double FLOOR = 1e-3;
 
   @ParameterizedTest(name = "{0}, batch {1}")
   @CsvSource({
@@ -114,8 +119,8 @@ class CompiledNetworkTest {
 
   /**
    * The engine's gradient against Deeplearning4j's in double precision, within {@code tolerance} or
-   * twice Deeplearning4j's own float error, parameter by parameter; every primitive a generated
-   * kernel; a second step the same bits.
+   * twice Deeplearning4j's own float error but never more than {@link #CEILING}, parameter by
+   * parameter; every primitive a generated kernel; a second step the same bits.
    */
   private static void assertMatchesDeeplearning4j(
       ComputationGraphConfiguration configuration,
@@ -164,6 +169,7 @@ class CompiledNetworkTest {
       final INDArray actual = network.getGradientsViewArray();
       assertEquals(0, actual.isNaN().castTo(DataType.INT).sumNumber().intValue(), "unwritten");
       int compared = 0;
+      final double scale = expected.norm2Number().doubleValue();
       for (Layer layer : network.getLayers()) {
         if (layer.numParams() == 0) {
           continue;
@@ -182,10 +188,10 @@ class CompiledNetworkTest {
                   .reshape(-1)
                   .get(NDArrayIndex.interval(offset, offset + got.length()))
                   .reshape(got.ordering(), got.shape());
-          final double error = relativeError(got, want);
-          final double theirError = relativeError(theirs, want);
+          final double error = relativeError(got, want, scale);
+          final double theirError = relativeError(theirs, want, scale);
           assertTrue(
-              error <= Math.max(tolerance, 2 * theirError),
+              error <= Math.max(tolerance, Math.min(2 * theirError, CEILING)),
               layer.conf().getLayer().getLayerName()
                   + "_"
                   + entry.getKey()
@@ -220,10 +226,14 @@ class CompiledNetworkTest {
     }
   }
 
-  /** {@code |got - want| / |want|} over a whole parameter's gradient. */
-  private static double relativeError(INDArray got, INDArray want) {
+  /**
+   * {@code |got - want| / |want|} over a whole parameter's gradient, with {@code |want|} at least
+   * {@link #FLOOR} of {@code scale} (a parameter whose exact gradient is zero, as a BatchNorm
+   * shift's before another BatchNorm, is measured against the whole gradient's size).
+   */
+  private static double relativeError(INDArray got, INDArray want, double scale) {
     return got.sub(want).norm2Number().doubleValue()
-        / Math.max(1e-12, want.norm2Number().doubleValue());
+        / Math.max(FLOOR * scale, want.norm2Number().doubleValue());
   }
 
   @Test
