@@ -8,9 +8,11 @@ import io.lockstep.models.SampleDropout;
 import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.CNN2DFormat;
@@ -41,6 +43,7 @@ import org.nd4j.linalg.activations.impl.ActivationLReLU;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
 import org.nd4j.linalg.activations.impl.ActivationReLU6;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
@@ -97,9 +100,8 @@ public final class CompiledNetwork implements AutoCloseable {
       throw new UnsupportedNetworkException("on ND4J's " + backend + " backend (CPU only)");
     }
     final ComputationGraphConfiguration configuration = network.getConfiguration();
-    if (configuration.getNetworkInputs().size() != 1
-        || configuration.getNetworkOutputs().size() != 1) {
-      throw new UnsupportedNetworkException("a graph with more than one input or output");
+    if (configuration.getNetworkInputs().size() != 1) {
+      throw new UnsupportedNetworkException("a graph with more than one input");
     }
     final String input = configuration.getNetworkInputs().get(0);
     final List<Op> ops = new ArrayList<>();
@@ -116,15 +118,7 @@ public final class CompiledNetwork implements AutoCloseable {
           dropped(ops, name, configuration.getVertexInputs().get(name), conf, vertex);
       ops.add(op(name, inputs, conf, vertex));
     }
-    final Op last = ops.get(ops.size() - 1);
-    if (!(last instanceof Output) || !last.name.equals(configuration.getNetworkOutputs().get(0))) {
-      throw new UnsupportedNetworkException("a graph whose last vertex is not its output layer");
-    }
-    for (int i = 0; i < ops.size() - 1; i++) {
-      if (ops.get(i) instanceof Output) {
-        throw new UnsupportedNetworkException("an output layer before the end of the graph");
-      }
-    }
+    checkOutputs(ops, configuration.getNetworkOutputs());
     return new CompiledNetwork(ops, input);
   }
 
@@ -193,7 +187,9 @@ public final class CompiledNetwork implements AutoCloseable {
           true);
     }
     if (layerConf instanceof SubsamplingLayer s && s.getClass() == SubsamplingLayer.class) {
-      checkWindow(name, s.getConvolutionMode(), s.getDilation());
+      final boolean same =
+          s.getConvolutionMode() == ConvolutionMode.Same && s.getPoolingType() == PoolingType.MAX;
+      checkWindow(name, same ? ConvolutionMode.Truncate : s.getConvolutionMode(), s.getDilation());
       checkChannelsFirst(name, s.getCnn2dDataFormat());
       if (s.getPoolingType() == PoolingType.AVG) {
         return new MaxPool(
@@ -204,14 +200,15 @@ public final class CompiledNetwork implements AutoCloseable {
             s.getPadding(),
             s.isAvgPoolIncludePadInDivisor()
                 ? dnnl_pooling_avg_include_padding
-                : dnnl_pooling_avg_exclude_padding);
+                : dnnl_pooling_avg_exclude_padding,
+            false);
       }
       if (s.getPoolingType() != PoolingType.MAX) {
         throw new UnsupportedNetworkException(
             "layer " + name + ": pooling other than max or average");
       }
       return new MaxPool(
-          name, in, s.getKernelSize(), s.getStride(), s.getPadding(), dnnl_pooling_max);
+          name, in, s.getKernelSize(), s.getStride(), s.getPadding(), dnnl_pooling_max, same);
     }
     if (layerConf instanceof GlobalPoolingLayer g) {
       if (g.getPoolingType() != PoolingType.AVG
@@ -252,9 +249,11 @@ public final class CompiledNetwork implements AutoCloseable {
     if (layerConf instanceof OutputLayer o && o.getClass() == OutputLayer.class) {
       if (!(o.getActivationFn() instanceof ActivationSoftmax)
           || !(o.getLossFn() instanceof LossMCXENT loss)
-          || loss.getWeights() != null) {
+          || !(uniformWeight(loss) > 0)) {
         throw new UnsupportedNetworkException(
-            "layer " + name + ": output other than softmax with unweighted cross-entropy");
+            "layer "
+                + name
+                + ": output other than softmax with cross-entropy weighted alike for every class");
       }
       return new Output(
           name,
@@ -263,7 +262,8 @@ public final class CompiledNetwork implements AutoCloseable {
           o.getNOut(),
           o.hasBias(),
           format(preProcessor),
-          loss.getSoftmaxClipEps());
+          loss.getSoftmaxClipEps(),
+          uniformWeight(loss));
     }
     if (layerConf instanceof DenseLayer d && d.getClass() == DenseLayer.class) {
       if (d.hasLayerNorm()) {
@@ -280,6 +280,42 @@ public final class CompiledNetwork implements AutoCloseable {
     }
     throw new UnsupportedNetworkException(
         "layer " + name + " (" + layerConf.getClass().getSimpleName() + ")");
+  }
+
+  /**
+   * The graph's outputs are its output layers, each read by no other vertex, all over the same
+   * classes (every output learns the image's class, as GoogLeNet's auxiliary classifiers do), the
+   * last in topological order among them.
+   */
+  private static void checkOutputs(List<Op> ops, List<String> outputs)
+      throws UnsupportedNetworkException {
+    final Set<String> outputLayers = new HashSet<>();
+    long classes = -1;
+    for (Op op : ops) {
+      if (op instanceof Output output) {
+        outputLayers.add(op.name);
+        if (classes >= 0 && output.outputs != classes) {
+          throw new UnsupportedNetworkException(
+              "output layers over different numbers of classes ("
+                  + classes
+                  + ", "
+                  + output.outputs
+                  + ")");
+        }
+        classes = output.outputs;
+      }
+      for (String input : op.inputs) {
+        if (outputLayers.contains(input)) {
+          throw new UnsupportedNetworkException(
+              "output layer " + input + " read by vertex " + op.name);
+        }
+      }
+    }
+    if (!outputLayers.equals(new HashSet<>(outputs))
+        || !(ops.get(ops.size() - 1) instanceof Output)) {
+      throw new UnsupportedNetworkException(
+          "a graph whose outputs " + outputs + " are not its output layers " + outputLayers);
+    }
   }
 
   /**
@@ -318,6 +354,18 @@ public final class CompiledNetwork implements AutoCloseable {
     final String dropName = name + "-dropout";
     ops.add(new Dropout(dropName, inputs.get(0), dropout));
     return List.of(dropName);
+  }
+
+  /**
+   * @return the weight of every class in the loss (1 without weights), or 0 where they differ
+   */
+  private static double uniformWeight(LossMCXENT loss) {
+    final INDArray weights = loss.getWeights();
+    if (weights == null) {
+      return 1;
+    }
+    final double first = weights.getDouble(0);
+    return weights.neq(first).castTo(DataType.INT).sumNumber().intValue() == 0 ? first : 0;
   }
 
   private static CNN2DFormat format(InputPreProcessor preProcessor) {
@@ -450,6 +498,7 @@ public final class CompiledNetwork implements AutoCloseable {
       final Plan plan = plan(n, shape);
       plan.input.rebind(Dnnl.address(contiguous));
       plan.labels = labels.dup('c').data().asFloat();
+      plan.loss = 0;
       for (Action action : plan.forward) {
         action.run();
       }

@@ -9,9 +9,14 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.CNN2DFormat;
 
-/** The output layer: logits, then softmax and cross-entropy in Java, on {@code [n, k]}. */
+/**
+ * An output layer: logits, then softmax and cross-entropy in Java, on {@code [n, k]}, weighted in
+ * the network's loss (GoogLeNet's auxiliary classifiers weigh 0.3); the plan's loss is the sum of
+ * its output layers' losses, as Deeplearning4j's score is.
+ */
 final class Output extends Dense {
   private final double clip;
+  private final double weight;
 
   Output(
       String name,
@@ -20,9 +25,11 @@ final class Output extends Dense {
       long classes,
       boolean bias,
       CNN2DFormat flattening,
-      double clip) {
+      double clip,
+      double weight) {
     super(name, input, layer, classes, bias, false, flattening);
     this.clip = clip;
+    this.weight = weight;
   }
 
   @Override
@@ -61,14 +68,14 @@ final class Output extends Dense {
             }
             for (int j = 0; j < k; j++) {
               final double p = Math.exp(z[i * k + j] - max) / sum;
-              g[i * k + j] = (float) (p - y[i * k + j]);
+              g[i * k + j] = (float) (weight * (p - y[i * k + j]));
               if (y[i * k + j] != 0) {
                 loss -= y[i * k + j] * Math.log(Math.min(Math.max(p, clip), 1 - clip));
               }
             }
           }
           gradient.put(g);
-          plan.loss = loss / n;
+          plan.loss += weight * loss / n;
         });
     return gradientMemory;
   }

@@ -54,6 +54,7 @@ class CompiledNetworkTest {
     "mobilenet_v1, 2, 1e-2",
     "mobilenet_v2, 2, 1e-2",
     "alexnet, 2, 1e-2",
+    "googlenet, 2, 1e-2",
     "densenet121, 2, 1e-2"
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
@@ -147,7 +148,7 @@ class CompiledNetworkTest {
 
     final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
     reference.setInputs(features.castTo(DataType.DOUBLE));
-    reference.setLabels(labels.castTo(DataType.DOUBLE));
+    reference.setLabels(everyOutput(reference, labels.castTo(DataType.DOUBLE)));
     reference.computeGradientAndScore();
     final INDArray expected = reference.getGradientsViewArray().castTo(DataType.FLOAT);
 
@@ -155,7 +156,7 @@ class CompiledNetworkTest {
     floats.init(network.params().dup(), true);
     setSamples(floats, samples);
     floats.setInputs(features);
-    floats.setLabels(labels);
+    floats.setLabels(everyOutput(floats, labels));
     floats.computeGradientAndScore();
     final INDArray floatGradient = floats.getGradientsViewArray().dup();
     network.getGradientsViewArray().assign(Float.NaN);
@@ -309,6 +310,24 @@ class CompiledNetworkTest {
     assertFalse(refusal.isBlank());
   }
 
+  /**
+   * Dropout whose masks come from a random generator's state would break "N workers equal one
+   * process": the engine refuses it, naming the layer.
+   */
+  @Test
+  void refusesDropoutWhoseMasksDoNotFollowTheSamples() {
+    final String refusal =
+        refusal(
+            layerThenSoftmax(
+                new org.deeplearning4j.nn.conf.layers.DenseLayer.Builder()
+                    .nOut(4)
+                    .dropOut(new org.deeplearning4j.nn.conf.dropout.Dropout(0.5))
+                    .build(),
+                org.deeplearning4j.nn.conf.inputs.InputType.feedForward(6)));
+    assertTrue(refusal.contains("layer first with dropout Dropout"), refusal);
+    assertTrue(refusal.contains("SampleDropout"), refusal);
+  }
+
   /** A zoo model, initialized with its gradient view, from job overrides. */
   private static ComputationGraph zooNetwork(Map<String, String> overrides) {
     final ComputationGraph network =
@@ -363,5 +382,12 @@ class CompiledNetworkTest {
       }
     }
     return count;
+  }
+
+  /** The labels for each output of {@code network}: every output learns the image's class. */
+  private static INDArray[] everyOutput(ComputationGraph network, INDArray labels) {
+    final INDArray[] every = new INDArray[network.getNumOutputArrays()];
+    Arrays.fill(every, labels);
+    return every;
   }
 }
