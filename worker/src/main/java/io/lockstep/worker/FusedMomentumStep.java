@@ -3,6 +3,7 @@ package io.lockstep.worker;
 import io.lockstep.models.Momentum;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import org.bytedeco.javacpp.BytePointer;
@@ -15,6 +16,7 @@ import org.deeplearning4j.nn.updater.BaseMultiLayerUpdater;
 import org.deeplearning4j.nn.updater.UpdaterBlock;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.learning.config.NoOp;
 
 /**
  * The optimizer step of a network whose every parameter {@link Momentum} trains without
@@ -33,28 +35,35 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * lane as the scalar one does, and Java never fuses a multiply and an add. The gradient norm is
  * computed in double precision, which Deeplearning4j's float reduction approximates.
  *
+ * <p>BatchNorm's running mean and variance, which Deeplearning4j's updater leaves as they are
+ * (their "gradient" is the update itself, not divided by the batch, under a {@code NoOp} updater),
+ * are subtracted as Deeplearning4j subtracts them and left out of the norm.
+ *
  * <p>Not thread-safe: one per replica, over that replica's network.
  */
 final class FusedMomentumStep {
-  private final Momentum rule;
-  private final FloatBuffer gradients;
-  private final FloatBuffer velocity;
-  private final FloatBuffer parameters;
-  private final int count;
-
   /** Floats per pass of {@link #step}: three chunks stay in the first-level cache. */
   private static final int CHUNK = 2048;
+
+  /**
+   * One updater block of momentum: its parameters {@code [start, start + length)} and their
+   * velocity.
+   */
+  private record Trained(int start, int length, Momentum rule, FloatBuffer velocity) {}
+
+  private final List<Trained> trained;
+  private final FloatBuffer gradients;
+  private final FloatBuffer parameters;
+  private final int count;
 
   private final float[] gradientChunk = new float[CHUNK];
   private final float[] velocityChunk = new float[CHUNK];
   private final float[] parameterChunk = new float[CHUNK];
 
-  private FusedMomentumStep(
-      Momentum rule, INDArray gradients, INDArray velocity, INDArray parameters) {
-    this.rule = rule;
+  private FusedMomentumStep(List<Trained> trained, INDArray gradients, INDArray parameters) {
+    this.trained = trained;
     this.count = (int) parameters.length();
     this.gradients = floats(gradients);
-    this.velocity = floats(velocity);
     this.parameters = floats(parameters);
   }
 
@@ -88,29 +97,53 @@ final class FusedMomentumStep {
     if (!(updater instanceof BaseMultiLayerUpdater<?> multi)) {
       return Optional.empty();
     }
-    final List<UpdaterBlock> blocks = multi.getUpdaterBlocks();
-    final long count = network.numParams();
-    if (blocks.size() != 1
-        || blocks.get(0).getParamOffsetStart() != 0
-        || blocks.get(0).getParamOffsetEnd() != count
-        || !(blocks.get(0).getGradientUpdater().getConfig() instanceof Momentum rule)) {
-      return Optional.empty();
-    }
     for (Layer layer : network.getLayers()) {
       if (layer.numParams() > 0 && !plain(layer)) {
         return Optional.empty();
       }
     }
     final INDArray gradients = network.getGradientsViewArray();
-    final INDArray velocity = blocks.get(0).getUpdaterView();
     final INDArray parameters = network.params();
-    if (!dense(gradients, count) || !dense(velocity, count) || !dense(parameters, count)) {
+    final long count = network.numParams();
+    if (!dense(gradients, count) || !dense(parameters, count)) {
       return Optional.empty();
     }
-    return Optional.of(new FusedMomentumStep(rule, gradients, velocity, parameters));
+    final List<Trained> trained = new ArrayList<>();
+    long next = 0;
+    for (UpdaterBlock block : multi.getUpdaterBlocks()) {
+      final int start = block.getParamOffsetStart();
+      final int length = block.getParamOffsetEnd() - start;
+      final Object rule = block.getGradientUpdater().getConfig();
+      if (start != next || block.isPretrainUpdaterBlock()) {
+        return Optional.empty();
+      }
+      next = block.getParamOffsetEnd();
+      if (rule instanceof Momentum momentum && dividedByBatch(block, true)) {
+        final INDArray velocity = block.getUpdaterView();
+        if (!dense(velocity, length)) {
+          return Optional.empty();
+        }
+        trained.add(new Trained(start, length, momentum, floats(velocity)));
+      } else if (!(rule instanceof NoOp) || !dividedByBatch(block, false)) {
+        return Optional.empty();
+      }
+    }
+    if (next != count || trained.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(new FusedMomentumStep(trained, gradients, parameters));
   }
 
-  /** A layer whose gradient only the updater changes, divided by the batch for every parameter. */
+  /**
+   * Whether Deeplearning4j divides each of the block's gradients by the batch ({@code all}) or
+   * none.
+   */
+  private static boolean dividedByBatch(UpdaterBlock block, boolean all) {
+    return block.getLayersAndVariablesInBlock().stream()
+        .allMatch(state -> state.getLayer().updaterDivideByMinibatch(state.getParamName()) == all);
+  }
+
+  /** A layer whose gradient only the updater changes. */
   private static boolean plain(Layer layer) {
     if (!(layer.conf().getLayer() instanceof BaseLayer conf)) {
       return false;
@@ -121,7 +154,7 @@ final class FusedMomentumStep {
         || (normalization != null && normalization != GradientNormalization.None)) {
       return false;
     }
-    return layer.paramTable().keySet().stream().allMatch(layer::updaterDivideByMinibatch);
+    return true;
   }
 
   private static boolean dense(INDArray array, long count) {
@@ -143,23 +176,26 @@ final class FusedMomentumStep {
     double b = 0;
     double c = 0;
     double d = 0;
-    for (int start = 0; start < count; start += CHUNK) {
-      final int n = Math.min(CHUNK, count - start);
-      gradients.get(start, g, 0, n);
-      int i = 0;
-      for (; i + 3 < n; i += 4) {
-        final double x = g[i];
-        final double y = g[i + 1];
-        final double z = g[i + 2];
-        final double t = g[i + 3];
-        a += x * x;
-        b += y * y;
-        c += z * z;
-        d += t * t;
-      }
-      for (; i < n; i++) {
-        final double x = g[i];
-        a += x * x;
+    for (Trained block : trained) {
+      final int end = block.start() + block.length();
+      for (int start = block.start(); start < end; start += CHUNK) {
+        final int n = Math.min(CHUNK, end - start);
+        gradients.get(start, g, 0, n);
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+          final double x = g[i];
+          final double y = g[i + 1];
+          final double z = g[i + 2];
+          final double t = g[i + 3];
+          a += x * x;
+          b += y * y;
+          c += z * z;
+          d += t * t;
+        }
+        for (; i < n; i++) {
+          final double x = g[i];
+          a += x * x;
+        }
       }
     }
     return Math.sqrt((a + b) + (c + d));
@@ -176,25 +212,32 @@ final class FusedMomentumStep {
    */
   void step(int batchSize, int iteration, int epoch, boolean apply) {
     final float divisor = batchSize;
-    final float momentum = (float) rule.getMomentum();
-    final float rate = (float) rule.getLearningRate(iteration, epoch);
     final float[] g = gradientChunk;
     final float[] v = velocityChunk;
-    final float[] w = parameterChunk;
-    for (int start = 0; start < count; start += CHUNK) {
-      final int n = Math.min(CHUNK, count - start);
-      gradients.get(start, g, 0, n);
-      velocity.get(start, v, 0, n);
-      // loops over arrays, which the compiler turns into vector instructions (a loop over native
-      // memory it does not): the same float operations lane by lane, so the same bits
-      for (int i = 0; i < n; i++) {
-        final float next = v[i] * momentum + g[i] / divisor;
-        v[i] = next;
-        g[i] = next * rate;
+    for (Trained block : trained) {
+      final float momentum = (float) block.rule().getMomentum();
+      final float rate = (float) block.rule().getLearningRate(iteration, epoch);
+      for (int at = 0; at < block.length(); at += CHUNK) {
+        final int n = Math.min(CHUNK, block.length() - at);
+        gradients.get(block.start() + at, g, 0, n);
+        block.velocity().get(at, v, 0, n);
+        // loops over arrays, which the compiler turns into vector instructions (a loop over native
+        // memory it does not): the same float operations lane by lane, so the same bits
+        for (int i = 0; i < n; i++) {
+          final float next = v[i] * momentum + g[i] / divisor;
+          v[i] = next;
+          g[i] = next * rate;
+        }
+        gradients.put(block.start() + at, g, 0, n);
+        block.velocity().put(at, v, 0, n);
       }
-      gradients.put(start, g, 0, n);
-      velocity.put(start, v, 0, n);
-      if (apply) {
+    }
+    if (apply) {
+      // every parameter, running statistics included, takes its update as Deeplearning4j's does
+      final float[] w = parameterChunk;
+      for (int start = 0; start < count; start += CHUNK) {
+        final int n = Math.min(CHUNK, count - start);
+        gradients.get(start, g, 0, n);
         parameters.get(start, w, 0, n);
         for (int i = 0; i < n; i++) {
           w[i] -= g[i];
