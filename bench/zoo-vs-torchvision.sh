@@ -5,7 +5,8 @@
 # momentum 0.9), alternating Lockstep and PyTorch ROUNDS (3) times so both see the same noise.
 # Prints one table: median images/s of each, their ratio, the parameter counts of both (they must
 # agree) and the engine that computed Lockstep's step. MODEL: the ImageNet models at batch
-# IMAGENET_BATCH (8) and the seed models at SEED_BATCH (64) by default. PyTorch is Debian's
+# IMAGENET_BATCH (8, 4 steps after 2) and the seed models at SEED_BATCH (64; 200 steps after 50,
+# resnet18-cifar 10 after 3) by default. PyTorch is Debian's
 # /usr/bin/python3 (apt-get install python3-torch python3-torchvision) with OpenBLAS first on
 # LD_LIBRARY_PATH, as ../shared/bench/pytorch/run_baselines.sh sets it up.
 set -euo pipefail
@@ -36,8 +37,11 @@ mkdir -p "$OUT"
 
 for round in $(seq 1 "$ROUNDS"); do
   for model in "${MODELS[@]}"; do
-    case " ${SEEDS[*]} " in
-      *" $model "*) batch=$SEED_BATCH steps=20 warmup=5 ;;
+    # steps of a few milliseconds take a few hundred before the JIT has compiled the optimizer step
+    case $model in
+      resnet18-cifar) batch=$SEED_BATCH steps=10 warmup=3 ;;
+      lenet | lenet-cifar | feedforward | simple-cnn | resnet-mini)
+        batch=$SEED_BATCH steps=200 warmup=50 ;;
       *) batch=$IMAGENET_BATCH steps=4 warmup=2 ;;
     esac
     "$ROOT/bin/lockstep" bench step --model "$model" --batch-size "$batch" --steps "$steps" \
