@@ -57,11 +57,13 @@ import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
  * same meaning as its own backward pass (sums over the batch; running statistics as Deeplearning4j
  * moves them), so its updater, checkpoints and the parameter server are unchanged.
  *
- * <p>Computes graphs of convolutions (no dilation, Truncate or Strict mode), max pooling, global
- * average pooling, BatchNorm (trainable scale and shift), ReLU activation layers, element-wise
- * additions, dense layers and one softmax output layer with multi-class cross-entropy, with ReLU or
- * identity activations, {@link SampleDropout} before dense layers and no other dropout, weight
- * noise or gradient normalization. {@link #compile} names the first thing it cannot compute.
+ * <p>Computes graphs of one input: convolutions (depthwise too; no dilation, Truncate or Strict
+ * mode), max pooling (Same mode too), average and global average pooling, BatchNorm (trainable
+ * scale and shift), ReLU, leaky ReLU and ReLU6 activation layers, element-wise additions,
+ * concatenations along channels, dense layers and softmax output layers with multi-class
+ * cross-entropy weighted alike for every class (several, each learning the image's class), with
+ * ReLU or identity activations, {@link SampleDropout} before dense layers and no other dropout,
+ * weight noise or gradient normalization. {@link #compile} names the first thing it cannot compute.
  *
  * <p>Not thread-safe: one per replica. Plans (primitives and memories) are built per batch size and
  * kept; {@link #close} frees them.
