@@ -14,17 +14,11 @@ shift || true
 WHAT=("${@:-lenet resnet train}")
 read -r -a WHAT <<<"${WHAT[*]}"
 PYBENCH=${PYBENCH:-$ROOT/../shared/bench/pytorch}
-PYTHON=${PYTHON:-/usr/bin/python3}
 STEPS=${STEPS:-300}
-OB_ROOT=${OB_ROOT:-${TMPDIR:-/tmp}/pytorch-baseline/openblas}
-OB_DIR=$OB_ROOT/usr/lib/x86_64-linux-gnu/openblas-pthread
-if [ ! -d "$OB_DIR" ]; then
-  mkdir -p "$OB_ROOT/debs" && (cd "$OB_ROOT/debs" && apt-get download libopenblas0-pthread >/dev/null) \
-    && dpkg -x "$OB_ROOT"/debs/libopenblas0-pthread_*.deb "$OB_ROOT"
-fi
+# shellcheck source=pytorch-env.sh
+. "$ROOT/bench/pytorch-env.sh"
 OUT=${OUT:-$ROOT/runs/compute-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-py() { LD_LIBRARY_PATH=$OB_DIR "$PYTHON" "$@"; }
 "$ROOT/bin/lockstep" --help >/dev/null # builds once, outside the timings
 
 for round in $(seq 1 "$ROUNDS"); do

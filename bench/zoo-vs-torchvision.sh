@@ -19,18 +19,13 @@ SEEDS=(lenet lenet-cifar feedforward simple-cnn resnet18-cifar resnet-mini)
 if [ $# -gt 0 ]; then MODELS=("$@"); else MODELS=("${IMAGENET[@]}" "${SEEDS[@]}"); fi
 IMAGENET_BATCH=${IMAGENET_BATCH:-8}
 SEED_BATCH=${SEED_BATCH:-64}
-PYTHON=${PYTHON:-/usr/bin/python3}
+# shellcheck source=pytorch-env.sh
+. "$ROOT/bench/pytorch-env.sh"
 "$PYTHON" -c 'import torch, torchvision' 2>/dev/null || {
   echo "bench/zoo-vs-torchvision.sh: $PYTHON has no torch and torchvision;" \
     "apt-get install python3-torch python3-torchvision" >&2
   exit 2
 }
-OB_ROOT=${OB_ROOT:-${TMPDIR:-/tmp}/pytorch-baseline/openblas}
-OB_DIR=$OB_ROOT/usr/lib/x86_64-linux-gnu/openblas-pthread
-if [ ! -d "$OB_DIR" ]; then
-  mkdir -p "$OB_ROOT/debs" && (cd "$OB_ROOT/debs" && apt-get download libopenblas0-pthread >/dev/null) \
-    && dpkg -x "$OB_ROOT"/debs/libopenblas0-pthread_*.deb "$OB_ROOT"
-fi
 OUT=${OUT:-$ROOT/runs/zoo-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 "$ROOT/bin/lockstep" --help >/dev/null # builds once, outside the timings
@@ -46,7 +41,7 @@ for round in $(seq 1 "$ROUNDS"); do
     esac
     "$ROOT/bin/lockstep" bench step --model "$model" --batch-size "$batch" --steps "$steps" \
       --warmup "$warmup" 2>/dev/null | grep '^model=' >>"$OUT/$model.lockstep"
-    LD_LIBRARY_PATH=$OB_DIR "$PYTHON" "$ROOT/bench/torchvision_step.py" "$model" \
+    py "$ROOT/bench/torchvision_step.py" "$model" \
       --batch-size "$batch" --steps "$steps" --warmup "$warmup" 2>/dev/null \
       | grep '^model=' >>"$OUT/$model.pytorch"
   done
