@@ -489,6 +489,17 @@ public final class Keys {
               + " in the log), onednn (refuse a model it cannot compute) or deeplearning4j (its own"
               + " layers, with their oneDNN helpers)");
 
+  /** The number format of the workers' convolutions and matrix products. */
+  public static final ConfigKey<Precision> COMPUTE_PRECISION =
+      enumeration(
+          "lockstep.compute.precision",
+          Precision.class,
+          Precision.FP32,
+          "fp32, or bf16: convolutions and dense layers read bfloat16 inputs and weights and"
+              + " accumulate in float32, as PyTorch's CPU autocast does; master weights, the other"
+              + " layers, the optimizer and the exchange stay float32. Needs the oneDNN engine and"
+              + " a CPU with AVX512_BF16 or AMX, and is refused elsewhere");
+
   /** The layout of the dataset's files. */
   public static final ConfigKey<DataFormat> DATA_FORMAT =
       enumeration(

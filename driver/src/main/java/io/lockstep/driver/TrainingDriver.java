@@ -81,7 +81,8 @@ public final class TrainingDriver {
     final int stepsPerEpoch = job.stepsPerEpoch(trainSamples);
     final long totalSteps = (long) job.get(Keys.EPOCHS) * stepsPerEpoch;
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, totalSteps);
-    final Replica initial = Replica.create(configuration, job.get(Keys.WORKER_ENGINE));
+    final Replica initial =
+        Replica.create(configuration, job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION));
     if (job.get(Keys.BATCHNORM_SYNC) && !initial.hasSynchronizedStatistics()) {
       throw new ConfigurationException(
           Keys.BATCHNORM_SYNC.name()

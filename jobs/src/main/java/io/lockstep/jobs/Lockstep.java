@@ -8,6 +8,7 @@ import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.FrameTags;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Precision;
 import io.lockstep.conf.Transport;
 import io.lockstep.data.DataException;
 import io.lockstep.driver.RunComparison;
@@ -471,31 +472,31 @@ public final class Lockstep implements Runnable {
       System.out.println(SyncBenchmark.run(settings).line());
       return 0;
     }
+  }
 
-    /**
-     * The value a flag names, written as configuration files write it ({@link Keys#lowerName}).
-     *
-     * @throws ConfigurationException naming the flag and the values it takes
-     */
-    @SafeVarargs
-    private static <E extends Enum<E>> E choice(String flag, String value, E... allowed) {
-      final String[] names = new String[allowed.length];
-      for (int i = 0; i < allowed.length; i++) {
-        names[i] = Keys.lowerName(allowed[i]);
-        if (names[i].equals(value.toLowerCase(Locale.ROOT))) {
-          return allowed[i];
-        }
+  /**
+   * The value a flag names, written as configuration files write it ({@link Keys#lowerName}).
+   *
+   * @throws ConfigurationException naming the flag and the values it takes
+   */
+  @SafeVarargs
+  private static <E extends Enum<E>> E choice(String flag, String value, E... allowed) {
+    final String[] names = new String[allowed.length];
+    for (int i = 0; i < allowed.length; i++) {
+      names[i] = Keys.lowerName(allowed[i]);
+      if (names[i].equals(value.toLowerCase(Locale.ROOT))) {
+        return allowed[i];
       }
-      final int last = names.length - 1;
-      throw new ConfigurationException(
-          flag
-              + " "
-              + value
-              + ": expected "
-              + (last == 0
-                  ? names[0]
-                  : String.join(", ", Arrays.copyOf(names, last)) + " or " + names[last]));
     }
+    final int last = names.length - 1;
+    throw new ConfigurationException(
+        flag
+            + " "
+            + value
+            + ": expected "
+            + (last == 0
+                ? names[0]
+                : String.join(", ", Arrays.copyOf(names, last)) + " or " + names[last]));
   }
 
   /** {@code lockstep bench step}. */
@@ -532,23 +533,25 @@ public final class Lockstep implements Runnable {
         description = "auto|onednn|deeplearning4j: what computes the passes")
     String engine;
 
-    private ComputeEngine computeEngine() {
-      return switch (engine.toLowerCase(Locale.ROOT)) {
-        case "auto" -> ComputeEngine.AUTO;
-        case "onednn" -> ComputeEngine.ONEDNN;
-        case "deeplearning4j" -> ComputeEngine.DEEPLEARNING4J;
-        default ->
-            throw new ConfigurationException(
-                "--engine " + engine + ": expected auto, onednn or deeplearning4j");
-      };
-    }
+    @Option(
+        names = "--precision",
+        defaultValue = "fp32",
+        description = "fp32|bf16: the number format of convolutions and dense layers")
+    String precision;
 
     @Override
     public Integer call() {
       final StepBenchmark.Settings settings;
       try {
         settings =
-            new StepBenchmark.Settings(model, batchSize, steps, warmup, threads, computeEngine());
+            new StepBenchmark.Settings(
+                model,
+                batchSize,
+                steps,
+                warmup,
+                threads,
+                choice("--engine", engine, ComputeEngine.values()),
+                choice("--precision", precision, Precision.values()));
       } catch (IllegalArgumentException e) {
         throw new ConfigurationException(e.getMessage());
       }

@@ -3,6 +3,7 @@ package io.lockstep.worker;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Precision;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
@@ -87,6 +88,9 @@ public final class Replica implements AutoCloseable {
   /** The engine asked for. */
   private final ComputeEngine choice;
 
+  /** The number format asked for. */
+  private final Precision precision;
+
   /** What computes the passes, for logs and summaries. */
   private final String engine;
 
@@ -123,9 +127,14 @@ public final class Replica implements AutoCloseable {
   private double lastLoss;
   private double lastGradientNorm;
 
-  private Replica(ComputationGraph network, String configurationJson, ComputeEngine choice) {
+  private Replica(
+      ComputationGraph network,
+      String configurationJson,
+      ComputeEngine choice,
+      Precision precision) {
     this.network = network;
     this.choice = choice;
+    this.precision = precision;
     this.configurationJson = configurationJson;
     this.runningStatistics = new ArrayList<>();
     this.statisticsByLayer = new IdentityHashMap<>();
@@ -160,11 +169,21 @@ public final class Replica implements AutoCloseable {
     this.gradientBuffer = new UnsafeBuffer(nativeAddress(view), (int) view.length() * Float.BYTES);
     CompiledNetwork step = null;
     String description = "deeplearning4j";
+    if (precision == Precision.BF16) {
+      checkBf16(choice);
+    }
     if (choice != ComputeEngine.DEEPLEARNING4J) {
       try {
-        step = CompiledNetwork.compile(network);
-        description = "onednn";
+        step = CompiledNetwork.compile(network, precision);
+        description = precision == Precision.BF16 ? "onednn bf16" : "onednn";
       } catch (UnsupportedNetworkException e) {
+        if (precision == Precision.BF16) {
+          throw new ConfigurationException(
+              Keys.COMPUTE_PRECISION.name()
+                  + "=bf16 needs the oneDNN engine, which cannot compute this model: "
+                  + e.getMessage()
+                  + "; use fp32");
+        }
         if (choice == ComputeEngine.ONEDNN) {
           throw new ConfigurationException(
               Keys.WORKER_ENGINE.name()
@@ -178,6 +197,24 @@ public final class Replica implements AutoCloseable {
     this.compiled = step;
     this.engine = description;
     this.fusedStep = FusedMomentumStep.of(network).orElse(null);
+  }
+
+  /** Refuses bfloat16 where it cannot run: on Deeplearning4j's layers, or on this CPU. */
+  private static void checkBf16(ComputeEngine choice) {
+    if (choice == ComputeEngine.DEEPLEARNING4J) {
+      throw new ConfigurationException(
+          Keys.COMPUTE_PRECISION.name()
+              + "=bf16 needs the oneDNN engine; "
+              + Keys.WORKER_ENGINE.name()
+              + "=deeplearning4j computes float32 only: use auto or onednn, or fp32");
+    }
+    if (!CompiledNetwork.computesBf16()) {
+      throw new ConfigurationException(
+          Keys.COMPUTE_PRECISION.name()
+              + "=bf16 needs a CPU with AVX512_BF16 or AMX, and this one offers oneDNN "
+              + CompiledNetwork.instructionSet()
+              + ": use fp32 on this host");
+    }
   }
 
   /**
@@ -240,13 +277,29 @@ public final class Replica implements AutoCloseable {
    *     cannot compute
    */
   public static Replica create(ComputationGraphConfiguration configuration, ComputeEngine engine) {
+    return create(configuration, engine, Precision.FP32);
+  }
+
+  /**
+   * A fresh replica, its weights drawn from the configuration's seed by {@link
+   * ModelZoo#initialize}, computed by {@code engine} in {@code precision}.
+   *
+   * @param configuration the network
+   * @param engine what computes the forward and backward passes
+   * @param precision the number format of convolutions and dense layers
+   * @return the replica
+   * @throws ConfigurationException when {@code engine} is oneDNN and the model has a layer it
+   *     cannot compute, or {@code precision} is bfloat16 and cannot run here
+   */
+  public static Replica create(
+      ComputationGraphConfiguration configuration, ComputeEngine engine, Precision precision) {
     ComputeHelpers.enable();
     final ComputationGraph network = new ComputationGraph(configuration);
     network.init();
     ComputeHelpers.detachUnsupported(network);
     ModelZoo.initialize(network, network.getConfiguration().getDefaultConfiguration().getSeed());
     network.getUpdater(true);
-    return new Replica(network, configuration.toJson(), engine);
+    return new Replica(network, configuration.toJson(), engine, precision);
   }
 
   /**
@@ -269,6 +322,21 @@ public final class Replica implements AutoCloseable {
    *     cannot compute
    */
   public static Replica restore(ModelState state, ComputeEngine engine) {
+    return restore(state, engine, Precision.FP32);
+  }
+
+  /**
+   * A replica restored from a snapshot, bit for bit, computed by {@code engine} in {@code
+   * precision}.
+   *
+   * @param state the snapshot
+   * @param engine what computes the forward and backward passes
+   * @param precision the number format of convolutions and dense layers
+   * @return the replica
+   * @throws ConfigurationException when {@code engine} is oneDNN and the model has a layer it
+   *     cannot compute, or {@code precision} is bfloat16 and cannot run here
+   */
+  public static Replica restore(ModelState state, ComputeEngine engine, Precision precision) {
     ComputeHelpers.enable();
     final ComputationGraph network =
         new ComputationGraph(ComputationGraphConfiguration.fromJson(state.configurationJson()));
@@ -276,7 +344,7 @@ public final class Replica implements AutoCloseable {
         Nd4j.create(state.parameters(), new long[] {1, state.parameters().length}, 'c'), false);
     ComputeHelpers.detachUnsupported(network);
     writeOptimizerState(network, state);
-    return new Replica(network, state.configurationJson(), engine);
+    return new Replica(network, state.configurationJson(), engine, precision);
   }
 
   /**
@@ -307,10 +375,13 @@ public final class Replica implements AutoCloseable {
    *
    * @param state a snapshot
    * @param choice what must compute the passes
+   * @param precision the number format they must compute in
    * @return true when it can
    */
-  boolean fits(ModelState state, ComputeEngine choice) {
-    return this.choice == choice && configurationJson.equals(state.configurationJson());
+  boolean fits(ModelState state, ComputeEngine choice, Precision precision) {
+    return this.choice == choice
+        && this.precision == precision
+        && configurationJson.equals(state.configurationJson());
   }
 
   /**
@@ -338,10 +409,11 @@ public final class Replica implements AutoCloseable {
    *
    * @param fingerprint a state's fingerprint
    * @param choice what must compute the passes
+   * @param precision the number format they must compute in
    * @return true when it can
    */
-  boolean holds(long fingerprint, ComputeEngine choice) {
-    return this.choice == choice && fingerprint() == fingerprint;
+  boolean holds(long fingerprint, ComputeEngine choice, Precision precision) {
+    return this.choice == choice && this.precision == precision && fingerprint() == fingerprint;
   }
 
   /**

@@ -3,6 +3,7 @@ package io.lockstep.worker;
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Precision;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
@@ -27,9 +28,16 @@ public final class StepBenchmark {
    * @param warmup untimed steps first
    * @param threads OpenMP threads; 0 for every core of this host
    * @param engine what computes the passes
+   * @param precision the number format of convolutions and dense layers
    */
   public record Settings(
-      String model, int batchSize, int steps, int warmup, int threads, ComputeEngine engine) {
+      String model,
+      int batchSize,
+      int steps,
+      int warmup,
+      int threads,
+      ComputeEngine engine,
+      Precision precision) {
     /** Checks the settings. */
     public Settings {
       ModelZoo.spec(model);
@@ -104,7 +112,8 @@ public final class StepBenchmark {
       Arrays.sort(sorted);
       return String.format(
           Locale.ROOT,
-          "model=%s batch_size=%d steps=%d threads=%d parameters=%d engine=%s helpers=%s"
+          "model=%s batch_size=%d steps=%d threads=%d parameters=%d engine=%s precision=%s"
+              + " helpers=%s"
               + " min_ms=%.2f median_ms=%.2f max_ms=%.2f median_update_ms=%.2f"
               + " images_per_second=%.1f",
           settings.model(),
@@ -112,7 +121,8 @@ public final class StepBenchmark {
           settings.steps(),
           threads,
           parameters,
-          engine.startsWith("deeplearning4j") ? "deeplearning4j" : engine,
+          engine.split(" ")[0],
+          Keys.lowerName(settings.precision()),
           helpers,
           sorted[0],
           medianMillis(),
@@ -140,7 +150,10 @@ public final class StepBenchmark {
                     Keys.BATCH_SIZE.name(), Integer.toString(settings.batchSize()))));
     final ModelZoo.Spec spec = ModelZoo.spec(settings.model());
     try (Replica replica =
-        Replica.create(ModelZoo.configuration(job, settings.steps()), settings.engine())) {
+        Replica.create(
+            ModelZoo.configuration(job, settings.steps()),
+            settings.engine(),
+            settings.precision())) {
       return run(
           settings,
           threads,

@@ -4,6 +4,7 @@ import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Precision;
 import io.lockstep.conf.RunningStats;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.data.DataException;
@@ -74,7 +75,9 @@ public final class Worker {
             job.get(Keys.BATCH_SIZE),
             job.get(Keys.WORKERS));
     final SliceSpan span = SliceSpan.of(rank, task.workers(), job.get(Keys.WORKERS));
-    final Replica replica = takeReplica(rank, task.state(), job.get(Keys.WORKER_ENGINE));
+    final Replica replica =
+        takeReplica(
+            rank, task.state(), job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION));
     boolean completed = false;
     try {
       final int steps = task.steps();
@@ -237,12 +240,6 @@ public final class Worker {
     }
   }
 
-  /**
-   * The replica a stage of {@code rank} starts from: an idle one of this JVM as it is when it holds
-   * the stage's state already (the state is then never fetched), the rank's own first, since ranks
-   * may move between executors; else the rank's idle one loaded with the fetched state when it is
-   * of the same network and engine; else a new one.
-   */
   /** The keys of a step's samples, which their dropout masks follow ({@link SampleDropout}). */
   private static long[] sampleKeys(long seed, int epoch, int[] slice) {
     final long[] keys = new long[slice.length];
@@ -252,18 +249,25 @@ public final class Worker {
     return keys;
   }
 
-  private static Replica takeReplica(int rank, StateSource source, ComputeEngine engine) {
+  /**
+   * The replica a stage of {@code rank} starts from: an idle one of this JVM as it is when it holds
+   * the stage's state already (the state is then never fetched), the rank's own first, since ranks
+   * may move between executors; else the rank's idle one loaded with the fetched state when it is
+   * of the same network, engine and precision; else a new one.
+   */
+  private static Replica takeReplica(
+      int rank, StateSource source, ComputeEngine engine, Precision precision) {
     final long fingerprint = source.fingerprint();
     final Replica idle;
     Replica holding = null;
     synchronized (IDLE_REPLICAS) {
       idle = IDLE_REPLICAS.remove(rank);
-      if (idle != null && idle.holds(fingerprint, engine)) {
+      if (idle != null && idle.holds(fingerprint, engine, precision)) {
         holding = idle;
       } else {
         for (Iterator<Replica> others = IDLE_REPLICAS.values().iterator(); others.hasNext(); ) {
           final Replica other = others.next();
-          if (other.holds(fingerprint, engine)) {
+          if (other.holds(fingerprint, engine, precision)) {
             others.remove();
             holding = other;
             break;
@@ -288,7 +292,7 @@ public final class Worker {
       throw e;
     }
     if (idle != null) {
-      if (idle.fits(state, engine)) {
+      if (idle.fits(state, engine, precision)) {
         try {
           idle.load(state);
           return idle;
@@ -299,7 +303,7 @@ public final class Worker {
       }
       idle.close();
     }
-    return Replica.restore(state, engine);
+    return Replica.restore(state, engine, precision);
   }
 
   private static void putBackReplica(int rank, Replica replica) {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Precision;
 import io.lockstep.models.ModelZoo;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -76,10 +77,10 @@ class FingerprintTest {
           original,
           new ModelState(json + " ", parameters, updater, iteration, epoch).fingerprint());
       // the live replica follows its memory: one changed bit in place changes its fingerprint
-      assertTrue(replica.holds(original, ComputeEngine.AUTO));
+      assertTrue(replica.holds(original, ComputeEngine.AUTO, Precision.FP32));
       replica.network().params().putScalar(0, Math.nextUp(parameters[0]));
       assertNotEquals(original, replica.fingerprint());
-      assertFalse(replica.holds(original, ComputeEngine.AUTO));
+      assertFalse(replica.holds(original, ComputeEngine.AUTO, Precision.FP32));
     }
   }
 }

@@ -8,6 +8,7 @@ import io.lockstep.conf.ComputeEngine;
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.conf.Precision;
 import io.lockstep.models.ModelZoo;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -17,7 +18,8 @@ class StepBenchmarkTest {
   @Test
   void timesLenetsWholeStepOnTheOneDnnEngine() {
     final StepBenchmark.Result result =
-        StepBenchmark.run(new StepBenchmark.Settings("lenet", 16, 3, 1, 1, ComputeEngine.AUTO));
+        StepBenchmark.run(
+            new StepBenchmark.Settings("lenet", 16, 3, 1, 1, ComputeEngine.AUTO, Precision.FP32));
     assertEquals(3, result.stepMillis().length);
     assertTrue(result.imagesPerSecond() > 0);
     final String line = result.line();
@@ -47,13 +49,17 @@ class StepBenchmarkTest {
     assertTrue(
         assertThrows(
                 IllegalArgumentException.class,
-                () -> new StepBenchmark.Settings("lenet", 0, 3, 1, 0, ComputeEngine.AUTO))
+                () ->
+                    new StepBenchmark.Settings(
+                        "lenet", 0, 3, 1, 0, ComputeEngine.AUTO, Precision.FP32))
             .getMessage()
             .contains("--batch-size"));
     assertTrue(
         assertThrows(
                 ConfigurationException.class,
-                () -> new StepBenchmark.Settings("vgg99", 8, 3, 1, 0, ComputeEngine.AUTO))
+                () ->
+                    new StepBenchmark.Settings(
+                        "vgg99", 8, 3, 1, 0, ComputeEngine.AUTO, Precision.FP32))
             .getMessage()
             .contains("lenet"));
   }

@@ -4,6 +4,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_exclude_padding;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_avg_include_padding;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_pooling_max;
 
+import io.lockstep.conf.Precision;
 import io.lockstep.models.SampleDropout;
 import java.lang.ref.Reference;
 import java.util.ArrayList;
@@ -65,6 +66,11 @@ import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
  * ReLU or identity activations, {@link SampleDropout} before dense layers and no other dropout,
  * weight noise or gradient normalization. {@link #compile} names the first thing it cannot compute.
  *
+ * <p>In bfloat16 ({@link Precision#BF16}) convolutions and dense layers read bfloat16 copies of
+ * their inputs, weights and output gradients, which reorders make each step, and accumulate and
+ * write their outputs and gradients in float32; every other op, and the parameters and gradients
+ * that Deeplearning4j holds, stay float32, as in PyTorch's CPU autocast.
+ *
  * <p>Not thread-safe: one per replica. Plans (primitives and memories) are built per batch size and
  * kept; {@link #close} frees them.
  */
@@ -74,6 +80,9 @@ public final class CompiledNetwork implements AutoCloseable {
   final List<Op> ops;
   final String inputName;
 
+  /** Whether convolutions and dense layers read bfloat16 ({@link Precision#BF16}). */
+  final boolean bf16;
+
   /** Channels, height and width of the input, from the first batch; null before it. */
   private long[] inputShape;
 
@@ -81,9 +90,28 @@ public final class CompiledNetwork implements AutoCloseable {
   Consumer<String> layerDone;
   private boolean closed;
 
-  private CompiledNetwork(List<Op> ops, String inputName) {
+  private CompiledNetwork(List<Op> ops, String inputName, boolean bf16) {
     this.ops = ops;
     this.inputName = inputName;
+    this.bf16 = bf16;
+  }
+
+  /**
+   * Whether this CPU computes bfloat16 with its own instructions (AVX512_BF16 or AMX), which {@link
+   * Precision#BF16} needs: oneDNN emulates them elsewhere, slower than float32.
+   *
+   * @return true when it does
+   */
+  public static boolean computesBf16() {
+    return Dnnl.nativeBf16();
+  }
+
+  /**
+   * @return the instruction set oneDNN generates its kernels for on this CPU, as {@code
+   *     DNNL_VERBOSE} names it ({@code avx512_core_bf16}, ...)
+   */
+  public static String instructionSet() {
+    return Dnnl.cpuIsa();
   }
 
   /**
@@ -91,11 +119,33 @@ public final class CompiledNetwork implements AutoCloseable {
    *
    * @param network the network, its gradient view initialized; its parameter and gradient views are
    *     used in place
-   * @return the compiled step
+   * @return the compiled step, in float32
    * @throws UnsupportedNetworkException naming the first layer or setting it cannot compute
    */
   public static CompiledNetwork compile(ComputationGraph network)
       throws UnsupportedNetworkException {
+    return compile(network, Precision.FP32);
+  }
+
+  /**
+   * Compiles an initialized network for a precision.
+   *
+   * @param network the network, its gradient view initialized; its parameter and gradient views are
+   *     used in place
+   * @param precision the number format of convolutions and dense layers
+   * @return the compiled step
+   * @throws UnsupportedNetworkException naming the first layer or setting it cannot compute
+   * @throws IllegalStateException when {@code precision} is bfloat16 and this CPU does not compute
+   *     it ({@link #computesBf16})
+   */
+  public static CompiledNetwork compile(ComputationGraph network, Precision precision)
+      throws UnsupportedNetworkException {
+    final boolean bf16 = precision == Precision.BF16;
+    if (bf16 && !computesBf16()) {
+      throw new IllegalStateException(
+          "bfloat16 needs a CPU with AVX512_BF16 or AMX; oneDNN's instruction set here is "
+              + instructionSet());
+    }
     final String backend = Nd4j.getExecutioner().getEnvironmentInformation().getProperty("backend");
     if (!"CPU".equalsIgnoreCase(backend)) {
       // on a GPU backend the arrays live in device memory; cuDNN's helpers compute there instead
@@ -121,7 +171,7 @@ public final class CompiledNetwork implements AutoCloseable {
       ops.add(op(name, inputs, conf, vertex));
     }
     checkOutputs(ops, configuration.getNetworkOutputs());
-    return new CompiledNetwork(ops, input);
+    return new CompiledNetwork(ops, input, bf16);
   }
 
   private static Op op(

@@ -92,19 +92,26 @@ final class Conv extends Op {
     // The previous layer's layout is kept, unless oneDNN has no kernel for it (channels that
     // are not a multiple of the block, as 6 in the CIFAR LeNet): then the convolution takes
     // the layout it prefers, through a reorder. The network's input is always reordered.
+    // In bfloat16 each primitive with a bfloat16 kernel reads bfloat16 copies of its input,
+    // weights and output gradient, and writes float32 (Plan.kernel).
     final dnnl_memory_desc_t srcAny = Dnnl.md(in.dims, dnnl_format_tag_any);
+    final dnnl_memory_desc_t weightsAny = Dnnl.md(weightDims, dnnl_format_tag_any);
     final dnnl_primitive_desc fwd =
-        firstKernel(
+        plan.kernel(
             in.needsDiff ? List.of(in.data.md, srcAny) : List.of(srcAny),
-            src ->
+            (src, type) ->
                 convolutionForward(
-                    scope, src, weightDims, biasMd, outDims, strides, padL, padR, relu, name));
-    Memory src = in.data;
-    final dnnl_memory_desc_t srcMd = scope.query(fwd, dnnl_query_src_md);
-    if (!Dnnl.same(srcMd, in.data.md)) {
-      src = scope.allocate(srcMd);
-      forward.add(plan.run(scope.reorder(in.data, src)));
-    }
+                    scope,
+                    Dnnl.withType(src, type),
+                    Dnnl.withType(weightsAny, type),
+                    biasMd,
+                    outDims,
+                    strides,
+                    padL,
+                    padR,
+                    relu,
+                    name));
+    final Memory src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, in.data);
     final Memory weights =
         weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
     final Memory dst = scope.allocate(scope.query(fwd, dnnl_query_dst_md));
@@ -128,37 +135,29 @@ final class Conv extends Op {
     // AVX-512, a plain source of 6 channels and a blocked gradient: the CIFAR LeNet's conv2);
     // then in the layout oneDNN prefers, through a reorder
     final dnnl_primitive_desc bwdWeights =
-        firstKernel(
+        plan.kernel(
             List.of(dst.md, Dnnl.md(outDims, dnnl_format_tag_any)),
-            diffDstLayout -> {
+            (diffDstLayout, type) -> {
               final dnnl_convolution_desc_t bwdWeightsDesc = new dnnl_convolution_desc_t();
               Dnnl.check(
                   dnnl_convolution_backward_weights_desc_init(
                       bwdWeightsDesc,
                       dnnl_convolution_direct,
-                      Dnnl.md(in.dims, dnnl_format_tag_any),
-                      Dnnl.md(weightDims, dnnl_format_tag_any),
+                      Dnnl.withType(srcAny, type),
+                      weightsAny,
                       biasMd,
-                      diffDstLayout,
+                      Dnnl.withType(diffDstLayout, type),
                       strides,
                       padL,
                       padR),
                   "convolution backward weights " + name);
               return scope.describe(bwdWeightsDesc, null, fwd, "convolution backward weights");
             });
-    Memory weightsDiffDst = diffDst;
-    final dnnl_memory_desc_t weightsDiffDstMd = scope.query(bwdWeights, dnnl_query_diff_dst_md);
-    if (!Dnnl.same(weightsDiffDstMd, diffDst.md)) {
-      weightsDiffDst = scope.allocate(weightsDiffDstMd);
-      back.add(plan.run(scope.reorder(diffDst, weightsDiffDst)));
-    }
+    final Memory weightsDiffDst =
+        plan.as(scope.query(bwdWeights, dnnl_query_diff_dst_md), back, diffDst);
     // backward weights may want the source in another layout than forward (one input channel)
-    Memory weightsSrc = src;
-    final dnnl_memory_desc_t weightsSrcMd = scope.query(bwdWeights, dnnl_query_src_md);
-    if (!Dnnl.same(weightsSrcMd, src.md)) {
-      weightsSrc = scope.allocate(weightsSrcMd);
-      back.add(plan.run(scope.reorder(src, weightsSrc)));
-    }
+    final Memory weightsSrc =
+        plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, in.data, src);
     final INDArray gw = grads.get("W");
     final Memory gradW = scope.wrap(Dnnl.md(weightDims, weightStrides(gw)), Dnnl.address(gw));
     final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
@@ -183,24 +182,26 @@ final class Conv extends Op {
     if (in.needsDiff) {
       // into the input gradient's layout where oneDNN has a kernel for it, else its own
       final dnnl_primitive_desc bwdData =
-          firstKernel(
+          plan.kernel(
               List.of(in.data.md, srcAny),
-              diffSrc -> {
+              (diffSrc, type) -> {
                 final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
                 Dnnl.check(
                     dnnl_convolution_backward_data_desc_init(
                         bwdDataDesc,
                         dnnl_convolution_direct,
                         diffSrc,
-                        Dnnl.md(weightDims, dnnl_format_tag_any),
-                        dst.md,
+                        Dnnl.withType(weightsAny, type),
+                        Dnnl.withType(dst.md, type),
                         strides,
                         padL,
                         padR),
                     "convolution backward data " + name);
                 return scope.describe(bwdDataDesc, null, fwd, "convolution backward data");
               });
-      backwardData(plan, back, bwdData, weights, wViewMd, w, diffDst, in, name);
+      final Memory dataDiffDst =
+          plan.as(scope.query(bwdData, dnnl_query_diff_dst_md), back, weightsDiffDst, diffDst);
+      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, name);
     }
   }
 

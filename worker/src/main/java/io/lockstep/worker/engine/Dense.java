@@ -12,8 +12,12 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_training;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_data_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_weights_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_forward_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_nhwc;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_dst_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_dst_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_src_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
 
 import io.lockstep.models.ModelZoo;
@@ -99,28 +103,38 @@ class Dense extends Op {
     wDims[0] = outputs;
     System.arraycopy(in.dims, 1, wDims, 1, in.dims.length - 1);
     final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
-    final dnnl_inner_product_desc_t fwdDesc = new dnnl_inner_product_desc_t();
-    Dnnl.check(
-        dnnl_inner_product_forward_desc_init(
-            fwdDesc,
-            dnnl_forward_training,
-            in.data.md,
-            Dnnl.md(wDims, dnnl_format_tag_any),
-            biasMd,
-            destination(n)),
-        "dense " + name);
-    final dnnl_primitive_desc fwd = describeWithRelu(scope, fwdDesc, relu, "dense " + name);
+    // In bfloat16 each primitive with a bfloat16 kernel reads bfloat16 copies of its input,
+    // weights and output gradient, and writes float32 (Plan.kernel); oneDNN's bfloat16 kernels
+    // want images in a plain layout.
+    final dnnl_memory_desc_t weightsAny = Dnnl.md(wDims, dnnl_format_tag_any);
+    final dnnl_primitive_desc fwd =
+        plan.kernel(
+            in.dims.length == 4
+                ? List.of(in.data.md, Dnnl.md(in.dims, dnnl_nchw), Dnnl.md(in.dims, dnnl_nhwc))
+                : List.of(in.data.md),
+            (srcLayout, type) -> {
+              final dnnl_inner_product_desc_t fwdDesc = new dnnl_inner_product_desc_t();
+              Dnnl.check(
+                  dnnl_inner_product_forward_desc_init(
+                      fwdDesc,
+                      dnnl_forward_training,
+                      Dnnl.withType(srcLayout, type),
+                      Dnnl.withType(weightsAny, type),
+                      biasMd,
+                      destination(n)),
+                  "dense " + name);
+              return describeWithRelu(scope, fwdDesc, relu, "dense " + name);
+            });
     final Memory weights =
         weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
+    final Memory src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, in.data);
     final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
     forward.add(
         plan.run(
             scope.step(
                 fwd,
                 new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                new Memory[] {
-                  in.data, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst
-                },
+                new Memory[] {src, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst},
                 name)));
     final Tensor out = plan.output(name, new long[] {n, outputs}, dst);
     Memory diffDst = afterForward(plan, dst, out, forward);
@@ -129,13 +143,25 @@ class Dense extends Op {
       back.add(plan.run(reluBackward(scope, dst, diffDst, beforeRelu)));
       diffDst = beforeRelu;
     }
-    final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
-    Dnnl.check(
-        dnnl_inner_product_backward_weights_desc_init(
-            bwdWeightsDesc, in.data.md, Dnnl.md(wDims, dnnl_format_tag_any), biasMd, dst.md),
-        "dense backward weights " + name);
     final dnnl_primitive_desc bwdWeights =
-        scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
+        plan.kernel(
+            List.of(src.md, in.data.md),
+            (srcLayout, type) -> {
+              final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
+              Dnnl.check(
+                  dnnl_inner_product_backward_weights_desc_init(
+                      bwdWeightsDesc,
+                      Dnnl.withType(srcLayout, type),
+                      weightsAny,
+                      biasMd,
+                      Dnnl.withType(dst.md, type)),
+                  "dense backward weights " + name);
+              return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
+            });
+    final Memory weightsSrc =
+        plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, in.data, src);
+    final Memory weightsDiffDst =
+        plan.as(scope.query(bwdWeights, dnnl_query_diff_dst_md), back, diffDst);
     final INDArray gw = grads.get("W");
     final Memory gradW = scope.wrap(weightsMd(in.dims, gw), Dnnl.address(gw));
     final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
@@ -149,8 +175,8 @@ class Dense extends Op {
                   DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS
                 },
                 new Memory[] {
-                  in.data,
-                  diffDst,
+                  weightsSrc,
+                  weightsDiffDst,
                   diffWeights,
                   bias ? scope.wrap(vectorMd(grads.get("b")), Dnnl.address(grads.get("b"))) : null
                 },
@@ -160,21 +186,23 @@ class Dense extends Op {
     }
     plan.done(name, back);
     if (in.needsDiff) {
-      final dnnl_inner_product_desc_t bwdDataDesc = new dnnl_inner_product_desc_t();
-      Dnnl.check(
-          dnnl_inner_product_backward_data_desc_init(
-              bwdDataDesc, in.data.md, Dnnl.md(wDims, dnnl_format_tag_any), dst.md),
-          "dense backward data " + name);
-      backwardData(
-          plan,
-          back,
-          scope.describe(bwdDataDesc, null, fwd, "dense backward data"),
-          weights,
-          wViewMd,
-          w,
-          diffDst,
-          in,
-          name);
+      final dnnl_primitive_desc bwdData =
+          plan.kernel(
+              List.of(in.data.md),
+              (diffSrc, type) -> {
+                final dnnl_inner_product_desc_t bwdDataDesc = new dnnl_inner_product_desc_t();
+                Dnnl.check(
+                    dnnl_inner_product_backward_data_desc_init(
+                        bwdDataDesc,
+                        diffSrc,
+                        Dnnl.withType(weightsAny, type),
+                        Dnnl.withType(dst.md, type)),
+                    "dense backward data " + name);
+                return scope.describe(bwdDataDesc, null, fwd, "dense backward data");
+              });
+      final Memory dataDiffDst =
+          plan.as(scope.query(bwdData, dnnl_query_diff_dst_md), back, weightsDiffDst, diffDst);
+      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, name);
     }
   }
 

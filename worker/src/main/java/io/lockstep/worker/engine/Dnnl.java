@@ -7,8 +7,10 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCALE;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_TO;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu_isa_avx512_core_bf16;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_engine_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_get_effective_cpu_isa;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_equal;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_init_by_strides;
@@ -130,6 +132,36 @@ final class Dnnl {
         dnnl_memory_desc_init_by_strides(md, dims.length, dims, dnnl_f32, strides),
         "describing strided memory");
     return md;
+  }
+
+  /** A copy of a descriptor with another data type ({@code dnnl_bf16}, ...), the same layout. */
+  static dnnl_memory_desc_t withType(dnnl_memory_desc_t md, int dataType) {
+    final dnnl_memory_desc_t copy = new dnnl_memory_desc_t();
+    Pointer.memcpy(copy, md, copy.sizeof());
+    copy.data_type(dataType);
+    return copy;
+  }
+
+  /**
+   * Whether oneDNN computes bfloat16 here with the CPU's own instructions (AVX512_BF16 or AMX)
+   * rather than emulating them, which is slower than float32.
+   */
+  static boolean nativeBf16() {
+    // oneDNN's ISAs are bit sets, each holding those it extends: AMX's holds AVX512_BF16's
+    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16)
+        == dnnl_cpu_isa_avx512_core_bf16;
+  }
+
+  /** The instruction set oneDNN generates kernels for here, as {@code DNNL_VERBOSE} names it. */
+  static String cpuIsa() {
+    final int isa = dnnl_get_effective_cpu_isa();
+    for (org.bytedeco.dnnl.global.dnnl.cpu_isa known :
+        org.bytedeco.dnnl.global.dnnl.cpu_isa.values()) {
+      if (known.value == isa) {
+        return known.name();
+      }
+    }
+    return "0x" + Integer.toHexString(isa);
   }
 
   static boolean same(dnnl_memory_desc_t a, dnnl_memory_desc_t b) {

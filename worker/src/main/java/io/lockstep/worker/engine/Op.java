@@ -212,11 +212,14 @@ abstract class Op {
     return pd;
   }
 
-  /** A convolution's forward primitive descriptor for a source layout, ReLU fused when asked. */
+  /**
+   * A convolution's forward primitive descriptor for a source and weights layout and type, ReLU
+   * fused when asked.
+   */
   static dnnl_primitive_desc convolutionForward(
       Scope scope,
       dnnl_memory_desc_t src,
-      long[] weightDims,
+      dnnl_memory_desc_t weights,
       dnnl_memory_desc_t biasMd,
       long[] outDims,
       long[] strides,
@@ -231,7 +234,7 @@ abstract class Op {
             dnnl_forward_training,
             dnnl_convolution_direct,
             src,
-            Dnnl.md(weightDims, dnnl_format_tag_any),
+            weights,
             biasMd,
             Dnnl.md(outDims, dnnl_format_tag_any),
             strides,

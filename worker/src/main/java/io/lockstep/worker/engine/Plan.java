@@ -3,8 +3,10 @@ package io.lockstep.worker.engine;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_0;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_1;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_bf16;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_add;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
 
 import io.lockstep.worker.engine.Dnnl.Memory;
@@ -14,8 +16,10 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import org.bytedeco.dnnl.dnnl_binary_desc_t;
+import org.bytedeco.dnnl.dnnl_memory_desc_t;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 
 /** Everything one batch size needs: memories, primitives and the order to run them in. */
@@ -90,6 +94,46 @@ final class Plan {
     final Step sum = binary(dnnl_binary_add, input.diff, scratch, input.diff);
     accumulate.add(() -> sum.execute(scope.stream()));
     return scratch;
+  }
+
+  /**
+   * The descriptor of a convolution's or dense layer's primitive: in a bfloat16 plan, of the first
+   * layout in {@code layouts} that oneDNN has a bfloat16 kernel for; else, and in float32, of the
+   * first that it has a generated float32 kernel for ({@link Op#firstKernel}). oneDNN's other
+   * bfloat16 code (its gemm-based convolutions and inner products) runs slower than its float32
+   * kernels: LeNet's first convolution's weight gradient took 27 times as long.
+   *
+   * @param describe the descriptor for a layout and the data type ({@code dnnl_f32}, {@code
+   *     dnnl_bf16}) of what the primitive reads: source, weights, output gradient
+   */
+  dnnl_primitive_desc kernel(
+      List<dnnl_memory_desc_t> layouts,
+      BiFunction<dnnl_memory_desc_t, Integer, dnnl_primitive_desc> describe) {
+    if (network.bf16) {
+      for (dnnl_memory_desc_t layout : layouts) {
+        final dnnl_primitive_desc pd = describe.apply(layout, dnnl_bf16);
+        final String implementation = Dnnl.implementation(pd);
+        if (implementation.contains("bf16") || implementation.contains("amx")) {
+          return pd;
+        }
+      }
+    }
+    return Op.firstKernel(layouts, layout -> describe.apply(layout, dnnl_f32));
+  }
+
+  /**
+   * A memory in {@code md}: the first of {@code held} that is in it, else a copy of {@code held[0]}
+   * (the float32 original) that a reorder of layout, type or both, appended to {@code to}, fills.
+   */
+  Memory as(dnnl_memory_desc_t md, List<Action> to, Memory... held) {
+    for (Memory memory : held) {
+      if (Dnnl.same(md, memory.md)) {
+        return memory;
+      }
+    }
+    final Memory copy = scope.allocate(md);
+    to.add(run(scope.reorder(held[0], copy)));
+    return copy;
   }
 
   /** {@code dst = a op b}, element by element: {@code dnnl_binary_add}, {@code _mul}, ... */
