@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
@@ -20,6 +21,7 @@ import io.lockstep.ps.GradientExchange;
 import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
+import io.lockstep.worker.engine.CompiledNetwork;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -76,6 +78,9 @@ class DataParallelExactnessTest {
   static void stopThreads() {
     THREADS.shutdownNow();
   }
+
+  /** The setting that computes convolutions and dense layers in bfloat16. */
+  private static final String BF16 = "lockstep.compute.precision=bf16";
 
   /**
    * The parameters after each step, the per-step losses and the final parameters' checksum of a
@@ -139,6 +144,10 @@ class DataParallelExactnessTest {
     cases.add(
         Arguments.of(
             "resnet-mini", Optimizer.NESTEROV, 3, "lockstep.batchnorm.running-stats=average"));
+    // bfloat16 (where the CPU computes it): N workers still equal one accumulating process
+    cases.add(Arguments.of("lenet", Optimizer.MOMENTUM, 3, BF16));
+    cases.add(Arguments.of("resnet-mini", Optimizer.ADAM, 2, BF16));
+    cases.add(Arguments.of("lenet", Optimizer.SGD, 4, BF16 + ",lockstep.schedule.name=cosine"));
     return cases.stream();
   }
 
@@ -146,6 +155,9 @@ class DataParallelExactnessTest {
   @MethodSource("matrix")
   void shouldEqualOneProcessAccumulatingTheSameSlices(
       String model, Optimizer optimizer, int workers, String settings) throws Exception {
+    if (settings.contains(BF16)) {
+      assumeTrue(CompiledNetwork.computesBf16(), "no bfloat16 on this CPU: refused here");
+    }
     final JobConfig job = with(job(model, optimizer, workers), settings);
     final ComputationGraphConfiguration configuration = ModelZoo.configuration(job, STEPS);
     final String what = model + " " + optimizer + " x" + workers + " " + settings;
@@ -157,7 +169,9 @@ class DataParallelExactnessTest {
           accumulated.steps().get(step), ours.steps().get(step), 0f, what + ", step " + step);
     }
     assertArrayEquals(accumulated.losses(), ours.losses(), 1e-12, what + " losses");
-    if (settings.isEmpty() && optimizer == Optimizer.MOMENTUM && workers == 3) {
+    if ((settings.isEmpty() || settings.equals(BF16))
+        && optimizer == Optimizer.MOMENTUM
+        && workers == 3) {
       // and the product's accumulation is the plain one: the test adds the slices' sums itself
       assertArrayEquals(accumulated(job, configuration).parameters(), ours.parameters(), 0f);
     }
@@ -255,7 +269,9 @@ class DataParallelExactnessTest {
       int[] batch,
       int parts) {
     ComputeThreads.configure(job.get(Keys.WORKER_THREADS), 1);
-    try (Replica replica = Replica.create(configuration.clone(), job.get(Keys.WORKER_ENGINE))) {
+    try (Replica replica =
+        Replica.create(
+            configuration.clone(), job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION))) {
       final int[] sizes = new int[parts];
       for (int part = 0; part < parts; part++) {
         sizes[part] = EpochPlan.partSize(batch.length, parts, part);
@@ -449,7 +465,9 @@ class DataParallelExactnessTest {
                 () -> {
                   // as a Worker does on the thread that computes
                   ComputeThreads.configure(job.get(Keys.WORKER_THREADS), workers);
-                  final Replica replica = Replica.restore(start, job.get(Keys.WORKER_ENGINE));
+                  final Replica replica =
+                      Replica.restore(
+                          start, job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION));
                   final double[] lossSums = new double[steps];
                   final List<float[]> parameters = new ArrayList<>();
                   try (GradientExchange exchange =
@@ -530,7 +548,9 @@ class DataParallelExactnessTest {
    * itself, then one update, without any parameter server or micro-batches.
    */
   static Trajectory accumulated(JobConfig job, ComputationGraphConfiguration configuration) {
-    final Replica replica = Replica.create(configuration.clone(), job.get(Keys.WORKER_ENGINE));
+    final Replica replica =
+        Replica.create(
+            configuration.clone(), job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION));
     ComputeThreads.configure(job.get(Keys.WORKER_THREADS), 1);
     final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.get(Keys.WORKERS));
     final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));

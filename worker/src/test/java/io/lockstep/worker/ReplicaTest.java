@@ -1,12 +1,17 @@
 package io.lockstep.worker;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.lockstep.conf.ComputeEngine;
+import io.lockstep.conf.ConfigurationException;
 import io.lockstep.conf.JobConfig;
+import io.lockstep.conf.Precision;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
+import io.lockstep.worker.engine.CompiledNetwork;
 import java.nio.ByteOrder;
 import java.util.Map;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -178,14 +183,25 @@ class ReplicaTest {
    * the batch's mean; the backward pass reports nothing while the parts run.
    */
   @ParameterizedTest
-  @ValueSource(strings = {"lenet onednn", "lenet deeplearning4j", "resnet-mini deeplearning4j"})
+  @ValueSource(
+      strings = {
+        "lenet onednn",
+        "lenet deeplearning4j",
+        "resnet-mini deeplearning4j",
+        "lenet onednn bf16",
+        "resnet-mini onednn bf16"
+      })
   void shouldAddTheMicroBatchesGradientSumsInOrder(String modelAndEngine) {
     final String[] words = modelAndEngine.split(" ");
     final ComputeEngine engine = ComputeEngine.valueOf(words[1].toUpperCase(java.util.Locale.ROOT));
+    final Precision precision = words.length > 2 ? Precision.BF16 : Precision.FP32;
+    if (precision == Precision.BF16) {
+      assumeTrue(CompiledNetwork.computesBf16(), "no bfloat16 on this CPU: refused here");
+    }
     final ComputationGraphConfiguration configuration =
         ModelZoo.configuration(JobConfig.load().with(Map.of("lockstep.model.name", words[0])), 10);
-    final Replica accumulating = Replica.create(configuration.clone(), engine);
-    final Replica parts = Replica.restore(accumulating.snapshot(), engine);
+    final Replica accumulating = Replica.create(configuration.clone(), engine, precision);
+    final Replica parts = Replica.restore(accumulating.snapshot(), engine, precision);
     final int n = accumulating.parameterCount();
     final java.util.List<Integer> reported = new java.util.ArrayList<>();
     accumulating.reportBackward(reported::add);
@@ -216,6 +232,43 @@ class ReplicaTest {
     assertTrue(!reported.isEmpty(), "a pass in one part reports its layers");
     accumulating.close();
     parts.close();
+  }
+
+  /**
+   * bfloat16 is refused where it cannot run, in one message naming the setting and the fix: on
+   * Deeplearning4j's layers, and for a model the oneDNN engine does not compute (where the engine
+   * would otherwise fall back to Deeplearning4j's float32 layers).
+   */
+  @org.junit.jupiter.api.Test
+  void shouldRefuseBfloat16WhereTheEngineDoesNotCompute() {
+    final ComputationGraphConfiguration lenet =
+        ModelZoo.configuration(JobConfig.load().with(Map.of("lockstep.model.name", "lenet")), 10);
+    final String offTheEngine =
+        assertThrows(
+                ConfigurationException.class,
+                () -> Replica.create(lenet, ComputeEngine.DEEPLEARNING4J, Precision.BF16))
+            .getMessage();
+    assertTrue(
+        offTheEngine.startsWith(
+            "lockstep.compute.precision=bf16 needs the oneDNN engine; "
+                + "lockstep.worker.engine=deeplearning4j computes float32 only"),
+        offTheEngine);
+    final ComputationGraphConfiguration yolo =
+        ModelZoo.configuration(
+            JobConfig.load().with(Map.of("lockstep.model.name", "shapes-yolo")), 10);
+    final String notComputed =
+        assertThrows(
+                ConfigurationException.class,
+                () -> Replica.create(yolo, ComputeEngine.AUTO, Precision.BF16))
+            .getMessage();
+    assertTrue(
+        notComputed.startsWith("lockstep.compute.precision=bf16 needs ")
+            && notComputed.endsWith(
+                "fp32" + (CompiledNetwork.computesBf16() ? "" : " on this host")),
+        notComputed);
+    if (CompiledNetwork.computesBf16()) {
+      assertTrue(notComputed.contains("the oneDNN engine, which cannot compute this model"));
+    }
   }
 
   /**
