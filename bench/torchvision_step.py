@@ -2,13 +2,15 @@
 """One training step of a zoo model in PyTorch, timed as `bin/lockstep bench step` times it.
 
 Usage: torchvision_step.py MODEL --batch-size B --steps S --warmup W [--threads T]
+                          [--precision fp32|bf16]
 
 MODEL is a name of `bin/lockstep models`: the ImageNet ones are torchvision's (GoogLeNet with its
 two auxiliary classifiers, weighted 0.3 in the loss as the zoo does; MobileNet v1, which torchvision
 lacks, as the paper and the zoo define it); the seed models are written out below as the zoo
 builds them. Random inputs and labels; a step is zero_grad, forward, cross-entropy, backward and
-SGD with momentum 0.9 at 0.05 (the zoo's default optimizer). Prints one line:
-`model=M batch_size=B parameters=N median_ms=X images_per_second=Y`.
+SGD with momentum 0.9 at 0.05 (the zoo's default optimizer). bf16 runs the forward pass and the
+loss under torch.autocast("cpu", dtype=torch.bfloat16), as PyTorch's mixed precision on CPUs does.
+Prints one line: `model=M batch_size=B parameters=N precision=P median_ms=X images_per_second=Y`.
 """
 import argparse
 import os
@@ -126,6 +128,7 @@ def main():
     p.add_argument('--steps', type=int, required=True)
     p.add_argument('--warmup', type=int, required=True)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -139,12 +142,14 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        out = model(x)
-        if hasattr(out, 'aux_logits1'):
-            loss = (F.cross_entropy(out.logits, y) + 0.3 * F.cross_entropy(out.aux_logits1, y)
-                    + 0.3 * F.cross_entropy(out.aux_logits2, y))
-        else:
-            loss = F.cross_entropy(out, y)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.precision == 'bf16'):
+            out = model(x)
+            if hasattr(out, 'aux_logits1'):
+                loss = (F.cross_entropy(out.logits, y)
+                        + 0.3 * F.cross_entropy(out.aux_logits1, y)
+                        + 0.3 * F.cross_entropy(out.aux_logits2, y))
+            else:
+                loss = F.cross_entropy(out, y)
         loss.backward()
         opt.step()
 
@@ -156,10 +161,11 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
     median = statistics.median(times)
-    print('model=%s batch_size=%d parameters=%d threads=%d torch=%s median_ms=%.2f '
+    print('model=%s batch_size=%d parameters=%d threads=%d torch=%s precision=%s median_ms=%.2f '
           'images_per_second=%.1f'
           % (args.model, args.batch_size, sum(p.numel() for p in model.parameters()),
-             torch.get_num_threads(), torch.__version__, median * 1e3, args.batch_size / median),
+             torch.get_num_threads(), torch.__version__, args.precision, median * 1e3,
+             args.batch_size / median),
           flush=True)
 
 

@@ -13,12 +13,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${1:-3}
 shift || true
-IMAGENET=(alexnet vgg16 vgg19 resnet18 resnet34 resnet50 densenet121 googlenet mobilenet_v1
-  mobilenet_v2)
-SEEDS=(lenet lenet-cifar feedforward simple-cnn resnet18-cifar resnet-mini)
+# shellcheck source=zoo-models.sh
+. "$ROOT/bench/zoo-models.sh"
 if [ $# -gt 0 ]; then MODELS=("$@"); else MODELS=("${IMAGENET[@]}" "${SEEDS[@]}"); fi
-IMAGENET_BATCH=${IMAGENET_BATCH:-8}
-SEED_BATCH=${SEED_BATCH:-64}
 # shellcheck source=pytorch-env.sh
 . "$ROOT/bench/pytorch-env.sh"
 "$PYTHON" -c 'import torch, torchvision' 2>/dev/null || {
@@ -32,13 +29,7 @@ mkdir -p "$OUT"
 
 for round in $(seq 1 "$ROUNDS"); do
   for model in "${MODELS[@]}"; do
-    # steps of a few milliseconds take a few hundred before the JIT has compiled the optimizer step
-    case $model in
-      resnet18-cifar) batch=$SEED_BATCH steps=10 warmup=3 ;;
-      lenet | lenet-cifar | feedforward | simple-cnn | resnet-mini)
-        batch=$SEED_BATCH steps=200 warmup=50 ;;
-      *) batch=$IMAGENET_BATCH steps=4 warmup=2 ;;
-    esac
+    zoo_steps "$model"
     "$ROOT/bin/lockstep" bench step --model "$model" --batch-size "$batch" --steps "$steps" \
       --warmup "$warmup" 2>/dev/null | grep '^model=' >>"$OUT/$model.lockstep"
     py "$ROOT/bench/torchvision_step.py" "$model" \

@@ -24,10 +24,23 @@ class StepBenchmarkTest {
     assertTrue(result.imagesPerSecond() > 0);
     final String line = result.line();
     assertTrue(line.startsWith("model=lenet batch_size=16 steps=3 threads=1"), line);
-    assertTrue(line.contains(" parameters=431080 engine=onednn helpers=4/4 "), line);
+    assertTrue(line.contains(" parameters=431080 engine=onednn precision=fp32 helpers=4/4 "), line);
     assertTrue(line.matches(".* median_update_ms=[0-9]+\\.[0-9]{2} .*"), line);
     assertEquals(3, result.updateMillis().length);
     assertTrue(line.matches(".* images_per_second=[0-9]+\\.[0-9]$"), line);
+  }
+
+  /** In bfloat16 where the CPU computes it: the line says so. */
+  @Test
+  void timesLenetsStepInBfloat16() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        io.lockstep.worker.engine.CompiledNetwork.computesBf16(), "no bfloat16 on this CPU");
+    final String line =
+        StepBenchmark.run(
+                new StepBenchmark.Settings(
+                    "lenet", 16, 3, 1, 1, ComputeEngine.AUTO, Precision.BF16))
+            .line();
+    assertTrue(line.contains(" engine=onednn precision=bf16 "), line);
   }
 
   /** torchvision's ResNet-18 with a 3x3 stem and a 10-way head, as the PyTorch reference counts. */

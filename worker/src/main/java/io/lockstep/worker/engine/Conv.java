@@ -201,7 +201,7 @@ final class Conv extends Op {
               });
       final Memory dataDiffDst =
           plan.as(scope.query(bwdData, dnnl_query_diff_dst_md), back, weightsDiffDst, diffDst);
-      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, name);
+      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, null, name);
     }
   }
 

@@ -7,6 +7,7 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_ab;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_training;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_data_desc_init;
@@ -98,20 +99,28 @@ class Dense extends Op {
     final INDArray w = layer.getParam("W");
     final INDArray b = bias ? layer.getParam("b") : null;
     final Map<String, INDArray> grads = ModelZoo.gradientViews(layer);
-    final dnnl_memory_desc_t wViewMd = weightsMd(in.dims, w);
-    final long[] wDims = new long[in.dims.length];
-    wDims[0] = outputs;
-    System.arraycopy(in.dims, 1, wDims, 1, in.dims.length - 1);
-    final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
     // In bfloat16 each primitive with a bfloat16 kernel reads bfloat16 copies of its input,
-    // weights and output gradient, and writes float32 (Plan.kernel); oneDNN's bfloat16 kernels
-    // want images in a plain layout.
+    // weights and output gradient, and writes float32 (Plan.kernel). oneDNN's bfloat16 inner
+    // products take no images, so there they are flattened first, in the order Deeplearning4j's
+    // preprocessor flattens them, and the input's gradient comes back through the same buffer.
+    Memory source = in.data;
+    dnnl_memory_desc_t images = null;
+    if (plan.bf16() && in.dims.length == 4) {
+      images = Dnnl.md(in.dims, flattening == CNN2DFormat.NHWC ? dnnl_nhwc : dnnl_nchw);
+      final Memory plain = scope.allocate(images);
+      forward.add(plan.run(scope.reorder(in.data, plain)));
+      source = scope.wrap(Dnnl.md(new long[] {n, inputs}, dnnl_ab), plain.address());
+    }
+    final long[] srcDims = images != null ? new long[] {n, inputs} : in.dims;
+    final dnnl_memory_desc_t wViewMd = weightsMd(srcDims, w);
+    final long[] wDims = srcDims.clone();
+    wDims[0] = outputs;
+    final dnnl_memory_desc_t biasMd = bias ? vectorMd(b) : null;
     final dnnl_memory_desc_t weightsAny = Dnnl.md(wDims, dnnl_format_tag_any);
+    final Memory input = source;
     final dnnl_primitive_desc fwd =
         plan.kernel(
-            in.dims.length == 4
-                ? List.of(in.data.md, Dnnl.md(in.dims, dnnl_nchw), Dnnl.md(in.dims, dnnl_nhwc))
-                : List.of(in.data.md),
+            List.of(input.md),
             (srcLayout, type) -> {
               final dnnl_inner_product_desc_t fwdDesc = new dnnl_inner_product_desc_t();
               Dnnl.check(
@@ -127,7 +136,7 @@ class Dense extends Op {
             });
     final Memory weights =
         weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
-    final Memory src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, in.data);
+    final Memory src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, input);
     final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
     forward.add(
         plan.run(
@@ -145,7 +154,7 @@ class Dense extends Op {
     }
     final dnnl_primitive_desc bwdWeights =
         plan.kernel(
-            List.of(src.md, in.data.md),
+            List.of(src.md, input.md),
             (srcLayout, type) -> {
               final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
               Dnnl.check(
@@ -158,12 +167,11 @@ class Dense extends Op {
                   "dense backward weights " + name);
               return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
             });
-    final Memory weightsSrc =
-        plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, in.data, src);
+    final Memory weightsSrc = plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, input, src);
     final Memory weightsDiffDst =
         plan.as(scope.query(bwdWeights, dnnl_query_diff_dst_md), back, diffDst);
     final INDArray gw = grads.get("W");
-    final Memory gradW = scope.wrap(weightsMd(in.dims, gw), Dnnl.address(gw));
+    final Memory gradW = scope.wrap(weightsMd(srcDims, gw), Dnnl.address(gw));
     final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
     final Memory diffWeights =
         Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
@@ -188,7 +196,7 @@ class Dense extends Op {
     if (in.needsDiff) {
       final dnnl_primitive_desc bwdData =
           plan.kernel(
-              List.of(in.data.md),
+              List.of(input.md),
               (diffSrc, type) -> {
                 final dnnl_inner_product_desc_t bwdDataDesc = new dnnl_inner_product_desc_t();
                 Dnnl.check(
@@ -202,7 +210,7 @@ class Dense extends Op {
               });
       final Memory dataDiffDst =
           plan.as(scope.query(bwdData, dnnl_query_diff_dst_md), back, weightsDiffDst, diffDst);
-      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, name);
+      backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, images, name);
     }
   }
 

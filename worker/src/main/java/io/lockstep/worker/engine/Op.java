@@ -160,6 +160,9 @@ abstract class Op {
    * The gradient of a layer's input from the gradient of its output: weights in the layout the
    * backward primitive wants (the forward's when they agree), the result written where {@link
    * Plan#diffTarget} says.
+   *
+   * @param images where the primitive computes a flattened input's gradient, the plain images it
+   *     lies in (reordered from there into the input's gradient); else null
    */
   static void backwardData(
       Plan plan,
@@ -170,6 +173,7 @@ abstract class Op {
       INDArray view,
       Memory diffDst,
       Tensor in,
+      dnnl_memory_desc_t images,
       String name) {
     final dnnl_memory_desc_t weightsMd = plan.scope.query(bwdData, dnnl_query_weights_md);
     final Memory weights =
@@ -179,8 +183,12 @@ abstract class Op {
     final List<Action> accumulate = new ArrayList<>();
     final Memory target = plan.diffTarget(in, accumulate);
     final dnnl_memory_desc_t diffSrcMd = plan.scope.query(bwdData, dnnl_query_diff_src_md);
-    final Memory diffSrc =
-        Dnnl.same(diffSrcMd, target.md) ? target : plan.scope.allocate(diffSrcMd);
+    // where the gradient lands before any reorder into the target, and the primitive's view of it
+    final Memory landed =
+        images != null
+            ? plan.scope.allocate(images)
+            : Dnnl.same(diffSrcMd, target.md) ? target : plan.scope.allocate(diffSrcMd);
+    final Memory diffSrc = images != null ? plan.scope.wrap(diffSrcMd, landed.address()) : landed;
     back.add(
         plan.run(
             plan.scope.step(
@@ -188,8 +196,8 @@ abstract class Op {
                 new int[] {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
                 new Memory[] {diffDst, weights, diffSrc},
                 name)));
-    if (diffSrc != target) {
-      back.add(plan.run(plan.scope.reorder(diffSrc, target)));
+    if (landed != target) {
+      back.add(plan.run(plan.scope.reorder(landed, target)));
     }
     back.addAll(accumulate);
   }

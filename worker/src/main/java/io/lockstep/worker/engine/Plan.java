@@ -64,6 +64,11 @@ final class Plan {
     }
   }
 
+  /** Whether convolutions and dense layers read bfloat16 where oneDNN has a kernel for it. */
+  boolean bf16() {
+    return network.bf16;
+  }
+
   Tensor tensor(String name) {
     return tensors.get(name);
   }
