@@ -33,6 +33,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_stream_default_flags;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_stream_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_stream_wait;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_success;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_unimplemented;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -99,8 +100,20 @@ final class Dnnl {
   }
 
   static void check(int status, String what) {
+    if (status == dnnl_unimplemented) {
+      throw new Unimplemented("oneDNN failed " + what + ": " + statusName(status));
+    }
     if (status != dnnl_success) {
       throw new IllegalStateException("oneDNN failed " + what + ": " + statusName(status));
+    }
+  }
+
+  /** oneDNN has no implementation, not even its reference code, for a primitive as described. */
+  static final class Unimplemented extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    Unimplemented(String message) {
+      super(message);
     }
   }
 

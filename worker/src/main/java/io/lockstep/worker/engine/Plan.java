@@ -116,7 +116,12 @@ final class Plan {
       BiFunction<dnnl_memory_desc_t, Integer, dnnl_primitive_desc> describe) {
     if (network.bf16) {
       for (dnnl_memory_desc_t layout : layouts) {
-        final dnnl_primitive_desc pd = describe.apply(layout, dnnl_bf16);
+        final dnnl_primitive_desc pd;
+        try {
+          pd = describe.apply(layout, dnnl_bf16);
+        } catch (Dnnl.Unimplemented e) {
+          continue; // no bfloat16 code at all for this layout: the next, else float32
+        }
         final String implementation = Dnnl.implementation(pd);
         if (implementation.contains("bf16") || implementation.contains("amx")) {
           return pd;
