@@ -18,11 +18,7 @@ if [ $# -gt 0 ]; then MODELS=("$@"); else
 fi
 # shellcheck source=pytorch-env.sh
 . "$ROOT/bench/pytorch-env.sh"
-"$PYTHON" -c 'import torch, torchvision' 2>/dev/null || {
-  echo "bench/bf16-vs-fp32.sh: $PYTHON has no torch and torchvision;" \
-    "apt-get install python3-torch python3-torchvision" >&2
-  exit 2
-}
+require_torchvision
 OUT=${OUT:-$ROOT/runs/bf16-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 "$ROOT/bin/lockstep" --help >/dev/null # builds once, outside the timings
