@@ -62,11 +62,8 @@ class CompiledNetworkTest {
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
       throws Exception {
-    final ModelZoo.Spec spec = ModelZoo.spec(model);
-    final ComputationGraphConfiguration configuration =
-        ModelZoo.configuration(
-            JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
-    final RandomBatch drawn = RandomBatch.of(spec, batch, 3);
+    final ComputationGraphConfiguration configuration = zooModel(model);
+    final RandomBatch drawn = RandomBatch.of(ModelZoo.spec(model), batch, 3);
     assertMatchesDeeplearning4j(configuration, drawn.features(), drawn.labels(), tolerance);
   }
 
@@ -90,9 +87,7 @@ class CompiledNetworkTest {
   void bfloat16GradientsMatchDeeplearning4jInDoublePrecision(
       String model, int batch, double tolerance, double perParameter) throws Exception {
     assumeBf16();
-    final ComputationGraphConfiguration configuration =
-        ModelZoo.configuration(
-            JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
+    final ComputationGraphConfiguration configuration = zooModel(model);
     final RandomBatch drawn = RandomBatch.of(ModelZoo.spec(model), batch, 3);
     assertMatchesDeeplearning4j(
         configuration, drawn.features(), drawn.labels(), tolerance, perParameter, Precision.BF16);
@@ -109,24 +104,14 @@ class CompiledNetworkTest {
   void bfloat16LossOfDeepModelsMatchesDeeplearning4jInDoublePrecision(String model)
       throws Exception {
     assumeBf16();
-    final ComputationGraphConfiguration configuration =
-        ModelZoo.configuration(
-            JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
+    final ComputationGraphConfiguration configuration = zooModel(model);
     final RandomBatch drawn = RandomBatch.of(ModelZoo.spec(model), 2, 3);
-    final ComputationGraph network = new ComputationGraph(configuration.clone());
-    network.init();
-    ModelZoo.initialize(network, 7);
-    network.initGradientsView();
-    final ComputationGraphConfiguration doubles = configuration.clone();
-    doubles.setDataType(DataType.DOUBLE);
-    final ComputationGraph reference = new ComputationGraph(doubles);
-    reference.init(network.params().castTo(DataType.DOUBLE), true);
-    final long[] samples = {SampleDropout.sampleKey(7, 0, 0), SampleDropout.sampleKey(7, 0, 1)};
+    final ComputationGraph network = initialized(configuration);
+    final ComputationGraph reference = inDoubles(configuration, network);
+    final long[] samples = sampleKeys(2);
     setSamples(network, samples);
     setSamples(reference, samples);
-    reference.setInputs(drawn.features().castTo(DataType.DOUBLE));
-    reference.setLabels(everyOutput(reference, drawn.labels().castTo(DataType.DOUBLE)));
-    reference.computeGradientAndScore();
+    computeInDoubles(reference, drawn.features(), drawn.labels());
     try (CompiledNetwork compiled = CompiledNetwork.compile(network, Precision.BF16)) {
       final double loss = compiled.computeGradients(drawn.features(), drawn.labels());
       assertEquals(reference.score(), loss, 1e-2 * reference.score(), "loss");
@@ -228,27 +213,16 @@ class CompiledNetworkTest {
       Precision precision)
       throws Exception {
     final boolean bf16 = precision == Precision.BF16;
-    final ComputationGraph network = new ComputationGraph(configuration.clone());
-    network.init();
-    ModelZoo.initialize(network, 7);
-    network.initGradientsView();
-    final ComputationGraphConfiguration doubles = configuration.clone();
-    doubles.setDataType(DataType.DOUBLE);
-    final ComputationGraph reference = new ComputationGraph(doubles);
-    reference.init(network.params().castTo(DataType.DOUBLE), true);
+    final ComputationGraph network = initialized(configuration);
+    final ComputationGraph reference = inDoubles(configuration, network);
 
     // every network drops the same inputs of the same samples
-    final long[] samples = new long[(int) features.size(0)];
-    for (int i = 0; i < samples.length; i++) {
-      samples[i] = SampleDropout.sampleKey(7, 0, i);
-    }
+    final long[] samples = sampleKeys((int) features.size(0));
     final boolean dropout = setSamples(network, samples) > 0;
     setSamples(reference, samples);
 
     final String disable = System.getProperty("org.eclipse.deeplearning4j.helpers.disable");
-    reference.setInputs(features.castTo(DataType.DOUBLE));
-    reference.setLabels(everyOutput(reference, labels.castTo(DataType.DOUBLE)));
-    reference.computeGradientAndScore();
+    computeInDoubles(reference, features, labels);
     final INDArray expected = reference.getGradientsViewArray().castTo(DataType.FLOAT);
 
     final ComputationGraph floats = new ComputationGraph(configuration.clone());
@@ -340,6 +314,48 @@ class CompiledNetworkTest {
     } finally {
       assertEquals(disable, System.getProperty("org.eclipse.deeplearning4j.helpers.disable"));
     }
+  }
+
+  /** A zoo model's configuration, as a job with that model builds it. */
+  private static ComputationGraphConfiguration zooModel(String model) {
+    return ModelZoo.configuration(
+        JobConfig.load(JobConfig.overrides(Map.of(Keys.MODEL_NAME.name(), model))), 10);
+  }
+
+  /** A network of {@code configuration}, its weights drawn from seed 7, its gradient view ready. */
+  private static ComputationGraph initialized(ComputationGraphConfiguration configuration) {
+    final ComputationGraph network = new ComputationGraph(configuration.clone());
+    network.init();
+    ModelZoo.initialize(network, 7);
+    network.initGradientsView();
+    return network;
+  }
+
+  /** The same network in double precision, with {@code network}'s weights. */
+  private static ComputationGraph inDoubles(
+      ComputationGraphConfiguration configuration, ComputationGraph network) {
+    final ComputationGraphConfiguration doubles = configuration.clone();
+    doubles.setDataType(DataType.DOUBLE);
+    final ComputationGraph reference = new ComputationGraph(doubles);
+    reference.init(network.params().castTo(DataType.DOUBLE), true);
+    return reference;
+  }
+
+  /** The keys of a batch of {@code n} samples, the same for every network of a test. */
+  private static long[] sampleKeys(int n) {
+    final long[] samples = new long[n];
+    for (int i = 0; i < n; i++) {
+      samples[i] = SampleDropout.sampleKey(7, 0, i);
+    }
+    return samples;
+  }
+
+  /** Deeplearning4j's loss and gradient of the batch on a double-precision network. */
+  private static void computeInDoubles(
+      ComputationGraph reference, INDArray features, INDArray labels) {
+    reference.setInputs(features.castTo(DataType.DOUBLE));
+    reference.setLabels(everyOutput(reference, labels.castTo(DataType.DOUBLE)));
+    reference.computeGradientAndScore();
   }
 
   /**
