@@ -147,13 +147,7 @@ abstract class Op {
   /** A memory in {@code md} filled from {@code view} before each use, unless they coincide. */
   static Memory weightsIn(
       Plan plan, dnnl_memory_desc_t md, dnnl_memory_desc_t viewMd, INDArray view, List<Action> to) {
-    final Memory source = plan.scope.wrap(viewMd, Dnnl.address(view));
-    if (Dnnl.same(md, viewMd)) {
-      return source;
-    }
-    final Memory target = plan.scope.allocate(md);
-    to.add(plan.run(plan.scope.reorder(source, target)));
-    return target;
+    return plan.as(md, to, plan.scope.wrap(viewMd, Dnnl.address(view)));
   }
 
   /**

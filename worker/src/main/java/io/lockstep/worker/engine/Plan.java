@@ -106,7 +106,7 @@ final class Plan {
    * layout in {@code layouts} that oneDNN has a bfloat16 kernel for; else, and in float32, of the
    * first that it has a generated float32 kernel for ({@link Op#firstKernel}). oneDNN's other
    * bfloat16 code (its gemm-based convolutions and inner products) runs slower than its float32
-   * kernels: LeNet's first convolution's weight gradient took 27 times as long.
+   * kernels: LeNet's first convolution's weight gradient took 26 times as long.
    *
    * @param describe the descriptor for a layout and the data type ({@code dnnl_f32}, {@code
    *     dnnl_bf16}) of what the primitive reads: source, weights, output gradient
