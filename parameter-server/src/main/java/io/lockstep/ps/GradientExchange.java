@@ -457,7 +457,8 @@ public final class GradientExchange implements AutoCloseable {
         driver =
             ParameterServer.launchDriver(
                 address.aeronDirectory() + "-worker-" + context.rank + "-" + UUID.randomUUID(),
-                address.termLengthBytes());
+                address.termLengthBytes(),
+                true);
         directory = driver.aeronDirectoryName();
       }
       aeron = Aeron.connect(ParameterServer.clientContext(directory));

@@ -3,6 +3,7 @@ package io.lockstep.ps;
 import io.aeron.Aeron;
 import io.aeron.Publication;
 import io.aeron.Subscription;
+import io.aeron.driver.Configuration;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
 import io.lockstep.conf.Keys;
@@ -144,7 +145,9 @@ public final class ParameterServer implements RunningServer {
     Aeron aeron = null;
     final List<AgentRunner> runners = new ArrayList<>();
     try {
-      driver = launchDriver(first.aeronDirectory(), first.termLengthBytes());
+      driver =
+          launchDriver(
+              first.aeronDirectory(), first.termLengthBytes(), first.transport() == Transport.UDP);
       aeron = Aeron.connect(clientContext(driver.aeronDirectoryName()));
       final List<ServerAgent> agents = new ArrayList<>();
       for (ServerAddress address : shards.shards()) {
@@ -207,9 +210,15 @@ public final class ParameterServer implements RunningServer {
   /**
    * Launches an embedded media driver for this process, in the shared threading mode so it costs
    * one thread, backing off when idle because training needs the cores; its directory is its user's
-   * alone ({@link AeronDirectories#restrict}).
+   * alone ({@link AeronDirectories#restrict}); its UDP sockets' buffers hold every worker's window
+   * ({@link SocketBuffers}).
+   *
+   * @param directory the driver's Aeron directory
+   * @param termLengthBytes the term length of its IPC and UDP publications
+   * @param udp whether it will open UDP sockets, not only IPC
+   * @return the running driver
    */
-  static MediaDriver launchDriver(String directory, int termLengthBytes) {
+  static MediaDriver launchDriver(String directory, int termLengthBytes, boolean udp) {
     final Path path = Path.of(directory).toAbsolutePath();
     if (path.getParent() != null) {
       AeronDirectories.removeStale(path.getParent());
@@ -225,6 +234,9 @@ public final class ParameterServer implements RunningServer {
             .ipcTermBufferLength(termLengthBytes)
             .publicationTermBufferLength(termLengthBytes)
             .termBufferSparseFile(true)
+            .socketSndbufLength(SocketBuffers.sendBytes(udp))
+            .socketRcvbufLength(
+                SocketBuffers.receiveBytes(Configuration.INITIAL_WINDOW_LENGTH_DEFAULT, udp))
             .clientLivenessTimeoutNs(LIVENESS_TIMEOUT.toNanos())
             // Aeron requires it longer than the clients' liveness, as its defaults are (15 s, 10 s)
             .publicationUnblockTimeoutNs(LIVENESS_TIMEOUT.plusSeconds(15).toNanos())

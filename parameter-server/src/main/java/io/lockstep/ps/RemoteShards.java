@@ -187,7 +187,7 @@ public final class RemoteShards implements RunningServer {
     MediaDriver driver = null;
     Aeron aeron = null;
     try {
-      driver = ParameterServer.launchDriver(whole.aeronDirectory() + "-shards", 1 << 20);
+      driver = ParameterServer.launchDriver(whole.aeronDirectory() + "-shards", 1 << 20, true);
       aeron = Aeron.connect(ParameterServer.clientContext(driver.aeronDirectoryName()));
       final Subscription replies =
           aeron.addSubscription(

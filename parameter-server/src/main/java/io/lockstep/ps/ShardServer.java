@@ -99,7 +99,7 @@ public final class ShardServer implements AutoCloseable {
     try {
       launched =
           ParameterServer.launchDriver(
-              "/dev/shm/lockstep-shard-" + port + "-" + UUID.randomUUID(), 1 << 20);
+              "/dev/shm/lockstep-shard-" + port + "-" + UUID.randomUUID(), 1 << 20, true);
       client = Aeron.connect(ParameterServer.clientContext(launched.aeronDirectoryName()));
       this.control =
           client.addSubscription("aeron:udp?endpoint=" + host + ":" + port, CONTROL_STREAM_ID);

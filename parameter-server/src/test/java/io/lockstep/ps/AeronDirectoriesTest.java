@@ -72,7 +72,7 @@ class AeronDirectoriesTest {
       assertTrue(live.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
       assertFalse(Files.exists(liveDirectory), "SIGTERM's shutdown removes the directory");
       final Path own = AeronDirectories.base().resolve("lockstep-test-own-" + UUID.randomUUID());
-      try (MediaDriver driver = ParameterServer.launchDriver(own.toString(), 1 << 16)) {
+      try (MediaDriver driver = ParameterServer.launchDriver(own.toString(), 1 << 16, false)) {
         assertTrue(Files.isDirectory(own));
         // its user's alone: no other user reads a term or writes a frame
         try (Stream<Path> inside = Files.walk(own)) {
