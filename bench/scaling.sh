@@ -7,8 +7,11 @@
 # none and fp16, overlap off and on, and prints a table of the median synchronization and step
 # times against the model's. ONLY (all) keeps the configurations named in a comma-separated list
 # (n2-s1-none: workers, shard hosts, compression; s0: the server in the driver JVM on h0); the
-# flags after it go to every submit. Needs root; removes the hosts and every process it started
-# when it ends.
+# flags after it go to every submit. JOB params=N times the synchronization of an N-float gradient
+# alone instead (no Spark, no compute: a server process on h0, a worker process on each of h1-h3,
+# STEPS iterations, medians after the second), so a gradient as large as a real model's is measured
+# where the wire, not the shared cores, sets the time. Needs root; removes the hosts and every
+# process it started when it ends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "bench/scaling.sh: needs root (it makes network namespaces)" >&2; exit 2; }

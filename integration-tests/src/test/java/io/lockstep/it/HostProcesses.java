@@ -153,6 +153,11 @@ final class HostProcesses {
 
   /** The command line {@code bin/lockstep ARGS} runs, in a JVM of its own. */
   static List<String> lockstep(String... args) {
+    return jvm(Lockstep.class.getName(), args);
+  }
+
+  /** A JVM of its own that runs {@code main} with this JVM's class path and Lockstep's options. */
+  static List<String> jvm(String main, String... args) {
     final List<String> command = new ArrayList<>(List.of(java(), "-Xmx2g"));
     command.addAll(
         List.of(
@@ -167,7 +172,7 @@ final class HostProcesses {
     if (cache != null) {
       command.add("-Dorg.bytedeco.javacpp.cachedir=" + cache);
     }
-    command.addAll(List.of("-cp", System.getProperty("java.class.path"), Lockstep.class.getName()));
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), main));
     command.addAll(Arrays.asList(args));
     return command;
   }

@@ -33,6 +33,12 @@ import java.util.concurrent.TimeUnit;
  * {@link Hosts} it makes, and removes them when it ends.
  */
 public final class ScalingBench {
+  /** JOB's form that times the synchronization of a gradient of that many floats alone. */
+  private static final String PARAMS = "params=";
+
+  /** The iterations a synchronization alone leaves out of its medians. */
+  private static final int WARMUP_ITERATIONS = 2;
+
   /** The steps each run leaves out of its medians: the first stage's warm-up. */
   private static final int WARMUP_STEPS = 5;
 
@@ -239,19 +245,15 @@ public final class ScalingBench {
     final List<String> submitFlags =
         args.length > 4 ? List.of(args).subList(4, args.length) : List.of();
     final double bytesPerSecond = bytesPerSecond(rate);
-    if (steps <= WARMUP_STEPS + 4) {
+    final int warmup = job.startsWith(PARAMS) ? WARMUP_ITERATIONS : WARMUP_STEPS;
+    if (steps <= warmup + 4) {
       throw new IllegalArgumentException(
-          "STEPS=" + steps + ": give more than " + (WARMUP_STEPS + 4) + " steps a run");
+          "STEPS=" + steps + ": give more than " + (warmup + 4) + " steps a run");
     }
     final Path tmp = Files.createTempDirectory("lockstep-scaling");
     try (Hosts hosts = Hosts.create(6)) {
       for (int h = 0; h < 6; h++) {
         hosts.shape(h, rate);
-      }
-      final String master = HostProcesses.startMaster(hosts, 0, tmp.resolve("master.log"));
-      for (int h = 1; h <= 3; h++) {
-        HostProcesses.startWorker(
-            hosts, h, tmp.resolve("worker-" + h), tmp.resolve("worker-" + h + ".log"), master);
       }
       final Path secret = HostProcesses.secretFile(tmp.resolve("secret"));
       final List<String> shardServers = new ArrayList<>();
@@ -259,6 +261,25 @@ public final class ScalingBench {
         shardServers.add(
             HostProcesses.startShardServer(
                 hosts, h, secret, 0, tmp.resolve("shard-" + h + ".log")));
+      }
+      if (job.startsWith(PARAMS)) {
+        synchronizations(
+            hosts,
+            tmp,
+            secret,
+            shardServers,
+            Integer.parseInt(job.substring(PARAMS.length())),
+            steps,
+            only,
+            rate);
+        System.out.println();
+        System.out.println("logs in " + tmp);
+        return;
+      }
+      final String master = HostProcesses.startMaster(hosts, 0, tmp.resolve("master.log"));
+      for (int h = 1; h <= 3; h++) {
+        HostProcesses.startWorker(
+            hosts, h, tmp.resolve("worker-" + h), tmp.resolve("worker-" + h + ".log"), master);
       }
       System.out.printf(
           Locale.ROOT,
@@ -327,6 +348,151 @@ public final class ScalingBench {
     }
     System.out.println();
     System.out.println("runs and logs in " + tmp);
+  }
+
+  /**
+   * Times {@link ScalingSync}'s synchronization of a {@code parameters}-float gradient, for 2 and 3
+   * workers (on {@code h1} to {@code h3}), 1 and 2 shard hosts and compression {@code none} and
+   * {@code fp16}, and prints each configuration's median over {@code iterations} after {@link
+   * #WARMUP_ITERATIONS} next to the model's synchronization time.
+   */
+  static void synchronizations(
+      Hosts hosts,
+      Path tmp,
+      Path secret,
+      List<String> shardServers,
+      int parameters,
+      int iterations,
+      List<String> only,
+      String rate)
+      throws Exception {
+    final double bytesPerSecond = bytesPerSecond(rate);
+    System.out.printf(
+        Locale.ROOT,
+        "synchronization of %,d floats (%.1f MB) alone, %d iterations a run (medians of %d-%d),"
+            + " every link %s each way, MTU %d%n%n",
+        parameters,
+        parameters * 4 / 1e6,
+        iterations,
+        WARMUP_ITERATIONS + 1,
+        iterations,
+        rate,
+        MTU);
+    System.out.println(
+        "| workers | shard hosts | compression | sync ms | model | ratio | min ms | max ms |");
+    System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (int workers : new int[] {2, 3}) {
+      for (int shards : only.isEmpty() ? new int[] {1, 2} : new int[] {0, 1, 2}) {
+        for (String compression : List.of("none", "fp16")) {
+          final String configuration =
+              String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
+          if (!only.isEmpty() && !only.contains(configuration)) {
+            continue;
+          }
+          final double[] millis =
+              synchronization(
+                  hosts,
+                  tmp.resolve(configuration),
+                  secret,
+                  shardServers.subList(0, shards),
+                  parameters,
+                  workers,
+                  iterations,
+                  compression);
+          final double[] timed = Arrays.copyOfRange(millis, WARMUP_ITERATIONS, millis.length);
+          final double model =
+              syncModelMs(parameters, workers, Math.max(1, shards), compression, bytesPerSecond);
+          final double median = median(timed);
+          System.out.printf(
+              Locale.ROOT,
+              "| %d | %d | %s | %.1f | %.1f | %.2f | %.1f | %.1f |%n",
+              workers,
+              shards,
+              compression,
+              median,
+              model,
+              median / model,
+              Arrays.stream(timed).min().orElseThrow(),
+              Arrays.stream(timed).max().orElseThrow());
+        }
+      }
+    }
+  }
+
+  /**
+   * One configuration of {@link #synchronizations}: the server process on {@code h0}, a worker
+   * process on each of {@code h1} onwards.
+   *
+   * @return each iteration's time, as its slowest worker saw it, in milliseconds
+   */
+  private static double[] synchronization(
+      Hosts hosts,
+      Path folder,
+      Path secret,
+      List<String> shardServers,
+      int parameters,
+      int workers,
+      int iterations,
+      String compression)
+      throws Exception {
+    final Path done = Files.createDirectories(folder.resolve("times"));
+    final Path shardsFile = folder.resolve("shards.bin");
+    final List<String> serverArgs =
+        new ArrayList<>(
+            List.of(
+                "server",
+                shardsFile.toString(),
+                done.toString(),
+                hosts.address(0),
+                Integer.toString(parameters),
+                Integer.toString(workers),
+                secret.toString()));
+    serverArgs.addAll(shardServers);
+    final List<Process> processes = new ArrayList<>();
+    try {
+      processes.add(
+          hosts.start(
+              0,
+              folder.resolve("server.log"),
+              Map.of(),
+              HostProcesses.jvm(ScalingSync.class.getName(), serverArgs.toArray(String[]::new))));
+      final List<Path> times = new ArrayList<>();
+      for (int rank = 0; rank < workers; rank++) {
+        times.add(done.resolve("rank-" + rank));
+        processes.add(
+            hosts.start(
+                rank + 1,
+                folder.resolve("worker-" + rank + ".log"),
+                Map.of(),
+                HostProcesses.jvm(
+                    ScalingSync.class.getName(),
+                    "worker",
+                    shardsFile.toString(),
+                    times.get(rank).toString(),
+                    hosts.address(rank + 1),
+                    Integer.toString(rank),
+                    Integer.toString(iterations),
+                    compression)));
+      }
+      // the workers first: the server waits for their times, and a failed worker would keep it
+      for (Process process : processes.subList(1, processes.size())) {
+        awaitSuccess(process, folder);
+      }
+      awaitSuccess(processes.get(0), folder);
+      return ScalingSync.slowest(times);
+    } finally {
+      for (Process process : processes) {
+        process.descendants().forEach(ProcessHandle::destroyForcibly);
+        process.destroyForcibly();
+      }
+    }
+  }
+
+  private static void awaitSuccess(Process process, Path folder) throws InterruptedException {
+    if (!process.waitFor(10, TimeUnit.MINUTES) || process.exitValue() != 0) {
+      throw new IllegalStateException(
+          folder.getFileName() + ": a process failed or ran past 10 minutes; see " + folder);
+    }
   }
 
   private static double median(List<double[]> rows, int column) {
