@@ -59,6 +59,13 @@ final class AggregationAgent implements ServerAgent {
   }
 
   private final ServerAddress address;
+
+  /** The job's gradients where workers write their chunks ({@link ChunkCodec#SHARED}), or null. */
+  private final SharedGradients shared;
+
+  /** Where this shard's range begins in the whole vector, in bytes. */
+  private final int firstByte;
+
   private final Subscription subscription;
   private final FramePublisher results;
   private final FrameTag tag;
@@ -147,8 +154,12 @@ final class AggregationAgent implements ServerAgent {
       Publication publication,
       NanoClock clock,
       long stepTimeoutNs,
-      long firstStep) {
+      long firstStep,
+      SharedGradients shared,
+      int firstByte) {
     this.address = address;
+    this.shared = shared;
+    this.firstByte = firstByte;
     this.step = firstStep;
     this.stepsCompleted.set(firstStep);
     this.subscription = subscription;
@@ -366,7 +377,9 @@ final class AggregationAgent implements ServerAgent {
               + currentChunk();
     }
     final String payload =
-        ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
+        Frame.encoding(buffer, offset) == ChunkCodec.SHARED
+            ? sharedProblem(buffer, offset)
+            : ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
     if (payload != null) {
       return "chunk " + chunk + " from rank " + rank + ": " + payload;
     }
@@ -375,6 +388,14 @@ final class AggregationAgent implements ServerAgent {
       return "rank " + rank + " changed its sample count within step " + step;
     }
     return null;
+  }
+
+  /** Null when a chunk in shared memory may be: this server shares it, and the frame is empty. */
+  private String sharedProblem(DirectBuffer buffer, int offset) {
+    if (shared == null) {
+      return "a chunk in shared memory, which this server does not share";
+    }
+    return Frame.payloadLength(buffer, offset) == 0 ? null : "a payload beside shared memory";
   }
 
   private String statisticsProblem(int rank, DirectBuffer buffer, int offset) {
@@ -482,11 +503,15 @@ final class AggregationAgent implements ServerAgent {
   private void sumHeads(int bytes) {
     final int count = bytes / Float.BYTES;
     for (int rank = 0; rank < workers; rank++) {
-      final DirectBuffer buffer = headBuffers[rank];
-      final int payload = headOffsets[rank] + Frame.HEADER_LENGTH;
       final byte encoding =
           heldType == Frame.TYPE_STATISTICS ? ChunkCodec.F32 : headEncodings[rank];
-      if (encoding != ChunkCodec.F32) {
+      final boolean inShared = encoding == ChunkCodec.SHARED;
+      final DirectBuffer buffer = inShared ? shared.slot(rank) : headBuffers[rank];
+      final int payload =
+          inShared
+              ? firstByte + layout.offsetBytes(currentChunk())
+              : headOffsets[rank] + Frame.HEADER_LENGTH;
+      if (encoding != ChunkCodec.F32 && !inShared) {
         if (rank == 0) {
           Arrays.fill(sum, 0, count, 0f);
         }
@@ -503,9 +528,10 @@ final class AggregationAgent implements ServerAgent {
   }
 
   /**
-   * Chooses how the sum of a chunk goes back: half precision or bfloat16 when every worker sent it
-   * so, sparse when a worker sent a sparse chunk and the sum is shorter that way, float32
-   * otherwise. Encodes it into {@link #encoded} unless float32.
+   * Chooses how the sum of a chunk goes back: in shared memory when every worker's chunk was there,
+   * half precision or bfloat16 when every worker sent it so, sparse when a worker sent a sparse
+   * chunk and the sum is shorter that way, float32 otherwise. Writes it into the shared sum or
+   * encodes it into {@link #encoded} unless float32.
    */
   private byte encodeSum(int count) {
     final byte first = headEncodings[0];
@@ -514,6 +540,17 @@ final class AggregationAgent implements ServerAgent {
     for (int rank = 0; rank < workers; rank++) {
       same &= headEncodings[rank] == first;
       sparse |= headEncodings[rank] == ChunkCodec.SPARSE;
+    }
+    if (same && first == ChunkCodec.SHARED) {
+      final UnsafeBuffer to = shared.sum();
+      UnsafeApi.copyMemory(
+          sum,
+          FLOAT_ARRAY_BASE,
+          null,
+          to.addressOffset() + firstByte + layout.offsetBytes(currentChunk()),
+          (long) count * Float.BYTES);
+      encodedLength = 0;
+      return ChunkCodec.SHARED;
     }
     if (same && first == ChunkCodec.F16) {
       encodedLength = ChunkCodec.encodeF16(sum, count, encoded, 0);

@@ -21,6 +21,9 @@ import org.agrona.UnsafeApi;
  *   <li>{@link #SPARSE}: {@code m} entries, the others zero: {@code m} unsigned 16-bit offsets in
  *       increasing order, padded to a multiple of 4 bytes, then their {@code m} floats. {@code m}
  *       follows from the length: {@code 6m} bytes, or {@code 6m + 2} when {@code m} is odd.
+ *   <li>{@link #SHARED}: no payload; the {@code count} floats lie at the chunk's place in the job's
+ *       shared memory ({@link SharedGradients}): the sender's slot for a gradient, the sum's for an
+ *       answer. Only frames between processes of one host carry it.
  * </ul>
  *
  * <p>A payload that is not a valid encoding of {@code count} floats is reported by {@link
@@ -33,6 +36,7 @@ final class ChunkCodec {
   static final byte F16 = 1;
   static final byte BF16 = 2;
   static final byte SPARSE = 3;
+  static final byte SHARED = 4;
 
   /** The largest chunk a sparse offset can address. */
   static final int MAX_COUNT = 1 << 16;

@@ -203,7 +203,8 @@ public final class GradientExchange implements AutoCloseable {
      * driver has not yet sent, against what the receiver allows) has room for the largest frame.
      */
     boolean canSendNow() {
-      final int payload = encoder == null ? address.chunkBytes() : encoder.out().capacity();
+      final int payload =
+          shared != null ? 0 : encoder == null ? address.chunkBytes() : encoder.out().capacity();
       return gradients.availableWindow()
           >= DataHeaderFlyweight.HEADER_LENGTH + Frame.HEADER_LENGTH + payload + FRAME_ALIGNMENT;
     }
@@ -218,6 +219,10 @@ public final class GradientExchange implements AutoCloseable {
     }
 
     private void sendChunk(int chunk) {
+      if (shared != null) {
+        sendShared(chunk);
+        return;
+      }
       final int length =
           encoder == null
               ? layout.lengthBytes(chunk)
@@ -240,6 +245,25 @@ public final class GradientExchange implements AutoCloseable {
       } else {
         publisher.send(encoder.out(), 0, length, step);
       }
+    }
+
+    /** Writes a chunk into this worker's shared slot, then sends its frame, with no payload. */
+    private void sendShared(int chunk) {
+      final int at = firstByte + layout.offsetBytes(chunk);
+      shared.slot(rank).putBytes(at, target, at, layout.lengthBytes(chunk));
+      Frame.encode(
+          publisher.header(),
+          Frame.TYPE_GRADIENT,
+          rank,
+          address.jobId(),
+          step,
+          chunk,
+          layout.chunkCount(),
+          sampleCount,
+          0,
+          address.parameterCount());
+      Frame.encodingAndFlags(publisher.header(), ChunkCodec.SHARED, stepFlags);
+      publisher.send(target, 0, 0, step);
     }
 
     private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
@@ -276,14 +300,19 @@ public final class GradientExchange implements AutoCloseable {
       chunksReceived++;
       final long decodeStartNs = awaiting ? clock.nanoTime() : 0;
       totalSamples = Frame.samples(buffer, offset);
-      ChunkCodec.decode(
-          Frame.encoding(buffer, offset),
-          buffer,
-          offset + Frame.HEADER_LENGTH,
-          Frame.payloadLength(buffer, offset),
-          target,
-          firstByte + layout.offsetBytes(chunk),
-          count);
+      if (Frame.encoding(buffer, offset) == ChunkCodec.SHARED) {
+        final int at = firstByte + layout.offsetBytes(chunk);
+        target.putBytes(at, shared.sum(), at, count * Float.BYTES);
+      } else {
+        ChunkCodec.decode(
+            Frame.encoding(buffer, offset),
+            buffer,
+            offset + Frame.HEADER_LENGTH,
+            Frame.payloadLength(buffer, offset),
+            target,
+            firstByte + layout.offsetBytes(chunk),
+            count);
+      }
       if (awaiting) {
         decodeNs += clock.nanoTime() - decodeStartNs;
       }
@@ -335,6 +364,11 @@ public final class GradientExchange implements AutoCloseable {
       if (resultReceived[chunk]) {
         return "a second answer for chunk " + chunk;
       }
+      if (Frame.encoding(buffer, offset) == ChunkCodec.SHARED) {
+        return shared == null
+            ? "an answer in shared memory, which this worker does not share"
+            : Frame.payloadLength(buffer, offset) == 0 ? null : "a payload beside shared memory";
+      }
       return ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
     }
   }
@@ -343,6 +377,13 @@ public final class GradientExchange implements AutoCloseable {
   private final int rank;
   private final MediaDriver driver;
   private final Aeron aeron;
+
+  /**
+   * The job's gradients in memory shared with the server, where this worker writes its chunks and
+   * reads the sums ({@link ChunkCodec#SHARED}); null where frames carry them.
+   */
+  private final SharedGradients shared;
+
   private final Link[] links;
   private final IdleStrategy idle = new BackoffIdleStrategy();
   private final NanoClock clock;
@@ -416,11 +457,13 @@ public final class GradientExchange implements AutoCloseable {
       MediaDriver driver,
       Aeron aeron,
       Publication[] gradients,
-      Subscription[] results) {
+      Subscription[] results,
+      SharedGradients shared) {
     this.shards = context.shards;
     this.rank = context.rank;
     this.driver = driver;
     this.aeron = aeron;
+    this.shared = shared;
     this.clock = context.clock;
     this.stepTimeoutNs = context.stepTimeout.toNanos();
     this.compression = context.compression;
@@ -448,6 +491,7 @@ public final class GradientExchange implements AutoCloseable {
     }
     MediaDriver driver = null;
     Aeron aeron = null;
+    SharedGradients shared = null;
     try {
       final String directory;
       if (address.transport() == Transport.IPC) {
@@ -476,9 +520,13 @@ public final class GradientExchange implements AutoCloseable {
       for (int s = 0; s < shards.count(); s++) {
         awaitConnected(context, shards.shard(s), gradients[s], results[s]);
       }
-      return new GradientExchange(context, driver, aeron, gradients, results);
+      // the server made the file before its streams were up
+      if (SharedGradients.carries(address) && context.compression == Compression.NONE) {
+        shared = SharedGradients.open(shards, context.rank);
+      }
+      return new GradientExchange(context, driver, aeron, gradients, results, shared);
     } catch (RuntimeException e) {
-      CloseHelper.quietCloseAll(aeron, driver);
+      CloseHelper.quietCloseAll(shared, aeron, driver);
       throw e;
     }
   }
@@ -982,6 +1030,13 @@ public final class GradientExchange implements AutoCloseable {
     return rejectedFrames;
   }
 
+  /**
+   * @return whether this worker's chunks and answers go through the job's shared memory
+   */
+  boolean sharesGradients() {
+    return shared != null;
+  }
+
   /** Closes the streams, the client and any media driver this worker started; idempotent. */
   @Override
   public void close() {
@@ -1004,7 +1059,8 @@ public final class GradientExchange implements AutoCloseable {
       for (Link link : links) {
         CloseHelper.closeAll(link.gradients, link.results);
       }
-      CloseHelper.closeAll(aeron, driver);
+      // the pump no longer works (closed, set under the lock), and this is the training thread
+      CloseHelper.closeAll(shared, aeron, driver);
     }
   }
 }

@@ -115,6 +115,10 @@ public final class ParameterServer implements RunningServer {
   private final ServerShards shards;
   private final MediaDriver driver;
   private final Aeron aeron;
+
+  /** The job's gradients, where workers write their chunks; null where frames carry them. */
+  private final SharedGradients shared;
+
   private final List<ServerAgent> agents;
   private final List<AgentRunner> runners;
   private boolean closed;
@@ -123,11 +127,13 @@ public final class ParameterServer implements RunningServer {
       ServerShards shards,
       MediaDriver driver,
       Aeron aeron,
+      SharedGradients shared,
       List<ServerAgent> agents,
       List<AgentRunner> runners) {
     this.shards = shards;
     this.driver = driver;
     this.aeron = aeron;
+    this.shared = shared;
     this.agents = agents;
     this.runners = runners;
   }
@@ -143,34 +149,48 @@ public final class ParameterServer implements RunningServer {
     final ServerAddress first = shards.shard(0);
     MediaDriver driver = null;
     Aeron aeron = null;
+    SharedGradients shared = null;
     final List<AgentRunner> runners = new ArrayList<>();
     try {
       driver =
           launchDriver(
               first.aeronDirectory(), first.termLengthBytes(), first.transport() == Transport.UDP);
+      if (SharedGradients.carries(first)) {
+        shared = SharedGradients.create(shards);
+      }
       aeron = Aeron.connect(clientContext(driver.aeronDirectoryName()));
       final List<ServerAgent> agents = new ArrayList<>();
-      for (ServerAddress address : shards.shards()) {
+      for (int s = 0; s < shards.count(); s++) {
         final ServerAgent agent =
-            agent(aeron, address, context.clock, context.stepTimeout, context.firstStep);
+            agent(
+                aeron,
+                shards.shard(s),
+                context.clock,
+                context.stepTimeout,
+                context.firstStep,
+                shared,
+                shards.first(s) * Float.BYTES);
         final AgentRunner runner = start(agent);
         agents.add(agent);
         runners.add(runner);
       }
       LOG.info(
-          "parameter server up: {} workers, {} parameters in {} shard(s), {} transport{}, driver {}",
+          "parameter server up: {} workers, {} parameters in {} shard(s), {} transport{}{},"
+              + " driver {}",
           first.workers(),
           shards.parameterCount(),
           shards.count(),
           first.transport(),
+          shared != null ? " (gradients in shared memory)" : "",
           first.transport() == Transport.UDP
               ? " on " + first.host() + " (port " + first.port() + " and up)"
               : "",
           driver.aeronDirectoryName());
-      return new ParameterServer(shards, driver, aeron, List.copyOf(agents), List.copyOf(runners));
+      return new ParameterServer(
+          shards, driver, aeron, shared, List.copyOf(agents), List.copyOf(runners));
     } catch (RuntimeException e) {
       CloseHelper.quietCloseAll(runners);
-      CloseHelper.quietCloseAll(aeron, driver);
+      CloseHelper.quietCloseAll(shared, aeron, driver);
       throw e;
     }
   }
@@ -187,9 +207,20 @@ public final class ParameterServer implements RunningServer {
     return runner;
   }
 
-  /** Opens one shard's streams on {@code aeron} and makes the agent that serves them. */
+  /**
+   * Opens one shard's streams on {@code aeron} and makes the agent that serves them.
+   *
+   * @param shared the job's shared gradients, or null where frames carry them
+   * @param firstByte where the shard's range begins in the whole vector, in bytes
+   */
   static ServerAgent agent(
-      Aeron aeron, ServerAddress address, NanoClock clock, Duration stepTimeout, long firstStep) {
+      Aeron aeron,
+      ServerAddress address,
+      NanoClock clock,
+      Duration stepTimeout,
+      long firstStep,
+      SharedGradients shared,
+      int firstByte) {
     final Subscription gradients =
         aeron.addSubscription(address.gradientChannel(), address.gradientStreamId());
     if (address.asynchronous()) {
@@ -204,7 +235,7 @@ public final class ParameterServer implements RunningServer {
     final Publication results =
         aeron.addExclusivePublication(address.resultPublicationChannel(), address.resultStreamId());
     return new AggregationAgent(
-        address, gradients, results, clock, stepTimeout.toNanos(), firstStep);
+        address, gradients, results, clock, stepTimeout.toNanos(), firstStep, shared, firstByte);
   }
 
   /**
@@ -343,7 +374,8 @@ public final class ParameterServer implements RunningServer {
     if (!closed) {
       closed = true;
       CloseHelper.closeAll(runners);
-      CloseHelper.closeAll(aeron, driver);
+      // after the agents, which read it; before the driver, whose directory holds its file
+      CloseHelper.closeAll(shared, aeron, driver);
     }
   }
 }

@@ -317,7 +317,9 @@ public final class ShardServer implements AutoCloseable {
               address,
               SystemNanoClock.INSTANCE,
               Duration.ofMillis(stepTimeoutMs),
-              Frame.step(buffer, offset));
+              Frame.step(buffer, offset),
+              null,
+              0);
     } catch (RuntimeException e) {
       LOG.error(
           "shard {}:{}: cannot serve job {}: {}",
