@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
 import java.nio.file.Files;
@@ -19,6 +21,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.agrona.BufferUtil;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -184,6 +188,51 @@ class SharedGradientsTest {
       for (int i = 0; i < PARAMETERS; i += 997) {
         assertEquals(want[i], answer[i], Math.abs(want[i]) * 0.02f + 1e-6f, "float " + i);
       }
+    }
+  }
+
+  @Test
+  void shouldRejectAChunkSaidToBeInSharedMemoryByAServerThatSharesNone() throws Exception {
+    // tagged: the server shares no memory, and a frame signed with the job's key that points into
+    // it is dropped and counted, never summed
+    final ServerShards shards = shards(2, 1, FrameKey.random());
+    final ServerAddress address = shards.shard(0);
+    try (ParameterServer server =
+            ParameterServer.launch(
+                new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(30)));
+        Aeron aeron =
+            Aeron.connect(new Aeron.Context().aeronDirectoryName(address.aeronDirectory()));
+        ExclusivePublication raw =
+            aeron.addExclusivePublication(address.gradientChannel(), address.gradientStreamId())) {
+      final FramePublisher forger =
+          new FramePublisher(
+              raw,
+              address.key(),
+              SystemNanoClock.INSTANCE,
+              new BackoffIdleStrategy(),
+              Duration.ofSeconds(10).toNanos(),
+              () -> {},
+              "forger");
+      Frame.encode(
+          forger.header(),
+          Frame.TYPE_GRADIENT,
+          1,
+          address.jobId(),
+          0,
+          address.layout().chunkSentAt(0),
+          address.layout().chunkCount(),
+          1,
+          0,
+          PARAMETERS);
+      Frame.encodingAndFlags(forger.header(), ChunkCodec.SHARED, (byte) 0);
+      forger.send(new UnsafeBuffer(new byte[0]), 0, 0, 0);
+      final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (server.rejectedFrames() == 0 && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
+
+      assertEquals(1, server.rejectedFrames());
+      server.checkHealthy();
     }
   }
 
