@@ -29,8 +29,10 @@ import java.util.concurrent.TimeUnit;
  * ({@code all}) keeps the configurations whose name ({@code n2-s1-none}: workers, shard hosts,
  * compression) is in its comma-separated list ({@code s0}: no shard process, the server in the
  * driver JVM on {@code h0}, for keys shard processes refuse, such as {@code
- * lockstep.ps.frame-tags=off}), and the flags go to every {@code submit}. Needs root, like the
- * {@link Hosts} it makes, and removes them when it ends.
+ * lockstep.ps.frame-tags=off}), and the flags go to every {@code submit}. A {@code JOB} of {@code
+ * params=N} times the synchronization of an N-float gradient alone instead ({@link ScalingSync}),
+ * with no Spark and no compute. Needs root, like the {@link Hosts} it makes, and removes them when
+ * it ends.
  */
 public final class ScalingBench {
   /** JOB's form that times the synchronization of a gradient of that many floats alone. */
