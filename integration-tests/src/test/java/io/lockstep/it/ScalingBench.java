@@ -159,6 +159,36 @@ public final class ScalingBench {
     return Double.parseDouble(r.replaceAll("[a-z]+$", "")) * scale / 8;
   }
 
+  /**
+   * One configuration of the hosts: workers, shard hosts (0: the server in the driver JVM on {@code
+   * h0}) and compression.
+   */
+  record Configuration(int workers, int shards, String compression) {
+    /** Its name, as {@code ONLY} lists it: {@code n2-s1-none}. */
+    String name() {
+      return String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
+    }
+
+    /**
+     * Every configuration, in the tables' order: 1 and 2 shard hosts, or those named in {@code
+     * only} (where 0 shard hosts may be named too).
+     */
+    static List<Configuration> all(List<String> only) {
+      final List<Configuration> all = new ArrayList<>();
+      for (int workers : new int[] {2, 3}) {
+        for (int shards : only.isEmpty() ? new int[] {1, 2} : new int[] {0, 1, 2}) {
+          for (String compression : List.of("none", "fp16")) {
+            final Configuration c = new Configuration(workers, shards, compression);
+            if (only.isEmpty() || only.contains(c.name())) {
+              all.add(c);
+            }
+          }
+        }
+      }
+      return all;
+    }
+  }
+
   /** A run's medians over its steps after {@link #WARMUP_STEPS}, in milliseconds. */
   record Measured(
       long parameters,
@@ -296,55 +326,50 @@ public final class ScalingBench {
           "| workers | shard hosts | compression | overlap | sync ms | model | ratio | step ms"
               + " | model | ratio | compute ms |");
       System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-      for (int workers : new int[] {2, 3}) {
-        for (int shards : only.isEmpty() ? new int[] {1, 2} : new int[] {0, 1, 2}) {
-          for (String compression : List.of("none", "fp16")) {
-            final String configuration =
-                String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
-            if (!only.isEmpty() && !only.contains(configuration)) {
-              continue;
-            }
-            final Measured[] measured = new Measured[2];
-            for (int overlap = 0; overlap < 2; overlap++) {
-              final String name = configuration + "-overlap-" + (overlap == 1);
-              final Path run = tmp.resolve(name);
-              final Path log = tmp.resolve(name + ".log");
-              final List<String> flags =
-                  new ArrayList<>(
-                      shards == 0
-                          ? List.of("--set", "lockstep.ps.host=" + hosts.address(0))
-                          : List.of(
-                              "--set",
-                              "lockstep.ps.shard-servers="
-                                  + String.join(",", shardServers.subList(0, shards)),
-                              "--set",
-                              "lockstep.ps.secret-file=" + secret));
-              flags.addAll(
-                  List.of(
-                      "--set",
-                      "lockstep.ps.compression=" + compression,
-                      "--set",
-                      "lockstep.ps.overlap=" + (overlap == 1)));
-              flags.addAll(submitFlags);
-              final List<String> submit =
-                  HostProcesses.lockstep(
-                      HostProcesses.submitArgs(
-                          master, job, workers, steps, run, flags.toArray(String[]::new)));
-              final Process driver = hosts.start(0, log, Map.of(), submit);
-              final boolean ended = driver.waitFor(10, TimeUnit.MINUTES);
-              if (!ended || driver.exitValue() != 0) {
-                driver.descendants().forEach(ProcessHandle::destroyForcibly);
-                driver.destroyForcibly();
-                throw new IllegalStateException(
-                    name + (ended ? " failed" : " ran past 10 minutes") + "; see " + log);
-              }
-              measured[overlap] = Measured.of(run);
-            }
-            for (Row row :
-                rows(workers, shards, compression, measured[0], measured[1], bytesPerSecond)) {
-              System.out.println(row.line());
-            }
+      for (Configuration c : Configuration.all(only)) {
+        final int workers = c.workers();
+        final int shards = c.shards();
+        final String compression = c.compression();
+        final String configuration = c.name();
+        final Measured[] measured = new Measured[2];
+        for (int overlap = 0; overlap < 2; overlap++) {
+          final String name = configuration + "-overlap-" + (overlap == 1);
+          final Path run = tmp.resolve(name);
+          final Path log = tmp.resolve(name + ".log");
+          final List<String> flags =
+              new ArrayList<>(
+                  shards == 0
+                      ? List.of("--set", "lockstep.ps.host=" + hosts.address(0))
+                      : List.of(
+                          "--set",
+                          "lockstep.ps.shard-servers="
+                              + String.join(",", shardServers.subList(0, shards)),
+                          "--set",
+                          "lockstep.ps.secret-file=" + secret));
+          flags.addAll(
+              List.of(
+                  "--set",
+                  "lockstep.ps.compression=" + compression,
+                  "--set",
+                  "lockstep.ps.overlap=" + (overlap == 1)));
+          flags.addAll(submitFlags);
+          final List<String> submit =
+              HostProcesses.lockstep(
+                  HostProcesses.submitArgs(
+                      master, job, workers, steps, run, flags.toArray(String[]::new)));
+          final Process driver = hosts.start(0, log, Map.of(), submit);
+          final boolean ended = driver.waitFor(10, TimeUnit.MINUTES);
+          if (!ended || driver.exitValue() != 0) {
+            driver.descendants().forEach(ProcessHandle::destroyForcibly);
+            driver.destroyForcibly();
+            throw new IllegalStateException(
+                name + (ended ? " failed" : " ran past 10 minutes") + "; see " + log);
           }
+          measured[overlap] = Measured.of(run);
+        }
+        for (Row row :
+            rows(workers, shards, compression, measured[0], measured[1], bytesPerSecond)) {
+          System.out.println(row.line());
         }
       }
     }
@@ -383,41 +408,36 @@ public final class ScalingBench {
     System.out.println(
         "| workers | shard hosts | compression | sync ms | model | ratio | min ms | max ms |");
     System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (int workers : new int[] {2, 3}) {
-      for (int shards : only.isEmpty() ? new int[] {1, 2} : new int[] {0, 1, 2}) {
-        for (String compression : List.of("none", "fp16")) {
-          final String configuration =
-              String.format(Locale.ROOT, "n%d-s%d-%s", workers, shards, compression);
-          if (!only.isEmpty() && !only.contains(configuration)) {
-            continue;
-          }
-          final double[] millis =
-              synchronization(
-                  hosts,
-                  tmp.resolve(configuration),
-                  secret,
-                  shardServers.subList(0, shards),
-                  parameters,
-                  workers,
-                  iterations,
-                  compression);
-          final double[] timed = Arrays.copyOfRange(millis, WARMUP_ITERATIONS, millis.length);
-          final double model =
-              syncModelMs(parameters, workers, Math.max(1, shards), compression, bytesPerSecond);
-          final double median = median(timed);
-          System.out.printf(
-              Locale.ROOT,
-              "| %d | %d | %s | %.1f | %.1f | %.2f | %.1f | %.1f |%n",
+    for (Configuration c : Configuration.all(only)) {
+      final int workers = c.workers();
+      final int shards = c.shards();
+      final String compression = c.compression();
+      final String configuration = c.name();
+      final double[] millis =
+          synchronization(
+              hosts,
+              tmp.resolve(configuration),
+              secret,
+              shardServers.subList(0, shards),
+              parameters,
               workers,
-              shards,
-              compression,
-              median,
-              model,
-              median / model,
-              Arrays.stream(timed).min().orElseThrow(),
-              Arrays.stream(timed).max().orElseThrow());
-        }
-      }
+              iterations,
+              compression);
+      final double[] timed = Arrays.copyOfRange(millis, WARMUP_ITERATIONS, millis.length);
+      final double model =
+          syncModelMs(parameters, workers, Math.max(1, shards), compression, bytesPerSecond);
+      final double median = median(timed);
+      System.out.printf(
+          Locale.ROOT,
+          "| %d | %d | %s | %.1f | %.1f | %.2f | %.1f | %.1f |%n",
+          workers,
+          shards,
+          compression,
+          median,
+          model,
+          median / model,
+          Arrays.stream(timed).min().orElseThrow(),
+          Arrays.stream(timed).max().orElseThrow());
     }
   }
 

@@ -227,19 +227,7 @@ public final class GradientExchange implements AutoCloseable {
           encoder == null
               ? layout.lengthBytes(chunk)
               : encoder.encode(target, firstByte, chunk, sampleCount);
-      Frame.encode(
-          publisher.header(),
-          Frame.TYPE_GRADIENT,
-          rank,
-          address.jobId(),
-          step,
-          chunk,
-          layout.chunkCount(),
-          sampleCount,
-          length,
-          address.parameterCount());
-      Frame.encodingAndFlags(
-          publisher.header(), encoder == null ? ChunkCodec.F32 : encoder.encoding(), stepFlags);
+      encodeHeader(chunk, length, encoder == null ? ChunkCodec.F32 : encoder.encoding());
       if (encoder == null) {
         publisher.send(target, firstByte + layout.offsetBytes(chunk), length, step);
       } else {
@@ -251,6 +239,12 @@ public final class GradientExchange implements AutoCloseable {
     private void sendShared(int chunk) {
       final int at = firstByte + layout.offsetBytes(chunk);
       shared.slot(rank).putBytes(at, target, at, layout.lengthBytes(chunk));
+      encodeHeader(chunk, 0, ChunkCodec.SHARED);
+      publisher.send(target, 0, 0, step);
+    }
+
+    /** Writes the open step's gradient header for a chunk of {@code length} payload bytes. */
+    private void encodeHeader(int chunk, int length, byte encoding) {
       Frame.encode(
           publisher.header(),
           Frame.TYPE_GRADIENT,
@@ -260,10 +254,9 @@ public final class GradientExchange implements AutoCloseable {
           chunk,
           layout.chunkCount(),
           sampleCount,
-          0,
+          length,
           address.parameterCount());
-      Frame.encodingAndFlags(publisher.header(), ChunkCodec.SHARED, stepFlags);
-      publisher.send(target, 0, 0, step);
+      Frame.encodingAndFlags(publisher.header(), encoding, stepFlags);
     }
 
     private void onResult(DirectBuffer buffer, int offset, int length, Header header) {

@@ -82,6 +82,18 @@ class ParameterServerTest {
             .connectTimeout(Duration.ofSeconds(30)));
   }
 
+  /** Frames signed with {@code key} on a stream of the test's own, as a forger would send them. */
+  static FramePublisher rawPublisher(ExclusivePublication raw, FrameKey key, String role) {
+    return new FramePublisher(
+        raw,
+        key,
+        SystemNanoClock.INSTANCE,
+        new BackoffIdleStrategy(),
+        Duration.ofSeconds(10).toNanos(),
+        () -> {},
+        role);
+  }
+
   private static UnsafeBuffer vector(float[] values) {
     final ByteBuffer bytes =
         ByteBuffer.allocateDirect(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -730,15 +742,7 @@ class ParameterServerTest {
             aeron.addExclusivePublication(address.gradientChannel(), address.gradientStreamId())) {
       runWorkers(ServerShards.of(address), 0, 1, new int[] {1, 1});
       // step 0's frame of rank 1, signed with the job's key, sent again once step 0 is over
-      final FramePublisher replay =
-          new FramePublisher(
-              raw,
-              address.key(),
-              SystemNanoClock.INSTANCE,
-              new BackoffIdleStrategy(),
-              Duration.ofSeconds(10).toNanos(),
-              () -> {},
-              "replay");
+      final FramePublisher replay = rawPublisher(raw, address.key(), "replay");
       final float[] old = new float[1000];
       Arrays.fill(old, 1e6f);
       Frame.encode(replay.header(), Frame.TYPE_GRADIENT, 1, JOB_ID, 0, 0, 1, 1, 4000, 1000);

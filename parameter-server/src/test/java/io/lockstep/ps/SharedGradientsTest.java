@@ -21,8 +21,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.agrona.BufferUtil;
-import org.agrona.concurrent.BackoffIdleStrategy;
-import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -204,15 +202,7 @@ class SharedGradientsTest {
             Aeron.connect(new Aeron.Context().aeronDirectoryName(address.aeronDirectory()));
         ExclusivePublication raw =
             aeron.addExclusivePublication(address.gradientChannel(), address.gradientStreamId())) {
-      final FramePublisher forger =
-          new FramePublisher(
-              raw,
-              address.key(),
-              SystemNanoClock.INSTANCE,
-              new BackoffIdleStrategy(),
-              Duration.ofSeconds(10).toNanos(),
-              () -> {},
-              "forger");
+      final FramePublisher forger = ParameterServerTest.rawPublisher(raw, address.key(), "forger");
       Frame.encode(
           forger.header(),
           Frame.TYPE_GRADIENT,
