@@ -12,6 +12,7 @@ import io.lockstep.models.SyncBatchNormLayer;
 import io.lockstep.ps.GradientExchange;
 import io.lockstep.worker.engine.CompiledNetwork;
 import io.lockstep.worker.engine.UnsupportedNetworkException;
+import io.lockstep.worker.input.NativeMemory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;

@@ -7,6 +7,7 @@ import io.lockstep.conf.Precision;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
+import io.lockstep.worker.input.RandomBatch;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;

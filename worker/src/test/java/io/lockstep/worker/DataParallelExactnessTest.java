@@ -22,6 +22,7 @@ import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.ServerAddress;
 import io.lockstep.ps.ServerShards;
 import io.lockstep.worker.engine.CompiledNetwork;
+import io.lockstep.worker.input.Batches;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;

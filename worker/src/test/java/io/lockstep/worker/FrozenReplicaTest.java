@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.input.RandomBatch;
 import java.util.Arrays;
 import java.util.Map;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.input.PhraseSamples;
+import io.lockstep.worker.input.Samples;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;

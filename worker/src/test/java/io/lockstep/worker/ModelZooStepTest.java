@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
+import io.lockstep.worker.input.RandomBatch;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;

@@ -12,7 +12,7 @@ import io.lockstep.conf.Keys;
 import io.lockstep.conf.Precision;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
-import io.lockstep.worker.RandomBatch;
+import io.lockstep.worker.input.RandomBatch;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;

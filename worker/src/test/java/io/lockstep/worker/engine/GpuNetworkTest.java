@@ -11,7 +11,7 @@ import io.lockstep.cuda.Network;
 import io.lockstep.cuda.Networks;
 import io.lockstep.cuda.ReferenceEngine;
 import io.lockstep.models.ModelZoo;
-import io.lockstep.worker.RandomBatch;
+import io.lockstep.worker.input.RandomBatch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;

@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;

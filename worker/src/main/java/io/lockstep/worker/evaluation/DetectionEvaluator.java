@@ -1,6 +1,9 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import io.lockstep.data.Shapes;
+import io.lockstep.worker.input.NativeMemory;
+import io.lockstep.worker.input.Samples;
+import io.lockstep.worker.input.SceneSamples;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -14,7 +17,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
  * #MIN_SCORE} are dropped, then per image and class non-maximum suppression at IoU {@link #NMS_IOU}
  * keeps at most {@link #MAX_PER_IMAGE} boxes, as VOC and COCO evaluations do.
  */
-public final class DetectionEvaluator implements TestMetric {
+final class DetectionEvaluator implements TestMetric {
   static final double MIN_SCORE = 0.005;
   static final double NMS_IOU = 0.45;
   static final int MAX_PER_IMAGE = 100;

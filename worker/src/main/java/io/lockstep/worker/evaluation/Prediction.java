@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import java.util.List;
 

@@ -1,8 +1,11 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.input.PhraseSamples;
+import io.lockstep.worker.input.Samples;
+import io.lockstep.worker.input.SceneSamples;
 import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 

@@ -1,5 +1,7 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
+import io.lockstep.worker.input.NativeMemory;
+import io.lockstep.worker.input.Samples;
 import java.util.ArrayList;
 import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -10,7 +12,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * Classification accuracy of a network on a labeled split, transformed as for evaluation. One
  * evaluation at a time: the batches' features pass through one array the evaluator keeps.
  */
-public final class Evaluator implements TestMetric {
+final class Evaluator implements TestMetric {
   private final Samples samples;
   private final int batchSize;
 

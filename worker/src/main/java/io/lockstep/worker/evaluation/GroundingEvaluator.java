@@ -1,7 +1,10 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import io.lockstep.data.Grounding;
 import io.lockstep.models.ModelZoo;
+import io.lockstep.worker.input.NativeMemory;
+import io.lockstep.worker.input.PhraseSamples;
+import io.lockstep.worker.input.Samples;
 import java.util.ArrayList;
 import java.util.List;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -12,7 +15,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * prediction is the box of the anchor and cell of the highest objectness in YOLOv2's activations
  * (decoded as {@link DetectionEvaluator} does).
  */
-public final class GroundingEvaluator implements TestMetric {
+final class GroundingEvaluator implements TestMetric {
   private final PhraseSamples examples;
   private final int batchSize;
 

@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import io.lockstep.data.EpochPlan;
 import io.lockstep.data.SliceSpan;
@@ -17,7 +17,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * step {@code s}, this one decodes and transforms the images of step {@code s + 1}. Whoever takes a
  * batch frees it ({@link Batch#release}) when its step is over.
  */
-final class Prefetcher implements AutoCloseable {
+public final class Prefetcher implements AutoCloseable {
   /**
    * One step's slice, made.
    *
@@ -25,7 +25,7 @@ final class Prefetcher implements AutoCloseable {
    * @param features {@code [n, c, h, w]}, or null for an empty slice
    * @param labels one-hot {@code [n, classes]}, or null for an empty slice
    */
-  record Batch(int[] slice, INDArray features, INDArray labels) {}
+  public record Batch(int[] slice, INDArray features, INDArray labels) {}
 
   /**
    * One batch's memory, made once per batch size and filled again for every step of that size: heap
@@ -93,7 +93,7 @@ final class Prefetcher implements AutoCloseable {
    * @param fromStep the first step
    * @param endStep the step after the last
    */
-  Prefetcher(
+  public Prefetcher(
       Samples samples,
       EpochPlan plan,
       int rank,
@@ -138,7 +138,7 @@ final class Prefetcher implements AutoCloseable {
    * @return the batch
    * @throws RuntimeException what making the batch threw (an unreadable image names its file)
    */
-  Batch take(int step) {
+  public Batch take(int step) {
     if (step != nextStep) {
       throw new IllegalStateException("asked for step " + step + ", made step " + nextStep);
     }

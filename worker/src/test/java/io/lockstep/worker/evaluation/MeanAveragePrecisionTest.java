@@ -1,9 +1,9 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.lockstep.worker.MeanAveragePrecision.Box;
+import io.lockstep.worker.evaluation.MeanAveragePrecision.Box;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

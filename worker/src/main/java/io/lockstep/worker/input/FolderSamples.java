@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import io.lockstep.data.Image;
 import io.lockstep.data.ImageFolder;
@@ -10,7 +10,7 @@ import io.lockstep.data.Transforms;
  * training does. Training: RandomResizedCrop to the model's size, RandomHorizontalFlip, ToTensor,
  * Normalize. Evaluation: Resize to 256/224 of the model's size, CenterCrop, ToTensor, Normalize.
  */
-public final class FolderSamples implements Samples {
+final class FolderSamples implements Samples {
   private final ImageFolder folder;
   private final Transforms.Pipeline pipeline;
   private final long seed;

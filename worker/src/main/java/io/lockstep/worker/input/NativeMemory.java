@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;

@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.evaluation;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -15,7 +15,7 @@ import java.util.Map;
  * precision is the best at that recall or beyond); mAP is the mean over the classes that have
  * ground truth.
  */
-public final class MeanAveragePrecision {
+final class MeanAveragePrecision {
   private MeanAveragePrecision() {}
 
   /**

@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import io.lockstep.data.Shapes;
 import java.util.List;
@@ -37,7 +37,8 @@ public final class SceneSamples implements Samples {
    * @param mean per-channel normalization mean, pixels in [0, 1]
    * @param std per-channel normalization standard deviation
    */
-  SceneSamples(long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
+  public SceneSamples(
+      long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
     this.seed = seed;
     this.first = first;
     this.count = count;

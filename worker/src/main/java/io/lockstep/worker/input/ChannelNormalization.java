@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 /** {@code (x / 255 - mean) / std} per channel, as one multiply-add per pixel. */
 final class ChannelNormalization {

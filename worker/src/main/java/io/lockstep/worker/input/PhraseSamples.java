@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import io.lockstep.data.Grounding;
 import io.lockstep.data.Shapes;
@@ -28,7 +28,8 @@ public final class PhraseSamples implements Samples {
    * @param mean per-channel normalization mean, pixels in [0, 1]
    * @param std per-channel normalization standard deviation
    */
-  PhraseSamples(long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
+  public PhraseSamples(
+      long seed, long first, int count, int size, int grid, double[] mean, double[] std) {
     this.seed = seed;
     this.first = first;
     this.count = count;

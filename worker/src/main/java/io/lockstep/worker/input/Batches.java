@@ -1,4 +1,4 @@
-package io.lockstep.worker;
+package io.lockstep.worker.input;
 
 import io.lockstep.conf.Keys;
 import io.lockstep.data.LabeledImages;
