@@ -1,5 +1,6 @@
 package io.lockstep.driver;
 
+import io.lockstep.run.TrainingSummary;
 import io.lockstep.worker.StageReport;
 
 /**

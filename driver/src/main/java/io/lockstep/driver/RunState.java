@@ -2,6 +2,8 @@ package io.lockstep.driver;
 
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
+import io.lockstep.run.Checkpoint;
+import io.lockstep.run.TrainingSummary;
 import io.lockstep.worker.ModelState;
 import io.lockstep.worker.StageReport;
 import java.util.ArrayList;

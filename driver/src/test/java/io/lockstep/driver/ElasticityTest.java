@@ -3,6 +3,7 @@ package io.lockstep.driver;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.lockstep.conf.JobConfig;
+import io.lockstep.run.WorkerSpans;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;

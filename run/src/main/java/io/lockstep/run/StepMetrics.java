@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -70,7 +70,7 @@ public record StepMetrics(
       return dataMs + computeMs + sendMs + waitMs + receiveMs + applyMs;
     }
 
-    static Phases of(StepPhases phases, int step) {
+    public static Phases of(StepPhases phases, int step) {
       return new Phases(
           phases.dataNs()[step] / 1e6,
           phases.computeNs()[step] / 1e6,
@@ -100,7 +100,7 @@ public record StepMetrics(
    * @param reports every worker's report, by rank
    * @return a line per step of the stage
    */
-  static List<StepMetrics> of(long firstGlobalStep, int epoch, List<StageReport> reports) {
+  public static List<StepMetrics> of(long firstGlobalStep, int epoch, List<StageReport> reports) {
     final List<StepMetrics> lines = new ArrayList<>();
     final StageReport lead = reports.get(0);
     for (int i = 0; i < lead.stepSamples().length; i++) {
@@ -168,7 +168,7 @@ public record StepMetrics(
    * @throws IOException when the file cannot be read
    * @throws com.google.gson.JsonParseException when a line is not a JSON object
    */
-  static List<JsonObject> lines(Path file) throws IOException {
+  public static List<JsonObject> lines(Path file) throws IOException {
     final List<JsonObject> objects = new ArrayList<>();
     final String text = Files.readString(file, StandardCharsets.UTF_8);
     // a crash mid-append leaves a last line without its line end: the stage it began is not done

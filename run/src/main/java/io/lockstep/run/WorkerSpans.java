@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -27,7 +27,7 @@ public final class WorkerSpans {
    * @param steps its steps
    * @param workers its workers
    */
-  void add(long firstStep, int steps, int workers) {
+  public void add(long firstStep, int steps, int workers) {
     final Span last = spans.isEmpty() ? null : spans.get(spans.size() - 1);
     if (last != null && last.workers() == workers && last.toStep() == firstStep) {
       spans.set(spans.size() - 1, new Span(last.fromStep(), firstStep + steps, workers));
@@ -39,7 +39,7 @@ public final class WorkerSpans {
   /**
    * @return the spans so far, in step order
    */
-  List<Span> list() {
+  public List<Span> list() {
     return List.copyOf(spans);
   }
 }

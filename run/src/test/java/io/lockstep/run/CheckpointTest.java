@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -12,10 +12,10 @@ import io.lockstep.data.Shapes;
 import io.lockstep.models.ComputeHelpers;
 import io.lockstep.models.ModelFile;
 import io.lockstep.models.ModelZoo;
-import io.lockstep.worker.Datasets;
-import io.lockstep.worker.Prediction;
-import io.lockstep.worker.Samples;
-import io.lockstep.worker.TestMetric;
+import io.lockstep.worker.evaluation.Prediction;
+import io.lockstep.worker.evaluation.TestMetric;
+import io.lockstep.worker.input.Datasets;
+import io.lockstep.worker.input.Samples;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Graphics2D;

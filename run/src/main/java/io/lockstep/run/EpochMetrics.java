@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.JsonObject;
 import io.lockstep.worker.ProcessResources;

@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import io.lockstep.conf.ConfigurationException;
 import java.nio.file.Files;

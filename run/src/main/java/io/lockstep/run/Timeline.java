@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
@@ -16,7 +16,7 @@ import java.util.List;
  * and shards' clocks are their hosts' wall clocks. Traces the run's first {@code
  * lockstep.run.timeline-steps} steps.
  */
-final class Timeline {
+public final class Timeline {
 
   private static final int DRIVER = 3;
   private static final int WORKERS = 1;
@@ -39,7 +39,7 @@ final class Timeline {
    * @param remoteShards whether the shards run in processes of their own, whose spans are not
    *     collected
    */
-  Timeline(String job, long maxSteps, long originMicros, boolean remoteShards) {
+  public Timeline(String job, long maxSteps, long originMicros, boolean remoteShards) {
     this.job = job;
     this.maxSteps = maxSteps;
     this.originMicros = originMicros;
@@ -69,7 +69,7 @@ final class Timeline {
    * @param reports every worker's report, by rank
    * @param spans the shards' spans of its steps
    */
-  void stage(
+  public void stage(
       String description,
       long startMicros,
       long endMicros,
@@ -148,7 +148,7 @@ final class Timeline {
    * @param startMicros when it started
    * @param endMicros when it ended
    */
-  void evaluation(int epoch, long startMicros, long endMicros) {
+  public void evaluation(int epoch, long startMicros, long endMicros) {
     if (maxSteps > 0) {
       span(DRIVER, 0, "evaluate epoch " + (epoch + 1), startMicros, endMicros - startMicros, null);
     }
@@ -160,7 +160,7 @@ final class Timeline {
    *
    * @param file where
    */
-  void write(Path file) {
+  public void write(Path file) {
     if (maxSteps == 0) {
       return;
     }

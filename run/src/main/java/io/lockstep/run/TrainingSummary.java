@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -141,7 +141,7 @@ public record TrainingSummary(
    *
    * @return the JSON tree
    */
-  JsonObject toJson() {
+  public JsonObject toJson() {
     final JsonObject json = RunFiles.JSON.toJsonTree(this).getAsJsonObject();
     final String accuracy = "test_accuracy";
     if (!testMetric.equals(accuracy)) {

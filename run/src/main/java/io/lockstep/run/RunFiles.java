@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import com.google.gson.FieldNamingPolicy;
 import com.google.gson.Gson;
@@ -17,9 +17,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.List;
 
 /** The files of a run directory, each replaced atomically. */
-final class RunFiles {
+public final class RunFiles {
   /** Gson as the run's JSON files use it: snake_case field names, NaN allowed. */
-  static final Gson JSON =
+  public static final Gson JSON =
       new GsonBuilder()
           .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
           .serializeSpecialFloatingPointValues()
@@ -37,7 +37,7 @@ final class RunFiles {
    * @param writer fills the temporary file
    * @throws IOException when writing or renaming fails
    */
-  static void writeAtomically(Path target, FileWriter writer) throws IOException {
+  public static void writeAtomically(Path target, FileWriter writer) throws IOException {
     final Path directory = target.toAbsolutePath().getParent();
     final String prefix = "." + target.getFileName();
     try (DirectoryStream<Path> stale = Files.newDirectoryStream(directory, prefix + "*.tmp")) {
@@ -69,7 +69,7 @@ final class RunFiles {
    * @param target the file
    * @param text its new contents
    */
-  static void writeText(Path target, String text) {
+  public static void writeText(Path target, String text) {
     replace(target, tmp -> Files.writeString(tmp, text, StandardCharsets.UTF_8));
   }
 
@@ -106,7 +106,7 @@ final class RunFiles {
    * @param target the file
    * @param lines the lines, without line ends
    */
-  static void writeLines(Path target, List<String> lines) {
+  public static void writeLines(Path target, List<String> lines) {
     final StringBuilder text = new StringBuilder();
     for (String line : lines) {
       text.append(line).append('\n');
@@ -122,7 +122,7 @@ final class RunFiles {
    * @param target the file, created if missing
    * @param lines the lines, without line ends
    */
-  static void appendLines(Path target, List<String> lines) {
+  public static void appendLines(Path target, List<String> lines) {
     final StringBuilder text = new StringBuilder();
     for (String line : lines) {
       text.append(line).append('\n');
@@ -146,7 +146,7 @@ final class RunFiles {
 
   /** Fills a temporary file. */
   @FunctionalInterface
-  interface FileWriter {
+  public interface FileWriter {
     /**
      * @param file the temporary file to fill
      * @throws IOException when writing fails

@@ -1,4 +1,4 @@
-package io.lockstep.driver;
+package io.lockstep.run;
 
 import io.lockstep.conf.ConfigurationException;
 import io.lockstep.models.ModelFile;
@@ -91,7 +91,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * @param replica the replica to save
    * @param progress the run's position
    */
-  static void write(Path target, Replica replica, Progress progress) {
+  public static void write(Path target, Replica replica, Progress progress) {
     final ComputationGraph network = replica.network();
     final long checksum = Replica.crc32(network.params().toFloatVector(), updaterState(network));
     final String json = RunFiles.JSON.toJson(new Saved(progress, checksum));
@@ -171,7 +171,7 @@ public record Checkpoint(Progress progress, float[] parameters, float[] updaterS
    * @param configurationJson the configuration of the resumed job
    * @return the state
    */
-  ModelState state(String configurationJson) {
+  public ModelState state(String configurationJson) {
     return new ModelState(
         configurationJson, parameters, updaterState, progress.iteration(), progress.epochCount());
   }
