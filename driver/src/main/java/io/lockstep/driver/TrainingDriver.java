@@ -8,7 +8,7 @@ import io.lockstep.conf.Keys;
 import io.lockstep.conf.Schedule;
 import io.lockstep.models.ModelZoo;
 import io.lockstep.models.Transfer;
-import io.lockstep.ps.TraceClock;
+import io.lockstep.protocol.TraceClock;
 import io.lockstep.run.Checkpoint;
 import io.lockstep.run.Checkpoint.Progress;
 import io.lockstep.run.EpochMetrics;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.lockstep.conf.JobConfig;
-import io.lockstep.ps.ServerShards;
+import io.lockstep.protocol.ServerShards;
 import org.junit.jupiter.api.Test;
 
 /** The byte counts behind {@code bench/scaling.sh}'s model. */

@@ -3,12 +3,15 @@ package io.lockstep.ps;
 import io.aeron.Aeron;
 import io.aeron.Publication;
 import io.aeron.Subscription;
-import io.aeron.driver.Configuration;
 import io.aeron.driver.MediaDriver;
-import io.aeron.driver.ThreadingMode;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
-import java.nio.file.Path;
+import io.lockstep.protocol.MediaDrivers;
+import io.lockstep.protocol.ParameterServerException;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.protocol.ServerShards;
+import io.lockstep.protocol.ShardSpan;
+import io.lockstep.protocol.SharedGradients;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,14 +38,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ParameterServer implements RunningServer {
   private static final Logger LOG = LoggerFactory.getLogger(ParameterServer.class);
-
-  /**
-   * How long a media driver and its clients wait to hear from each other before they give each
-   * other up: 30 s, not Aeron's 10. On a loaded 2-core host a JVM can go unscheduled, or wait at a
-   * safepoint, for longer than 10 s; a step that times out is retried, while Aeron's default for a
-   * client that loses its driver is to end the whole JVM.
-   */
-  static final Duration LIVENESS_TIMEOUT = Duration.ofSeconds(30);
 
   /** Per-process settings of a server; never serialized. */
   public static final class Context {
@@ -153,12 +148,12 @@ public final class ParameterServer implements RunningServer {
     final List<AgentRunner> runners = new ArrayList<>();
     try {
       driver =
-          launchDriver(
+          MediaDrivers.launch(
               first.aeronDirectory(), first.termLengthBytes(), first.transport() == Transport.UDP);
       if (SharedGradients.carries(first)) {
         shared = SharedGradients.create(shards);
       }
-      aeron = Aeron.connect(clientContext(driver.aeronDirectoryName()));
+      aeron = Aeron.connect(MediaDrivers.clientContext(driver.aeronDirectoryName()));
       final List<ServerAgent> agents = new ArrayList<>();
       for (int s = 0; s < shards.count(); s++) {
         final ServerAgent agent =
@@ -236,63 +231,6 @@ public final class ParameterServer implements RunningServer {
         aeron.addExclusivePublication(address.resultPublicationChannel(), address.resultStreamId());
     return new AggregationAgent(
         address, gradients, results, clock, stepTimeout.toNanos(), firstStep, shared, firstByte);
-  }
-
-  /**
-   * Launches an embedded media driver for this process, in the shared threading mode so it costs
-   * one thread, backing off when idle because training needs the cores; its directory is its user's
-   * alone ({@link AeronDirectories#restrict}); its UDP sockets' buffers hold every worker's window
-   * ({@link SocketBuffers}).
-   *
-   * @param directory the driver's Aeron directory
-   * @param termLengthBytes the term length of its IPC and UDP publications
-   * @param udp whether it will open UDP sockets, not only IPC
-   * @return the running driver
-   */
-  static MediaDriver launchDriver(String directory, int termLengthBytes, boolean udp) {
-    final Path path = Path.of(directory).toAbsolutePath();
-    if (path.getParent() != null) {
-      AeronDirectories.removeStale(path.getParent());
-    }
-    AeronDirectories.own(path);
-    final MediaDriver.Context context =
-        new MediaDriver.Context()
-            .aeronDirectoryName(directory)
-            .dirDeleteOnStart(true)
-            .dirDeleteOnShutdown(true)
-            .threadingMode(ThreadingMode.SHARED)
-            .sharedIdleStrategy(new BackoffIdleStrategy())
-            .ipcTermBufferLength(termLengthBytes)
-            .publicationTermBufferLength(termLengthBytes)
-            .termBufferSparseFile(true)
-            .socketSndbufLength(SocketBuffers.sendBytes(udp))
-            .socketRcvbufLength(
-                SocketBuffers.receiveBytes(Configuration.INITIAL_WINDOW_LENGTH_DEFAULT, udp))
-            .clientLivenessTimeoutNs(LIVENESS_TIMEOUT.toNanos())
-            // Aeron requires it longer than the clients' liveness, as its defaults are (15 s, 10 s)
-            .publicationUnblockTimeoutNs(LIVENESS_TIMEOUT.plusSeconds(15).toNanos())
-            .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis());
-    final MediaDriver driver = MediaDriver.launch(context);
-    try {
-      AeronDirectories.restrict(path);
-    } catch (IllegalStateException e) {
-      driver.close();
-      throw e;
-    }
-    return driver;
-  }
-
-  /**
-   * A client context for the media driver at {@code directory}: Aeron's errors are logged, and a
-   * lost driver closes the client, failing what uses it (the step, then the stage, which the driver
-   * retries with a new server) instead of Aeron's default, {@code System.exit(-1)} with a banner on
-   * stderr.
-   */
-  static Aeron.Context clientContext(String directory) {
-    return new Aeron.Context()
-        .aeronDirectoryName(directory)
-        .driverTimeoutMs(LIVENESS_TIMEOUT.toMillis())
-        .errorHandler(error -> LOG.error("Aeron client of {}: {}", directory, error.toString()));
   }
 
   /**

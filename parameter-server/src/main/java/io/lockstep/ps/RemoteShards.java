@@ -8,8 +8,14 @@ import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
 import io.lockstep.conf.Keys;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
+import io.lockstep.protocol.ConfigureMessage;
+import io.lockstep.protocol.Frame;
+import io.lockstep.protocol.FrameTag;
+import io.lockstep.protocol.MediaDrivers;
+import io.lockstep.protocol.ParameterServerException;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.protocol.ServerShards;
+import io.lockstep.protocol.StatusMessage;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,7 +41,6 @@ import org.agrona.concurrent.UnsafeBuffer;
  * }</pre>
  */
 public final class RemoteShards implements RunningServer {
-  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
 
   /** Per-process settings; never serialized. */
   public static final class Context {
@@ -138,6 +143,7 @@ public final class RemoteShards implements RunningServer {
   private final String[] failures;
   private final boolean[] permanent;
   private final FrameTag tag;
+  private final StatusMessage status = new StatusMessage();
   private boolean closed;
 
   private RemoteShards(
@@ -187,8 +193,8 @@ public final class RemoteShards implements RunningServer {
     MediaDriver driver = null;
     Aeron aeron = null;
     try {
-      driver = ParameterServer.launchDriver(whole.aeronDirectory() + "-shards", 1 << 20, true);
-      aeron = Aeron.connect(ParameterServer.clientContext(driver.aeronDirectoryName()));
+      driver = MediaDrivers.launch(whole.aeronDirectory() + "-shards", 1 << 20, true);
+      aeron = Aeron.connect(MediaDrivers.clientContext(driver.aeronDirectoryName()));
       final Subscription replies =
           aeron.addSubscription(
               "aeron:udp?endpoint=" + context.replyHost + ":0", ShardServer.CONTROL_STREAM_ID);
@@ -271,8 +277,7 @@ public final class RemoteShards implements RunningServer {
 
   private void sendConfigure(int s, String replyChannel) {
     final ServerAddress shard = shards.shard(s);
-    final byte[] reply = replyChannel.getBytes(StandardCharsets.UTF_8);
-    final int payload = ShardServer.CONFIGURE_FIXED_BYTES + reply.length;
+    final int payload = ConfigureMessage.length(replyChannel);
     final UnsafeBuffer frame = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH + payload]);
     Frame.encode(
         frame,
@@ -285,12 +290,14 @@ public final class RemoteShards implements RunningServer {
         shard.workers(),
         payload,
         shard.parameterCount());
-    frame.putInt(Frame.HEADER_LENGTH, shard.chunkBytes(), ORDER);
-    frame.putInt(Frame.HEADER_LENGTH + 4, shard.termLengthBytes(), ORDER);
-    frame.putLong(Frame.HEADER_LENGTH + 8, context.stepTimeout.toMillis(), ORDER);
-    frame.putInt(Frame.HEADER_LENGTH + 16, shard.mode().ordinal(), ORDER);
-    frame.putInt(Frame.HEADER_LENGTH + 20, shard.staleness(), ORDER);
-    frame.putBytes(Frame.HEADER_LENGTH + ShardServer.CONFIGURE_FIXED_BYTES, reply);
+    ConfigureMessage.encode(
+        frame,
+        shard.chunkBytes(),
+        shard.termLengthBytes(),
+        context.stepTimeout.toMillis(),
+        shard.mode().ordinal(),
+        shard.staleness(),
+        replyChannel);
     tag.sign(frame, 0, frame.capacity());
     controls.get(s).offer(frame);
   }
@@ -299,7 +306,7 @@ public final class RemoteShards implements RunningServer {
     if (Frame.headerProblem(buffer, offset, length) != null
         || Frame.type(buffer, offset) != Frame.TYPE_STATUS
         || Frame.jobId(buffer, offset) != shards.shard(0).jobId()
-        || Frame.payloadLength(buffer, offset) < 8
+        || status.wrap(buffer, offset) == null
         || !tag.verify(buffer, offset, length)) {
       return;
     }
@@ -309,11 +316,11 @@ public final class RemoteShards implements RunningServer {
     }
     lastStatusNs[s] = context.clock.nanoTime();
     stepsCompleted[s] = Frame.step(buffer, offset);
-    rejected[s] = buffer.getLong(offset + Frame.HEADER_LENGTH, ORDER);
-    final int textLength = Frame.payloadLength(buffer, offset) - 8;
-    if (textLength > 0 && failures[s] == null) {
+    rejected[s] = status.rejectedFrames();
+    final String failure = status.failure();
+    if (failure != null && failures[s] == null) {
       permanent[s] = (Frame.flags(buffer, offset) & Frame.FLAG_PERMANENT) != 0;
-      failures[s] = buffer.getStringWithoutLengthUtf8(offset + Frame.HEADER_LENGTH + 8, textLength);
+      failures[s] = failure;
     }
   }
 

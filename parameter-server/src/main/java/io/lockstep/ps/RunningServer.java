@@ -1,5 +1,7 @@
 package io.lockstep.ps;
 
+import io.lockstep.protocol.ServerShards;
+import io.lockstep.protocol.ShardSpan;
 import java.util.List;
 
 /**

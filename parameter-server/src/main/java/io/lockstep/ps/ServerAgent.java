@@ -1,5 +1,6 @@
 package io.lockstep.ps;
 
+import io.lockstep.protocol.ShardSpan;
 import java.util.Collection;
 import org.agrona.concurrent.Agent;
 

@@ -8,8 +8,13 @@ import io.aeron.driver.MediaDriver;
 import io.aeron.logbuffer.Header;
 import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
+import io.lockstep.protocol.ConfigureMessage;
+import io.lockstep.protocol.Frame;
+import io.lockstep.protocol.FrameKey;
+import io.lockstep.protocol.FrameTag;
+import io.lockstep.protocol.MediaDrivers;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.protocol.StatusMessage;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.UUID;
@@ -33,25 +38,15 @@ import org.slf4j.LoggerFactory;
  * cannot configure the shard, and nobody without it has frames summed.
  *
  * <p>Control frames use the {@link Frame} header on stream {@value #CONTROL_STREAM_ID} of the
- * shard's endpoint (driver to shard) and of the driver's reply endpoint (shard to driver):
- *
- * <ul>
- *   <li>{@code CONFIGURE}: job id, step = first step, chunk index = shard index, samples = workers,
- *       parameter count = the shard's range; payload: chunk bytes (int), term length (int), step
- *       timeout in ms (long), synchronization mode (int, the {@link SyncMode} ordinal), staleness
- *       (int), then the driver's reply channel in UTF-8.
- *   <li>{@code STATUS}, every {@value #STATUS_INTERVAL_MS} ms while a job runs, the first one once
- *       its streams are up: step = steps completed, chunk index = shard index; payload: rejected
- *       frames (long), then the failure in UTF-8, empty while healthy.
- *   <li>{@code END}: job id; the shard stops serving it.
- * </ul>
+ * shard's endpoint (driver to shard) and of the driver's reply endpoint (shard to driver): {@code
+ * CONFIGURE} ({@link ConfigureMessage}) until the shard answers; {@code STATUS} ({@link
+ * StatusMessage}) every {@value #STATUS_INTERVAL_MS} ms while a job runs, the first one once its
+ * streams are up; {@code END} (job id only), after which the shard stops serving the job.
  */
 public final class ShardServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ShardServer.class);
   static final int CONTROL_STREAM_ID = 1000;
   static final int STATUS_INTERVAL_MS = 200;
-  static final int CONFIGURE_FIXED_BYTES = 24;
-  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
   private static final SyncMode[] MODES = SyncMode.values();
 
   private final String host;
@@ -62,7 +57,9 @@ public final class ShardServer implements AutoCloseable {
   private final Aeron aeron;
   private final Subscription control;
   private final FragmentAssembler assembler = new FragmentAssembler(this::onControl);
-  private final UnsafeBuffer status = new UnsafeBuffer(new byte[Frame.HEADER_LENGTH + 8 + 4096]);
+  private final UnsafeBuffer status =
+      new UnsafeBuffer(new byte[Frame.HEADER_LENGTH + StatusMessage.FIXED_LENGTH + 4096]);
+  private final ConfigureMessage configure = new ConfigureMessage();
   private final AtomicBoolean running = new AtomicBoolean(true);
 
   private Job job;
@@ -98,9 +95,9 @@ public final class ShardServer implements AutoCloseable {
     Aeron client = null;
     try {
       launched =
-          ParameterServer.launchDriver(
+          MediaDrivers.launch(
               "/dev/shm/lockstep-shard-" + port + "-" + UUID.randomUUID(), 1 << 20, true);
-      client = Aeron.connect(ParameterServer.clientContext(launched.aeronDirectoryName()));
+      client = Aeron.connect(MediaDrivers.clientContext(launched.aeronDirectoryName()));
       this.control =
           client.addSubscription("aeron:udp?endpoint=" + host + ":" + port, CONTROL_STREAM_ID);
     } catch (RuntimeException e) {
@@ -257,8 +254,9 @@ public final class ShardServer implements AutoCloseable {
       }
       return;
     }
-    if (type != Frame.TYPE_CONFIGURE
-        || Frame.payloadLength(buffer, offset) < CONFIGURE_FIXED_BYTES) {
+    final ConfigureMessage configure =
+        type == Frame.TYPE_CONFIGURE ? this.configure.wrap(buffer, offset) : null;
+    if (configure == null) {
       LOG.warn("shard {}:{}: dropped a control frame of type {}", host, port, type);
       return;
     }
@@ -275,16 +273,12 @@ public final class ShardServer implements AutoCloseable {
       job.stop();
       job = null;
     }
-    final int payload = offset + Frame.HEADER_LENGTH;
-    final int chunkBytes = buffer.getInt(payload, ORDER);
-    final int termLength = buffer.getInt(payload + 4, ORDER);
-    final long stepTimeoutMs = buffer.getLong(payload + 8, ORDER);
-    final int modeOrdinal = buffer.getInt(payload + 16, ORDER);
-    final int staleness = buffer.getInt(payload + 20, ORDER);
-    final String replyChannel =
-        buffer.getStringWithoutLengthUtf8(
-            payload + CONFIGURE_FIXED_BYTES,
-            Frame.payloadLength(buffer, offset) - CONFIGURE_FIXED_BYTES);
+    final int chunkBytes = configure.chunkSize();
+    final int termLength = configure.termLength();
+    final long stepTimeoutMs = configure.stepTimeoutMs();
+    final int modeOrdinal = configure.modeOrdinal();
+    final int staleness = configure.staleness();
+    final String replyChannel = configure.replyChannel();
     final ServerAddress address;
     try {
       address =
@@ -342,9 +336,8 @@ public final class ShardServer implements AutoCloseable {
   }
 
   private void sendStatus(Job job) {
-    final String failure = job.agent.failure();
-    final byte[] text = failure == null ? new byte[0] : failure.getBytes(StandardCharsets.UTF_8);
-    final int textLength = Math.min(text.length, status.capacity() - Frame.HEADER_LENGTH - 8);
+    final int payloadLength =
+        StatusMessage.encode(status, job.agent.rejectedFrames(), job.agent.failure());
     Frame.encode(
         status,
         Frame.TYPE_STATUS,
@@ -354,14 +347,12 @@ public final class ShardServer implements AutoCloseable {
         job.address.shard(),
         0,
         0,
-        8 + textLength,
+        payloadLength,
         job.address.parameterCount());
-    status.putLong(Frame.HEADER_LENGTH, job.agent.rejectedFrames(), ORDER);
-    status.putBytes(Frame.HEADER_LENGTH + 8, text, 0, textLength);
     Frame.encodingAndFlags(
         status, (byte) 0, job.agent.failurePermanent() ? Frame.FLAG_PERMANENT : 0);
-    job.tag.sign(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
-    job.reply.offer(status, 0, Frame.HEADER_LENGTH + 8 + textLength);
+    job.tag.sign(status, 0, Frame.HEADER_LENGTH + payloadLength);
+    job.reply.offer(status, 0, Frame.HEADER_LENGTH + payloadLength);
   }
 
   /** Stops the job being served, the client and the media driver. */

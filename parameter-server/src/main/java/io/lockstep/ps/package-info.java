@@ -25,12 +25,13 @@
  * <p>Overlap with the backward pass: a step's chunks travel newest first (the last chunk first),
  * the order in which a backward pass finishes the gradient, since it runs from the last layer to
  * the first and the parameters lie in layer order. A worker opens the step with {@link
- * io.lockstep.ps.GradientExchange#begin}, calls {@link io.lockstep.ps.GradientExchange#ready} after
- * each layer's backward pass with the first float that is now final (it sends every chunk that lies
- * wholly above it and takes in the sums that have come back), and ends with {@link
- * io.lockstep.ps.GradientExchange#finish}. So the server sums, and answers, the last layers while
- * the worker still computes the first ones, without a thread of its own: the training thread sends
- * between layers, and a term buffer holds what the server has not read yet.
+ * io.lockstep.ps.client.GradientExchange#begin}, calls {@link
+ * io.lockstep.ps.client.GradientExchange#ready} after each layer's backward pass with the first
+ * float that is now final (it sends every chunk that lies wholly above it and takes in the sums
+ * that have come back), and ends with {@link io.lockstep.ps.client.GradientExchange#finish}. So the
+ * server sums, and answers, the last layers while the worker still computes the first ones, without
+ * a thread of its own: the training thread sends between layers, and a term buffer holds what the
+ * server has not read yet.
  *
  * <p>Copies: every worker's chunks arrive in order on its own Aeron image. The server leaves the
  * frame at the head of each image unconsumed, in the term, until every rank's frame of that chunk
@@ -45,7 +46,7 @@
  *
  * <h2>Shards</h2>
  *
- * {@link io.lockstep.ps.ServerShards} cuts the flat vector into S contiguous ranges of whole
+ * {@link io.lockstep.protocol.ServerShards} cuts the flat vector into S contiguous ranges of whole
  * chunks; shard s sums its range on its own pair of streams (ids 1001 + 2s and 1002 + 2s). Shards
  * run on threads of the driver's JVM ({@link io.lockstep.ps.ParameterServer}, one media driver) or
  * as standalone processes ({@link io.lockstep.ps.ShardServer}, configured per job by the driver's
@@ -56,10 +57,11 @@
  * <h2>Encodings</h2>
  *
  * A chunk's payload is float32 unless the job opts into compression ({@link
- * io.lockstep.ps.ChunkCodec}: half precision with a power-of-two scale per chunk, bfloat16, or
- * sparse offset/value pairs). The worker's {@link io.lockstep.ps.GradientEncoder} encodes, keeping
- * top-k's and threshold's left-out values as a residual (error feedback); the server checks every
- * payload before it sums, decodes while it adds in rank order, and answers in kind.
+ * io.lockstep.protocol.ChunkCodec}: half precision with a power-of-two scale per chunk, bfloat16,
+ * or sparse offset/value pairs). The worker's {@link io.lockstep.ps.client.GradientEncoder}
+ * encodes, keeping top-k's and threshold's left-out values as a residual (error feedback); the
+ * server checks every payload before it sums, decodes while it adds in rank order, and answers in
+ * kind.
  *
  * <h2>Asynchronous modes</h2>
  *
@@ -73,7 +75,7 @@
  * <h2>Transport</h2>
  *
  * Gradients travel as chunks of at most {@code lockstep.ps.chunk-size} bytes, framed by {@link
- * io.lockstep.ps.Frame}. An embedded media driver runs in the server's process; with {@link
+ * io.lockstep.protocol.Frame}. An embedded media driver runs in the server's process; with {@link
  * io.lockstep.conf.Transport#IPC} every worker on the host maps the same driver directory, with
  * {@link io.lockstep.conf.Transport#UDP} workers send unicast to the server and receive results
  * through a multi-destination-cast publication with minimum flow control, so the slowest worker

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.aeron.driver.MediaDriver;
+import io.lockstep.protocol.AeronDirectories;
+import io.lockstep.protocol.MediaDrivers;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
@@ -72,7 +74,7 @@ class AeronDirectoriesTest {
       assertTrue(live.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
       assertFalse(Files.exists(liveDirectory), "SIGTERM's shutdown removes the directory");
       final Path own = AeronDirectories.base().resolve("lockstep-test-own-" + UUID.randomUUID());
-      try (MediaDriver driver = ParameterServer.launchDriver(own.toString(), 1 << 16, false)) {
+      try (MediaDriver driver = MediaDrivers.launch(own.toString(), 1 << 16, false)) {
         assertTrue(Files.isDirectory(own));
         // its user's alone: no other user reads a term or writes a frame
         try (Stream<Path> inside = Files.walk(own)) {

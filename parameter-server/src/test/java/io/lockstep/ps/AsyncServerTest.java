@@ -8,6 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
+import io.lockstep.protocol.FrameKey;
+import io.lockstep.protocol.ParameterServerException;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.ps.client.GradientExchange;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;

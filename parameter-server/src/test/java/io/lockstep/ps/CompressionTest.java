@@ -8,6 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
+import io.lockstep.protocol.ChunkCodec;
+import io.lockstep.protocol.ChunkLayout;
+import io.lockstep.protocol.FrameKey;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.ps.client.GradientEncoder;
+import io.lockstep.ps.client.GradientExchange;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;

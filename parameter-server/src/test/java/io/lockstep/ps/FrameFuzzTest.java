@@ -3,6 +3,10 @@ package io.lockstep.ps;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.lockstep.protocol.ChunkCodec;
+import io.lockstep.protocol.Frame;
+import io.lockstep.protocol.FrameKey;
+import io.lockstep.protocol.FrameTag;
 import java.lang.management.ManagementFactory;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;

@@ -2,7 +2,7 @@ package io.lockstep.run;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
-import io.lockstep.ps.ShardSpan;
+import io.lockstep.protocol.ShardSpan;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StepPhases;
 import java.nio.file.Path;

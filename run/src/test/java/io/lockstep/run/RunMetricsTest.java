@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.lockstep.ps.ShardSpan;
+import io.lockstep.protocol.ShardSpan;
 import io.lockstep.worker.StageReport;
 import io.lockstep.worker.StepPhases;
 import java.nio.file.Files;

@@ -1,7 +1,7 @@
 package io.lockstep.worker;
 
 import io.lockstep.models.StatisticsReducer;
-import io.lockstep.ps.GradientExchange;
+import io.lockstep.ps.client.GradientExchange;
 import java.nio.ByteOrder;
 import org.agrona.BufferUtil;
 import org.agrona.concurrent.UnsafeBuffer;

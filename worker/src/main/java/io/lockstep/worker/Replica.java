@@ -9,7 +9,7 @@ import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
 import io.lockstep.models.StatisticsReducer;
 import io.lockstep.models.SyncBatchNormLayer;
-import io.lockstep.ps.GradientExchange;
+import io.lockstep.ps.client.GradientExchange;
 import io.lockstep.worker.engine.CompiledNetwork;
 import io.lockstep.worker.engine.UnsupportedNetworkException;
 import io.lockstep.worker.input.NativeMemory;

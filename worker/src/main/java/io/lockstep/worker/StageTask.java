@@ -3,7 +3,7 @@ package io.lockstep.worker;
 import io.lockstep.conf.JobConfig;
 import io.lockstep.conf.Keys;
 import io.lockstep.data.SliceSpan;
-import io.lockstep.ps.ServerShards;
+import io.lockstep.protocol.ServerShards;
 import java.io.Serializable;
 
 /**

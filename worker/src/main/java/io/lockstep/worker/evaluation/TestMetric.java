@@ -39,7 +39,7 @@ public interface TestMetric {
    * The metric of the job's model on its test split.
    *
    * @param job the job: its model and evaluation batch size
-   * @param test the test split, as {@link Datasets#test} made it
+   * @param test the test split, as {@link io.lockstep.worker.input.Datasets#test} made it
    * @return accuracy for classifiers, mAP at IoU 0.5 for detectors, mean IoU for grounding
    */
   static TestMetric of(JobConfig job, Samples test) {

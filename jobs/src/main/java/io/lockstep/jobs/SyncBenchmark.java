@@ -1,12 +1,12 @@
-package io.lockstep.ps.bench;
+package io.lockstep.jobs;
 
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Transport;
-import io.lockstep.ps.FrameKey;
-import io.lockstep.ps.GradientExchange;
+import io.lockstep.protocol.FrameKey;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.protocol.ServerShards;
 import io.lockstep.ps.ParameterServer;
-import io.lockstep.ps.ServerAddress;
-import io.lockstep.ps.ServerShards;
+import io.lockstep.ps.client.GradientExchange;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 /**
  * What one shard of a synchronous server did for one step, on the wall clock: from the step's first

@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import java.time.Instant;
 

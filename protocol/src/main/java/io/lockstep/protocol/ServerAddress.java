@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import io.lockstep.conf.SyncMode;
 import io.lockstep.conf.Transport;
@@ -149,23 +149,23 @@ public record ServerAddress(
    *
    * @return the MTU, at most {@link #MAX_MTU} and an eighth of the term
    */
-  int mtu() {
+  public int mtu() {
     final int frame = chunkBytes + DATA_HEADER_LENGTH + Frame.HEADER_LENGTH;
     return (frame + DATA_HEADER_LENGTH - 1) / DATA_HEADER_LENGTH * DATA_HEADER_LENGTH;
   }
 
-  int gradientStreamId() {
+  public int gradientStreamId() {
     return GRADIENT_STREAM_ID + 2 * shard;
   }
 
-  int resultStreamId() {
+  public int resultStreamId() {
     return RESULT_STREAM_ID + 2 * shard;
   }
 
   /**
    * @return whether the server adds each worker's update as it comes and answers that worker alone
    */
-  boolean asynchronous() {
+  public boolean asynchronous() {
     return mode == SyncMode.ASYNC || mode == SyncMode.STALE_SYNC;
   }
 
@@ -176,7 +176,7 @@ public record ServerAddress(
    * @param rank the worker
    * @return the stream id
    */
-  int replyStreamId(int rank) {
+  public int replyStreamId(int rank) {
     return ((shard + 1) << 16) | rank;
   }
 
@@ -231,11 +231,11 @@ public record ServerAddress(
         key);
   }
 
-  ChunkLayout layout() {
+  public ChunkLayout layout() {
     return new ChunkLayout(parameterCount, chunkBytes / Float.BYTES);
   }
 
-  String gradientChannel() {
+  public String gradientChannel() {
     return transport == Transport.IPC
         ? "aeron:ipc?term-length=" + termLengthBytes + "|mtu=" + mtu()
         : "aeron:udp?endpoint="
@@ -248,7 +248,7 @@ public record ServerAddress(
             + mtu();
   }
 
-  String resultPublicationChannel() {
+  public String resultPublicationChannel() {
     return transport == Transport.IPC
         ? "aeron:ipc?term-length=" + termLengthBytes + "|mtu=" + mtu()
         : "aeron:udp?control="
@@ -261,7 +261,7 @@ public record ServerAddress(
             + mtu();
   }
 
-  String resultSubscriptionChannel(String workerHost) {
+  public String resultSubscriptionChannel(String workerHost) {
     return transport == Transport.IPC
         ? "aeron:ipc"
         : "aeron:udp?endpoint=" + workerHost + ":0|control=" + host + ":" + (port + 1);

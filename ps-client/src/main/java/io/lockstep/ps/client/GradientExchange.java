@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.ps.client;
 
 import static io.aeron.logbuffer.FrameDescriptor.FRAME_ALIGNMENT;
 
@@ -13,6 +13,16 @@ import io.aeron.protocol.DataHeaderFlyweight;
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
+import io.lockstep.protocol.ChunkCodec;
+import io.lockstep.protocol.ChunkLayout;
+import io.lockstep.protocol.Frame;
+import io.lockstep.protocol.FramePublisher;
+import io.lockstep.protocol.FrameTag;
+import io.lockstep.protocol.MediaDrivers;
+import io.lockstep.protocol.ParameterServerException;
+import io.lockstep.protocol.ServerAddress;
+import io.lockstep.protocol.ServerShards;
+import io.lockstep.protocol.SharedGradients;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
@@ -492,13 +502,13 @@ public final class GradientExchange implements AutoCloseable {
       } else {
         Objects.requireNonNull(context.workerHost, "workerHost is required for the udp transport");
         driver =
-            ParameterServer.launchDriver(
+            MediaDrivers.launch(
                 address.aeronDirectory() + "-worker-" + context.rank + "-" + UUID.randomUUID(),
                 address.termLengthBytes(),
                 true);
         directory = driver.aeronDirectoryName();
       }
-      aeron = Aeron.connect(ParameterServer.clientContext(directory));
+      aeron = Aeron.connect(MediaDrivers.clientContext(directory));
       final Publication[] gradients = new Publication[shards.count()];
       final Subscription[] results = new Subscription[shards.count()];
       for (int s = 0; s < shards.count(); s++) {
@@ -1026,7 +1036,7 @@ public final class GradientExchange implements AutoCloseable {
   /**
    * @return whether this worker's chunks and answers go through the job's shared memory
    */
-  boolean sharesGradients() {
+  public boolean sharesGradients() {
     return shared != null;
   }
 

@@ -1,6 +1,8 @@
-package io.lockstep.ps;
+package io.lockstep.ps.client;
 
 import io.lockstep.conf.Compression;
+import io.lockstep.protocol.ChunkCodec;
+import io.lockstep.protocol.ChunkLayout;
 import java.util.Arrays;
 import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
@@ -20,7 +22,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  *
  * <p>Not thread-safe: one worker's training thread owns it.
  */
-final class GradientEncoder {
+public final class GradientEncoder {
   private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
 
   private final Compression compression;
@@ -33,7 +35,8 @@ final class GradientEncoder {
   private final UnsafeBuffer out;
   private byte encoding;
 
-  GradientEncoder(Compression compression, double topKRatio, double threshold, ChunkLayout layout) {
+  public GradientEncoder(
+      Compression compression, double topKRatio, double threshold, ChunkLayout layout) {
     if (compression == Compression.NONE) {
       throw new IllegalArgumentException("float32 chunks are sent as they are, not encoded");
     }
@@ -67,7 +70,7 @@ final class GradientEncoder {
    * @param samples the worker's samples behind the gradient
    * @return the payload's length in {@link #out()}; {@link #encoding()} says how it is encoded
    */
-  int encode(DirectBuffer gradient, int firstByte, int chunk, int samples) {
+  public int encode(DirectBuffer gradient, int firstByte, int chunk, int samples) {
     final int bytes = layout.lengthBytes(chunk);
     final int count = bytes / Float.BYTES;
     UnsafeApi.copyMemory(
@@ -108,12 +111,12 @@ final class GradientEncoder {
   }
 
   /** The encoded payload of the last {@link #encode}. */
-  UnsafeBuffer out() {
+  public UnsafeBuffer out() {
     return out;
   }
 
   /** The encoding of the last {@link #encode}. */
-  byte encoding() {
+  public byte encoding() {
     return encoding;
   }
 

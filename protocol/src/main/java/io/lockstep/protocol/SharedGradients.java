@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import io.lockstep.conf.Transport;
 import java.io.IOException;
@@ -28,9 +28,9 @@ import org.agrona.concurrent.UnsafeBuffer;
  * #carries}): the directory is its user's alone ({@link AeronDirectories#restrict}), as are the
  * terms the frames would otherwise travel in.
  */
-final class SharedGradients implements AutoCloseable {
+public final class SharedGradients implements AutoCloseable {
   /** The file's name in the server's Aeron directory. */
-  static final String FILE_NAME = "lockstep-gradients";
+  public static final String FILE_NAME = "lockstep-gradients";
 
   private final MappedByteBuffer[] maps;
   private final UnsafeBuffer[] slots;
@@ -47,7 +47,7 @@ final class SharedGradients implements AutoCloseable {
    *
    * @param address the job's (first) shard
    */
-  static boolean carries(ServerAddress address) {
+  public static boolean carries(ServerAddress address) {
     return address.transport() == Transport.IPC && !address.key().tags() && !address.asynchronous();
   }
 
@@ -56,7 +56,7 @@ final class SharedGradients implements AutoCloseable {
    *
    * @param shards the job's shards, all in one Aeron directory
    */
-  static SharedGradients create(ServerShards shards) {
+  public static SharedGradients create(ServerShards shards) {
     final Path file = file(shards.shard(0));
     try {
       Files.createFile(
@@ -74,7 +74,7 @@ final class SharedGradients implements AutoCloseable {
    * @param rank the worker's rank
    * @throws ParameterServerException when the server made no such file
    */
-  static SharedGradients open(ServerShards shards, int rank) {
+  public static SharedGradients open(ServerShards shards, int rank) {
     final Path file = file(shards.shard(0));
     if (!Files.isRegularFile(file)) {
       throw new ParameterServerException(
@@ -121,14 +121,14 @@ final class SharedGradients implements AutoCloseable {
    * @param rank a worker's rank
    * @return its slot, the whole vector; where this process mapped it
    */
-  UnsafeBuffer slot(int rank) {
+  public UnsafeBuffer slot(int rank) {
     return slots[rank];
   }
 
   /**
    * @return the sum's slot, the whole vector
    */
-  UnsafeBuffer sum() {
+  public UnsafeBuffer sum() {
     return sum;
   }
 

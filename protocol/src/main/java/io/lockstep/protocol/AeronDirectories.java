@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import io.aeron.CncFileDescriptor;
 import io.aeron.CommonContext;
@@ -36,13 +36,13 @@ public final class AeronDirectories {
    * How long a driver may go without a heartbeat and still be taken for alive: Aeron's own driver
    * timeout.
    */
-  static final Duration DRIVER_TIMEOUT = Duration.ofSeconds(10);
+  public static final Duration DRIVER_TIMEOUT = Duration.ofSeconds(10);
 
   /**
    * How old a directory without a control file may be before it is taken for a leftover: a driver
    * writes its control file as it starts, milliseconds after making the directory.
    */
-  static final Duration UNSTARTED_AGE = Duration.ofMinutes(10);
+  public static final Duration UNSTARTED_AGE = Duration.ofMinutes(10);
 
   /** The directories this process's drivers made and may still hold. */
   private static final Set<Path> OWN = ConcurrentHashMap.newKeySet();

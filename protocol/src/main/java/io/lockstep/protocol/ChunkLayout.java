@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 /**
  * How a flat vector of {@code parameterCount} floats is cut into chunks of at most {@code
@@ -9,15 +9,15 @@ package io.lockstep.ps;
  * which a backward pass finishes them (it runs from the last layer to the first, and the parameters
  * lie in layer order), so a worker can send a chunk while it still computes the ones before it.
  */
-record ChunkLayout(int parameterCount, int chunkFloats) {
-  ChunkLayout {
+public record ChunkLayout(int parameterCount, int chunkFloats) {
+  public ChunkLayout {
     if (parameterCount <= 0 || chunkFloats <= 0) {
       throw new IllegalArgumentException(
           "parameterCount=" + parameterCount + " and chunkFloats=" + chunkFloats + " must be > 0");
     }
   }
 
-  int chunkCount() {
+  public int chunkCount() {
     return (int) (((long) parameterCount + chunkFloats - 1) / chunkFloats);
   }
 
@@ -27,15 +27,15 @@ record ChunkLayout(int parameterCount, int chunkFloats) {
    * @param position 0 for the first chunk sent
    * @return the chunk's index
    */
-  int chunkSentAt(int position) {
+  public int chunkSentAt(int position) {
     return chunkCount() - 1 - position;
   }
 
-  int offsetBytes(int chunk) {
+  public int offsetBytes(int chunk) {
     return chunk * chunkFloats * Float.BYTES;
   }
 
-  int lengthBytes(int chunk) {
+  public int lengthBytes(int chunk) {
     final int first = chunk * chunkFloats;
     return Math.min(chunkFloats, parameterCount - first) * Float.BYTES;
   }

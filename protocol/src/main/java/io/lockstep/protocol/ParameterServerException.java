@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 /**
  * A synchronization failure: a worker missed a step's deadline, the server aborted, or a stream

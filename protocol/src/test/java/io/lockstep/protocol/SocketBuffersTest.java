@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -43,8 +43,7 @@ class SocketBuffersTest {
 
   @Test
   void shouldLaunchADriverWhoseSocketsHoldEveryWorkersWindow() throws Exception {
-    try (var driver =
-        ParameterServer.launchDriver(folder.resolve("aeron").toString(), 1 << 16, true)) {
+    try (var driver = MediaDrivers.launch(folder.resolve("aeron").toString(), 1 << 16, true)) {
       assertEquals(SocketBuffers.sendBytes(false), driver.context().socketSndbufLength());
       assertEquals(
           SocketBuffers.receiveBytes(

@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import java.nio.ByteOrder;
 import org.agrona.DirectBuffer;
@@ -61,56 +61,56 @@ import org.agrona.MutableDirectBuffer;
  * before the gradient (SyncBatchNorm's per-channel sums): the chunk index field holds the round,
  * counted from 0 within the step, and the chunk count is 1.
  */
-final class Frame {
+public final class Frame {
   static final short MAGIC = 0x4C53;
   static final byte VERSION = 4;
 
   /** On an asynchronous update: the stage's last step; answer when every worker has sent it. */
-  static final byte FLAG_FINAL = 1;
+  public static final byte FLAG_FINAL = 1;
 
   /**
    * On an abort, and on the status of a shard that aborted: the failure would recur if the stage
    * ran again (a worker found its data or configuration wrong), so the driver does not retry it.
    */
-  static final byte FLAG_PERMANENT = 2;
+  public static final byte FLAG_PERMANENT = 2;
 
-  static final byte TYPE_GRADIENT = 1;
-  static final byte TYPE_RESULT = 2;
-  static final byte TYPE_ABORT = 3;
-  static final byte TYPE_STATISTICS = 4;
-  static final byte TYPE_STATISTICS_RESULT = 5;
+  public static final byte TYPE_GRADIENT = 1;
+  public static final byte TYPE_RESULT = 2;
+  public static final byte TYPE_ABORT = 3;
+  public static final byte TYPE_STATISTICS = 4;
+  public static final byte TYPE_STATISTICS_RESULT = 5;
 
-  /** Driver to a shard process: serve a job. See {@link ShardServer} for the control frames. */
-  static final byte TYPE_CONFIGURE = 6;
+  /** Driver to a shard process: serve a job ({@link ConfigureMessage}). */
+  public static final byte TYPE_CONFIGURE = 6;
 
   /** Shard process to driver: the job's streams are up, or how far it got and why it failed. */
-  static final byte TYPE_STATUS = 7;
+  public static final byte TYPE_STATUS = 7;
 
   /** Driver to a shard process: the job is over. */
-  static final byte TYPE_END = 8;
+  public static final byte TYPE_END = 8;
 
   static final int MAGIC_OFFSET = 0;
   static final int VERSION_OFFSET = 2;
   static final int TYPE_OFFSET = 3;
-  static final int RANK_OFFSET = 4;
-  static final int JOB_ID_OFFSET = 8;
-  static final int STEP_OFFSET = 16;
-  static final int CHUNK_INDEX_OFFSET = 24;
-  static final int CHUNK_COUNT_OFFSET = 28;
-  static final int SAMPLES_OFFSET = 32;
-  static final int PAYLOAD_LENGTH_OFFSET = 36;
-  static final int PARAMETER_COUNT_OFFSET = 40;
-  static final int ENCODING_OFFSET = 44;
+  public static final int RANK_OFFSET = 4;
+  public static final int JOB_ID_OFFSET = 8;
+  public static final int STEP_OFFSET = 16;
+  public static final int CHUNK_INDEX_OFFSET = 24;
+  public static final int CHUNK_COUNT_OFFSET = 28;
+  public static final int SAMPLES_OFFSET = 32;
+  public static final int PAYLOAD_LENGTH_OFFSET = 36;
+  public static final int PARAMETER_COUNT_OFFSET = 40;
+  public static final int ENCODING_OFFSET = 44;
   static final int FLAGS_OFFSET = 45;
   static final int TAG_OFFSET = 48;
   static final int TAG_LENGTH = 16;
-  static final int HEADER_LENGTH = 64;
+  public static final int HEADER_LENGTH = 64;
 
   private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
 
   private Frame() {}
 
-  static void encode(
+  public static void encode(
       MutableDirectBuffer buffer,
       byte type,
       int rank,
@@ -138,7 +138,7 @@ final class Frame {
   }
 
   /** Returns null when the header is well formed for a frame of {@code length} bytes. */
-  static String headerProblem(DirectBuffer buffer, int offset, int length) {
+  public static String headerProblem(DirectBuffer buffer, int offset, int length) {
     if (length < HEADER_LENGTH) {
       return "short frame";
     }
@@ -159,7 +159,8 @@ final class Frame {
    * Returns null when the frame is well formed and comes from a worker of the job, else why not:
    * what both kinds of server agent check first.
    */
-  static String peerProblem(DirectBuffer buffer, int offset, int length, long jobId, int workers) {
+  public static String peerProblem(
+      DirectBuffer buffer, int offset, int length, long jobId, int workers) {
     final String header = headerProblem(buffer, offset, length);
     if (header != null) {
       return header;
@@ -171,52 +172,52 @@ final class Frame {
     return rank < 0 || rank >= workers ? "unknown rank " + rank : null;
   }
 
-  static byte type(DirectBuffer buffer, int offset) {
+  public static byte type(DirectBuffer buffer, int offset) {
     return buffer.getByte(offset + TYPE_OFFSET);
   }
 
-  static int rank(DirectBuffer buffer, int offset) {
+  public static int rank(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + RANK_OFFSET, ORDER);
   }
 
-  static long jobId(DirectBuffer buffer, int offset) {
+  public static long jobId(DirectBuffer buffer, int offset) {
     return buffer.getLong(offset + JOB_ID_OFFSET, ORDER);
   }
 
-  static long step(DirectBuffer buffer, int offset) {
+  public static long step(DirectBuffer buffer, int offset) {
     return buffer.getLong(offset + STEP_OFFSET, ORDER);
   }
 
-  static int chunkIndex(DirectBuffer buffer, int offset) {
+  public static int chunkIndex(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + CHUNK_INDEX_OFFSET, ORDER);
   }
 
-  static int chunkCount(DirectBuffer buffer, int offset) {
+  public static int chunkCount(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + CHUNK_COUNT_OFFSET, ORDER);
   }
 
-  static int samples(DirectBuffer buffer, int offset) {
+  public static int samples(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + SAMPLES_OFFSET, ORDER);
   }
 
-  static int payloadLength(DirectBuffer buffer, int offset) {
+  public static int payloadLength(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + PAYLOAD_LENGTH_OFFSET, ORDER);
   }
 
-  static int parameterCount(DirectBuffer buffer, int offset) {
+  public static int parameterCount(DirectBuffer buffer, int offset) {
     return buffer.getInt(offset + PARAMETER_COUNT_OFFSET, ORDER);
   }
 
-  static byte encoding(DirectBuffer buffer, int offset) {
+  public static byte encoding(DirectBuffer buffer, int offset) {
     return buffer.getByte(offset + ENCODING_OFFSET);
   }
 
-  static byte flags(DirectBuffer buffer, int offset) {
+  public static byte flags(DirectBuffer buffer, int offset) {
     return buffer.getByte(offset + FLAGS_OFFSET);
   }
 
   /** Sets the encoding and flags of the header last written by {@link #encode} (both 0 there). */
-  static void encodingAndFlags(MutableDirectBuffer buffer, byte encoding, byte flags) {
+  public static void encodingAndFlags(MutableDirectBuffer buffer, byte encoding, byte flags) {
     buffer.putByte(ENCODING_OFFSET, encoding);
     buffer.putByte(FLAGS_OFFSET, flags);
   }

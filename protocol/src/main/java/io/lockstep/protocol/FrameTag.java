@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
@@ -16,7 +16,7 @@ import org.agrona.MutableDirectBuffer;
  * tag a 44.7 MB gradient (ResNet-18's) in 64 KB frames, 1.56 GB/s; {@code SyncBenchmark} gives the
  * cost within a step.
  */
-final class FrameTag {
+public final class FrameTag {
   /** Null when tags are off: frames carry, and must carry, a zero tag. */
   private final Mac mac;
 
@@ -25,7 +25,7 @@ final class FrameTag {
   private final byte[] expected = new byte[Frame.TAG_LENGTH];
   private byte[] copy;
 
-  FrameTag(FrameKey key) {
+  public FrameTag(FrameKey key) {
     this.mac = key.mac();
     this.digest = new byte[mac == null ? Frame.TAG_LENGTH : mac.getMacLength()];
   }
@@ -38,7 +38,7 @@ final class FrameTag {
    * @param payloadOffset where the payload begins
    * @param payloadLength its length in bytes
    */
-  void sign(
+  public void sign(
       MutableDirectBuffer header, DirectBuffer payload, int payloadOffset, int payloadLength) {
     update(header, 0, Frame.TAG_OFFSET);
     update(payload, payloadOffset, payloadLength);
@@ -53,7 +53,7 @@ final class FrameTag {
    * @param offset where it begins
    * @param length header and payload, in bytes
    */
-  void sign(MutableDirectBuffer frame, int offset, int length) {
+  public void sign(MutableDirectBuffer frame, int offset, int length) {
     compute(frame, offset, length);
     frame.putBytes(offset + Frame.TAG_OFFSET, digest, 0, Frame.TAG_LENGTH);
   }
@@ -66,7 +66,7 @@ final class FrameTag {
    * @param length header and payload, in bytes
    * @return true when the frame was signed with this key and not changed since
    */
-  boolean verify(DirectBuffer frame, int offset, int length) {
+  public boolean verify(DirectBuffer frame, int offset, int length) {
     if (length < Frame.HEADER_LENGTH) {
       return false;
     }

@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import java.nio.ByteOrder;
 import org.agrona.DirectBuffer;
@@ -31,15 +31,15 @@ import org.agrona.UnsafeApi;
  * machine is little-endian, checked at start-up), and the encoders check their output's bounds
  * once.
  */
-final class ChunkCodec {
-  static final byte F32 = 0;
-  static final byte F16 = 1;
-  static final byte BF16 = 2;
-  static final byte SPARSE = 3;
-  static final byte SHARED = 4;
+public final class ChunkCodec {
+  public static final byte F32 = 0;
+  public static final byte F16 = 1;
+  public static final byte BF16 = 2;
+  public static final byte SPARSE = 3;
+  public static final byte SHARED = 4;
 
   /** The largest chunk a sparse offset can address. */
-  static final int MAX_COUNT = 1 << 16;
+  public static final int MAX_COUNT = 1 << 16;
 
   private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
 
@@ -63,7 +63,7 @@ final class ChunkCodec {
    * @param count the chunk's floats
    * @return a staging buffer's size
    */
-  static int maxLength(int count) {
+  public static int maxLength(int count) {
     return Math.max(count * Float.BYTES, Float.BYTES + count * 2);
   }
 
@@ -71,7 +71,8 @@ final class ChunkCodec {
    * Returns null when {@code length} bytes at {@code payload} are a valid encoding of {@code count}
    * floats, else what is wrong.
    */
-  static String problem(byte encoding, DirectBuffer buffer, int payload, int length, int count) {
+  public static String problem(
+      byte encoding, DirectBuffer buffer, int payload, int length, int count) {
     switch (encoding) {
       case F32:
         return length == count * Float.BYTES ? null : "wrong length for " + count + " floats";
@@ -106,7 +107,7 @@ final class ChunkCodec {
    * Returns null when the payload of the frame at {@code offset} (header checked) is a valid
    * encoding, named by its encoding byte, of {@code count} floats, else what is wrong.
    */
-  static String frameProblem(DirectBuffer frame, int offset, int count) {
+  public static String frameProblem(DirectBuffer frame, int offset, int count) {
     return problem(
         Frame.encoding(frame, offset),
         frame,
@@ -116,7 +117,7 @@ final class ChunkCodec {
   }
 
   /** The entries of a sparse payload of {@code length} bytes, or -1 when no count fits. */
-  static int sparseEntries(int length) {
+  public static int sparseEntries(int length) {
     final int entries = length / 6;
     return length >= 0 && length == sparseLength(entries) ? entries : -1;
   }
@@ -136,7 +137,7 @@ final class ChunkCodec {
    * @param first the index of the chunk's first float in {@code sum}
    * @param count the chunk's floats
    */
-  static void add(
+  public static void add(
       byte encoding,
       DirectBuffer buffer,
       int payload,
@@ -187,7 +188,7 @@ final class ChunkCodec {
    * @param targetByte the first float's byte
    * @param count the chunk's floats
    */
-  static void decode(
+  public static void decode(
       byte encoding,
       DirectBuffer buffer,
       int payload,
@@ -241,7 +242,7 @@ final class ChunkCodec {
    *
    * @return the payload's length
    */
-  static int encodeF16(float[] values, int count, MutableDirectBuffer out, int offset) {
+  public static int encodeF16(float[] values, int count, MutableDirectBuffer out, int offset) {
     float largest = 0;
     for (int i = 0; i < count; i++) {
       largest = Math.max(largest, Math.abs(values[i]));
@@ -275,7 +276,7 @@ final class ChunkCodec {
    *
    * @return the payload's length
    */
-  static int encodeBf16(float[] values, int count, MutableDirectBuffer out, int offset) {
+  public static int encodeBf16(float[] values, int count, MutableDirectBuffer out, int offset) {
     out.boundsCheck(offset, 2 * count);
     final byte[] to = out.byteArray();
     final long at = out.addressOffset() + offset;
@@ -291,7 +292,7 @@ final class ChunkCodec {
    *
    * @return the payload's length, or -1 when float32 is no longer
    */
-  static int encodeSparse(float[] values, int count, MutableDirectBuffer out, int offset) {
+  public static int encodeSparse(float[] values, int count, MutableDirectBuffer out, int offset) {
     int entries = 0;
     for (int i = 0; i < count; i++) {
       if (values[i] != 0) {
@@ -318,12 +319,12 @@ final class ChunkCodec {
   }
 
   /** The bytes of a sparse payload of {@code entries}. */
-  static int sparseLength(int entries) {
+  public static int sparseLength(int entries) {
     return valuesOffset(entries) + Float.BYTES * entries;
   }
 
   /** Rounds a float to the nearest IEEE half, ties to even; overflow gives infinity. */
-  static short floatToHalf(float value) {
+  public static short floatToHalf(float value) {
     final int bits = Float.floatToRawIntBits(value);
     final int sign = (bits >>> 16) & 0x8000;
     final int magnitude = bits & 0x7FFFFFFF;
@@ -358,7 +359,7 @@ final class ChunkCodec {
   }
 
   /** The float value of an IEEE half. */
-  static float halfToFloat(short half) {
+  public static float halfToFloat(short half) {
     final int bits = half & 0xFFFF;
     final int sign = (bits & 0x8000) << 16;
     final int exponent = (bits >>> 10) & 0x1F;
@@ -374,7 +375,7 @@ final class ChunkCodec {
   }
 
   /** Rounds a float to bfloat16, ties to even; NaN stays NaN. */
-  static short floatToBfloat16(float value) {
+  public static short floatToBfloat16(float value) {
     final int bits = Float.floatToRawIntBits(value);
     if ((bits & 0x7FFFFFFF) > 0x7F800000) {
       return (short) ((bits >>> 16) | 0x40);

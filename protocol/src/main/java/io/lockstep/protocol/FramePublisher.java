@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import io.aeron.Publication;
 import io.aeron.logbuffer.BufferClaim;
@@ -17,7 +17,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  * peer that both sends and receives keeps draining its inbound stream and two peers never block
  * each other.
  */
-final class FramePublisher {
+public final class FramePublisher {
   private final Publication publication;
   private static final long FLOAT_ARRAY_BASE = UnsafeApi.arrayBaseOffset(float[].class);
 
@@ -32,7 +32,7 @@ final class FramePublisher {
   private UnsafeBuffer staging;
   private boolean delivered;
 
-  FramePublisher(
+  public FramePublisher(
       Publication publication,
       FrameKey key,
       NanoClock clock,
@@ -49,16 +49,16 @@ final class FramePublisher {
     this.role = role;
   }
 
-  Publication publication() {
+  public Publication publication() {
     return publication;
   }
 
-  UnsafeBuffer header() {
+  public UnsafeBuffer header() {
     return header;
   }
 
   /** Sends the header last encoded into {@link #header()} followed by the payload bytes. */
-  void send(DirectBuffer payload, int payloadOffset, int payloadLength, long step) {
+  public void send(DirectBuffer payload, int payloadOffset, int payloadLength, long step) {
     tag.sign(header, payload, payloadOffset, payloadLength);
     final long deadlineNs = clock.nanoTime() + timeoutNs;
     idle.reset();
@@ -76,7 +76,7 @@ final class FramePublisher {
    * Sends the header last encoded into {@link #header()} followed by {@code payloadLength} bytes of
    * a float array, written straight into the term when the frame fits one Aeron message.
    */
-  void send(float[] payload, int payloadByte, int payloadLength, long step) {
+  public void send(float[] payload, int payloadByte, int payloadLength, long step) {
     final int frameLength = Frame.HEADER_LENGTH + payloadLength;
     if (frameLength > publication.maxPayloadLength()) {
       if (staging == null || staging.capacity() < payloadLength) {
@@ -113,7 +113,7 @@ final class FramePublisher {
    *
    * @return the publication's result: a new position, or why the offer failed
    */
-  long offerOnce(DirectBuffer payload, int payloadOffset, int payloadLength) {
+  public long offerOnce(DirectBuffer payload, int payloadOffset, int payloadLength) {
     tag.sign(header, payload, payloadOffset, payloadLength);
     return publication.offer(header, 0, Frame.HEADER_LENGTH, payload, payloadOffset, payloadLength);
   }

@@ -1,4 +1,4 @@
-package io.lockstep.ps.bench;
+package io.lockstep.jobs;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -1,4 +1,4 @@
-package io.lockstep.ps;
+package io.lockstep.protocol;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -19,7 +19,7 @@ import org.slf4j.LoggerFactory;
  * Mbit/s ({@code bench/scaling.sh 200mbit 8 params=11173962 n2-s1-none}): a 44.7 MB synchronization
  * took 1.6 to 1.9 times the wire's time with the defaults, 1.01 times with both buffers at 2 MiB.
  */
-final class SocketBuffers {
+public final class SocketBuffers {
   private static final Logger LOG = LoggerFactory.getLogger(SocketBuffers.class);
 
   /** What each buffer should hold: the windows of 16 workers' streams in flight at once. */
