@@ -1,23 +1,15 @@
 package io.lockstep.ps.client;
 
-import static io.aeron.logbuffer.FrameDescriptor.FRAME_ALIGNMENT;
-
 import io.aeron.Aeron;
-import io.aeron.FragmentAssembler;
-import io.aeron.Image;
 import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
-import io.aeron.logbuffer.Header;
-import io.aeron.protocol.DataHeaderFlyweight;
 import io.lockstep.conf.Compression;
 import io.lockstep.conf.Keys;
 import io.lockstep.conf.Transport;
 import io.lockstep.protocol.ChunkCodec;
-import io.lockstep.protocol.ChunkLayout;
 import io.lockstep.protocol.Frame;
 import io.lockstep.protocol.FramePublisher;
-import io.lockstep.protocol.FrameTag;
 import io.lockstep.protocol.MediaDrivers;
 import io.lockstep.protocol.ParameterServerException;
 import io.lockstep.protocol.ServerAddress;
@@ -25,7 +17,6 @@ import io.lockstep.protocol.ServerShards;
 import io.lockstep.protocol.SharedGradients;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -34,24 +25,25 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.agrona.CloseHelper;
-import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One worker's connection to the parameter server, to all its shards at once. {@link #exchange}
  * sends the worker's gradient sum for a step and overwrites it, in place, with the sum over all
  * workers.
  *
+ * <p>Its parts, one of each per shard: a {@link ShardProxy} sends the shard this worker's frames, a
+ * {@link ShardAdapter} takes the shard's answers into the open step ({@link ExchangeStep}); the
+ * {@link StatisticsLane} sums SyncBatchNorm's statistics through shard 0. This class orders them:
+ * which chunk goes when, overlap with the backward pass (its pump thread), deadlines, aborts.
+ *
  * <p>Not thread-safe: one training thread owns it.
  */
 public final class GradientExchange implements AutoCloseable {
-  private static final Logger LOG = LoggerFactory.getLogger(GradientExchange.class);
 
   /** Per-process settings of a worker's connection; never serialized. */
   public static final class Context {
@@ -159,223 +151,6 @@ public final class GradientExchange implements AutoCloseable {
     }
   }
 
-  /** The streams to and from one shard, and what of its result has arrived. */
-  private final class Link {
-    final ServerAddress address;
-    final int firstByte;
-    final Publication gradients;
-    final Subscription results;
-    final FramePublisher publisher;
-    final FragmentAssembler assembler = new FragmentAssembler(this::onResult);
-    final FrameTag tag;
-
-    /**
-     * The stream this job's results came on, once one came: another server on the same endpoint (a
-     * restarted one) adds a stream of its own, so only this one's going says the server went.
-     */
-    Image server;
-
-    final ChunkLayout layout;
-    final GradientEncoder encoder;
-    final boolean[] resultReceived;
-    int chunksSent;
-    int chunksReceived;
-
-    Link(ServerAddress address, int firstByte, Publication gradients, Subscription results) {
-      this.address = address;
-      this.firstByte = firstByte;
-      this.gradients = gradients;
-      this.results = results;
-      this.tag = new FrameTag(address.key());
-      this.layout = address.layout();
-      this.encoder =
-          compression == Compression.NONE
-              ? null
-              : new GradientEncoder(compression, topKRatio, threshold, layout);
-      this.resultReceived = new boolean[layout.chunkCount()];
-      this.publisher =
-          new FramePublisher(
-              gradients,
-              address.key(),
-              clock,
-              new BackoffIdleStrategy(),
-              stepTimeoutNs,
-              GradientExchange.this::pollResults,
-              "worker " + rank + (shards.count() > 1 ? " to shard " + address.shard() : ""));
-    }
-
-    boolean hasUnsent() {
-      return chunksSent < resultReceived.length;
-    }
-
-    /**
-     * Whether the stream takes the next chunk now, without waiting: its window (what the media
-     * driver has not yet sent, against what the receiver allows) has room for the largest frame.
-     */
-    boolean canSendNow() {
-      final int payload =
-          shared != null ? 0 : encoder == null ? address.chunkBytes() : encoder.out().capacity();
-      return gradients.availableWindow()
-          >= DataHeaderFlyweight.HEADER_LENGTH + Frame.HEADER_LENGTH + payload + FRAME_ALIGNMENT;
-    }
-
-    /** Where in the whole vector the next chunk to send begins. */
-    long nextUnsentByte() {
-      return firstByte + (long) layout.offsetBytes(layout.chunkSentAt(chunksSent));
-    }
-
-    void sendNext() {
-      sendChunk(layout.chunkSentAt(chunksSent++));
-    }
-
-    private void sendChunk(int chunk) {
-      if (shared != null) {
-        sendShared(chunk);
-        return;
-      }
-      final int length =
-          encoder == null
-              ? layout.lengthBytes(chunk)
-              : encoder.encode(target, firstByte, chunk, sampleCount);
-      encodeHeader(chunk, length, encoder == null ? ChunkCodec.F32 : encoder.encoding());
-      if (encoder == null) {
-        publisher.send(target, firstByte + layout.offsetBytes(chunk), length, step);
-      } else {
-        publisher.send(encoder.out(), 0, length, step);
-      }
-    }
-
-    /** Writes a chunk into this worker's shared slot, then sends its frame, with no payload. */
-    private void sendShared(int chunk) {
-      final int at = firstByte + layout.offsetBytes(chunk);
-      shared.slot(rank).putBytes(at, target, at, layout.lengthBytes(chunk));
-      encodeHeader(chunk, 0, ChunkCodec.SHARED);
-      publisher.send(target, 0, 0, step);
-    }
-
-    /** Writes the open step's gradient header for a chunk of {@code length} payload bytes. */
-    private void encodeHeader(int chunk, int length, byte encoding) {
-      Frame.encode(
-          publisher.header(),
-          Frame.TYPE_GRADIENT,
-          rank,
-          address.jobId(),
-          step,
-          chunk,
-          layout.chunkCount(),
-          sampleCount,
-          length,
-          address.parameterCount());
-      Frame.encodingAndFlags(publisher.header(), encoding, stepFlags);
-    }
-
-    private void onResult(DirectBuffer buffer, int offset, int length, Header header) {
-      final String problem = problem(buffer, offset, length);
-      if (problem != null) {
-        rejectedFrames++;
-        LOG.debug(
-            "worker {}: rejected result frame #{} at step {}: {}",
-            rank,
-            rejectedFrames,
-            step,
-            problem);
-        return;
-      }
-      if (server == null) {
-        server = (Image) header.context();
-      }
-      final byte type = Frame.type(buffer, offset);
-      if (type == Frame.TYPE_ABORT) {
-        abortReason =
-            (shards.count() > 1 ? "shard " + address.shard() + ": " : "")
-                + buffer.getStringWithoutLengthUtf8(
-                    offset + Frame.HEADER_LENGTH, Frame.payloadLength(buffer, offset));
-        return;
-      }
-      if (type == Frame.TYPE_STATISTICS_RESULT) {
-        statisticsReceived = true;
-        target.putBytes(0, buffer, offset + Frame.HEADER_LENGTH, statisticsBytes);
-        return;
-      }
-      final int chunk = Frame.chunkIndex(buffer, offset);
-      final int count = layout.lengthBytes(chunk) / Float.BYTES;
-      resultReceived[chunk] = true;
-      chunksReceived++;
-      final long decodeStartNs = awaiting ? clock.nanoTime() : 0;
-      totalSamples = Frame.samples(buffer, offset);
-      if (Frame.encoding(buffer, offset) == ChunkCodec.SHARED) {
-        final int at = firstByte + layout.offsetBytes(chunk);
-        target.putBytes(at, shared.sum(), at, count * Float.BYTES);
-      } else {
-        ChunkCodec.decode(
-            Frame.encoding(buffer, offset),
-            buffer,
-            offset + Frame.HEADER_LENGTH,
-            Frame.payloadLength(buffer, offset),
-            target,
-            firstByte + layout.offsetBytes(chunk),
-            count);
-      }
-      if (awaiting) {
-        decodeNs += clock.nanoTime() - decodeStartNs;
-      }
-    }
-
-    /**
-     * Null when the frame is the server's and this worker waits for it: an abort, the sum of the
-     * open statistics round, or an answer chunk of the open step not yet taken; else why not. A
-     * frame signed with the job's key but for another step or round, or a second copy of a chunk,
-     * is a replay: the server sends each once.
-     */
-    private String problem(DirectBuffer buffer, int offset, int length) {
-      final String header = Frame.headerProblem(buffer, offset, length);
-      if (header != null) {
-        return header;
-      }
-      if (Frame.jobId(buffer, offset) != address.jobId()) {
-        return "frame of job " + Frame.jobId(buffer, offset);
-      }
-      if (!tag.verify(buffer, offset, length)) {
-        return "a wrong tag (not signed with this job's key)";
-      }
-      final byte type = Frame.type(buffer, offset);
-      if (type == Frame.TYPE_ABORT) {
-        return null;
-      }
-      final long frameStep = Frame.step(buffer, offset);
-      final int chunk = Frame.chunkIndex(buffer, offset);
-      if (type == Frame.TYPE_STATISTICS_RESULT) {
-        if (statisticsRound < 0 || chunk != statisticsRound || frameStep != step) {
-          return "the sum of statistics round " + chunk + " of step " + frameStep + ", not awaited";
-        }
-        if (statisticsReceived) {
-          return "a second sum of statistics round " + chunk;
-        }
-        return Frame.payloadLength(buffer, offset) == statisticsBytes
-            ? null
-            : "statistics of " + Frame.payloadLength(buffer, offset) + " bytes";
-      }
-      if (type != Frame.TYPE_RESULT) {
-        return "a frame of type " + type;
-      }
-      if (!stepOpen || frameStep != step) {
-        return "an answer to step " + frameStep + (stepOpen ? "" : ", no step open");
-      }
-      if (chunk < 0 || chunk >= resultReceived.length) {
-        return "chunk " + chunk + " of " + resultReceived.length;
-      }
-      if (resultReceived[chunk]) {
-        return "a second answer for chunk " + chunk;
-      }
-      if (Frame.encoding(buffer, offset) == ChunkCodec.SHARED) {
-        return shared == null
-            ? "an answer in shared memory, which this worker does not share"
-            : Frame.payloadLength(buffer, offset) == 0 ? null : "a payload beside shared memory";
-      }
-      return ChunkCodec.frameProblem(buffer, offset, layout.lengthBytes(chunk) / Float.BYTES);
-    }
-  }
-
   private final ServerShards shards;
   private final int rank;
   private final MediaDriver driver;
@@ -387,43 +162,17 @@ public final class GradientExchange implements AutoCloseable {
    */
   private final SharedGradients shared;
 
-  private final Link[] links;
+  private final ShardProxy[] proxies;
+  private final ShardAdapter[] adapters;
+  private final StatisticsLane statistics;
+  private final ExchangeStep open;
   private final IdleStrategy idle = new BackoffIdleStrategy();
   private final NanoClock clock;
   private final long stepTimeoutNs;
-  private final Compression compression;
-  private final double topKRatio;
-  private final double threshold;
-
-  private UnsafeBuffer target;
-  private long step;
-
-  /** Between {@link #begin} and the end of {@link #finish}: the step's sample count and flags. */
-  private boolean stepOpen;
-
-  private int sampleCount;
-  private byte stepFlags;
-  private int statisticsRound = -1;
-  private int statisticsBytes;
-
-  /**
-   * Result frames dropped: malformed, another job's, with a wrong tag, or not awaited (a replay).
-   */
-  private long rejectedFrames;
-
-  private boolean statisticsReceived;
-  private int totalSamples;
-
-  /** Whether {@link #finish} has sent everything and waits: decoding is timed then. */
-  private boolean awaiting;
-
-  /** Time spent decoding answer chunks while {@link #awaiting}. */
-  private long decodeNs;
 
   private long sendNs;
   private long waitNs;
   private long receiveNs;
-  private String abortReason;
   private volatile boolean closed;
 
   /**
@@ -469,13 +218,31 @@ public final class GradientExchange implements AutoCloseable {
     this.shared = shared;
     this.clock = context.clock;
     this.stepTimeoutNs = context.stepTimeout.toNanos();
-    this.compression = context.compression;
-    this.topKRatio = context.topKRatio;
-    this.threshold = context.threshold;
-    this.links = new Link[shards.count()];
-    for (int s = 0; s < links.length; s++) {
-      links[s] = new Link(shards.shard(s), shards.first(s) * Float.BYTES, gradients[s], results[s]);
+    this.open = new ExchangeStep(rank);
+    this.proxies = new ShardProxy[shards.count()];
+    this.adapters = new ShardAdapter[shards.count()];
+    for (int s = 0; s < proxies.length; s++) {
+      final ServerAddress address = shards.shard(s);
+      final int firstByte = shards.first(s) * Float.BYTES;
+      final GradientEncoder encoder =
+          context.compression == Compression.NONE
+              ? null
+              : new GradientEncoder(
+                  context.compression, context.topKRatio, context.threshold, address.layout());
+      final FramePublisher publisher =
+          new FramePublisher(
+              gradients[s],
+              address.key(),
+              clock,
+              new BackoffIdleStrategy(),
+              stepTimeoutNs,
+              this::pollResults,
+              "worker " + rank + (shards.count() > 1 ? " to shard " + address.shard() : ""));
+      proxies[s] = new ShardProxy(open, address, firstByte, publisher, shared, encoder);
+      adapters[s] =
+          new ShardAdapter(open, address, firstByte, results[s], shared, clock, shards.count() > 1);
     }
+    this.statistics = new StatisticsLane(open, proxies[0]);
   }
 
   /**
@@ -641,20 +408,19 @@ public final class GradientExchange implements AutoCloseable {
               + " floats, the server expects "
               + shards.parameterCount());
     }
-    if (stepOpen) {
-      throw new IllegalStateException("step " + this.step + " was begun and not finished");
+    if (open.open) {
+      throw new IllegalStateException("step " + open.step + " was begun and not finished");
     }
-    this.target = gradient;
-    this.step = step;
-    this.sampleCount = sampleCount;
-    this.stepFlags = lastOfStage ? Frame.FLAG_FINAL : 0;
-    this.totalSamples = -1;
-    for (Link link : links) {
-      link.chunksSent = 0;
-      link.chunksReceived = 0;
-      Arrays.fill(link.resultReceived, false);
+    open.target = gradient;
+    open.step = step;
+    open.sampleCount = sampleCount;
+    open.flags = lastOfStage ? Frame.FLAG_FINAL : 0;
+    open.totalSamples = -1;
+    for (int s = 0; s < proxies.length; s++) {
+      proxies[s].reset();
+      adapters[s].reset();
     }
-    stepOpen = true;
+    open.open = true;
   }
 
   /**
@@ -678,8 +444,8 @@ public final class GradientExchange implements AutoCloseable {
       readyFromByte = (long) firstFinal * Float.BYTES;
       sendReady();
       pollResults();
-      for (Link link : links) {
-        answered += link.chunksReceived;
+      for (ShardAdapter adapter : adapters) {
+        answered += adapter.chunksReceived();
       }
     } finally {
       lock.unlock();
@@ -695,13 +461,13 @@ public final class GradientExchange implements AutoCloseable {
    */
   private int sendReady() {
     int sent = 0;
-    for (int s = links.length - 1; s >= 0; s--) {
-      final Link link = links[s];
-      while (link.hasUnsent() && link.nextUnsentByte() >= readyFromByte && link.canSendNow()) {
-        link.sendNext();
+    for (int s = proxies.length - 1; s >= 0; s--) {
+      final ShardProxy proxy = proxies[s];
+      while (proxy.hasUnsent() && proxy.nextUnsentByte() >= readyFromByte && proxy.canSendNow()) {
+        proxy.sendNext();
         sent++;
       }
-      if (link.hasUnsent()) {
+      if (proxy.hasUnsent()) {
         break;
       }
     }
@@ -773,38 +539,38 @@ public final class GradientExchange implements AutoCloseable {
       boolean sent = true;
       while (sent) {
         sent = false;
-        for (Link link : links) {
-          if (link.hasUnsent()) {
-            link.sendNext();
+        for (ShardProxy proxy : proxies) {
+          if (proxy.hasUnsent()) {
+            proxy.sendNext();
             sent = true;
           }
         }
         pollResults();
       }
       final long sentNs = clock.nanoTime();
-      awaiting = true;
-      decodeNs = 0;
+      open.awaiting = true;
+      open.decodeNs = 0;
       awaitServer(this::allResultsIn, "result", this::resultProgress);
       final long endNs = clock.nanoTime();
       sendNs = sentNs - startNs;
-      receiveNs = decodeNs;
-      waitNs = Math.max(0, endNs - sentNs - decodeNs);
-      return totalSamples;
+      receiveNs = open.decodeNs;
+      waitNs = Math.max(0, endNs - sentNs - open.decodeNs);
+      return open.totalSamples;
     } finally {
-      awaiting = false;
-      stepOpen = false;
+      open.awaiting = false;
+      open.open = false;
     }
   }
 
   private void requireOpenStep() {
-    if (!stepOpen) {
+    if (!open.open) {
       throw new IllegalStateException("no step is open; call begin first");
     }
   }
 
   private boolean allResultsIn() {
-    for (Link link : links) {
-      if (link.chunksReceived != link.resultReceived.length) {
+    for (ShardAdapter adapter : adapters) {
+      if (!adapter.complete()) {
         return false;
       }
     }
@@ -813,14 +579,14 @@ public final class GradientExchange implements AutoCloseable {
 
   private String resultProgress() {
     final StringBuilder progress = new StringBuilder(" (");
-    for (Link link : links) {
+    for (int s = 0; s < adapters.length; s++) {
       if (progress.length() > 2) {
         progress.append(", ");
       }
-      if (links.length > 1) {
-        progress.append("shard ").append(link.address.shard()).append(' ');
+      if (adapters.length > 1) {
+        progress.append("shard ").append(proxies[s].address.shard()).append(' ');
       }
-      progress.append(link.chunksReceived).append('/').append(link.resultReceived.length);
+      progress.append(adapters[s].chunksReceived()).append('/').append(adapters[s].chunkCount());
     }
     return progress.append(" chunks)").toString();
   }
@@ -837,43 +603,11 @@ public final class GradientExchange implements AutoCloseable {
    * @throws ParameterServerException when the server aborts or the sum misses its deadline
    */
   public void reduceStatistics(long step, int round, UnsafeBuffer values, int length) {
-    if (stepOpen) {
-      throw new IllegalStateException(
-          "statistics round " + round + " while the gradient of step " + this.step + " is open");
-    }
-    final Link link = links[0];
-    final ServerAddress address = link.address;
-    final int bytes = length * Float.BYTES;
-    if (length <= 0 || bytes > address.chunkBytes() || length > address.parameterCount()) {
-      throw new IllegalArgumentException(
-          "statistics of "
-              + length
-              + " floats; at most "
-              + Math.min(address.chunkBytes() / Float.BYTES, address.parameterCount())
-              + " fit in one round");
-    }
-    this.target = values;
-    this.step = step;
-    this.statisticsRound = round;
-    this.statisticsBytes = bytes;
-    this.statisticsReceived = false;
-    Frame.encode(
-        link.publisher.header(),
-        Frame.TYPE_STATISTICS,
-        rank,
-        address.jobId(),
-        step,
-        round,
-        1,
-        0,
-        bytes,
-        address.parameterCount());
-    link.publisher.send(values, 0, bytes, step);
+    statistics.send(step, round, values, length);
     try {
-      awaitServer(() -> statisticsReceived, "sum of statistics round " + round, () -> "");
+      awaitServer(statistics::received, "sum of statistics round " + round, () -> "");
     } finally {
-      statisticsRound = -1;
-      target = null;
+      statistics.close();
     }
   }
 
@@ -895,7 +629,7 @@ public final class GradientExchange implements AutoCloseable {
               "worker "
                   + rank
                   + ": step "
-                  + step
+                  + open.step
                   + ": "
                   + lost
                   + " while waiting for the "
@@ -907,7 +641,7 @@ public final class GradientExchange implements AutoCloseable {
               "worker "
                   + rank
                   + ": step "
-                  + step
+                  + open.step
                   + ": no "
                   + what
                   + " from the parameter server after "
@@ -919,7 +653,12 @@ public final class GradientExchange implements AutoCloseable {
         }
         if (Thread.currentThread().isInterrupted()) {
           throw new ParameterServerException(
-              "worker " + rank + ": step " + step + ": interrupted while waiting for the " + what);
+              "worker "
+                  + rank
+                  + ": step "
+                  + open.step
+                  + ": interrupted while waiting for the "
+                  + what);
         }
         idle.idle();
       } else {
@@ -936,14 +675,12 @@ public final class GradientExchange implements AutoCloseable {
    * @return what is gone, or null while every server is there
    */
   private String lostServer() {
-    for (Link link : links) {
-      if (link.server != null
-          ? link.server.isClosed()
-          : link.results.isClosed() || !link.results.isConnected()) {
+    for (ShardAdapter adapter : adapters) {
+      if (adapter.serverLost()) {
         return "no parameter server on "
-            + link.results.channel()
+            + adapter.results.channel()
             + " stream "
-            + link.results.streamId()
+            + adapter.results.streamId()
             + " any more";
       }
     }
@@ -952,11 +689,12 @@ public final class GradientExchange implements AutoCloseable {
 
   private int pollResults() {
     int work = 0;
-    for (Link link : links) {
-      work += link.results.poll(link.assembler, 64);
+    for (ShardAdapter adapter : adapters) {
+      work += adapter.poll();
     }
-    if (abortReason != null) {
-      throw new ParameterServerException("worker " + rank + ": server aborted: " + abortReason);
+    if (open.abortReason != null) {
+      throw new ParameterServerException(
+          "worker " + rank + ": server aborted: " + open.abortReason);
     }
     return work;
   }
@@ -1002,23 +740,8 @@ public final class GradientExchange implements AutoCloseable {
    */
   public void abort(long step, String reason, boolean permanent) {
     final byte[] text = String.valueOf(reason).getBytes(StandardCharsets.UTF_8);
-    for (Link link : links) {
-      final ServerAddress address = link.address;
-      final int length = Math.min(text.length, address.chunkBytes());
-      Frame.encode(
-          link.publisher.header(),
-          Frame.TYPE_ABORT,
-          rank,
-          address.jobId(),
-          step,
-          0,
-          0,
-          0,
-          length,
-          address.parameterCount());
-      Frame.encodingAndFlags(
-          link.publisher.header(), (byte) 0, permanent ? Frame.FLAG_PERMANENT : 0);
-      link.publisher.offerOnce(new UnsafeBuffer(text), 0, length);
+    for (ShardProxy proxy : proxies) {
+      proxy.abort(step, text, permanent);
     }
   }
 
@@ -1030,7 +753,7 @@ public final class GradientExchange implements AutoCloseable {
    * @return the count since this exchange connected
    */
   public long rejectedFrames() {
-    return rejectedFrames;
+    return open.rejectedFrames;
   }
 
   /**
@@ -1059,8 +782,8 @@ public final class GradientExchange implements AutoCloseable {
           Thread.currentThread().interrupt();
         }
       }
-      for (Link link : links) {
-        CloseHelper.closeAll(link.gradients, link.results);
+      for (int s = 0; s < proxies.length; s++) {
+        CloseHelper.closeAll(proxies[s].publication(), adapters[s].results);
       }
       // the pump no longer works (closed, set under the lock), and this is the training thread
       CloseHelper.closeAll(shared, aeron, driver);
