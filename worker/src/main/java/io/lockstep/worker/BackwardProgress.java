@@ -2,7 +2,7 @@ package io.lockstep.worker;
 
 /** Receives a replica's gradient as its backward pass finishes it, from the end of the vector. */
 @FunctionalInterface
-public interface BackwardProgress {
+interface BackwardProgress {
   /**
    * The gradient is final from float {@code firstFinal} to its end.
    *

@@ -23,7 +23,7 @@ public final class ComputeThreads {
    * @param cores the host's cores
    * @return {@code requested}, or the cores divided among the workers, at least 1
    */
-  public static int resolve(int requested, int workersOnHost, int cores) {
+  static int resolve(int requested, int workersOnHost, int cores) {
     if (requested > 0) {
       return requested;
     }

@@ -68,7 +68,7 @@ public record ProcessResources(
    * @param other another measurement
    * @return whether this is the same process as {@code other}
    */
-  public boolean sameProcess(ProcessResources other) {
+  boolean sameProcess(ProcessResources other) {
     return pid == other.pid && host.equals(other.host);
   }
 

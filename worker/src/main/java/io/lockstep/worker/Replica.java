@@ -503,7 +503,7 @@ public final class Replica implements AutoCloseable {
    *
    * @return a buffer over the network's gradient view
    */
-  public UnsafeBuffer gradientBuffer() {
+  UnsafeBuffer gradientBuffer() {
     return gradientBuffer;
   }
 
@@ -518,21 +518,21 @@ public final class Replica implements AutoCloseable {
    * @return the parameters the optimizer trains: {@link #parameterCount()} less frozen layers' and
    *     BatchNorm's running statistics, PyTorch's count of a model's parameters
    */
-  public long trainableParameterCount() {
+  long trainableParameterCount() {
     return trainableRanges.stream().mapToLong(INDArray::length).sum();
   }
 
   /**
    * @return the training loss of the last batch, mean over its samples
    */
-  public double lastLoss() {
+  double lastLoss() {
     return lastLoss;
   }
 
   /**
    * @return whether the model carries running statistics (BatchNorm) in its gradient
    */
-  public boolean hasRunningStatistics() {
+  boolean hasRunningStatistics() {
     return !runningStatistics.isEmpty();
   }
 
@@ -548,7 +548,7 @@ public final class Replica implements AutoCloseable {
    *
    * @param reducer the step's reducer, or null for statistics of the local batch only
    */
-  public void synchronizeStatistics(StatisticsReducer reducer) {
+  void synchronizeStatistics(StatisticsReducer reducer) {
     this.reducer = reducer;
     for (SyncBatchNormLayer layer : synchronizedLayers) {
       layer.reducer(reducer);
@@ -558,7 +558,7 @@ public final class Replica implements AutoCloseable {
   /**
    * @return the L2 norm of the mean gradient of the last step, before clipping
    */
-  public double lastGradientNorm() {
+  double lastGradientNorm() {
     return lastGradientNorm;
   }
 
@@ -573,7 +573,7 @@ public final class Replica implements AutoCloseable {
    * @throws IllegalStateException for a model with SyncBatchNorm layers, whose statistics rounds
    *     run inside the backward pass
    */
-  public void reportBackward(BackwardProgress progress) {
+  void reportBackward(BackwardProgress progress) {
     if (progress != null && hasSynchronizedStatistics()) {
       throw new IllegalStateException(
           "a model with SyncBatchNorm layers cannot report its backward pass: its statistics"
@@ -652,7 +652,7 @@ public final class Replica implements AutoCloseable {
    * @param statisticsShare this slice's weight in the running-statistics update of the step; the
    *     shares of one step's slices add up to 1
    */
-  public void computeGradients(INDArray features, INDArray labels, double statisticsShare) {
+  void computeGradients(INDArray features, INDArray labels, double statisticsShare) {
     computeGradients(features, labels, null, statisticsShare);
   }
 
@@ -669,7 +669,7 @@ public final class Replica implements AutoCloseable {
    * @throws IllegalStateException when the model has dropout and {@code samples} does not give one
    *     key per sample
    */
-  public void computeGradients(
+  void computeGradients(
       INDArray features, INDArray labels, long[] samples, double statisticsShare) {
     for (SampleDropout dropout : dropouts) {
       dropout.samples(samples);
@@ -721,7 +721,7 @@ public final class Replica implements AutoCloseable {
    * @param shares each micro-batch's weight in the running-statistics update
    * @param sliceParts each slice's micro-batches, in order, adding up to the micro-batches
    */
-  public void computeGradients(
+  void computeGradients(
       INDArray features,
       INDArray labels,
       long[] samples,
@@ -841,7 +841,7 @@ public final class Replica implements AutoCloseable {
    * @param globalBatchSize the samples behind the sum; the updater divides by it
    * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
-  public void applyUpdate(int globalBatchSize, double clipNorm) {
+  void applyUpdate(int globalBatchSize, double clipNorm) {
     step(globalBatchSize, clipNorm, true);
   }
 
@@ -852,7 +852,7 @@ public final class Replica implements AutoCloseable {
    * @param batchSize the samples behind the gradient sum; the updater divides by it
    * @param clipNorm the largest L2 norm of the mean gradient, or 0 for no clipping
    */
-  public void computeStep(int batchSize, double clipNorm) {
+  void computeStep(int batchSize, double clipNorm) {
     step(batchSize, clipNorm, false);
   }
 
@@ -895,7 +895,7 @@ public final class Replica implements AutoCloseable {
   }
 
   /** Counts an iteration without a step: a worker with no samples in a step of its own. */
-  public void skipStep() {
+  void skipStep() {
     network.getConfiguration().setIterationCount(network.getIterationCount() + 1);
   }
 
@@ -905,7 +905,7 @@ public final class Replica implements AutoCloseable {
    *
    * @param factor the factor
    */
-  public void scaleBuffer(double factor) {
+  void scaleBuffer(double factor) {
     network.getGradientsViewArray().muli(factor);
   }
 
@@ -915,7 +915,7 @@ public final class Replica implements AutoCloseable {
    *
    * @param weight the samples this replica trained on since the last average
    */
-  public void loadWeightedParameters(int weight) {
+  void loadWeightedParameters(int weight) {
     final INDArray view = network.getGradientsViewArray();
     view.assign(network.params().reshape(view.shape())).muli(weight);
   }
@@ -926,7 +926,7 @@ public final class Replica implements AutoCloseable {
    *
    * @param total the sum of the weights
    */
-  public void takeAverage(int total) {
+  void takeAverage(int total) {
     final INDArray parameters = network.params();
     parameters.assign(network.getGradientsViewArray().reshape(parameters.shape())).divi(total);
   }
@@ -934,7 +934,7 @@ public final class Replica implements AutoCloseable {
   /**
    * @return a copy of the parameters, the base an asynchronous stage adds its updates to
    */
-  public INDArray parametersCopy() {
+  INDArray parametersCopy() {
     return network.params().dup();
   }
 
@@ -944,7 +944,7 @@ public final class Replica implements AutoCloseable {
    *
    * @param base the stage's starting parameters
    */
-  public void setParameters(INDArray base) {
+  void setParameters(INDArray base) {
     final INDArray parameters = network.params();
     parameters.assign(base).addi(network.getGradientsViewArray().reshape(parameters.shape()));
   }
@@ -954,7 +954,7 @@ public final class Replica implements AutoCloseable {
    *
    * @return the scheduled rate
    */
-  public double learningRate() {
+  double learningRate() {
     for (Layer layer : network.getLayers()) {
       if (layer.numParams() > 0) {
         final String parameter = layer.paramTable().keySet().iterator().next();
@@ -969,7 +969,7 @@ public final class Replica implements AutoCloseable {
   }
 
   /** Marks the end of an epoch, for epoch-based schedules. */
-  public void endEpoch() {
+  void endEpoch() {
     network.incrementEpochCount();
   }
 
@@ -1031,7 +1031,7 @@ public final class Replica implements AutoCloseable {
    *
    * @return the checksum
    */
-  public long parametersCrc() {
+  long parametersCrc() {
     final Fingerprint crc = new Fingerprint();
     crc.add(network.params());
     return crc.value();
@@ -1044,7 +1044,7 @@ public final class Replica implements AutoCloseable {
    * @return CRC-32 and CRC-32C over the parameters, the optimizer state, the counters and the
    *     configuration
    */
-  public long fingerprint() {
+  long fingerprint() {
     final Fingerprint fingerprint = new Fingerprint();
     fingerprint.add(network.params());
     fingerprint.add(network.getUpdater(true).getStateViewArray());

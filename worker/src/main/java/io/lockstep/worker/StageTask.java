@@ -64,7 +64,7 @@ public record StageTask(
   /**
    * @return whether the stage trains the epoch's last step
    */
-  public boolean endsEpoch() {
+  boolean endsEpoch() {
     return toStep == stepsPerEpoch;
   }
 }

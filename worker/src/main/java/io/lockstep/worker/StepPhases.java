@@ -47,7 +47,7 @@ public record StepPhases(
   /**
    * @return the steps recorded
    */
-  public int steps() {
+  int steps() {
     return startMicros.length;
   }
 
@@ -55,7 +55,7 @@ public record StepPhases(
    * @param step the step within the stage
    * @return the step's synchronization: send, wait and receive
    */
-  public long syncNs(int step) {
+  long syncNs(int step) {
     return sendNs[step] + waitNs[step] + receiveNs[step];
   }
 
