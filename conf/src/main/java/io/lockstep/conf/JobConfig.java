@@ -32,6 +32,25 @@ public final class JobConfig implements Serializable {
   /** The smallest gradient chunk: a 1280-byte link (IPv6's minimum MTU) carries it whole. */
   public static final long SMALLEST_CHUNK_BYTES = 1024;
 
+  /**
+   * Aeron's largest frame, {@code io.aeron.driver.Configuration.MAX_UDP_PAYLOAD_LENGTH}. The
+   * configuration sits below Aeron, so the protocol's {@code FrameSizesTest} holds this and the
+   * header lengths below to Aeron's own and to the frame's.
+   */
+  public static final int AERON_MAX_FRAME_BYTES = 65_504;
+
+  /** Aeron's data frame header, {@code io.aeron.protocol.DataHeaderFlyweight.HEADER_LENGTH}. */
+  public static final int AERON_HEADER_BYTES = 32;
+
+  /** Lockstep's frame header, {@code io.lockstep.protocol.Frame.HEADER_LENGTH}. */
+  public static final int FRAME_HEADER_BYTES = 64;
+
+  /** Aeron's frame alignment, {@code io.aeron.logbuffer.FrameDescriptor.FRAME_ALIGNMENT}. */
+  public static final int AERON_FRAME_ALIGNMENT = 32;
+
+  /** An IPv4 datagram's headers around a frame: IP's 20 bytes and UDP's 8. */
+  private static final int DATAGRAM_HEADER_BYTES = 28;
+
   private static final String ROOT = "lockstep";
 
   /** One value per key, in the order of {@link Keys#all()}. */
@@ -438,7 +457,9 @@ public final class JobConfig implements Serializable {
    * @return the largest chunk payload, in bytes
    */
   public static long largestChunkBytes(long termLengthBytes) {
-    return Math.min(65_504L, termLengthBytes / 8) - 96;
+    return Math.min(AERON_MAX_FRAME_BYTES, termLengthBytes / 8)
+        - AERON_HEADER_BYTES
+        - FRAME_HEADER_BYTES;
   }
 
   /**
@@ -451,8 +472,12 @@ public final class JobConfig implements Serializable {
    * @return the chunk payload, in bytes, at least {@link #SMALLEST_CHUNK_BYTES}
    */
   public static long chunkBytesForMtu(int mtu, long termLengthBytes) {
-    final long frame = (mtu - 28L) / 32 * 32;
-    return Math.max(SMALLEST_CHUNK_BYTES, Math.min(frame - 96, largestChunkBytes(termLengthBytes)));
+    final long frame =
+        (mtu - (long) DATAGRAM_HEADER_BYTES) / AERON_FRAME_ALIGNMENT * AERON_FRAME_ALIGNMENT;
+    return Math.max(
+        SMALLEST_CHUNK_BYTES,
+        Math.min(
+            frame - AERON_HEADER_BYTES - FRAME_HEADER_BYTES, largestChunkBytes(termLengthBytes)));
   }
 
   private static Config defaults() {
