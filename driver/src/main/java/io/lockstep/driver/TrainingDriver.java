@@ -286,44 +286,47 @@ public final class TrainingDriver {
     final ModelState state = run.model();
     final double stepSeconds = run.phases().secondsPerWorker(job.get(Keys.WORKERS));
     final TrainingSummary summary =
-        new TrainingSummary(
-            job.get(Keys.JOB_NAME),
-            job.get(Keys.MODEL_NAME),
-            job.get(Keys.WORKERS),
-            job.get(Keys.BATCH_SIZE),
-            job.get(Keys.EPOCHS),
-            run.model().iteration(),
-            parameters,
-            job.get(Keys.SEED),
-            run.score(),
-            run.bestAccuracy(),
-            run.bestEpoch(),
-            run.samples() / stepSeconds,
-            (System.nanoTime() - startNs) / 1e9,
-            run.trainSeconds(),
-            stepSeconds,
-            run.samples() / run.trainSeconds(),
-            master,
-            job.get(Keys.TRANSPORT).name().toLowerCase(java.util.Locale.ROOT),
-            job.get(Keys.PS_MODE).name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
-            job.get(Keys.PS_COMPRESSION)
-                .name()
-                .toLowerCase(java.util.Locale.ROOT)
-                .replace('_', '-'),
-            frameTags,
-            job.overlapsBackward(),
-            engine,
-            run.phases().perWorker(job.get(Keys.WORKERS)),
-            rejected,
-            retries,
-            String.format("%08x", Replica.crc32(state.parameters())),
-            resumedAt,
-            run.history(),
-            job.get(Keys.MODEL_PRETRAINED).isBlank() ? null : job.get(Keys.MODEL_PRETRAINED),
-            job.get(Keys.MODEL_FREEZE_LAYERS),
-            null,
-            metric.name(),
-            workerSpans.list());
+        TrainingSummary.builder()
+            .job(job.get(Keys.JOB_NAME))
+            .model(job.get(Keys.MODEL_NAME))
+            .workers(job.get(Keys.WORKERS))
+            .batchSize(job.get(Keys.BATCH_SIZE))
+            .epochs(job.get(Keys.EPOCHS))
+            .steps(run.model().iteration())
+            .parameters(parameters)
+            .seed(job.get(Keys.SEED))
+            .testAccuracy(run.score())
+            .bestTestAccuracy(run.bestAccuracy())
+            .bestEpoch(run.bestEpoch())
+            .imagesPerSecond(run.samples() / stepSeconds)
+            .wallSeconds((System.nanoTime() - startNs) / 1e9)
+            .trainSeconds(run.trainSeconds())
+            .stepSeconds(stepSeconds)
+            .stageImagesPerSecond(run.samples() / run.trainSeconds())
+            .sparkMaster(master)
+            .transport(job.get(Keys.TRANSPORT).name().toLowerCase(java.util.Locale.ROOT))
+            .syncMode(
+                job.get(Keys.PS_MODE).name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'))
+            .compression(
+                job.get(Keys.PS_COMPRESSION)
+                    .name()
+                    .toLowerCase(java.util.Locale.ROOT)
+                    .replace('_', '-'))
+            .frameTags(frameTags)
+            .overlap(job.overlapsBackward())
+            .engine(engine)
+            .phaseSeconds(run.phases().perWorker(job.get(Keys.WORKERS)))
+            .rejectedFrames(rejected)
+            .stageRetries(retries)
+            .parametersCrc32(String.format("%08x", Replica.crc32(state.parameters())))
+            .resumedFromStep(resumedAt)
+            .history(run.history())
+            .pretrained(
+                job.get(Keys.MODEL_PRETRAINED).isBlank() ? null : job.get(Keys.MODEL_PRETRAINED))
+            .frozenLayers(job.get(Keys.MODEL_FREEZE_LAYERS))
+            .testMetric(metric.name())
+            .workerSpans(workerSpans.list())
+            .build();
     try (Replica last = Replica.restore(state, ComputeEngine.DEEPLEARNING4J)) {
       writeModel(runDir.resolve(RunDirectory.MODEL_FILE), last);
     }

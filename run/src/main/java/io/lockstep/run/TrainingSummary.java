@@ -93,47 +93,315 @@ public record TrainingSummary(
     List<WorkerSpans.Span> workerSpans) {
 
   /**
+   * A builder that names every field, for the driver's one summary of a run.
+   *
+   * @return an empty builder; {@code scratchTestAccuracy} and {@code pretrained} stay null unless
+   *     set
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
    * This summary with the accuracy of the same training from random weights.
    *
    * @param accuracy the scratch run's test accuracy
    * @return a copy with {@code scratchTestAccuracy} set
    */
   public TrainingSummary withScratchTestAccuracy(double accuracy) {
-    return new TrainingSummary(
-        job,
-        model,
-        workers,
-        batchSize,
-        epochs,
-        steps,
-        parameters,
-        seed,
-        testAccuracy,
-        bestTestAccuracy,
-        bestEpoch,
-        imagesPerSecond,
-        wallSeconds,
-        trainSeconds,
-        stepSeconds,
-        stageImagesPerSecond,
-        sparkMaster,
-        transport,
-        syncMode,
-        compression,
-        frameTags,
-        overlap,
-        engine,
-        phaseSeconds,
-        rejectedFrames,
-        stageRetries,
-        parametersCrc32,
-        resumedFromStep,
-        history,
-        pretrained,
-        frozenLayers,
-        accuracy,
-        testMetric,
-        workerSpans);
+    return toBuilder().scratchTestAccuracy(accuracy).build();
+  }
+
+  private Builder toBuilder() {
+    final Builder builder = new Builder();
+    builder.job = job;
+    builder.model = model;
+    builder.workers = workers;
+    builder.batchSize = batchSize;
+    builder.epochs = epochs;
+    builder.steps = steps;
+    builder.parameters = parameters;
+    builder.seed = seed;
+    builder.testAccuracy = testAccuracy;
+    builder.bestTestAccuracy = bestTestAccuracy;
+    builder.bestEpoch = bestEpoch;
+    builder.imagesPerSecond = imagesPerSecond;
+    builder.wallSeconds = wallSeconds;
+    builder.trainSeconds = trainSeconds;
+    builder.stepSeconds = stepSeconds;
+    builder.stageImagesPerSecond = stageImagesPerSecond;
+    builder.sparkMaster = sparkMaster;
+    builder.transport = transport;
+    builder.syncMode = syncMode;
+    builder.compression = compression;
+    builder.frameTags = frameTags;
+    builder.overlap = overlap;
+    builder.engine = engine;
+    builder.phaseSeconds = phaseSeconds;
+    builder.rejectedFrames = rejectedFrames;
+    builder.stageRetries = stageRetries;
+    builder.parametersCrc32 = parametersCrc32;
+    builder.resumedFromStep = resumedFromStep;
+    builder.history = history;
+    builder.pretrained = pretrained;
+    builder.frozenLayers = frozenLayers;
+    builder.scratchTestAccuracy = scratchTestAccuracy;
+    builder.testMetric = testMetric;
+    builder.workerSpans = workerSpans;
+    return builder;
+  }
+
+  /** Sets a summary's fields by name; see the record's components for what each means. */
+  public static final class Builder {
+    private String job;
+    private String model;
+    private int workers;
+    private int batchSize;
+    private int epochs;
+    private long steps;
+    private long parameters;
+    private long seed;
+    private double testAccuracy;
+    private double bestTestAccuracy;
+    private int bestEpoch;
+    private double imagesPerSecond;
+    private double wallSeconds;
+    private double trainSeconds;
+    private double stepSeconds;
+    private double stageImagesPerSecond;
+    private String sparkMaster;
+    private String transport;
+    private String syncMode;
+    private String compression;
+    private boolean frameTags;
+    private boolean overlap;
+    private String engine;
+    private Phases phaseSeconds;
+    private long rejectedFrames;
+    private int stageRetries;
+    private String parametersCrc32;
+    private long resumedFromStep;
+    private List<Epoch> history;
+    private String pretrained;
+    private int frozenLayers;
+    private Double scratchTestAccuracy;
+    private String testMetric;
+    private List<WorkerSpans.Span> workerSpans;
+
+    private Builder() {}
+
+    public Builder job(String job) {
+      this.job = job;
+      return this;
+    }
+
+    public Builder model(String model) {
+      this.model = model;
+      return this;
+    }
+
+    public Builder workers(int workers) {
+      this.workers = workers;
+      return this;
+    }
+
+    public Builder batchSize(int batchSize) {
+      this.batchSize = batchSize;
+      return this;
+    }
+
+    public Builder epochs(int epochs) {
+      this.epochs = epochs;
+      return this;
+    }
+
+    public Builder steps(long steps) {
+      this.steps = steps;
+      return this;
+    }
+
+    public Builder parameters(long parameters) {
+      this.parameters = parameters;
+      return this;
+    }
+
+    public Builder seed(long seed) {
+      this.seed = seed;
+      return this;
+    }
+
+    public Builder testAccuracy(double testAccuracy) {
+      this.testAccuracy = testAccuracy;
+      return this;
+    }
+
+    public Builder bestTestAccuracy(double bestTestAccuracy) {
+      this.bestTestAccuracy = bestTestAccuracy;
+      return this;
+    }
+
+    public Builder bestEpoch(int bestEpoch) {
+      this.bestEpoch = bestEpoch;
+      return this;
+    }
+
+    public Builder imagesPerSecond(double imagesPerSecond) {
+      this.imagesPerSecond = imagesPerSecond;
+      return this;
+    }
+
+    public Builder wallSeconds(double wallSeconds) {
+      this.wallSeconds = wallSeconds;
+      return this;
+    }
+
+    public Builder trainSeconds(double trainSeconds) {
+      this.trainSeconds = trainSeconds;
+      return this;
+    }
+
+    public Builder stepSeconds(double stepSeconds) {
+      this.stepSeconds = stepSeconds;
+      return this;
+    }
+
+    public Builder stageImagesPerSecond(double stageImagesPerSecond) {
+      this.stageImagesPerSecond = stageImagesPerSecond;
+      return this;
+    }
+
+    public Builder sparkMaster(String sparkMaster) {
+      this.sparkMaster = sparkMaster;
+      return this;
+    }
+
+    public Builder transport(String transport) {
+      this.transport = transport;
+      return this;
+    }
+
+    public Builder syncMode(String syncMode) {
+      this.syncMode = syncMode;
+      return this;
+    }
+
+    public Builder compression(String compression) {
+      this.compression = compression;
+      return this;
+    }
+
+    public Builder frameTags(boolean frameTags) {
+      this.frameTags = frameTags;
+      return this;
+    }
+
+    public Builder overlap(boolean overlap) {
+      this.overlap = overlap;
+      return this;
+    }
+
+    public Builder engine(String engine) {
+      this.engine = engine;
+      return this;
+    }
+
+    public Builder phaseSeconds(Phases phaseSeconds) {
+      this.phaseSeconds = phaseSeconds;
+      return this;
+    }
+
+    public Builder rejectedFrames(long rejectedFrames) {
+      this.rejectedFrames = rejectedFrames;
+      return this;
+    }
+
+    public Builder stageRetries(int stageRetries) {
+      this.stageRetries = stageRetries;
+      return this;
+    }
+
+    public Builder parametersCrc32(String parametersCrc32) {
+      this.parametersCrc32 = parametersCrc32;
+      return this;
+    }
+
+    public Builder resumedFromStep(long resumedFromStep) {
+      this.resumedFromStep = resumedFromStep;
+      return this;
+    }
+
+    public Builder history(List<Epoch> history) {
+      this.history = history;
+      return this;
+    }
+
+    public Builder pretrained(String pretrained) {
+      this.pretrained = pretrained;
+      return this;
+    }
+
+    public Builder frozenLayers(int frozenLayers) {
+      this.frozenLayers = frozenLayers;
+      return this;
+    }
+
+    public Builder scratchTestAccuracy(Double scratchTestAccuracy) {
+      this.scratchTestAccuracy = scratchTestAccuracy;
+      return this;
+    }
+
+    public Builder testMetric(String testMetric) {
+      this.testMetric = testMetric;
+      return this;
+    }
+
+    public Builder workerSpans(List<WorkerSpans.Span> workerSpans) {
+      this.workerSpans = workerSpans;
+      return this;
+    }
+
+    /**
+     * The summary.
+     *
+     * @return the record of the fields set
+     */
+    public TrainingSummary build() {
+      return new TrainingSummary(
+          job,
+          model,
+          workers,
+          batchSize,
+          epochs,
+          steps,
+          parameters,
+          seed,
+          testAccuracy,
+          bestTestAccuracy,
+          bestEpoch,
+          imagesPerSecond,
+          wallSeconds,
+          trainSeconds,
+          stepSeconds,
+          stageImagesPerSecond,
+          sparkMaster,
+          transport,
+          syncMode,
+          compression,
+          frameTags,
+          overlap,
+          engine,
+          phaseSeconds,
+          rejectedFrames,
+          stageRetries,
+          parametersCrc32,
+          resumedFromStep,
+          history,
+          pretrained,
+          frozenLayers,
+          scratchTestAccuracy,
+          testMetric,
+          workerSpans);
+    }
   }
 
   /**
