@@ -34,6 +34,7 @@ class ModelZooStepTest {
       Set.of(
           "lenet",
           "lenet-cifar",
+          "shapes-yolo",
           "feedforward",
           "simple-cnn",
           "resnet-mini",

@@ -253,13 +253,13 @@ class ReplicaTest {
             "lockstep.compute.precision=bf16 needs the oneDNN engine; "
                 + "lockstep.worker.engine=deeplearning4j computes float32 only"),
         offTheEngine);
-    final ComputationGraphConfiguration yolo =
+    final ComputationGraphConfiguration grounding =
         ModelZoo.configuration(
-            JobConfig.load().with(Map.of("lockstep.model.name", "shapes-yolo")), 10);
+            JobConfig.load().with(Map.of("lockstep.model.name", "shapes-grounding")), 10);
     final String notComputed =
         assertThrows(
                 ConfigurationException.class,
-                () -> Replica.create(yolo, ComputeEngine.AUTO, Precision.BF16))
+                () -> Replica.create(grounding, ComputeEngine.AUTO, Precision.BF16))
             .getMessage();
     assertTrue(
         notComputed.startsWith("lockstep.compute.precision=bf16 needs ")

@@ -298,6 +298,13 @@ public final class CompiledNetwork implements AutoCloseable {
               + activation
               + " (the engine has ReLU, leaky ReLU, ReLU6)");
     }
+    if (layerConf instanceof org.deeplearning4j.nn.conf.layers.objdetect.Yolo2OutputLayer y) {
+      return new Yolo(
+          name,
+          in,
+          (org.deeplearning4j.nn.layers.objdetect.Yolo2OutputLayer) layer,
+          y.getBoundingBoxes().size(0));
+    }
     if (layerConf instanceof OutputLayer o && o.getClass() == OutputLayer.class) {
       if (!(o.getActivationFn() instanceof ActivationSoftmax)
           || !(o.getLossFn() instanceof LossMCXENT loss)
@@ -337,13 +344,16 @@ public final class CompiledNetwork implements AutoCloseable {
   /**
    * The graph's outputs are its output layers, each read by no other vertex, all over the same
    * classes (every output learns the image's class, as GoogLeNet's auxiliary classifiers do), the
-   * last in topological order among them.
+   * last in topological order among them; or one YOLOv2 loss, the last.
    */
   private static void checkOutputs(List<Op> ops, List<String> outputs)
       throws UnsupportedNetworkException {
     final Set<String> outputLayers = new HashSet<>();
     long classes = -1;
     for (Op op : ops) {
+      if (op instanceof Yolo) {
+        outputLayers.add(op.name);
+      }
       if (op instanceof Output output) {
         outputLayers.add(op.name);
         if (classes >= 0 && output.outputs != classes) {
@@ -363,8 +373,9 @@ public final class CompiledNetwork implements AutoCloseable {
         }
       }
     }
+    final Op last = ops.get(ops.size() - 1);
     if (!outputLayers.equals(new HashSet<>(outputs))
-        || !(ops.get(ops.size() - 1) instanceof Output)) {
+        || !(last instanceof Output || last instanceof Yolo && outputLayers.size() == 1)) {
       throw new UnsupportedNetworkException(
           "a graph whose outputs " + outputs + " are not its output layers " + outputLayers);
     }
@@ -478,12 +489,17 @@ public final class CompiledNetwork implements AutoCloseable {
     }
   }
 
-  static boolean relu(String name, IActivation activation) throws UnsupportedNetworkException {
+  static FusedRelu relu(String name, IActivation activation) throws UnsupportedNetworkException {
     if (activation == null || activation instanceof ActivationIdentity) {
-      return false;
+      return null;
     }
     if (activation instanceof ActivationReLU relu && plainRelu(relu)) {
-      return true;
+      return FusedRelu.PLAIN;
+    }
+    if (activation instanceof ActivationLReLU leaky
+        && leaky.getAlpha() >= 0
+        && leaky.getAlpha() < 1) {
+      return new FusedRelu((float) leaky.getAlpha());
     }
     throw new UnsupportedNetworkException(
         "layer " + name + " with activation " + activation.getClass().getSimpleName());
@@ -501,8 +517,9 @@ public final class CompiledNetwork implements AutoCloseable {
    * gradient views, and BatchNorm's running-statistics updates in theirs.
    *
    * @param features {@code [n, channels, height, width]}
-   * @param labels one-hot {@code [n, classes]}
-   * @return the mean cross-entropy over the batch (without regularization)
+   * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid,
+   *     grid]}
+   * @return the mean loss over the batch (without regularization)
    */
   public double computeGradients(INDArray features, INDArray labels) {
     final int n = (int) features.size(0);
@@ -528,19 +545,7 @@ public final class CompiledNetwork implements AutoCloseable {
               + "]");
     }
     final long[] shape = {features.size(1), features.size(2), features.size(3)};
-    final long classes = ((Dense) ops.get(ops.size() - 1)).outputs;
-    if (labels.rank() != 2 || labels.size(0) != n || labels.size(1) != classes) {
-      throw new IllegalArgumentException(
-          "labels of shape "
-              + Arrays.toString(labels.shape())
-              + " for "
-              + n
-              + " images; the network predicts ["
-              + n
-              + ", "
-              + classes
-              + "]");
-    }
+    checkLabels(labels, n);
     if (closed) {
       throw new IllegalStateException("the compiled network was closed");
     }
@@ -563,6 +568,34 @@ public final class CompiledNetwork implements AutoCloseable {
       // oneDNN reads the features' native buffer: keep its owner alive until the step is done
       Reference.reachabilityFence(contiguous);
       Reference.reachabilityFence(features);
+    }
+  }
+
+  /**
+   * Refuses labels that do not fit the graph's output: one-hot {@code [n, classes]} for a
+   * classifier, {@code [n, 4 + classes, grid, grid]} for a detector (whose grid the first plan
+   * checks against the output's).
+   */
+  private void checkLabels(INDArray labels, int n) {
+    final Op last = ops.get(ops.size() - 1);
+    final boolean fits;
+    final String expected;
+    if (last instanceof Yolo) {
+      fits = labels.rank() == 4 && labels.size(0) == n;
+      expected = "[" + n + ", 4 + classes, grid, grid]";
+    } else {
+      final long classes = ((Dense) last).outputs;
+      fits = labels.rank() == 2 && labels.size(0) == n && labels.size(1) == classes;
+      expected = "[" + n + ", " + classes + "]";
+    }
+    if (!fits) {
+      throw new IllegalArgumentException(
+          "labels of shape "
+              + Arrays.toString(labels.shape())
+              + " for "
+              + n
+              + " images; the network predicts "
+              + expected);
     }
   }
 

@@ -30,8 +30,8 @@ import org.deeplearning4j.nn.api.Layer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A 2D convolution, its bias and a fused ReLU; grouped when it is depthwise (one group per input
- * channel, {@code depthMultiplier} outputs each).
+ * A 2D convolution, its bias and a fused ReLU or leaky ReLU; grouped when it is depthwise (one
+ * group per input channel, {@code depthMultiplier} outputs each).
  */
 final class Conv extends Op {
   private final Layer layer;
@@ -41,7 +41,9 @@ final class Conv extends Op {
   private final int[] stride;
   private final int[] padding;
   private final boolean bias;
-  private final boolean relu;
+
+  /** Null without one. */
+  private final FusedRelu relu;
 
   Conv(
       String name,
@@ -52,7 +54,7 @@ final class Conv extends Op {
       int[] stride,
       int[] padding,
       boolean bias,
-      boolean relu,
+      FusedRelu relu,
       boolean depthwise) {
     super(name, List.of(input));
     this.layer = layer;
@@ -126,9 +128,9 @@ final class Conv extends Op {
 
     // backward: ReLU, then weights (reported), then data
     Memory diffDst = out.diff;
-    if (relu) {
+    if (relu != null) {
       final Memory beforeRelu = scope.allocate(dst.md);
-      back.add(plan.run(reluBackward(scope, dst, out.diff, beforeRelu)));
+      back.add(plan.run(reluBackward(scope, relu, dst, out.diff, beforeRelu)));
       diffDst = beforeRelu;
     }
     // the output gradient as it is, unless oneDNN has only reference code for it (with

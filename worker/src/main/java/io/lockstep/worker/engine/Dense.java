@@ -38,7 +38,10 @@ class Dense extends Op {
   final Layer layer;
   final long outputs;
   final boolean bias;
-  final boolean relu;
+
+  /** Null without one. */
+  final FusedRelu relu;
+
   final CNN2DFormat flattening;
 
   Dense(
@@ -47,7 +50,7 @@ class Dense extends Op {
       Layer layer,
       long outputs,
       boolean bias,
-      boolean relu,
+      FusedRelu relu,
       CNN2DFormat flattening) {
     super(name, List.of(input));
     this.layer = layer;
@@ -147,9 +150,9 @@ class Dense extends Op {
                 name)));
     final Tensor out = plan.output(name, new long[] {n, outputs}, dst);
     Memory diffDst = afterForward(plan, dst, out, forward);
-    if (relu) {
+    if (relu != null) {
       final Memory beforeRelu = scope.allocate(dst.md);
-      back.add(plan.run(reluBackward(scope, dst, diffDst, beforeRelu)));
+      back.add(plan.run(reluBackward(scope, relu, dst, diffDst, beforeRelu)));
       diffDst = beforeRelu;
     }
     final dnnl_primitive_desc bwdWeights =

@@ -20,6 +20,7 @@ import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.graph.vertex.GraphVertex;
+import org.nd4j.linalg.activations.IActivation;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -287,7 +288,7 @@ public final class GpuNetwork {
       if (c.hasBias()) {
         keys.add(new String[] {name, "b"});
       }
-      if (CompiledNetwork.relu(name, c.getActivationFn())) {
+      if (relu(name, c.getActivationFn())) {
         nodes.add(new Network.Relu(name + ".relu", nodes.size() - 1));
       }
       return false;
@@ -373,12 +374,23 @@ public final class GpuNetwork {
       if (d.hasBias()) {
         keys.add(new String[] {name, "b"});
       }
-      if (CompiledNetwork.relu(name, d.getActivationFn())) {
+      if (relu(name, d.getActivationFn())) {
         nodes.add(new Network.Relu(name + ".relu", nodes.size() - 1));
       }
       return false;
     }
     throw new UnsupportedNetworkException(
         "layer " + name + " (" + layerConf.getClass().getSimpleName() + ")");
+  }
+
+  /** Whether a layer ends in a ReLU, fused here as a node of its own; no leaky ReLU on the GPU. */
+  private static boolean relu(String name, IActivation activation)
+      throws UnsupportedNetworkException {
+    final FusedRelu relu = CompiledNetwork.relu(name, activation);
+    if (relu != null && relu.slope() != 0) {
+      throw new UnsupportedNetworkException(
+          "layer " + name + " with leaky ReLU (the GPU engine has ReLU)");
+    }
+    return relu != null;
   }
 }

@@ -92,9 +92,9 @@ abstract class Op {
     return Dnnl.md(new long[] {view.length()}, new long[] {view.stride(view.rank() - 1)});
   }
 
-  /** A forward primitive descriptor, with ReLU fused as a post-op when {@code relu}. */
+  /** A forward primitive descriptor, with {@code relu} fused as a post-op unless it is null. */
   static dnnl_primitive_desc describeWithRelu(
-      Scope scope, org.bytedeco.javacpp.Pointer operation, boolean relu, String what) {
+      Scope scope, org.bytedeco.javacpp.Pointer operation, FusedRelu relu, String what) {
     final dnnl_primitive_attr attributes = reluAttributes(relu);
     try {
       return scope.describe(operation, attributes, null, what);
@@ -105,14 +105,15 @@ abstract class Op {
     }
   }
 
-  static dnnl_primitive_attr reluAttributes(boolean relu) {
-    if (!relu) {
+  static dnnl_primitive_attr reluAttributes(FusedRelu relu) {
+    if (relu == null) {
       return null;
     }
     final dnnl_post_ops postOps = new dnnl_post_ops();
     Dnnl.check(dnnl_post_ops_create(postOps), "creating post-ops");
     Dnnl.check(
-        dnnl_post_ops_append_eltwise(postOps, 1f, dnnl_eltwise_relu, 0f, 0f), "appending ReLU");
+        dnnl_post_ops_append_eltwise(postOps, 1f, dnnl_eltwise_relu, relu.slope(), 0f),
+        "appending ReLU");
     final dnnl_primitive_attr attributes = new dnnl_primitive_attr();
     Dnnl.check(dnnl_primitive_attr_create(attributes), "creating attributes");
     Dnnl.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops");
@@ -124,17 +125,22 @@ abstract class Op {
    * The backward pass of a ReLU whose output is {@code output}: writes the gradient before it into
    * {@code into}.
    */
-  static Step reluBackward(Scope scope, Memory output, Memory diff, Memory into) {
+  static Step reluBackward(Scope scope, FusedRelu relu, Memory output, Memory diff, Memory into) {
     final dnnl_eltwise_desc_t forward = new dnnl_eltwise_desc_t();
     Dnnl.check(
         dnnl_eltwise_forward_desc_init(
-            forward, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, output.md, 0f, 0f),
+            forward,
+            dnnl_forward_training,
+            dnnl_eltwise_relu_use_dst_for_bwd,
+            output.md,
+            relu.slope(),
+            0f),
         "ReLU forward");
     final dnnl_primitive_desc hint = scope.describe(forward, null, null, "ReLU");
     final dnnl_eltwise_desc_t backward = new dnnl_eltwise_desc_t();
     Dnnl.check(
         dnnl_eltwise_backward_desc_init(
-            backward, dnnl_eltwise_relu_use_dst_for_bwd, diff.md, output.md, 0f, 0f),
+            backward, dnnl_eltwise_relu_use_dst_for_bwd, diff.md, output.md, relu.slope(), 0f),
         "ReLU backward");
     final dnnl_primitive_desc pd = scope.describe(backward, null, hint, "ReLU backward");
     return scope.step(
@@ -227,7 +233,7 @@ abstract class Op {
       long[] strides,
       long[] padL,
       long[] padR,
-      boolean relu,
+      FusedRelu relu,
       String name) {
     final dnnl_convolution_desc_t fwdDesc = new dnnl_convolution_desc_t();
     Dnnl.check(

@@ -27,7 +27,7 @@ final class Output extends Dense {
       CNN2DFormat flattening,
       double clip,
       double weight) {
-    super(name, input, layer, classes, bias, false, flattening);
+    super(name, input, layer, classes, bias, null, flattening);
     this.clip = clip;
     this.weight = weight;
   }

@@ -58,7 +58,8 @@ class CompiledNetworkTest {
     "mobilenet_v2, 2, 1e-2",
     "alexnet, 2, 1e-2",
     "googlenet, 2, 1e-2",
-    "densenet121, 2, 1e-2"
+    "densenet121, 2, 1e-2",
+    "shapes-yolo, 8, 1e-5"
   })
   void gradientsMatchDeeplearning4jInDoublePrecision(String model, int batch, double tolerance)
       throws Exception {
