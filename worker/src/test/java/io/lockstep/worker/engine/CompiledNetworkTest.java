@@ -403,7 +403,9 @@ class CompiledNetworkTest {
     }
   }
 
-  /** oneDNN's ReLU post-op is max(0, x): a capped or leaky ReLU must not be fused as one. */
+  /**
+   * oneDNN's ReLU post-op is max(0, x) or its leaky form: a capped ReLU must not be fused as one.
+   */
   @Test
   void refusesAReluThatIsNotPlain() {
     final String refusal =
