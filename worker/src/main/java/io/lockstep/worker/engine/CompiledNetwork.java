@@ -573,8 +573,8 @@ public final class CompiledNetwork implements AutoCloseable {
 
   /**
    * Refuses labels that do not fit the graph's output: one-hot {@code [n, classes]} for a
-   * classifier, {@code [n, 4 + classes, grid, grid]} for a detector (whose grid the first plan
-   * checks against the output's).
+   * classifier, {@code [n, 4 + classes, grid, grid]} for a detector (whose channels and grid the
+   * YOLOv2 op checks at every step against its input's).
    */
   private void checkLabels(INDArray labels, int n) {
     final Op last = ops.get(ops.size() - 1);
