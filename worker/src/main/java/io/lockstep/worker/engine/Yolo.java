@@ -74,17 +74,19 @@ final class Yolo extends Op {
           final INDArray x = Nd4j.create(values, dims, 'c');
           final INDArray labels = Nd4j.create(plan.labels, labelDims, 'c');
           INDArray epsilon = null;
+          INDArray dense = null;
           try {
             final LayerWorkspaceMgr workspaces = LayerWorkspaceMgr.noWorkspaces();
             layer.setInput(x, workspaces);
             layer.setLabels(labels);
             plan.loss += layer.computeScore(0, true, workspaces);
-            epsilon = layer.backpropGradient(null, workspaces).getSecond().dup('c');
-            NativeMemory.read(epsilon, values);
+            epsilon = layer.backpropGradient(null, workspaces).getSecond();
+            dense = epsilon.dup('c');
+            NativeMemory.read(dense, values);
             gradients.put(values);
           } finally {
             layer.clear();
-            NativeMemory.release(x, labels, epsilon);
+            NativeMemory.release(x, labels, epsilon, dense);
           }
         });
     if (in.needsDiff) {
