@@ -444,7 +444,11 @@ public final class JobConfig implements Serializable {
               + Keys.PS_TERM_LENGTH.name()
               + "="
               + get(Keys.PS_TERM_LENGTH)
-              + " (one unfragmented Aeron frame: min(65504, term-length/8) - 96 bytes of headers)");
+              + " (one unfragmented Aeron frame: min("
+              + AERON_MAX_FRAME_BYTES
+              + ", term-length/8) - "
+              + (AERON_HEADER_BYTES + FRAME_HEADER_BYTES)
+              + " bytes of headers)");
     }
   }
 

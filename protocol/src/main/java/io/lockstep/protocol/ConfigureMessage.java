@@ -1,6 +1,5 @@
 package io.lockstep.protocol;
 
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -32,8 +31,7 @@ import org.agrona.MutableDirectBuffer;
  * Offsets are from the payload's first byte, {@link Frame#HEADER_LENGTH} into the frame; all
  * integers little-endian.
  */
-public final class ConfigureMessage {
-  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+public final class ConfigureMessage extends ControlPayload {
   private static final int CHUNK_SIZE_OFFSET = 0;
   private static final int TERM_LENGTH_OFFSET = 4;
   private static final int STEP_TIMEOUT_OFFSET = 8;
@@ -43,9 +41,9 @@ public final class ConfigureMessage {
   /** The payload's bytes before the reply channel. */
   public static final int FIXED_LENGTH = 24;
 
-  private DirectBuffer buffer;
-  private int payload;
-  private int payloadLength;
+  public ConfigureMessage() {
+    super(FIXED_LENGTH);
+  }
 
   /**
    * Reads the CONFIGURE frame at {@code frameOffset}.
@@ -55,14 +53,7 @@ public final class ConfigureMessage {
    * @return this flyweight, or null when the payload is shorter than {@link #FIXED_LENGTH}
    */
   public ConfigureMessage wrap(DirectBuffer buffer, int frameOffset) {
-    final int length = Frame.payloadLength(buffer, frameOffset);
-    if (length < FIXED_LENGTH) {
-      return null;
-    }
-    this.buffer = buffer;
-    this.payload = frameOffset + Frame.HEADER_LENGTH;
-    this.payloadLength = length;
-    return this;
+    return read(buffer, frameOffset) ? this : null;
   }
 
   /** The largest chunk, in bytes, of the job's gradient frames. */
@@ -92,7 +83,7 @@ public final class ConfigureMessage {
 
   /** The channel the shard answers the driver on. */
   public String replyChannel() {
-    return buffer.getStringWithoutLengthUtf8(payload + FIXED_LENGTH, payloadLength - FIXED_LENGTH);
+    return text();
   }
 
   /**

@@ -1,6 +1,5 @@
 package io.lockstep.protocol;
 
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -23,15 +22,14 @@ import org.agrona.MutableDirectBuffer;
  * Offsets are from the payload's first byte, {@link Frame#HEADER_LENGTH} into the frame; the count
  * is little-endian.
  */
-public final class StatusMessage {
-  private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+public final class StatusMessage extends ControlPayload {
 
   /** The payload's bytes before the failure's text. */
   public static final int FIXED_LENGTH = 8;
 
-  private DirectBuffer buffer;
-  private int payload;
-  private int payloadLength;
+  public StatusMessage() {
+    super(FIXED_LENGTH);
+  }
 
   /**
    * Reads the STATUS frame at {@code frameOffset}.
@@ -41,14 +39,7 @@ public final class StatusMessage {
    * @return this flyweight, or null when the payload is shorter than {@link #FIXED_LENGTH}
    */
   public StatusMessage wrap(DirectBuffer buffer, int frameOffset) {
-    final int length = Frame.payloadLength(buffer, frameOffset);
-    if (length < FIXED_LENGTH) {
-      return null;
-    }
-    this.buffer = buffer;
-    this.payload = frameOffset + Frame.HEADER_LENGTH;
-    this.payloadLength = length;
-    return this;
+    return read(buffer, frameOffset) ? this : null;
   }
 
   /** Frames the shard dropped: unsigned, malformed or another job's. */
@@ -58,9 +49,7 @@ public final class StatusMessage {
 
   /** The shard's failure, or null while it is healthy. */
   public String failure() {
-    return payloadLength == FIXED_LENGTH
-        ? null
-        : buffer.getStringWithoutLengthUtf8(payload + FIXED_LENGTH, payloadLength - FIXED_LENGTH);
+    return textLength() == 0 ? null : text();
   }
 
   /**
