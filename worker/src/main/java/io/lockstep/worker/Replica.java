@@ -686,7 +686,8 @@ public final class Replica implements AutoCloseable {
     }
     if (compiled != null) {
       lastLoss =
-          compiled.computeGradients(features, labels) + network.calcRegularizationScore(true);
+          compiled.computeGradients(ModelZoo.inputs(network, features), labels)
+              + network.calcRegularizationScore(true);
       scale(unobservedStatistics);
       return;
     }

@@ -9,7 +9,6 @@ import io.lockstep.models.ModelZoo;
 import io.lockstep.models.SampleDropout;
 import io.lockstep.worker.input.RandomBatch;
 import java.util.Map;
-import java.util.Set;
 import java.util.stream.Stream;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -19,36 +18,12 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * Every zoo model takes a training step as a worker takes it: forward, backward, the optimizer (a
- * detector on random boxes). Every layer with parameters gets a finite, non-zero gradient
- * (GoogLeNet's auxiliary classifiers included) and every trainable parameter the optimizer's
- * update.
+ * Every zoo model takes a training step as a worker takes it, on the oneDNN engine: forward,
+ * backward, the optimizer (a detector on random boxes). Every layer with parameters gets a finite,
+ * non-zero gradient (GoogLeNet's auxiliary classifiers included) and every trainable parameter the
+ * optimizer's update.
  */
 class ModelZooStepTest {
-
-  /**
-   * The models whose every layer the oneDNN engine computes; the others run on Deeplearning4j's
-   * layers (the detectors' and the grounding model's heads and fused leaky ReLUs).
-   */
-  private static final Set<String> ON_THE_ENGINE =
-      Set.of(
-          "lenet",
-          "lenet-cifar",
-          "shapes-yolo",
-          "feedforward",
-          "simple-cnn",
-          "resnet-mini",
-          "resnet18-cifar",
-          "resnet18",
-          "resnet34",
-          "resnet50",
-          "densenet121",
-          "mobilenet_v1",
-          "mobilenet_v2",
-          "alexnet",
-          "vgg16",
-          "vgg19",
-          "googlenet");
 
   static Stream<String> models() {
     return ModelZoo.all().stream().map(ModelZoo.Spec::name);
@@ -74,11 +49,8 @@ class ModelZooStepTest {
     final INDArray labels = drawn.labels();
     try (Replica replica = Replica.create(configuration)) {
       final String engine = replica.engine();
-      assertTrue(
-          ON_THE_ENGINE.contains(model)
-              ? engine.equals("onednn")
-              : engine.startsWith("deeplearning4j"),
-          model + " computes on " + engine);
+      // the oneDNN engine computes every layer of every zoo model
+      assertEquals("onednn", engine, model + " computes on " + engine);
       assertEquals(ModelZoo.trainableParameters(configuration), replica.trainableParameterCount());
       final long[] samples = new long[batch];
       for (int i = 0; i < batch; i++) {

@@ -253,13 +253,18 @@ class ReplicaTest {
             "lockstep.compute.precision=bf16 needs the oneDNN engine; "
                 + "lockstep.worker.engine=deeplearning4j computes float32 only"),
         offTheEngine);
-    final ComputationGraphConfiguration grounding =
+    // SyncBatchNorm's statistics round is Deeplearning4j's layer's
+    final ComputationGraphConfiguration synced =
         ModelZoo.configuration(
-            JobConfig.load().with(Map.of("lockstep.model.name", "shapes-grounding")), 10);
+            JobConfig.load()
+                .with(
+                    Map.of(
+                        "lockstep.model.name", "resnet-mini", "lockstep.batchnorm.sync", "true")),
+            10);
     final String notComputed =
         assertThrows(
                 ConfigurationException.class,
-                () -> Replica.create(grounding, ComputeEngine.AUTO, Precision.BF16))
+                () -> Replica.create(synced, ComputeEngine.AUTO, Precision.BF16))
             .getMessage();
     assertTrue(
         notComputed.startsWith("lockstep.compute.precision=bf16 needs ")

@@ -20,20 +20,26 @@ import org.deeplearning4j.nn.conf.CNN2DFormat;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.InputPreProcessor;
+import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.graph.MergeVertex;
+import org.deeplearning4j.nn.conf.graph.PreprocessorVertex;
+import org.deeplearning4j.nn.conf.graph.rnn.LastTimeStepVertex;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
 import org.deeplearning4j.nn.conf.layers.BaseLayer;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
 import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
+import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
+import org.deeplearning4j.nn.conf.layers.LSTM;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.conf.layers.SubsamplingLayer;
 import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
+import org.deeplearning4j.nn.conf.preprocessor.FeedForwardToCnnPreProcessor;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.graph.vertex.GraphVertex;
 import org.deeplearning4j.nn.layers.FrozenLayer;
@@ -43,7 +49,9 @@ import org.nd4j.linalg.activations.impl.ActivationIdentity;
 import org.nd4j.linalg.activations.impl.ActivationLReLU;
 import org.nd4j.linalg.activations.impl.ActivationReLU;
 import org.nd4j.linalg.activations.impl.ActivationReLU6;
+import org.nd4j.linalg.activations.impl.ActivationSigmoid;
 import org.nd4j.linalg.activations.impl.ActivationSoftmax;
+import org.nd4j.linalg.activations.impl.ActivationTanH;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -78,21 +86,32 @@ public final class CompiledNetwork implements AutoCloseable {
   private static final int PLANS_KEPT = 4;
 
   final List<Op> ops;
-  final String inputName;
+
+  /** The network's inputs, in its order. */
+  final List<String> inputNames;
+
+  /** The inputs an embedding reads: token ids {@code [n, length]}. */
+  private final Set<String> tokenInputs;
 
   /** Whether convolutions and dense layers read bfloat16 ({@link Precision#BF16}). */
   final boolean bf16;
 
-  /** Channels, height and width of the input, from the first batch; null before it. */
-  private long[] inputShape;
+  /** Each input's shape in the first batch; null before it. */
+  private long[][] inputShapes;
 
   private final Map<Integer, Plan> plans = new LinkedHashMap<>();
   Consumer<String> layerDone;
   private boolean closed;
 
-  private CompiledNetwork(List<Op> ops, String inputName, boolean bf16) {
+  private CompiledNetwork(List<Op> ops, List<String> inputNames, boolean bf16) {
     this.ops = ops;
-    this.inputName = inputName;
+    this.inputNames = List.copyOf(inputNames);
+    this.tokenInputs = new HashSet<>();
+    for (Op op : ops) {
+      if (op instanceof Embedding) {
+        tokenInputs.addAll(op.inputs);
+      }
+    }
     this.bf16 = bf16;
   }
 
@@ -152,10 +171,7 @@ public final class CompiledNetwork implements AutoCloseable {
       throw new UnsupportedNetworkException("on ND4J's " + backend + " backend (CPU only)");
     }
     final ComputationGraphConfiguration configuration = network.getConfiguration();
-    if (configuration.getNetworkInputs().size() != 1) {
-      throw new UnsupportedNetworkException("a graph with more than one input");
-    }
-    final String input = configuration.getNetworkInputs().get(0);
+    final List<String> inputs = configuration.getNetworkInputs();
     final List<Op> ops = new ArrayList<>();
     final GraphVertex[] vertices = network.getVertices();
     for (int index : network.topologicalSortOrder()) {
@@ -166,12 +182,13 @@ public final class CompiledNetwork implements AutoCloseable {
       final String name = vertex.getVertexName();
       final org.deeplearning4j.nn.conf.graph.GraphVertex conf =
           configuration.getVertices().get(name);
-      final List<String> inputs =
+      final List<String> in =
           dropped(ops, name, configuration.getVertexInputs().get(name), conf, vertex);
-      ops.add(op(name, inputs, conf, vertex));
+      ops.add(op(name, in, conf, vertex));
     }
     checkOutputs(ops, configuration.getNetworkOutputs());
-    return new CompiledNetwork(ops, input, bf16);
+    checkSequences(ops, inputs);
+    return new CompiledNetwork(ops, inputs, bf16);
   }
 
   private static Op op(
@@ -196,6 +213,19 @@ public final class CompiledNetwork implements AutoCloseable {
       }
       return new Concat(name, inputs);
     }
+    if (conf instanceof LastTimeStepVertex) {
+      // takes the last step of every sequence: the engine is given no masks
+      return new LastStep(name, inputs.get(0));
+    }
+    if (conf instanceof PreprocessorVertex p
+        && p.getPreProcessor() instanceof FeedForwardToCnnPreProcessor images) {
+      return new Unflatten(
+          name,
+          inputs.get(0),
+          images.getNumChannels(),
+          images.getInputHeight(),
+          images.getInputWidth());
+    }
     if (!(conf instanceof LayerVertex layerVertex) || !vertex.hasLayer()) {
       throw new UnsupportedNetworkException(
           "vertex " + name + " (" + conf.getClass().getSimpleName() + ")");
@@ -209,7 +239,7 @@ public final class CompiledNetwork implements AutoCloseable {
         plainLayer(name, layerVertex, layer, true);
     final String in = inputs.get(0);
     if (layerConf instanceof ConvolutionLayer c && c.getClass() == ConvolutionLayer.class) {
-      checkWindow(name, c.getConvolutionMode(), c.getDilation());
+      checkMode(name, c.getConvolutionMode());
       checkChannelsFirst(name, c.getCnn2dDataFormat());
       return new Conv(
           name,
@@ -219,12 +249,13 @@ public final class CompiledNetwork implements AutoCloseable {
           c.getKernelSize(),
           c.getStride(),
           c.getPadding(),
+          c.getDilation(),
           c.hasBias(),
           relu(name, c.getActivationFn()),
           false);
     }
     if (layerConf instanceof DepthwiseConvolution2D c) {
-      checkWindow(name, c.getConvolutionMode(), c.getDilation());
+      checkMode(name, c.getConvolutionMode());
       checkChannelsFirst(name, c.getCnn2dDataFormat());
       return new Conv(
           name,
@@ -234,6 +265,7 @@ public final class CompiledNetwork implements AutoCloseable {
           c.getKernelSize(),
           c.getStride(),
           c.getPadding(),
+          c.getDilation(),
           c.hasBias(),
           relu(name, c.getActivationFn()),
           true);
@@ -297,6 +329,26 @@ public final class CompiledNetwork implements AutoCloseable {
               + ": activation "
               + activation
               + " (the engine has ReLU, leaky ReLU, ReLU6)");
+    }
+    if (layerConf instanceof EmbeddingSequenceLayer e) {
+      if (e.hasBias()
+          || !(e.getActivationFn() instanceof ActivationIdentity)
+          || e.getOutputFormat() != RNNFormat.NCW) {
+        throw new UnsupportedNetworkException(
+            "layer " + name + ": embedding other than without bias or activation, channels first");
+      }
+      return new Embedding(name, in, layer, e.getNIn(), e.getNOut());
+    }
+    if (layerConf instanceof LSTM l && l.getClass() == LSTM.class) {
+      if (!(l.getActivationFn() instanceof ActivationTanH)
+          || !(l.getGateActivationFn() instanceof ActivationSigmoid)
+          || l.getRnnDataFormat() != RNNFormat.NCW) {
+        throw new UnsupportedNetworkException(
+            "layer "
+                + name
+                + ": LSTM other than with tanh, sigmoid gates and channels-first sequences");
+      }
+      return new Lstm(name, in, layer, l.getNIn(), l.getNOut());
     }
     if (layerConf instanceof org.deeplearning4j.nn.conf.layers.objdetect.Yolo2OutputLayer y) {
       return new Yolo(
@@ -471,13 +523,59 @@ public final class CompiledNetwork implements AutoCloseable {
     return layerConf;
   }
 
+  /** Truncate or Strict mode (Same and Causal pad otherwise), and no dilation. */
   static void checkWindow(String name, ConvolutionMode mode, int[] dilation)
       throws UnsupportedNetworkException {
+    checkMode(name, mode);
+    if (dilation != null && (dilation[0] != 1 || dilation[1] != 1)) {
+      throw new UnsupportedNetworkException("layer " + name + " with dilation");
+    }
+  }
+
+  /** Truncate or Strict mode: Same and Causal pad the input otherwise. */
+  static void checkMode(String name, ConvolutionMode mode) throws UnsupportedNetworkException {
     if (mode != ConvolutionMode.Truncate && mode != ConvolutionMode.Strict) {
       throw new UnsupportedNetworkException("layer " + name + " in convolution mode " + mode);
     }
-    if (dilation != null && (dilation[0] != 1 || dilation[1] != 1)) {
-      throw new UnsupportedNetworkException("layer " + name + " with dilation");
+  }
+
+  /**
+   * Sequences flow from an embedding of one of the network's inputs (token ids, which nothing else
+   * reads) through LSTMs to the step that takes their last element; nothing else reads or writes
+   * them.
+   */
+  private static void checkSequences(List<Op> ops, List<String> inputs)
+      throws UnsupportedNetworkException {
+    final Set<String> sequences = new HashSet<>();
+    final Set<String> tokens = new HashSet<>();
+    for (Op op : ops) {
+      if (op instanceof Embedding) {
+        if (!inputs.contains(op.inputs.get(0))) {
+          throw new UnsupportedNetworkException(
+              "embedding " + op.name + " of " + op.inputs.get(0) + ", not of a network input");
+        }
+        tokens.add(op.inputs.get(0));
+      }
+    }
+    for (Op op : ops) {
+      final boolean readsSequences = op instanceof Lstm || op instanceof LastStep;
+      for (String input : op.inputs) {
+        if (tokens.contains(input) && !(op instanceof Embedding)) {
+          throw new UnsupportedNetworkException(
+              "vertex " + op.name + " reads the token ids " + input + " that an embedding reads");
+        }
+        if (sequences.contains(input) != readsSequences) {
+          throw new UnsupportedNetworkException(
+              "vertex "
+                  + op.name
+                  + (readsSequences ? " reads " + input + ", which is not" : " reads " + input)
+                  + " a sequence (the engine's sequences go from an embedding through LSTMs to"
+                  + " their last step)");
+        }
+      }
+      if (op instanceof Embedding || op instanceof Lstm) {
+        sequences.add(op.name);
+      }
     }
   }
 
@@ -513,47 +611,50 @@ public final class CompiledNetwork implements AutoCloseable {
   }
 
   /**
+   * Forward and backward on one batch of a network of one input.
+   *
+   * @see #computeGradients(INDArray[], INDArray)
+   */
+  public double computeGradients(INDArray features, INDArray labels) {
+    return computeGradients(new INDArray[] {features}, labels);
+  }
+
+  /**
    * Forward and backward on one batch: the gradient, summed over the batch, lands in the network's
    * gradient views, and BatchNorm's running-statistics updates in theirs.
    *
-   * @param features {@code [n, channels, height, width]}
+   * @param features the network's inputs in its order ({@link ModelZoo#inputs}): images {@code [n,
+   *     channels, height, width]}, token ids {@code [n, length]} for an embedding
    * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid,
    *     grid]}
    * @return the mean loss over the batch (without regularization)
    */
-  public double computeGradients(INDArray features, INDArray labels) {
-    final int n = (int) features.size(0);
-    if (features.rank() != 4) {
+  public double computeGradients(INDArray[] features, INDArray labels) {
+    if (features.length != inputNames.size()) {
       throw new IllegalArgumentException(
-          "features of shape "
-              + Arrays.toString(features.shape())
-              + "; the network takes [n, channels, height, width]");
+          features.length + " input arrays; the network takes " + inputNames);
     }
-    if (inputShape != null
-        && (features.size(1) != inputShape[0]
-            || features.size(2) != inputShape[1]
-            || features.size(3) != inputShape[2])) {
-      throw new IllegalArgumentException(
-          "features of shape "
-              + Arrays.toString(features.shape())
-              + "; the network takes [n, "
-              + inputShape[0]
-              + ", "
-              + inputShape[1]
-              + ", "
-              + inputShape[2]
-              + "]");
+    final int n = (int) features[0].size(0);
+    final long[][] shapes = new long[features.length][];
+    for (int i = 0; i < features.length; i++) {
+      shapes[i] = checkInput(i, features[i], n);
     }
-    final long[] shape = {features.size(1), features.size(2), features.size(3)};
     checkLabels(labels, n);
     if (closed) {
       throw new IllegalStateException("the compiled network was closed");
     }
-    final INDArray contiguous =
-        features.ordering() == 'c' && !features.isView() ? features : features.dup('c');
+    final INDArray[] contiguous = new INDArray[features.length];
+    for (int i = 0; i < features.length; i++) {
+      contiguous[i] =
+          features[i].ordering() == 'c' && !features[i].isView()
+              ? features[i]
+              : features[i].dup('c');
+    }
     try {
-      final Plan plan = plan(n, shape);
-      plan.input.rebind(Dnnl.address(contiguous));
+      final Plan plan = plan(n, shapes);
+      for (int i = 0; i < features.length; i++) {
+        plan.inputs[i].rebind(Dnnl.address(contiguous[i]));
+      }
       plan.labels = labels.dup('c').data().asFloat();
       plan.loss = 0;
       for (Action action : plan.forward) {
@@ -565,10 +666,48 @@ public final class CompiledNetwork implements AutoCloseable {
       plan.scope.await();
       return plan.loss;
     } finally {
-      // oneDNN reads the features' native buffer: keep its owner alive until the step is done
+      // oneDNN reads the features' native buffers: keep their owners alive until the step is done
       Reference.reachabilityFence(contiguous);
       Reference.reachabilityFence(features);
     }
+  }
+
+  /**
+   * Refuses an input of another rank than its first reader takes (token ids {@code [n, length]} for
+   * an embedding, images {@code [n, channels, height, width]} for any other layer), another batch
+   * than the first input's, or, after the first batch, another shape than it had.
+   *
+   * @return the input's shape
+   */
+  private long[] checkInput(int index, INDArray input, int n) {
+    final String name = inputNames.get(index);
+    final boolean tokens = tokenInputs.contains(name);
+    final String takes = tokens ? "[n, length] token ids" : "[n, channels, height, width]";
+    if (input.rank() != (tokens ? 2 : 4) || input.size(0) != n) {
+      throw new IllegalArgumentException(
+          "input "
+              + name
+              + " of shape "
+              + Arrays.toString(input.shape())
+              + "; the network takes "
+              + takes
+              + (index > 0 ? " for the " + n + " samples of input " + inputNames.get(0) : ""));
+    }
+    final long[] shape = input.shape();
+    if (inputShapes != null) {
+      final long[] expected = inputShapes[index].clone();
+      expected[0] = n;
+      if (!Arrays.equals(shape, expected)) {
+        throw new IllegalArgumentException(
+            "input "
+                + name
+                + " of shape "
+                + Arrays.toString(shape)
+                + "; the network takes "
+                + Arrays.toString(expected));
+      }
+    }
+    return shape;
   }
 
   /**
@@ -599,17 +738,17 @@ public final class CompiledNetwork implements AutoCloseable {
     }
   }
 
-  /** The plan of a batch size, built on first use; the first plan fixes the input's shape. */
-  private Plan plan(int n, long[] shape) {
+  /** The plan of a batch size, built on first use; the first plan fixes the inputs' shapes. */
+  private Plan plan(int n, long[][] shapes) {
     Plan plan = plans.get(n);
     if (plan == null) {
       if (plans.size() == PLANS_KEPT) {
         final Integer oldest = plans.keySet().iterator().next();
         plans.remove(oldest).scope.close();
       }
-      plan = new Plan(this, n, shape);
+      plan = new Plan(this, shapes);
       plans.put(n, plan);
-      inputShape = shape;
+      inputShapes = shapes;
     }
     return plan;
   }

@@ -7,9 +7,9 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_backward_data_desc_init;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_backward_weights_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_direct;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_dilated_convolution_backward_data_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_dilated_convolution_backward_weights_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_dst_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_weights_md;
@@ -30,8 +30,8 @@ import org.deeplearning4j.nn.api.Layer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A 2D convolution, its bias and a fused ReLU or leaky ReLU; grouped when it is depthwise (one
- * group per input channel, {@code depthMultiplier} outputs each).
+ * A 2D convolution, dilated or not, its bias and a fused ReLU or leaky ReLU; grouped when it is
+ * depthwise (one group per input channel, {@code depthMultiplier} outputs each).
  */
 final class Conv extends Op {
   private final Layer layer;
@@ -40,6 +40,10 @@ final class Conv extends Op {
   private final int[] kernel;
   private final int[] stride;
   private final int[] padding;
+
+  /** Deeplearning4j's: 1 for adjacent taps (oneDNN counts the gaps between them, 0). */
+  private final int[] dilation;
+
   private final boolean bias;
 
   /** Null without one. */
@@ -53,6 +57,7 @@ final class Conv extends Op {
       int[] kernel,
       int[] stride,
       int[] padding,
+      int[] dilation,
       boolean bias,
       FusedRelu relu,
       boolean depthwise) {
@@ -63,6 +68,7 @@ final class Conv extends Op {
     this.kernel = kernel;
     this.stride = stride;
     this.padding = padding;
+    this.dilation = dilation;
     this.bias = bias;
     this.relu = relu;
   }
@@ -74,8 +80,11 @@ final class Conv extends Op {
     final long n = in.dims[0];
     final long inChannels = in.dims[1];
     checkInputs(layer, inChannels, name, "channels");
-    final long outH = outputSize(in.dims[2], kernel[0], stride[0], padding[0]);
-    final long outW = outputSize(in.dims[3], kernel[1], stride[1], padding[1]);
+    // a dilated kernel spans (k - 1) d + 1 pixels
+    final long outH =
+        outputSize(in.dims[2], (kernel[0] - 1) * dilation[0] + 1, stride[0], padding[0]);
+    final long outW =
+        outputSize(in.dims[3], (kernel[1] - 1) * dilation[1] + 1, stride[1], padding[1]);
     final long[] outDims = {n, outChannels, outH, outW};
     // depthwise: groups of one input channel; oneDNN's [groups, out/group, in/group, kh, kw]
     final long[] weightDims =
@@ -83,6 +92,7 @@ final class Conv extends Op {
             ? new long[] {inChannels, outChannels / inChannels, 1, kernel[0], kernel[1]}
             : new long[] {outChannels, inChannels, kernel[0], kernel[1]};
     final long[] strides = {stride[0], stride[1]};
+    final long[] dilates = {dilation[0] - 1, dilation[1] - 1};
     final long[] padL = {padding[0], padding[1]};
     // both sides padded alike, as outputSize assumes; rows no window reads get a zero gradient
     final long[] padR = padL;
@@ -109,6 +119,7 @@ final class Conv extends Op {
                     biasMd,
                     outDims,
                     strides,
+                    dilates,
                     padL,
                     padR,
                     relu,
@@ -142,7 +153,7 @@ final class Conv extends Op {
             (diffDstLayout, type) -> {
               final dnnl_convolution_desc_t bwdWeightsDesc = new dnnl_convolution_desc_t();
               Dnnl.check(
-                  dnnl_convolution_backward_weights_desc_init(
+                  dnnl_dilated_convolution_backward_weights_desc_init(
                       bwdWeightsDesc,
                       dnnl_convolution_direct,
                       Dnnl.withType(srcAny, type),
@@ -150,6 +161,7 @@ final class Conv extends Op {
                       biasMd,
                       Dnnl.withType(diffDstLayout, type),
                       strides,
+                      dilates,
                       padL,
                       padR),
                   "convolution backward weights " + name);
@@ -189,13 +201,14 @@ final class Conv extends Op {
               (diffSrc, type) -> {
                 final dnnl_convolution_desc_t bwdDataDesc = new dnnl_convolution_desc_t();
                 Dnnl.check(
-                    dnnl_convolution_backward_data_desc_init(
+                    dnnl_dilated_convolution_backward_data_desc_init(
                         bwdDataDesc,
                         dnnl_convolution_direct,
                         diffSrc,
                         Dnnl.withType(weightsAny, type),
                         Dnnl.withType(dst.md, type),
                         strides,
+                        dilates,
                         padL,
                         padR),
                     "convolution backward data " + name);

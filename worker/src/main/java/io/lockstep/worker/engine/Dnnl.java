@@ -13,6 +13,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_get_effective_cpu_isa;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_equal;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_get_size;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_init_by_strides;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_init_by_tag;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_destroy;
@@ -177,6 +178,22 @@ final class Dnnl {
     return "0x" + Integer.toHexString(isa);
   }
 
+  /** Plain row-major float32: the last dimension contiguous, the first the outermost. */
+  static dnnl_memory_desc_t plain(long[] dims) {
+    final long[] strides = new long[dims.length];
+    long stride = 1;
+    for (int d = dims.length - 1; d >= 0; d--) {
+      strides[d] = stride;
+      stride *= dims[d];
+    }
+    return md(dims, strides);
+  }
+
+  /** The bytes a memory of {@code md} spans. */
+  static long size(dnnl_memory_desc_t md) {
+    return dnnl_memory_desc_get_size(md);
+  }
+
   static boolean same(dnnl_memory_desc_t a, dnnl_memory_desc_t b) {
     return dnnl_memory_desc_equal(a, b) != 0;
   }
@@ -335,6 +352,11 @@ final class Dnnl {
           "describing " + what);
       descriptors.add(pd);
       return pd;
+    }
+
+    /** What a primitive descriptor chose for the memory of an argument ({@code DNNL_ARG_...}). */
+    dnnl_memory_desc_t argument(dnnl_primitive_desc pd, int argument) {
+      return copy(dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argument));
     }
 
     /** What a primitive descriptor chose for one of its memories. */

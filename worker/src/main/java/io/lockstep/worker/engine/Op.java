@@ -7,7 +7,7 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WORKSPACE;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_direct;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_forward_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_dilated_convolution_forward_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_eltwise_backward_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_eltwise_forward_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_eltwise_relu;
@@ -222,7 +222,7 @@ abstract class Op {
 
   /**
    * A convolution's forward primitive descriptor for a source and weights layout and type, ReLU
-   * fused when asked.
+   * fused when asked; {@code dilates} in oneDNN's count (0 for adjacent taps).
    */
   static dnnl_primitive_desc convolutionForward(
       Scope scope,
@@ -231,13 +231,14 @@ abstract class Op {
       dnnl_memory_desc_t biasMd,
       long[] outDims,
       long[] strides,
+      long[] dilates,
       long[] padL,
       long[] padR,
       FusedRelu relu,
       String name) {
     final dnnl_convolution_desc_t fwdDesc = new dnnl_convolution_desc_t();
     Dnnl.check(
-        dnnl_convolution_forward_desc_init(
+        dnnl_dilated_convolution_forward_desc_init(
             fwdDesc,
             dnnl_forward_training,
             dnnl_convolution_direct,
@@ -246,6 +247,7 @@ abstract class Op {
             biasMd,
             Dnnl.md(outDims, dnnl_format_tag_any),
             strides,
+            dilates,
             padL,
             padR),
         "convolution " + name);

@@ -7,7 +7,6 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_bf16;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_add;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_binary_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
 
 import io.lockstep.worker.engine.Dnnl.Memory;
 import io.lockstep.worker.engine.Dnnl.Scope;
@@ -21,12 +20,16 @@ import java.util.function.Consumer;
 import org.bytedeco.dnnl.dnnl_binary_desc_t;
 import org.bytedeco.dnnl.dnnl_memory_desc_t;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
+import org.bytedeco.javacpp.Pointer;
 
 /** Everything one batch size needs: memories, primitives and the order to run them in. */
 final class Plan {
   private final CompiledNetwork network;
   final Scope scope = new Scope();
-  final Memory input;
+
+  /** The network's inputs, in its order: each a plain row-major memory rebound every step. */
+  final Memory[] inputs;
+
   final List<Action> forward = new ArrayList<>();
   final List<Action> backward = new ArrayList<>();
   final Map<String, Tensor> tensors = new HashMap<>();
@@ -34,19 +37,26 @@ final class Plan {
   float[] labels;
   double loss;
 
-  Plan(CompiledNetwork network, int n, long[] shape) {
+  /**
+   * @param shapes each input's shape, the batch first
+   */
+  Plan(CompiledNetwork network, long[][] shapes) {
     this.network = network;
     boolean built = false;
     try {
-      final long[] dims = {n, shape[0], shape[1], shape[2]};
-      input = scope.wrap(Dnnl.md(dims, dnnl_nchw), 0L);
-      tensors.put(network.inputName, new Tensor(dims, input, false));
       for (Op op : network.ops) {
         for (String in : op.inputs) {
           consumers.merge(in, 1, Integer::sum);
         }
       }
-      tensors.get(network.inputName).consumersLeft = consumers.getOrDefault(network.inputName, 0);
+      inputs = new Memory[shapes.length];
+      for (int i = 0; i < shapes.length; i++) {
+        final String name = network.inputNames.get(i);
+        inputs[i] = scope.wrap(Dnnl.plain(shapes[i]), 0L);
+        final Tensor tensor = new Tensor(shapes[i], inputs[i], false);
+        tensor.consumersLeft = consumers.getOrDefault(name, 0);
+        tensors.put(name, tensor);
+      }
       final List<List<Action>> backwardPerOp = new ArrayList<>();
       for (Op op : network.ops) {
         final List<Action> back = new ArrayList<>();
@@ -156,6 +166,16 @@ final class Plan {
         new int[] {DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
         new Memory[] {a, b, dst},
         "an element-wise op");
+  }
+
+  /** An action that sets every byte of {@code memory} to zero. */
+  Action zero(Memory memory) {
+    final long bytes = Dnnl.size(memory.md);
+    final long address = memory.address();
+    return () -> {
+      scope.await();
+      Pointer.memset(new Dnnl.Address(address), 0, bytes);
+    };
   }
 
   Action run(Step step) {
