@@ -23,6 +23,9 @@ import io.lockstep.ps.ParameterServer;
 import io.lockstep.ps.client.GradientExchange;
 import io.lockstep.worker.engine.CompiledNetwork;
 import io.lockstep.worker.input.Batches;
+import io.lockstep.worker.input.PhraseSamples;
+import io.lockstep.worker.input.Samples;
+import io.lockstep.worker.input.SceneSamples;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -145,6 +148,9 @@ class DataParallelExactnessTest {
     cases.add(
         Arguments.of(
             "resnet-mini", Optimizer.NESTEROV, 3, "lockstep.batchnorm.running-stats=average"));
+    // a detector, and a grounding model (embedding, LSTM, two inputs), on generated scenes
+    cases.add(Arguments.of("shapes-yolo", Optimizer.MOMENTUM, 2, ""));
+    cases.add(Arguments.of("shapes-grounding", Optimizer.ADAM, 3, ""));
     // bfloat16 (where the CPU computes it): N workers still equal one accumulating process
     cases.add(Arguments.of("lenet", Optimizer.MOMENTUM, 3, BF16));
     cases.add(Arguments.of("resnet-mini", Optimizer.ADAM, 2, BF16));
@@ -454,7 +460,8 @@ class DataParallelExactnessTest {
     final ServerShards shards = ServerShards.split(address, job.get(Keys.PS_SHARDS));
     final int epochs = job.get(Keys.EPOCHS);
     final int stepsPerEpoch = (steps + epochs - 1) / epochs;
-    final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
+    final Samples batches = samples(job);
+    final int classes = ModelZoo.spec(job).classes();
     try (ParameterServer server =
         ParameterServer.launch(
             new ParameterServer.Context().shards(shards).stepTimeout(Duration.ofSeconds(60)))) {
@@ -498,8 +505,8 @@ class DataParallelExactnessTest {
                       final Worker.MicroBatches parts =
                           Worker.MicroBatches.of(job, span, batchSamples, slice.length);
                       replica.computeGradients(
-                          slice.length == 0 ? null : batches.features(slice),
-                          slice.length == 0 ? null : batches.labels(slice),
+                          slice.length == 0 ? null : batches.features(slice, epoch),
+                          slice.length == 0 ? null : batches.labels(slice, classes),
                           null,
                           parts.sizes(),
                           parts.shares(),
@@ -554,7 +561,8 @@ class DataParallelExactnessTest {
             configuration.clone(), job.get(Keys.WORKER_ENGINE), job.get(Keys.COMPUTE_PRECISION));
     ComputeThreads.configure(job.get(Keys.WORKER_THREADS), 1);
     final EpochPlan plan = EpochPlan.of(SEED, 0, SAMPLES, BATCH, job.get(Keys.WORKERS));
-    final Batches batches = new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
+    final Samples batches = samples(job);
+    final int classes = ModelZoo.spec(job).classes();
     final UnsafeBuffer buffer = replica.gradientBuffer();
     final float[] sum = new float[buffer.capacity() / Float.BYTES];
     final double[] losses = new double[STEPS];
@@ -563,8 +571,8 @@ class DataParallelExactnessTest {
       for (int rank = 0; rank < job.get(Keys.WORKERS); rank++) {
         final int[] slice = plan.slice(step, rank);
         replica.computeGradients(
-            slice.length == 0 ? null : batches.features(slice),
-            slice.length == 0 ? null : batches.labels(slice),
+            slice.length == 0 ? null : batches.features(slice, 0),
+            slice.length == 0 ? null : batches.labels(slice, classes),
             Worker.statisticsShare(job, rank, slice.length, plan.batchSamples(step)));
         for (int i = 0; i < sum.length; i++) {
           final float value = buffer.getFloat(i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
@@ -579,6 +587,21 @@ class DataParallelExactnessTest {
       parameters.add(replica.network().params().toFloatVector());
     }
     return new Trajectory(parameters, losses, replica.parametersCrc());
+  }
+
+  /**
+   * The job's training samples: Fashion-MNIST for a classifier; generated scenes, with boxes for a
+   * detector or phrases for a grounding model, for the others.
+   */
+  static Samples samples(JobConfig job) {
+    final ModelZoo.Spec spec = ModelZoo.spec(job);
+    final double[] mean = {0.80, 0.79, 0.80};
+    final double[] std = {0.20, 0.20, 0.20};
+    return switch (spec.task()) {
+      case CLASSIFICATION -> new Batches(train, job.get(Keys.DATA_MEAN), job.get(Keys.DATA_STD));
+      case DETECTION -> new SceneSamples(SEED, 0, SAMPLES, spec.height(), spec.grid(), mean, std);
+      case GROUNDING -> new PhraseSamples(SEED, 0, SAMPLES, spec.height(), spec.grid(), mean, std);
+    };
   }
 
   private static float maxAbs(float[] values) {

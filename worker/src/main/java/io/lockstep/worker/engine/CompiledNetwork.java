@@ -66,13 +66,15 @@ import org.nd4j.linalg.lossfunctions.impl.LossMCXENT;
  * same meaning as its own backward pass (sums over the batch; running statistics as Deeplearning4j
  * moves them), so its updater, checkpoints and the parameter server are unchanged.
  *
- * <p>Computes graphs of one input: convolutions (depthwise too; no dilation, Truncate or Strict
- * mode), max pooling (Same mode too), average and global average pooling, BatchNorm (trainable
- * scale and shift), ReLU, leaky ReLU and ReLU6 activation layers, element-wise additions,
- * concatenations along channels, dense layers and softmax output layers with multi-class
- * cross-entropy weighted alike for every class (several, each learning the image's class), with
- * ReLU or identity activations, {@link SampleDropout} before dense layers and no other dropout,
- * weight noise or gradient normalization. {@link #compile} names the first thing it cannot compute.
+ * <p>Computes convolutions (depthwise and dilated too; Truncate or Strict mode), max pooling (Same
+ * mode too), average and global average pooling, BatchNorm (trainable scale and shift), ReLU, leaky
+ * ReLU and ReLU6 activation layers, element-wise additions, concatenations along channels, dense
+ * layers and softmax output layers with multi-class cross-entropy weighted alike for every class
+ * (several, each learning the image's class) or YOLOv2's loss, with ReLU, leaky ReLU or identity
+ * activations, {@link SampleDropout} before dense layers and no other dropout, weight noise or
+ * gradient normalization; and, for a second input of token ids, an embedding, LSTMs over its
+ * sequence, the sequence's last step and rows read as images ({@link Embedding}, {@link Lstm}).
+ * {@link #compile} names the first thing it cannot compute.
  *
  * <p>In bfloat16 ({@link Precision#BF16}) convolutions and dense layers read bfloat16 copies of
  * their inputs, weights and output gradients, which reorders make each step, and accumulate and
