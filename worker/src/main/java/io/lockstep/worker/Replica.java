@@ -197,7 +197,7 @@ public final class Replica implements AutoCloseable {
     }
     this.compiled = step;
     this.engine = description;
-    this.fusedStep = FusedMomentumStep.of(network).orElse(null);
+    this.fusedStep = FusedMomentumStep.of(network, Nd4j.getEnvironment().maxThreads()).orElse(null);
   }
 
   /** Refuses bfloat16 where it cannot run: on Deeplearning4j's layers, or on this CPU. */
@@ -236,6 +236,9 @@ public final class Replica implements AutoCloseable {
   public void close() {
     if (compiled != null) {
       compiled.close();
+    }
+    if (fusedStep != null) {
+      fusedStep.close();
     }
     NativeMemory.release(accumulated, sliceAccumulated);
     accumulated = null;
@@ -858,6 +861,14 @@ public final class Replica implements AutoCloseable {
   }
 
   private void step(int batchSize, double clipNorm, boolean apply) {
+    if (fusedStep != null && !(clipNorm > 0)) {
+      // nothing to clip: the norm, for the metrics, comes out of the step's own pass
+      final double norm =
+          fusedStep.step(batchSize, network.getIterationCount(), network.getEpochCount(), apply);
+      lastGradientNorm = norm / Math.max(1, batchSize);
+      skipStep();
+      return;
+    }
     final double norm;
     if (fusedStep != null) {
       norm = fusedStep.gradientNorm();

@@ -90,6 +90,41 @@ class FusedMomentumStepTest {
     }
   }
 
+  /**
+   * On one thread or three, the same parameters, velocity and gradient norm, to the bit; and the
+   * norm the step reports is the one it computes alone.
+   */
+  @Test
+  void shouldGiveTheSameBitsOnAnyNumberOfThreads() {
+    final ComputationGraphConfiguration configuration =
+        ModelZoo.configuration(job(Map.of(Keys.OPTIMIZER.name(), "momentum")), 10);
+    final ComputationGraph one = referenceOf(configuration);
+    final ComputationGraph three = referenceOf(configuration);
+    final Random random = new Random(3);
+    final float[] sum = new float[(int) one.numParams()];
+    try (FusedMomentumStep single = FusedMomentumStep.of(one, 1).orElseThrow();
+        FusedMomentumStep threaded = FusedMomentumStep.of(three, 3).orElseThrow()) {
+      for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < sum.length; i++) {
+          sum[i] = (float) (random.nextGaussian() * 32);
+        }
+        final INDArray gradient = org.nd4j.linalg.factory.Nd4j.create(sum);
+        one.getGradientsViewArray().assign(gradient.reshape(one.getGradientsViewArray().shape()));
+        three
+            .getGradientsViewArray()
+            .assign(gradient.reshape(three.getGradientsViewArray().shape()));
+        final double alone = single.gradientNorm();
+        final double norm = single.step(32, step, 0, true);
+        assertEquals(alone, norm, 0.0, "the norm the step reports");
+        assertEquals(norm, threaded.step(32, step, 0, true), 0.0, "step " + step);
+        assertArrayEquals(floats(one.params()), floats(three.params()), "step " + step);
+        assertArrayEquals(
+            floats(one.getUpdater().getStateViewArray()),
+            floats(three.getUpdater().getStateViewArray()));
+      }
+    }
+  }
+
   @Test
   void shouldLeaveRegularizedOrAdaptiveOptimizersToDeeplearning4j() {
     for (Map<String, String> settings :
