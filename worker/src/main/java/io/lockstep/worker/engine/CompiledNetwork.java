@@ -655,7 +655,7 @@ public final class CompiledNetwork implements AutoCloseable {
     try {
       final Plan plan = plan(n, shapes);
       for (int i = 0; i < features.length; i++) {
-        plan.inputs[i].rebind(Dnnl.address(contiguous[i]));
+        plan.bindInput(i, Dnnl.address(contiguous[i]));
       }
       plan.labels = labels.dup('c').data().asFloat();
       plan.loss = 0;

@@ -13,6 +13,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_training;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_data_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_backward_weights_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_inner_product_forward_desc_init;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_matmul_desc_init;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_nhwc;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_diff_dst_md;
@@ -27,6 +28,7 @@ import io.lockstep.worker.engine.Dnnl.Scope;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.dnnl.dnnl_inner_product_desc_t;
+import org.bytedeco.dnnl.dnnl_matmul_desc_t;
 import org.bytedeco.dnnl.dnnl_memory_desc_t;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.deeplearning4j.nn.api.Layer;
@@ -137,17 +139,43 @@ class Dense extends Op {
                   "dense " + name);
               return describeWithRelu(scope, fwdDesc, relu, "dense " + name);
             });
-    final Memory weights =
-        weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
-    final Memory src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, input);
-    final Memory dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
-    forward.add(
-        plan.run(
-            scope.step(
-                fwd,
-                new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                new Memory[] {src, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst},
-                name)));
+    final Memory weights;
+    final Memory src;
+    final Memory dst;
+    final dnnl_primitive_desc matmul = plan.bf16() ? null : matmul(plan, input, in.dims, w, b);
+    if (matmul != null) {
+      // rows times the weights where Deeplearning4j keeps them: no copy of either
+      src = input;
+      weights = scope.wrap(wViewMd, Dnnl.address(w));
+      dst = dstMemory(plan, Dnnl.md(new long[] {n, outputs}, dnnl_ab), n);
+      forward.add(
+          plan.run(
+              scope.step(
+                  matmul,
+                  new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                  new Memory[] {
+                    plan.alias(input, scope.query(matmul, dnnl_query_src_md)),
+                    scope.wrap(scope.query(matmul, dnnl_query_weights_md), Dnnl.address(w)),
+                    bias
+                        ? scope.wrap(scope.argument(matmul, DNNL_ARG_BIAS), Dnnl.address(b))
+                        : null,
+                    dst
+                  },
+                  name)));
+    } else {
+      weights = weightsIn(plan, scope.query(fwd, dnnl_query_weights_md), wViewMd, w, forward);
+      src = plan.as(scope.query(fwd, dnnl_query_src_md), forward, input);
+      dst = dstMemory(plan, scope.query(fwd, dnnl_query_dst_md), n);
+      forward.add(
+          plan.run(
+              scope.step(
+                  fwd,
+                  new int[] {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                  new Memory[] {
+                    src, weights, bias ? scope.wrap(biasMd, Dnnl.address(b)) : null, dst
+                  },
+                  name)));
+    }
     final Tensor out = plan.output(name, new long[] {n, outputs}, dst);
     Memory diffDst = afterForward(plan, dst, out, forward);
     if (relu != null) {
@@ -155,26 +183,42 @@ class Dense extends Op {
       back.add(plan.run(reluBackward(scope, relu, dst, diffDst, beforeRelu)));
       diffDst = beforeRelu;
     }
-    final dnnl_primitive_desc bwdWeights =
-        plan.kernel(
-            List.of(src.md, input.md),
-            (srcLayout, type) -> {
-              final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
-              Dnnl.check(
-                  dnnl_inner_product_backward_weights_desc_init(
-                      bwdWeightsDesc,
-                      Dnnl.withType(srcLayout, type),
-                      weightsAny,
-                      biasMd,
-                      Dnnl.withType(dst.md, type)),
-                  "dense backward weights " + name);
-              return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
-            });
+    final INDArray gw = grads.get("W");
+    final dnnl_memory_desc_t gradWMd = weightsMd(srcDims, gw);
+    // Where the forward pass reads plain weights (oneDNN's GEMM, as for images flattened into the
+    // layer), the weights' gradient is written where Deeplearning4j keeps it, in its own plain
+    // order: no reorder of it each step (the seed perceptron's first layer: 0.16 ms of a 0.40 ms
+    // backward pass, 0.26 ms without). Blocked kernels (brgemm) keep their layout and a reorder.
+    final boolean plainWeights =
+        !plan.bf16() && Dnnl.isPlain(scope.query(fwd, dnnl_query_weights_md));
+    final List<dnnl_memory_desc_t> diffWeightLayouts =
+        plainWeights ? List.of(gradWMd, weightsAny) : List.of(weightsAny);
+    dnnl_primitive_desc chosen = null;
+    for (dnnl_memory_desc_t diffWeightsLayout : diffWeightLayouts) {
+      chosen =
+          plan.kernel(
+              List.of(src.md, input.md),
+              (srcLayout, type) -> {
+                final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
+                Dnnl.check(
+                    dnnl_inner_product_backward_weights_desc_init(
+                        bwdWeightsDesc,
+                        Dnnl.withType(srcLayout, type),
+                        diffWeightsLayout,
+                        biasMd,
+                        Dnnl.withType(dst.md, type)),
+                    "dense backward weights " + name);
+                return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
+              });
+      if (!Dnnl.isReference(chosen)) {
+        break;
+      }
+    }
+    final dnnl_primitive_desc bwdWeights = chosen;
     final Memory weightsSrc = plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, input, src);
     final Memory weightsDiffDst =
         plan.as(scope.query(bwdWeights, dnnl_query_diff_dst_md), back, diffDst);
-    final INDArray gw = grads.get("W");
-    final Memory gradW = scope.wrap(weightsMd(srcDims, gw), Dnnl.address(gw));
+    final Memory gradW = scope.wrap(gradWMd, Dnnl.address(gw));
     final dnnl_memory_desc_t diffWeightsMd = scope.query(bwdWeights, dnnl_query_diff_weights_md);
     final Memory diffWeights =
         Dnnl.same(diffWeightsMd, gradW.md) ? gradW : scope.allocate(diffWeightsMd);
@@ -215,6 +259,45 @@ class Dense extends Op {
           plan.as(scope.query(bwdData, dnnl_query_diff_dst_md), back, weightsDiffDst, diffDst);
       backwardData(plan, back, bwdData, weights, wViewMd, w, dataDiffDst, in, images, name);
     }
+  }
+
+  /**
+   * The forward pass as oneDNN's matmul of the input's rows by the weights where Deeplearning4j
+   * keeps them ({@code [inputs, outputs]}, its strides), ReLU fused: where the input lies plain in
+   * the order Deeplearning4j's preprocessor flattens it, and oneDNN has a generated kernel for it.
+   * The inner product would read a reordered copy of the weights made each step: for the seed
+   * perceptron's first layer (393,216 weights) 0.20 ms for the product and 0.23 for the copy,
+   * against 0.20 for the matmul alone.
+   *
+   * @return the matmul's descriptor, or null where the inner product must run
+   */
+  private dnnl_primitive_desc matmul(
+      Plan plan, Memory input, long[] inDims, INDArray w, INDArray b) {
+    final long n = inDims[0];
+    final long inputs = w.size(0);
+    final dnnl_memory_desc_t rows = Dnnl.plain(new long[] {n, inputs});
+    final dnnl_memory_desc_t flattened =
+        inDims.length == 2
+            ? rows
+            : flattening == CNN2DFormat.NHWC ? Dnnl.md(inDims, dnnl_nhwc) : Dnnl.plain(inDims);
+    if (!Dnnl.same(input.md, flattened)) {
+      return null;
+    }
+    final dnnl_memory_desc_t weights =
+        Dnnl.md(new long[] {inputs, outputs}, new long[] {w.stride(0), w.stride(1)});
+    final dnnl_memory_desc_t biasRow =
+        bias
+            ? Dnnl.md(
+                new long[] {1, outputs},
+                new long[] {outputs * b.stride(b.rank() - 1), b.stride(b.rank() - 1)})
+            : null;
+    final dnnl_matmul_desc_t desc = new dnnl_matmul_desc_t();
+    Dnnl.check(
+        dnnl_matmul_desc_init(
+            desc, rows, weights, biasRow, Dnnl.md(new long[] {n, outputs}, dnnl_ab)),
+        "dense " + name);
+    final dnnl_primitive_desc pd = describeWithRelu(plan.scope, desc, relu, "dense " + name);
+    return Dnnl.isReference(pd) ? null : pd;
   }
 
   Memory dstMemory(Plan plan, dnnl_memory_desc_t md, long n) {

@@ -6,6 +6,7 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_FROM;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCALE;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_TO;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_blocked;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu_isa_avx512_core_bf16;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_engine_create;
@@ -189,6 +190,11 @@ final class Dnnl {
     return md(dims, strides);
   }
 
+  /** Whether {@code md} is laid out by strides alone, in any order: no blocks, no padding. */
+  static boolean isPlain(dnnl_memory_desc_t md) {
+    return md.format_kind() == dnnl_blocked && md.format_desc_blocking().inner_nblks() == 0;
+  }
+
   /** The bytes a memory of {@code md} spans. */
   static long size(dnnl_memory_desc_t md) {
     return dnnl_memory_desc_get_size(md);
@@ -276,7 +282,8 @@ final class Dnnl {
     long address() {
       final PointerPointer<Pointer> handle = new PointerPointer<>(1);
       check(dnnl_memory_get_data_handle(memory, handle), "reading a memory's address");
-      return handle.get(0).address();
+      final Pointer pointer = handle.get(0);
+      return pointer == null ? 0L : pointer.address(); // a network input before its first batch
     }
   }
 

@@ -30,6 +30,9 @@ final class Plan {
   /** The network's inputs, in its order: each a plain row-major memory rebound every step. */
   final Memory[] inputs;
 
+  /** Memories over the inputs' buffers in other shapes ({@link #alias}), rebound with them. */
+  private final Map<Memory, List<Memory>> aliases = new HashMap<>();
+
   final List<Action> forward = new ArrayList<>();
   final List<Action> backward = new ArrayList<>();
   final Map<String, Tensor> tensors = new HashMap<>();
@@ -71,6 +74,28 @@ final class Plan {
       if (!built) {
         scope.close();
       }
+    }
+  }
+
+  /**
+   * The buffer of {@code memory} seen through another descriptor (rows of images as a matrix): a
+   * network input's alias is rebound with it each step.
+   */
+  Memory alias(Memory memory, dnnl_memory_desc_t md) {
+    final Memory alias = scope.wrap(md, memory.address());
+    for (Memory input : inputs) {
+      if (input == memory) {
+        aliases.computeIfAbsent(input, key -> new ArrayList<>()).add(alias);
+      }
+    }
+    return alias;
+  }
+
+  /** Points input {@code index}, and its aliases, at a batch's buffer. */
+  void bindInput(int index, long address) {
+    inputs[index].rebind(address);
+    for (Memory alias : aliases.getOrDefault(inputs[index], List.of())) {
+      alias.rebind(address);
     }
   }
 
