@@ -251,8 +251,11 @@ final class Dnnl {
    * on two threads, 0.61 with all on one, 0.55 with only the small ones on one.
    */
   static final class Step {
-    /** 256 KiB: a ReLU's backward pass over 64 x 128 floats reads and writes 96 KiB. */
-    static final long ONE_THREAD_BYTES = 256 * 1024;
+    /**
+     * 128 KiB: a ReLU's backward pass over 64 x 128 floats reads and writes 96 KiB; at 256 KiB the
+     * grounding model's step at batch 16 lost a tenth.
+     */
+    static final long ONE_THREAD_BYTES = 128 * 1024;
 
     private final dnnl_primitive primitive;
     private final dnnl_exec_arg_t args;
