@@ -625,8 +625,8 @@ public final class CompiledNetwork implements AutoCloseable {
    * Forward and backward on one batch: the gradient, summed over the batch, lands in the network's
    * gradient views, and BatchNorm's running-statistics updates in theirs.
    *
-   * @param features the network's inputs in its order ({@link ModelZoo#inputs}): images {@code [n,
-   *     channels, height, width]}, token ids {@code [n, length]} for an embedding
+   * @param features the network's inputs in its order ({@link io.lockstep.models.ModelZoo#inputs}):
+   *     images {@code [n, channels, height, width]}, token ids {@code [n, length]} for an embedding
    * @param labels one-hot {@code [n, classes]}, or a detector's {@code [n, 4 + classes, grid,
    *     grid]}
    * @return the mean loss over the batch (without regularization)
