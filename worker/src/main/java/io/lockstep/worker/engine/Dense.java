@@ -194,28 +194,25 @@ class Dense extends Op {
         !plan.bf16() && Dnnl.isPlain(scope.query(fwd, dnnl_query_weights_md));
     final List<dnnl_memory_desc_t> diffWeightLayouts =
         plainWeights ? List.of(gradWMd, weightsAny) : List.of(weightsAny);
-    dnnl_primitive_desc chosen = null;
-    for (dnnl_memory_desc_t diffWeightsLayout : diffWeightLayouts) {
-      chosen =
-          plan.kernel(
-              List.of(src.md, input.md),
-              (srcLayout, type) -> {
-                final dnnl_inner_product_desc_t bwdWeightsDesc = new dnnl_inner_product_desc_t();
-                Dnnl.check(
-                    dnnl_inner_product_backward_weights_desc_init(
-                        bwdWeightsDesc,
-                        Dnnl.withType(srcLayout, type),
-                        diffWeightsLayout,
-                        biasMd,
-                        Dnnl.withType(dst.md, type)),
-                    "dense backward weights " + name);
-                return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
-              });
-      if (!Dnnl.isReference(chosen)) {
-        break;
-      }
-    }
-    final dnnl_primitive_desc bwdWeights = chosen;
+    final dnnl_primitive_desc bwdWeights =
+        firstKernel(
+            diffWeightLayouts,
+            diffWeightsLayout ->
+                plan.kernel(
+                    List.of(src.md, input.md),
+                    (srcLayout, type) -> {
+                      final dnnl_inner_product_desc_t bwdWeightsDesc =
+                          new dnnl_inner_product_desc_t();
+                      Dnnl.check(
+                          dnnl_inner_product_backward_weights_desc_init(
+                              bwdWeightsDesc,
+                              Dnnl.withType(srcLayout, type),
+                              diffWeightsLayout,
+                              biasMd,
+                              Dnnl.withType(dst.md, type)),
+                          "dense backward weights " + name);
+                      return scope.describe(bwdWeightsDesc, null, fwd, "dense backward weights");
+                    }));
     final Memory weightsSrc = plan.as(scope.query(bwdWeights, dnnl_query_src_md), back, input, src);
     final Memory weightsDiffDst =
         plan.as(scope.query(bwdWeights, dnnl_query_diff_dst_md), back, diffDst);

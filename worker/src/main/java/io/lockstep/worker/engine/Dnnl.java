@@ -278,20 +278,18 @@ final class Dnnl {
     }
 
     void execute(dnnl_stream stream) {
-      if (small) {
-        final NativeOps ops = NativeOpsHolder.getInstance().getDeviceNativeOps();
-        final int threads = ops.ompGetMaxThreads();
+      final NativeOps ops = small ? NativeOpsHolder.getInstance().getDeviceNativeOps() : null;
+      final int threads = small ? ops.ompGetMaxThreads() : 1;
+      if (threads > 1) {
+        ops.setOmpNumThreads(1);
+      }
+      try {
+        check(dnnl_primitive_execute(primitive, stream, count, args), "executing " + what);
+      } finally {
         if (threads > 1) {
-          ops.setOmpNumThreads(1);
-          try {
-            check(dnnl_primitive_execute(primitive, stream, count, args), "executing " + what);
-          } finally {
-            ops.setOmpNumThreads(threads);
-          }
-          return;
+          ops.setOmpNumThreads(threads);
         }
       }
-      check(dnnl_primitive_execute(primitive, stream, count, args), "executing " + what);
     }
   }
 

@@ -88,6 +88,9 @@ final class Lstm extends Op {
     final long[] iterDims = {1, 1, hidden, 4, hidden};
     final long[] biasDims = {1, 1, 4, hidden};
     final dnnl_memory_desc_t biasMd = Dnnl.md(biasDims, dnnl_ldgo);
+    // the weights' layouts (and their gradients') as each primitive prefers them
+    final dnnl_memory_desc_t layerAny = Dnnl.md(layerDims, dnnl_format_tag_any);
+    final dnnl_memory_desc_t iterAny = Dnnl.md(iterDims, dnnl_format_tag_any);
     // The initial hidden and cell state, zero, as a memory of their own (never written): without
     // one, oneDNN 2.5's backward pass left the recurrent weights' gradient 2% off Deeplearning4j's
     // in double precision, though its documentation reads a missing state as zero.
@@ -104,8 +107,8 @@ final class Lstm extends Op {
             srcMd,
             stateMd,
             stateMd,
-            Dnnl.md(layerDims, dnnl_format_tag_any),
-            Dnnl.md(iterDims, dnnl_format_tag_any),
+            layerAny,
+            iterAny,
             biasMd,
             dstMd,
             null,
@@ -158,8 +161,8 @@ final class Lstm extends Op {
             srcMd,
             stateMd,
             stateMd,
-            Dnnl.md(layerDims, dnnl_format_tag_any),
-            Dnnl.md(iterDims, dnnl_format_tag_any),
+            layerAny,
+            iterAny,
             biasMd,
             dstMd,
             null,
@@ -167,8 +170,8 @@ final class Lstm extends Op {
             srcMd,
             stateMd,
             stateMd,
-            Dnnl.md(layerDims, dnnl_format_tag_any),
-            Dnnl.md(iterDims, dnnl_format_tag_any),
+            layerAny,
+            iterAny,
             biasMd,
             dstMd,
             null,
